@@ -1,0 +1,1 @@
+"""Everything between a folder of scans and a batch of tensors."""

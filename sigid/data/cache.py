@@ -1,0 +1,113 @@
+"""Decode and preprocess each source image once, and keep the result as uint8 on disk.
+
+A sweep runs many jobs over the same files; the cache key covers every file's path, size and
+modification time plus the preprocessing settings, so a changed file or setting is a new entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sigid.data.images import ImageLoadError, load_image
+from sigid.data.layouts import Sample, Skipped
+from sigid.data.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+# Bump when preprocessing changes its output, so stale cache entries are never read.
+PREPROCESS_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$SIGID_CACHE``, else ``$XDG_CACHE_HOME/sigid``, else ``~/.cache/sigid``."""
+    if env := os.environ.get("SIGID_CACHE"):
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sigid"
+
+
+def file_fingerprint(paths: Sequence[Path]) -> list[list]:
+    """Path, size and mtime of each file: enough to notice a replaced or edited file."""
+    out = []
+    for path in paths:
+        try:
+            stat = path.stat()
+            out.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            out.append([str(path), -1, -1])
+    return out
+
+
+def preprocess_samples(
+    samples: Sequence[Sample],
+    mode: str,
+    size: tuple[int, int],
+    cache_dir: str | Path | None = None,
+    skip_bad_images: bool = False,
+) -> tuple[np.ndarray, list[Sample], list[Skipped]]:
+    """Preprocessed (N, H, W) uint8 images of the readable `samples`, those samples, and the rest.
+
+    An unreadable image raises `ImageLoadError` naming it, unless `skip_bad_images`.
+    """
+    size = (int(size[0]), int(size[1]))
+    key = _key(samples, mode, size)
+    entry = Path(cache_dir) / "preprocessed" / f"{key}.npz" if cache_dir else None
+    if entry is not None and entry.is_file():
+        try:
+            return _read(entry, samples)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("ignoring unreadable cache entry %s: %s", entry, err)
+    images, kept, skipped = [], [], []
+    for sample in samples:
+        try:
+            grey = load_image(sample.path)
+        except ImageLoadError as err:
+            if not skip_bad_images:
+                raise
+            log.warning("skipping %s", err)
+            skipped.append(Skipped(sample.path, err.reason))
+            continue
+        images.append(preprocess(grey, mode, size))
+        kept.append(sample)
+    array = np.stack(images) if images else np.zeros((0, *size), dtype=np.uint8)
+    if entry is not None and not skipped:
+        _write(entry, array)
+    return array, kept, skipped
+
+
+def _key(samples: Sequence[Sample], mode: str, size: tuple[int, int]) -> str:
+    payload = {
+        "version": PREPROCESS_VERSION,
+        "mode": mode,
+        "size": list(size),
+        "files": file_fingerprint([s.path for s in samples]),
+    }
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
+
+
+def _read(entry: Path, samples: Sequence[Sample]) -> tuple[np.ndarray, list[Sample], list[Skipped]]:
+    with np.load(entry) as data:
+        images = data["images"]
+    if len(images) != len(samples):
+        raise ValueError(f"holds {len(images)} images for {len(samples)} samples")
+    return images, list(samples), []
+
+
+def _write(entry: Path, images: np.ndarray) -> None:
+    """Write atomically: a crash or a parallel job never leaves a half-written entry."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, images=images)
+        os.replace(tmp, entry)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,270 @@
+"""Find the signatures in a dataset folder: one sample table, whatever the layout on disk.
+
+Layouts:
+- ``folders``: ``ROOT/<writer>/<image>``, one folder per person, genuine only (the paper's);
+- ``cedar``: ``full_org/original_<w>_<n>.png`` + ``full_forg/forgeries_<w>_<n>.png``;
+- ``paired``: ``ROOT/<writer>/`` genuine + ``ROOT/<writer>_forg/`` forgeries;
+- ``manifest``: a CSV ``path,writer,label[,forger]``, paths relative to the CSV's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sigid.data.images import ImageLoadError, is_image_file, load_image
+
+LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest")
+FORGERY_SUFFIX = "_forg"
+_CEDAR_NAME = re.compile(r"^(original|forgeries)_(\d+)_(\d+)\.png$", re.IGNORECASE)
+_GENUINE_LABELS = {"genuine", "1", "true", "g"}
+_FORGED_LABELS = {"forged", "forgery", "forg", "0", "false", "f"}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as asked: says what is missing and where."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One signature image: who it claims to be, and whether that person wrote it."""
+
+    path: Path
+    writer: str
+    genuine: bool
+    forger: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class SampleTable:
+    """All usable samples of a dataset, plus the files that were skipped and why."""
+
+    root: Path
+    layout: str
+    samples: list[Sample]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def writers(self) -> list[str]:
+        return sorted({s.writer for s in self.samples}, key=natural_key)
+
+    @property
+    def genuine(self) -> list[Sample]:
+        return [s for s in self.samples if s.genuine]
+
+    @property
+    def forged(self) -> list[Sample]:
+        return [s for s in self.samples if not s.genuine]
+
+    def summary(self) -> dict[str, Any]:
+        """What `sigid scan --json` prints."""
+        genuine = Counter(s.writer for s in self.samples if s.genuine)
+        forged = Counter(s.writer for s in self.samples if not s.genuine)
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "writers": len(self.writers),
+            "genuine": sum(genuine.values()),
+            "forged": sum(forged.values()),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
+            "per_writer": {
+                w: {"genuine": genuine.get(w, 0), "forged": forged.get(w, 0)} for w in self.writers
+            },
+        }
+
+    def require_writers(self, minimum: int = 2) -> None:
+        """Refuse a dataset that cannot train anything: no images, or too few writers."""
+        if not self.samples:
+            raise DatasetError(
+                f"{self.root}: no signature images found (layout {self.layout!r}; "
+                f"{len(self.skipped)} files skipped)"
+            )
+        if len(self.writers) < minimum:
+            raise DatasetError(
+                f"{self.root}: found {len(self.writers)} writer(s) ({', '.join(self.writers)}); "
+                f"at least {minimum} are needed"
+            )
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key under which writer '2' comes before writer '10'."""
+    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name))
+
+
+def scan(
+    root: str | Path,
+    layout: str = "auto",
+    verify: bool = False,
+    skip_bad_images: bool = False,
+) -> SampleTable:
+    """Build the sample table of the dataset at `root`.
+
+    With `verify`, every image is decoded once: an unreadable one raises `ImageLoadError`
+    (naming the file), or with `skip_bad_images` is skipped and counted.
+    """
+    root = Path(root)
+    if layout not in LAYOUTS:
+        raise DatasetError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if not root.exists():
+        raise DatasetError(f"{root}: no such file or folder")
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout != "manifest" and not root.is_dir():
+        raise DatasetError(f"{root}: not a folder (layout {layout!r} expects one)")
+    reader = {"folders": _scan_folders, "cedar": _scan_cedar, "paired": _scan_paired}
+    table = _scan_manifest(root) if layout == "manifest" else reader[layout](root)
+    if verify:
+        _verify(table, skip_bad_images)
+    table.samples.sort(
+        key=lambda s: (natural_key(s.writer), not s.genuine, natural_key(s.path.name))
+    )
+    return table
+
+
+def detect_layout(root: Path) -> str:
+    """cedar if a full_org folder is there, paired if any <writer>_forg folder, else folders."""
+    if root.is_file():
+        if root.suffix.lower() == ".csv":
+            return "manifest"
+        raise DatasetError(f"{root}: a file, but not a CSV manifest")
+    if _cedar_base(root) is not None:
+        return "cedar"
+    if any(d.is_dir() and d.name.endswith(FORGERY_SUFFIX) for d in root.iterdir()):
+        return "paired"
+    return "folders"
+
+
+def _cedar_base(root: Path) -> Path | None:
+    for base in (root, *sorted(d for d in root.iterdir() if d.is_dir())):
+        if (base / "full_org").is_dir():
+            return base
+    return None
+
+
+def _skip_reason(path: Path) -> str | None:
+    if path.name.startswith("."):
+        return "hidden file"
+    if not is_image_file(path):
+        return f"not an image (suffix {path.suffix or 'none'!r})"
+    return None
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir()), key=lambda p: natural_key(p.name))
+
+
+def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleTable) -> None:
+    for path in _files(folder):
+        if path.is_dir():
+            table.skipped.append(Skipped(path, "nested folder (not read)"))
+        elif reason := _skip_reason(path):
+            table.skipped.append(Skipped(path, reason))
+        else:
+            table.samples.append(Sample(path, writer, genuine))
+
+
+def _scan_folders(root: Path) -> SampleTable:
+    table = SampleTable(root, "folders", [])
+    for path in _files(root):
+        if path.is_dir() and not path.name.startswith("."):
+            _scan_writer_folder(path, path.name, True, table)
+        else:
+            table.skipped.append(Skipped(path, "not inside a writer folder"))
+    return table
+
+
+def _scan_paired(root: Path) -> SampleTable:
+    table = SampleTable(root, "paired", [])
+    for path in _files(root):
+        if path.is_dir() and not path.name.startswith("."):
+            forged = path.name.endswith(FORGERY_SUFFIX)
+            writer = path.name[: -len(FORGERY_SUFFIX)] if forged else path.name
+            _scan_writer_folder(path, writer, not forged, table)
+        else:
+            table.skipped.append(Skipped(path, "not inside a writer folder"))
+    return table
+
+
+def _scan_cedar(root: Path) -> SampleTable:
+    base = _cedar_base(root)
+    if base is None:
+        raise DatasetError(f"{root}: no full_org folder found (CEDAR layout)")
+    table = SampleTable(root, "cedar", [])
+    for path in _files(base):
+        if path.name not in ("full_org", "full_forg"):
+            reason = _skip_reason(path) or "not part of the CEDAR layout"
+            table.skipped.append(Skipped(path, reason))
+    for sub, genuine in (("full_org", True), ("full_forg", False)):
+        folder = base / sub
+        if not folder.is_dir():
+            continue
+        for path in _files(folder):
+            match = _CEDAR_NAME.match(path.name)
+            if (reason := _skip_reason(path)) is not None:
+                table.skipped.append(Skipped(path, reason))
+            elif match is None or (match.group(1).lower() == "original") != genuine:
+                prefix = "original" if genuine else "forgeries"
+                table.skipped.append(Skipped(path, f"name is not {prefix}_<writer>_<n>.png"))
+            else:
+                table.samples.append(Sample(path, str(int(match.group(2))), genuine))
+    return table
+
+
+def _scan_manifest(root: Path) -> SampleTable:
+    csv_path = root / "manifest.csv" if root.is_dir() else root
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: manifest CSV not found")
+    base = csv_path.parent.resolve()
+    table = SampleTable(csv_path, "manifest", [])
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "writer", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            table.samples.extend(_manifest_row(csv_path, base, line, row, table))
+    return table
+
+
+def _manifest_row(
+    csv_path: Path, base: Path, line: int, row: dict[str, str], table: SampleTable
+) -> list[Sample]:
+    where = f"{csv_path}, line {line}"
+    rel, writer = (row["path"] or "").strip(), (row["writer"] or "").strip()
+    label = (row["label"] or "").strip().lower()
+    if not rel or not writer:
+        raise DatasetError(f"{where}: empty path or writer")
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base):
+        raise DatasetError(f"{where}: path {rel!r} leaves the manifest's folder {base}")
+    if label not in _GENUINE_LABELS | _FORGED_LABELS:
+        raise DatasetError(f"{where}: label {label!r} is neither 'genuine' nor 'forged'")
+    if (reason := _skip_reason(path)) is not None:
+        table.skipped.append(Skipped(path, reason))
+        return []
+    forger = (row.get("forger") or "").strip() or None
+    return [Sample(path, writer, label in _GENUINE_LABELS, forger)]
+
+
+def _verify(table: SampleTable, skip_bad_images: bool) -> None:
+    kept = []
+    for sample in table.samples:
+        try:
+            load_image(sample.path)
+        except ImageLoadError as err:
+            if not skip_bad_images:
+                raise
+            table.skipped.append(Skipped(sample.path, err.reason))
+        else:
+            kept.append(sample)
+    table.samples = kept
