@@ -8,6 +8,7 @@ genuine signature (``random``). Keeping the kind lets every metric be split by i
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sigid.data.layouts import DatasetError, Sample, natural_key
+
+log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = ("genuine", "skilled", "random")
 GENUINE, SKILLED, RANDOM = range(3)
@@ -53,6 +56,9 @@ def make_pairs(
     n_neg = n_pairs - n_pos
     forged_writers = [w for w in writers if forged.get(w)]
     n_skilled = round(n_neg * skilled_fraction) if forged_writers else 0
+    if len(writers) < 2 and forged_writers and n_skilled < n_neg:
+        log.warning("one writer (%s): all negative pairs are skilled forgeries", writers[0])
+        n_skilled = n_neg
     n_random = n_neg - n_skilled
 
     positives = {w: list(itertools.combinations(genuine[w], 2)) for w in writers}

@@ -1,0 +1,303 @@
+"""LightningDataModules: writer-labelled images for the CNN, labelled pairs for the Siamese network.
+
+Both share one pipeline: find the dataset (generating the embedded synthetic one if no root is
+given), scan it, decode and preprocess every image once into a uint8 array, split, and augment
+on the fly per sample in the DataLoader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sigid.data.augment import build_transform_from_config, distort_deterministic, materialize
+from sigid.data.cache import default_cache_dir, preprocess_samples
+from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
+from sigid.data.pairs import Pair, make_pairs
+from sigid.data.preprocess import background_value
+from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
+from sigid.data.synthetic import generate
+from sigid.presets import augment_preset
+
+
+class ImageDataset(Dataset):
+    """(image, label) from a uint8 array; the transform draws new augmentation on every access."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_tensor(self.images[index], self.transform), int(self.labels[index])
+
+
+class PairDataset(Dataset):
+    """Pairs as index records; `PairCollate` turns a list of them into a batch."""
+
+    def __init__(self, pairs: Sequence[Pair]) -> None:
+        self.pairs = list(pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Pair:
+        return self.pairs[index]
+
+
+class PairCollate:
+    """Batch of pairs holding each distinct image once, so the network embeds it once.
+
+    Returns ``images`` (U, 1, H, W) float in [0, 1], ``left``/``right`` (B,) indices into it,
+    ``target`` (B,) float and ``kind`` (B,) long (codes of `sigid.data.pairs.KINDS`).
+    """
+
+    def __init__(self, images: np.ndarray, transform=None) -> None:
+        self.images, self.transform = images, transform
+
+    def __call__(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
+        distinct = sorted({p.a for p in pairs} | {p.b for p in pairs})
+        slot = {index: k for k, index in enumerate(distinct)}
+        return {
+            "images": torch.stack([to_tensor(self.images[i], self.transform) for i in distinct]),
+            "left": torch.tensor([slot[p.a] for p in pairs], dtype=torch.long),
+            "right": torch.tensor([slot[p.b] for p in pairs], dtype=torch.long),
+            "target": torch.tensor([float(p.target) for p in pairs], dtype=torch.float32),
+            "kind": torch.tensor([p.kind for p in pairs], dtype=torch.long),
+        }
+
+
+def to_tensor(image: np.ndarray, transform=None) -> torch.Tensor:
+    """uint8 (H, W) -> float (1, H, W) in [0, 1], through the optional uint8 transform."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0)
+    if transform is not None:
+        tensor = transform(tensor)
+    return tensor.float().div_(255.0)
+
+
+class SignatureDataModule(L.LightningDataModule):
+    """The shared pipeline; subclasses decide how samples are split and served.
+
+    Arguments mirror ``conf/data/*.yaml``: `root`/`layout` locate a dataset (``root: null``
+    generates the synthetic one described by `synthetic` under `cache_dir`), `preprocess` holds
+    ``mode`` and ``size``, `augment` the on-the-fly training augmentation (null: none),
+    `test_distortion` an optional fixed distortion of the test images (the paper's heavier test),
+    as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``.
+    """
+
+    def __init__(
+        self,
+        root: str | None,
+        layout: str,
+        preprocess: Mapping[str, Any],
+        split: Mapping[str, Any],
+        augment: Mapping[str, Any] | None = None,
+        test_distortion: str | Mapping[str, Any] | None = None,
+        pairs: Mapping[str, Any] | None = None,
+        materialize: int | None = None,
+        synthetic: Mapping[str, Any] | None = None,
+        cache_dir: str | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        skip_bad_images: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.root, self.layout = root, layout
+        self.preprocess = {
+            "mode": str(preprocess["mode"]),
+            "size": [int(v) for v in preprocess["size"]],
+        }
+        self.split = dict(split)
+        self.augment = dict(augment) if augment else None
+        if isinstance(test_distortion, str):
+            test_distortion = augment_preset(test_distortion)
+        self.test_distortion = dict(test_distortion) if test_distortion else None
+        self.pairs_cfg = dict(pairs) if pairs else {}
+        self.materialize = materialize
+        self.synthetic = dict(synthetic or {})
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.skip_bad_images = skip_bad_images
+        self.table: SampleTable | None = None
+        self.samples: dict[str, list[Sample]] = {}
+        self.images: dict[str, np.ndarray] = {}
+
+    # --- dataset location ---------------------------------------------------------------
+    def dataset_root(self) -> Path:
+        """The dataset folder, generating the synthetic set (once, cached) when root is null."""
+        if self.root is not None:
+            return Path(self.root).expanduser()
+        tag = hashlib.sha256(json.dumps(self.synthetic, sort_keys=True).encode()).hexdigest()[:12]
+        return generate(self.cache_dir / "synthetic" / tag, **self.synthetic)
+
+    @property
+    def fill(self) -> int:
+        return background_value(self.preprocess["mode"])
+
+    def prepare_data(self) -> None:
+        self.dataset_root()
+
+    def _scan(self) -> SampleTable:
+        table = scan(self.dataset_root(), self.layout)
+        table.require_writers(2)
+        return table
+
+    def _load(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[Sample]]:
+        images, kept, skipped = preprocess_samples(
+            samples,
+            self.preprocess["mode"],
+            tuple(self.preprocess["size"]),
+            self.cache_dir,
+            self.skip_bad_images,
+        )
+        if self.table is not None:
+            self.table.skipped.extend(skipped)
+        return images, kept
+
+    def _train_transform(self):
+        return build_transform_from_config(self.augment, self.fill) if self.augment else None
+
+    def _distort_test(self) -> None:
+        if self.test_distortion and "test" in self.images:
+            transform = build_transform_from_config(self.test_distortion, self.fill)
+            self.images["test"] = distort_deterministic(self.images["test"], transform, self.seed)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, collate_fn=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_fn,
+        )
+
+    def split_manifest(self) -> dict[str, Any]:
+        """Writers and files of each split, for ``split.json``: proof of what was trained on."""
+        return {
+            name: {
+                "writers": sorted({s.writer for s in samples}),
+                "files": [str(s.path) for s in samples],
+            }
+            for name, samples in self.samples.items()
+        }
+
+
+class ClassFolderDataModule(SignatureDataModule):
+    """Images labelled with their writer: per-writer stratified split of genuine signatures.
+
+    With `materialize` (images per writer), the training split is written out as augmented
+    class folders first, as the paper did (2000 per writer from 88).
+    """
+
+    class_names: list[str]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images:
+            return
+        self.table = self._scan()
+        genuine = self.table.genuine
+        images, kept = self._load(genuine)
+        parts = split_per_writer(kept, self.split["val"], self.split["test"], self.seed)
+        self.class_names = sorted({s.writer for s in kept}, key=natural_key)
+        index = {s.path: i for i, s in enumerate(kept)}
+        for name in SPLITS:
+            self.samples[name] = parts[name]
+            self.images[name] = images[[index[s.path] for s in parts[name]]]
+        if self.materialize:
+            self._use_materialized()
+        self._distort_test()
+
+    def _use_materialized(self) -> None:
+        sources = [(s.path, s.writer) for s in self.samples["train"]]
+        fingerprint = hashlib.sha256(json.dumps([[str(p), w] for p, w in sources]).encode())
+        tag = f"{fingerprint.hexdigest()[:12]}-{self.materialize}-{self.seed}"
+        dst = materialize(
+            sources,
+            self.cache_dir / "augmented" / tag,
+            self.materialize,
+            self.seed,
+            self.augment or {},
+        )
+        table = scan(dst, "folders")
+        self.images["train"], self.samples["train"] = self._load(table.samples)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _labels(self, split: str) -> np.ndarray:
+        lookup = {w: i for i, w in enumerate(self.class_names)}
+        return np.array([lookup[s.writer] for s in self.samples[split]], dtype=np.int64)
+
+    def dataset(self, split: str) -> ImageDataset:
+        transform = self._train_transform() if split == "train" and not self.materialize else None
+        return ImageDataset(self.images[split], self._labels(split), transform)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), shuffle=False)
+
+
+class PairDataModule(SignatureDataModule):
+    """Labelled same/different pairs over a writer-disjoint split (k-fold over writers)."""
+
+    pairs: dict[str, list[Pair]]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images:
+            return
+        self.table = self._scan()
+        images, kept = self._load(self.table.samples)
+        writers = split_writers(
+            sorted({s.writer for s in kept if s.genuine}),
+            folds=int(self.split["folds"]),
+            fold=int(self.split["fold"]),
+            val=self.split["val_writers"],
+            seed=self.seed,
+        )
+        index = {s.path: i for i, s in enumerate(kept)}
+        self.pairs = {}
+        skilled = float(self.pairs_cfg["skilled_fraction"])
+        for offset, name in enumerate(SPLITS):
+            samples = samples_of(kept, writers[name])
+            self.samples[name] = samples
+            self.images[name] = images[[index[s.path] for s in samples]]
+            count = int(self.pairs_cfg[name])
+            try:
+                self.pairs[name] = make_pairs(samples, count, skilled, self.seed + offset)
+            except DatasetError as err:
+                raise DatasetError(f"{name} split ({', '.join(writers[name])}): {err}") from err
+        self._distort_test()
+
+    def dataset(self, split: str) -> PairDataset:
+        return PairDataset(self.pairs[split])
+
+    def collate(self, split: str) -> PairCollate:
+        transform = self._train_transform() if split == "train" else None
+        return PairCollate(self.images[split], transform)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("train"), True, self.collate("train"))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), False, self.collate("val"))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), False, self.collate("test"))

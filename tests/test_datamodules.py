@@ -1,0 +1,161 @@
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from drawing import write_folders
+
+from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
+from sigid.data.images import ImageLoadError
+from sigid.data.layouts import DatasetError
+from sigid.data.pairs import KINDS
+
+SPLIT = {"val": 2, "test": 2, "folds": 3, "fold": 0, "val_writers": 1}
+PAIRS = {"train": 40, "val": 20, "test": 20, "skilled_fraction": 0.5}
+AUGMENT = {"rotation": 10, "width_shift": 0.1, "height_shift": 0.1, "shear": 5, "zoom": 0.1}
+
+
+def _module(cls, root, tmp_path, **kw):
+    args = dict(
+        root=str(root),
+        layout="auto",
+        preprocess={"mode": "normalized", "size": [32, 64]},
+        split=SPLIT,
+        augment=AUGMENT,
+        pairs=PAIRS,
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=8,
+        seed=0,
+    )
+    args.update(kw)
+    return cls(**args)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_folders(tmp_path / "data", writers=6, per_writer=8, forged=3)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_class_folder_batches_hold_images_and_writer_labels(dataset, tmp_path, num_workers):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, num_workers=num_workers)
+    dm.setup("fit")
+    assert dm.class_names == [f"w{i}" for i in range(1, 7)] and dm.num_classes == 6
+    assert [len(dm.samples[s]) for s in ("train", "val", "test")] == [24, 12, 12]
+    assert all(s.genuine for part in dm.samples.values() for s in part)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 1, 32, 64) and images.dtype == torch.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert labels.dtype == torch.int64 and labels.max() < 6
+    val_labels = torch.cat([y for _, y in dm.val_dataloader()])
+    assert sorted(val_labels.tolist()) == sorted([i for i in range(6) for _ in range(2)])
+
+
+def test_images_are_decoded_once_and_not_reread_per_epoch(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path)
+    dm.setup("fit")
+    shutil.rmtree(dataset)  # any later file access would now fail
+    for _ in range(2):
+        assert sum(len(y) for _, y in dm.train_dataloader()) == 24
+    assert len(list((tmp_path / "cache" / "preprocessed").glob("*.npz"))) == 1
+
+
+def test_training_augmentation_differs_per_epoch_but_evaluation_does_not(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path)
+    dm.setup("fit")
+    train, val = dm.dataset("train"), dm.dataset("val")
+    assert not torch.equal(train[0][0], train[0][0])
+    assert torch.equal(val[0][0], val[0][0])
+    raw = torch.from_numpy(dm.images["val"][0]).float() / 255
+    assert torch.equal(val[0][0][0], raw)
+
+
+def test_preprocessed_cache_is_reused_by_a_second_run(dataset, tmp_path):
+    first = _module(ClassFolderDataModule, dataset, tmp_path)
+    first.setup("fit")
+    second = _module(ClassFolderDataModule, dataset, tmp_path)
+    second.setup("fit")
+    assert np.array_equal(first.images["train"], second.images["train"])
+    assert [s.path for s in first.samples["test"]] == [s.path for s in second.samples["test"]]
+
+
+def test_bad_image_is_an_error_naming_it_or_skipped_when_asked(dataset, tmp_path):
+    (dataset / "w1" / "s9.png").write_bytes(b"")
+    with pytest.raises(ImageLoadError, match=r"s9\.png: empty file"):
+        _module(ClassFolderDataModule, dataset, tmp_path).setup("fit")
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, skip_bad_images=True)
+    dm.setup("fit")
+    assert sum(len(p) for p in dm.samples.values()) == 48
+    assert [s.path.name for s in dm.table.skipped] == ["s9.png"]
+
+
+def test_too_few_images_per_writer_for_the_split_is_refused(tmp_path):
+    root = write_folders(tmp_path / "small", writers=3, per_writer=4)
+    dm = _module(ClassFolderDataModule, root, tmp_path, split={**SPLIT, "val": 2, "test": 2})
+    with pytest.raises(DatasetError, match="has 4 genuine image"):
+        dm.setup("fit")
+
+
+def test_heavier_test_distortion_changes_test_images_reproducibly(dataset, tmp_path):
+    heavy = {"rotation": 20, "shear": 20, "zoom": 0.2}
+    plain = _module(ClassFolderDataModule, dataset, tmp_path)
+    plain.setup("test")
+    a = _module(ClassFolderDataModule, dataset, tmp_path, test_distortion=heavy)
+    a.setup("test")
+    b = _module(ClassFolderDataModule, dataset, tmp_path, test_distortion=heavy)
+    b.setup("test")
+    assert not np.array_equal(a.images["test"], plain.images["test"])
+    assert np.array_equal(a.images["test"], b.images["test"])
+    assert np.array_equal(a.images["val"], plain.images["val"])
+
+
+def test_materialized_training_folders_replace_on_the_fly_augmentation(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    dm.setup("fit")
+    assert len(dm.samples["train"]) == 60  # 6 writers x 10
+    assert dm.dataset("train").transform is None
+    # only the training split is written out: validation/test images never leak into it
+    held_out = {s.path.name for s in dm.samples["val"] + dm.samples["test"]}
+    assert len(dm.images["train"]) == 60 and held_out
+    folders = list((tmp_path / "cache" / "augmented").iterdir())
+    assert len(folders) == 1
+    assert {p.name for p in folders[0].iterdir() if p.is_dir()} == set(dm.class_names)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_pair_batches_embed_each_distinct_image_once(dataset, tmp_path, num_workers):
+    dm = _module(PairDataModule, dataset, tmp_path, num_workers=num_workers)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["images"].shape[1:] == (1, 32, 64)
+    assert batch["left"].shape == batch["right"].shape == batch["target"].shape == (8,)
+    used = torch.cat([batch["left"], batch["right"]]).unique()
+    assert len(used) == len(batch["images"])  # every image is used, none twice
+    assert set(batch["kind"].tolist()) <= set(range(len(KINDS)))
+
+
+def test_pair_splits_are_writer_disjoint_and_no_pair_crosses_them(dataset, tmp_path):
+    dm = _module(PairDataModule, dataset, tmp_path)
+    dm.setup("fit")
+    writers = {name: {s.writer for s in dm.samples[name]} for name in ("train", "val", "test")}
+    assert not (writers["train"] & writers["test"] or writers["train"] & writers["val"])
+    assert not writers["val"] & writers["test"]
+    for name in ("train", "val", "test"):
+        samples = dm.samples[name]
+        assert len(dm.pairs[name]) == PAIRS[name]
+        for p in dm.pairs[name]:
+            assert samples[p.a].writer in writers[name] and samples[p.b].writer in writers[name]
+    test_kinds = {KINDS[p.kind] for p in dm.pairs["test"]}
+    assert test_kinds == {"genuine", "skilled", "random"}
+    manifest = dm.split_manifest()
+    assert set(manifest["test"]["writers"]) == writers["test"]
+
+
+def test_pair_folds_rotate_the_test_writers(dataset, tmp_path):
+    tests = []
+    for fold in range(3):
+        dm = _module(PairDataModule, dataset, tmp_path, split={**SPLIT, "fold": fold})
+        dm.setup("test")
+        tests.append({s.writer for s in dm.samples["test"]})
+    assert set().union(*tests) == {f"w{i}" for i in range(1, 7)}
+    assert sum(len(t) for t in tests) == 6

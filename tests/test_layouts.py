@@ -1,0 +1,150 @@
+import json
+from pathlib import Path
+
+import pytest
+from drawing import draw_signature, write_folders
+
+from sigid.data.images import ImageLoadError
+from sigid.data.layouts import DatasetError, detect_layout, natural_key, scan
+
+
+def _junk(folder: Path) -> None:
+    (folder / "Readme.txt").write_text("not a signature")
+    (folder / "Thumbs.db").write_bytes(b"\x00\x01")
+    (folder / ".DS_Store").write_bytes(b"\x00")
+
+
+def test_class_folders_are_writers_and_junk_is_skipped_and_counted(tmp_path):
+    write_folders(tmp_path, writers=3, per_writer=4)
+    _junk(tmp_path)
+    _junk(tmp_path / "w2")
+    table = scan(tmp_path)
+    assert table.layout == "folders"
+    assert table.writers == ["w1", "w2", "w3"]
+    assert len(table.genuine) == 12 and not table.forged
+    assert len(table.skipped) == 6
+    reasons = {s.path.name: s.reason for s in table.skipped}
+    assert "suffix '.txt'" in reasons["Readme.txt"]
+    assert reasons[".DS_Store"] == "hidden file"
+
+
+def test_paired_layout_reads_forg_folders_as_forgeries_of_that_writer(tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=3, forged=2)
+    table = scan(tmp_path)
+    assert table.layout == "paired"
+    assert table.writers == ["w1", "w2"]
+    assert len(table.genuine) == 6 and len(table.forged) == 4
+    assert {s.writer for s in table.forged} == {"w1", "w2"}
+    assert all(s.path.parent.name.endswith("_forg") for s in table.forged)
+
+
+def test_cedar_layout_parses_writer_numbers_and_skips_misnamed_files(tmp_path):
+    base = tmp_path / "signatures"
+    (base / "full_org").mkdir(parents=True)
+    (base / "full_forg").mkdir()
+    for w in (2, 10):
+        for n in (1, 2):
+            draw_signature(w, n).save(base / "full_org" / f"original_{w}_{n}.png")
+            draw_signature(w, n + 5).save(base / "full_forg" / f"forgeries_{w}_{n}.png")
+    draw_signature(1, 1).save(base / "full_org" / "scan_001.png")
+    (base / "Readme.txt").write_text("CEDAR")
+    table = scan(tmp_path)
+    assert table.layout == "cedar"
+    assert table.writers == ["2", "10"]  # natural order, not "10" < "2"
+    assert len(table.genuine) == 4 and len(table.forged) == 4
+    assert sorted(s.path.name for s in table.skipped) == ["Readme.txt", "scan_001.png"]
+
+
+def test_real_cedar_has_55_writers_1320_genuine_1320_forged_and_skips_readme(cedar_root):
+    summary = scan(cedar_root).summary()
+    assert summary["layout"] == "cedar"
+    assert (summary["writers"], summary["genuine"], summary["forged"]) == (55, 1320, 1320)
+    assert [Path(s["path"]).name for s in summary["skipped"]] == ["Readme.txt"]
+    assert all(c == {"genuine": 24, "forged": 24} for c in summary["per_writer"].values())
+    json.dumps(summary)  # what `sigid scan --json` prints must serialise
+
+
+def test_manifest_resolves_relative_paths_against_the_csv_folder(tmp_path):
+    write_folders(tmp_path / "imgs", writers=2, per_writer=2)
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        "path,writer,label,forger\n"
+        "imgs/w1/s1.png,alice,genuine,\n"
+        "imgs/w1/s2.png,alice,forged,bob\n"
+        "imgs/w2/s1.png,bob,genuine,\n"
+        "notes.txt,bob,genuine,\n"
+    )
+    table = scan(csv)
+    assert table.layout == "manifest"
+    assert table.writers == ["alice", "bob"]
+    forged = table.forged
+    assert len(forged) == 1 and forged[0].forger == "bob" and forged[0].writer == "alice"
+    assert forged[0].path == (tmp_path / "imgs/w1/s2.png").resolve()
+    assert [s.path.name for s in table.skipped] == ["notes.txt"]
+
+
+def test_manifest_refuses_a_path_that_leaves_its_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    csv = tmp_path / "data" / "manifest.csv"
+    csv.write_text("path,writer,label\n../secret.png,a,genuine\n")
+    with pytest.raises(DatasetError, match=r"line 2.*leaves the manifest's folder"):
+        scan(tmp_path / "data", layout="manifest")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("file,writer,label\nx.png,a,genuine\n", "missing column.*path"),
+        ("path,writer,label\nx.png,a,maybe\n", "line 2.*'maybe'"),
+        ("path,writer,label\n,a,genuine\n", "line 2.*empty path"),
+    ],
+)
+def test_manifest_errors_name_the_csv_and_the_problem(tmp_path, content, message):
+    csv = tmp_path / "m.csv"
+    csv.write_text(content)
+    with pytest.raises(DatasetError, match=message) as err:
+        scan(csv)
+    assert str(csv) in str(err.value)
+
+
+def test_unreadable_image_is_an_error_naming_the_file_or_skipped_on_request(tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2)
+    bad = tmp_path / "w1" / "broken.png"
+    bad.write_text("this is not a PNG")
+    assert len(scan(tmp_path).samples) == 5  # without verify, decoding is left for later
+    with pytest.raises(ImageLoadError, match=r"broken\.png"):
+        scan(tmp_path, verify=True)
+    table = scan(tmp_path, verify=True, skip_bad_images=True)
+    assert len(table.samples) == 4
+    assert [s.path for s in table.skipped] == [bad]
+
+
+def test_empty_dataset_and_single_writer_are_refused_with_what_is_missing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no signature images found"):
+        scan(tmp_path / "empty").require_writers(2)
+    write_folders(tmp_path / "one", writers=1, per_writer=3)
+    with pytest.raises(DatasetError, match=r"1 writer\(s\) \(w1\); at least 2"):
+        scan(tmp_path / "one").require_writers(2)
+
+
+def test_missing_root_and_unknown_layout_are_refused(tmp_path):
+    with pytest.raises(DatasetError, match="no such file"):
+        scan(tmp_path / "nope")
+    with pytest.raises(DatasetError, match="unknown layout"):
+        scan(tmp_path, layout="zip")
+
+
+def test_auto_detects_each_layout(tmp_path):
+    write_folders(tmp_path / "f", 2, 1)
+    write_folders(tmp_path / "p", 2, 1, forged=1)
+    (tmp_path / "c" / "x" / "full_org").mkdir(parents=True)
+    (tmp_path / "m.csv").write_text("path,writer,label\n")
+    assert detect_layout(tmp_path / "f") == "folders"
+    assert detect_layout(tmp_path / "p") == "paired"
+    assert detect_layout(tmp_path / "c") == "cedar"
+    assert detect_layout(tmp_path / "m.csv") == "manifest"
+
+
+def test_natural_key_orders_numbers_numerically():
+    assert sorted(["w10", "w2", "w1"], key=natural_key) == ["w1", "w2", "w10"]
