@@ -1,0 +1,86 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from drawing import write_folders
+
+from sigid.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scan_json_reports_real_cedar_counts(capsys, cedar_root):
+    code, out, _ = _run(capsys, "scan", str(cedar_root), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert (report["writers"], report["genuine"], report["forged"]) == (55, 1320, 1320)
+    assert [s["path"].rsplit("/", 1)[-1] for s in report["skipped"]] == ["Readme.txt"]
+    assert report["per_writer"]["55"] == {"genuine": 24, "forged": 24}
+
+
+def test_scan_prints_a_readable_summary(capsys, tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=3, forged=1)
+    (tmp_path / "w1" / "Thumbs.db").write_bytes(b"x")
+    code, out, _ = _run(capsys, "scan", str(tmp_path))
+    assert code == 0
+    assert "layout: paired" in out and "writers: 2" in out and "genuine: 6" in out
+    assert "forged: 2" in out and "skipped 1 x not an image" in out and "w2: 3/1" in out
+
+
+def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2)
+    (tmp_path / "w2" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    code, _, err = _run(capsys, "scan", str(tmp_path))
+    assert code == 1 and "cut.png" in err and "Traceback" not in err
+    code, out, _ = _run(capsys, "scan", str(tmp_path), "--skip-bad-images", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["genuine"] == 4 and len(report["skipped"]) == 1
+
+
+def test_scan_of_a_missing_folder_fails_with_a_message(capsys, tmp_path):
+    code, _, err = _run(capsys, "scan", str(tmp_path / "absent"))
+    assert code == 1 and "absent: no such file or folder" in err
+
+
+def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
+    out_dir, png = tmp_path / "synth", tmp_path / "grid.png"
+    code, out, _ = _run(
+        capsys, "synth", str(out_dir), "--writers", "3", "--per-writer", "4",
+        "--forgeries", "2", "--preview", str(png),
+    )  # fmt: skip
+    assert code == 0 and png.is_file() and "preview grid" in out
+    code, out, _ = _run(capsys, "scan", str(out_dir), "--json")
+    report = json.loads(out)
+    assert (report["writers"], report["genuine"], report["forged"]) == (3, 12, 6)
+
+
+def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
+    src = write_folders(tmp_path / "src", writers=2, per_writer=3)
+    dst = tmp_path / "aug"
+    code, _, _ = _run(capsys, "augment", str(src), str(dst), "--per-class", "7", "--seed", "1")
+    assert code == 0
+    assert sorted(len(list((dst / w).glob("*.png"))) for w in ("w1", "w2")) == [7, 7]
+    before = {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
+    code, _, _ = _run(capsys, "augment", str(src), str(dst), "--per-class", "7", "--seed", "1")
+    assert code == 0 and before == {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
+    code, _, err = _run(capsys, "augment", str(src), str(dst), "--per-class", "8", "--seed", "1")
+    assert code == 1 and str(dst) in err
+
+
+def test_augment_rejects_an_unknown_preset(capsys, tmp_path):
+    src = write_folders(tmp_path / "src", writers=2, per_writer=1)
+    code, _, err = _run(capsys, "augment", str(src), str(tmp_path / "d"), "--preset", "wild")
+    assert code == 1 and "unknown augmentation preset 'wild'" in err
+
+
+def test_console_script_is_installed_next_to_the_interpreter():
+    exe = shutil.which("sigid", path=str(Path(sys.executable).parent))
+    assert exe, "the `sigid` console script is missing from the environment"
+    done = subprocess.run([exe, "scan", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "--layout" in done.stdout
