@@ -42,12 +42,19 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         size = path.stat().st_size
     except OSError as err:
         raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+    if not path.is_file():
+        raise ImageLoadError(path, "not a regular file")
     if size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        # Opened here, not by Pillow, so that an unreadable file is not reported as corrupt data.
+        handle = path.open("rb")
+    except OSError as err:
+        raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+    try:
+        with handle, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(handle) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageLoadError(

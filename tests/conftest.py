@@ -1,0 +1,35 @@
+"""Shared fixtures: the real CEDAR copy, and a cache folder per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CEDAR_CANDIDATES = [
+    os.environ.get("SIGID_CEDAR"),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "cedar",
+]
+
+
+def _cedar() -> Path | None:
+    for candidate in CEDAR_CANDIDATES:
+        if candidate and (Path(candidate) / "signatures" / "full_org").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def cedar_root() -> Path:
+    """The real CEDAR set (../shared/data/cedar, or $SIGID_CEDAR)."""
+    root = _cedar()
+    if root is None:
+        pytest.skip("CEDAR not found at ../shared/data/cedar (set SIGID_CEDAR to its folder)")
+    return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory) -> None:
+    """Keep tests out of the user's ~/.cache/sigid."""
+    os.environ["SIGID_CACHE"] = str(tmp_path_factory.mktemp("sigid-cache"))
