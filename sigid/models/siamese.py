@@ -1,0 +1,153 @@
+"""Siamese network: a shared embedding, the Euclidean distance, and a sigmoid similarity.
+
+The paper's SNN omits the convolutions ("pixel by pixel comparison"): flatten -> Dense 128 ReLU,
+Euclidean distance between the two embeddings, squashed to (0, 1) by a sigmoid. `ConvEmbedding`
+is the general framework of its Fig. 5 with the convolutional front end kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sigid.models.cnn import DEFAULT_CHANNELS, conv_blocks, flat_size
+
+# Inside the square root so that the gradient of the distance stays finite at 0.
+DISTANCE_EPS = 1e-8
+
+
+class PixelEmbedding(nn.Module):
+    """The paper's no-conv embedding: flatten -> Linear -> ReLU."""
+
+    def __init__(
+        self, image_size: Sequence[int] = (128, 128), dim: int = 128, in_channels: int = 1
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        height, width = (int(s) for s in image_size)
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_channels * height * width, dim), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvEmbedding(nn.Module):
+    """Conv blocks as in the CNN, then a linear projection to `dim` (no final non-linearity)."""
+
+    def __init__(
+        self,
+        depth: int = 4,
+        channels: Sequence[int] = DEFAULT_CHANNELS,
+        image_size: Sequence[int] = (128, 128),
+        dim: int = 128,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.body = conv_blocks(depth, channels, in_channels, batch_norm)
+        self.project = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(flat_size(depth, channels, image_size), dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.body(x))
+
+
+class SimilarityHead(nn.Module):
+    """similarity = sigmoid(offset - scale * distance): distance 0 -> near 1, far apart -> 0.
+
+    `scale` is kept positive through a softplus so that similarity always falls with distance.
+    """
+
+    def __init__(self, scale: float = 1.0, offset: float = 4.0) -> None:
+        super().__init__()
+        self.raw_scale = nn.Parameter(torch.zeros(()))
+        self.offset = nn.Parameter(torch.zeros(()))
+        self.set_parameters(scale, offset)
+
+    @torch.no_grad()
+    def set_parameters(self, scale: float, offset: float) -> None:
+        """Set the current scale and offset (e.g. to fix the head for a contrastive loss)."""
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        # Inverse softplus, so that `self.scale` is exactly `scale`.
+        self.raw_scale.fill_(scale + math.log(-math.expm1(-scale)))
+        self.offset.fill_(float(offset))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return F.softplus(self.raw_scale)
+
+    def logits(self, distance: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid similarity, for a numerically stable BCE-with-logits."""
+        return self.offset - self.scale * distance
+
+    def forward(self, distance: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(distance))
+
+
+class SiameseNetwork(nn.Module):
+    """One embedding shared by both branches; pairs index into a batch of distinct images."""
+
+    def __init__(self, embedding: nn.Module, head: SimilarityHead | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.head = head if head is not None else SimilarityHead()
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, dim)."""
+        return self.embedding(images)
+
+    def distance(
+        self, images: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
+        """Euclidean distance per pair; each (already deduplicated) image is embedded once."""
+        emb = self.embed(images)
+        return pair_distance(emb[left], emb[right])
+
+    def forward(
+        self, images: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
+        """Similarity in (0, 1) for each pair (left[i], right[i])."""
+        return self.head(self.distance(images, left, right))
+
+    def compare(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Similarity of a[i] and b[i] for two image batches of equal size."""
+        if a.shape != b.shape:
+            raise ValueError(f"compare needs batches of equal shape, got {a.shape} and {b.shape}")
+        n = a.shape[0]
+        idx = torch.arange(n, device=a.device)
+        return self(torch.cat([a, b]), idx, idx + n)
+
+
+def pair_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Euclidean distance, with an epsilon that keeps its gradient finite at 0."""
+    return torch.sqrt((a - b).pow(2).sum(dim=-1) + DISTANCE_EPS)
+
+
+EMBEDDINGS: dict[str, type[nn.Module]] = {"pixel": PixelEmbedding, "conv": ConvEmbedding}
+
+
+def build_embedding(kind: str, **kwargs: Any) -> nn.Module:
+    """'pixel' (the paper's) or 'conv' embedding from plain keyword arguments."""
+    if kind not in EMBEDDINGS:
+        raise ValueError(f"unknown embedding kind {kind!r}; expected one of {sorted(EMBEDDINGS)}")
+    return EMBEDDINGS[kind](**kwargs)
+
+
+def build_siamese(
+    kind: str = "pixel", head: Mapping[str, float] | None = None, **kwargs: Any
+) -> SiameseNetwork:
+    """A SiameseNetwork from a plain config: embedding `kind` + kwargs, `head` = {scale, offset}."""
+    return SiameseNetwork(build_embedding(kind, **kwargs), SimilarityHead(**(head or {})))

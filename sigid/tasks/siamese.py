@@ -1,0 +1,298 @@
+"""LightningModule for writer-independent verification with the Siamese network.
+
+The score everywhere is the network's similarity in (0, 1) (higher = same writer). With
+``loss="bce"`` (the paper's) the similarity head is trained; with ``loss="contrastive"`` the loss
+acts on the distance and the head is frozen at ``sigmoid(offset * (1 - 2 d / margin))``: 0.5 at
+d = margin / 2, the natural boundary of that loss, so both losses give comparable scores.
+
+The decision threshold is the validation set's EER threshold, recomputed at the end of every
+validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
+all test metrics use it, and testing never tunes it. ``train/acc`` is the paper's (Keras) accuracy
+at the fixed 0.5: training-mode scores (dropout, batch statistics) are not on the scale of the
+eval-mode validation scores the threshold comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
+from matplotlib.figure import Figure
+from torchmetrics import MinMetric
+from torchmetrics.aggregation import CatMetric
+from torchmetrics.classification import BinaryAccuracy
+
+from sigid import metrics
+from sigid.models import build_siamese
+from sigid.models.siamese import pair_distance
+from sigid.tasks.common import (
+    DEFAULT_OPTIMIZER,
+    check_optimizer,
+    check_preprocessing,
+    check_scheduler,
+    configure,
+    tensorboards,
+    to_plain,
+)
+
+# Pair kind codes of the batches (sigid.data.pairs.KINDS).
+PAIR_KINDS: tuple[str, ...] = ("genuine", "skilled", "random")
+LOSSES = ("bce", "contrastive")
+# Images sent to the TensorBoard projector at test time, and their thumbnail height.
+MAX_PROJECTOR_IMAGES, THUMBNAIL_HEIGHT = 1000, 32
+
+
+def contrastive_loss(distance: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hadsell et al. (2006): y d^2 + (1 - y) max(0, margin - d)^2, averaged over pairs."""
+    negative = torch.clamp(margin - distance, min=0.0).pow(2)
+    return (target * distance.pow(2) + (1.0 - target) * negative).mean()
+
+
+class SiameseModule(LightningModule):
+    """Siamese verifier; every constructor argument is a plain builtin saved in the checkpoint,
+    so ``SiameseModule.load_from_checkpoint(path)`` works without config files.
+
+    net_config: ``build_siamese`` kwargs, e.g. ``{"kind": "pixel", "image_size": [128, 128],
+    "dim": 128, "head": {"scale": 1.0, "offset": 4.0}}``.
+    """
+
+    threshold: torch.Tensor
+
+    def __init__(
+        self,
+        net_config: Mapping[str, Any],
+        preprocessing: Mapping[str, Any] | None = None,
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        loss: str = "bce",
+        margin: float = 1.0,
+    ) -> None:
+        super().__init__()
+        net_config = to_plain(net_config)
+        preprocessing = to_plain(preprocessing) if preprocessing is not None else None
+        optimizer = to_plain(optimizer) if optimizer is not None else dict(DEFAULT_OPTIMIZER)
+        scheduler = to_plain(scheduler) if scheduler is not None else None
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        if margin <= 0:
+            raise ValueError(f"margin must be positive, got {margin}")
+        check_optimizer(optimizer)
+        check_scheduler(scheduler)
+        check_preprocessing(preprocessing, net_config.get("image_size", (128, 128)))
+        self.save_hyperparameters(
+            {
+                "net_config": net_config,
+                "preprocessing": preprocessing,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "loss": loss,
+                "margin": float(margin),
+            },
+            logger=False,
+        )
+        self.net = build_siamese(**net_config)
+        if loss == "contrastive":
+            offset = float(self.net.head.offset.detach())
+            self.net.head.set_parameters(scale=2.0 * offset / margin, offset=offset)
+            self.net.head.requires_grad_(False)
+        self.register_buffer("threshold", torch.tensor(0.5))
+        self.train_acc = BinaryAccuracy()
+        self.val_eer_best = MinMetric()
+        for stage in ("val", "test"):
+            for name in ("scores", "targets", "kinds", "distances"):
+                setattr(self, f"{stage}_{name}_cat", CatMetric(nan_strategy="disable"))
+        self._projector: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.test_scores: torch.Tensor | None = None
+        self.test_targets: torch.Tensor | None = None
+        self.test_kinds: torch.Tensor | None = None
+        self.test_distances: torch.Tensor | None = None
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        return self.hparams.preprocessing
+
+    def forward(
+        self, images: torch.Tensor, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
+        """Similarity in (0, 1) of each pair (left[i], right[i]) of `images`."""
+        return self.net(images, left, right)
+
+    def _step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        embeddings = self.net.embed(batch["images"])  # each distinct image once
+        distance = pair_distance(embeddings[batch["left"]], embeddings[batch["right"]])
+        logits = self.net.head.logits(distance)
+        target = batch["target"].float()
+        if self.hparams.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+        else:
+            loss = contrastive_loss(distance, target, self.hparams.margin)
+        return {
+            "loss": loss,
+            "scores": torch.sigmoid(logits),
+            "distances": distance,
+            "targets": target,
+            "embeddings": embeddings,
+        }
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self._step(batch)
+        size = out["targets"].numel()
+        self.train_acc(out["scores"], out["targets"].long())  # at 0.5, see the module doc
+        self.log(
+            "train/loss", out["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size
+        )
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
+        return out["loss"]
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        out = self._eval_step(batch, "test")
+        room = MAX_PROJECTOR_IMAGES - sum(len(e) for e, _ in self._projector)
+        if room > 0 and tensorboards(self):
+            images = batch["images"][:room]
+            width = max(1, round(images.shape[-1] * THUMBNAIL_HEIGHT / images.shape[-2]))
+            thumbs = F.interpolate(images, size=(THUMBNAIL_HEIGHT, width), mode="area")
+            self._projector.append((out["embeddings"][:room].detach().cpu(), thumbs.cpu()))
+
+    def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        out = self._step(batch)
+        size = out["targets"].numel()
+        self.log(
+            f"{stage}/loss",
+            out["loss"],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+        )
+        for name, value in (
+            ("scores", out["scores"]),
+            ("targets", out["targets"]),
+            ("kinds", batch["kind"]),
+            ("distances", out["distances"]),
+        ):
+            getattr(self, f"{stage}_{name}_cat").update(value.detach().float())
+        return out
+
+    def _collect(self, stage: str) -> dict[str, torch.Tensor]:
+        """The epoch's pairs (synchronised across processes), then reset for the next epoch."""
+        result = {}
+        for name in ("scores", "targets", "kinds", "distances"):
+            cat = getattr(self, f"{stage}_{name}_cat")
+            result[name] = cat.compute().flatten().cpu() if cat.update_called else torch.empty(0)
+            cat.reset()
+        result["targets"], result["kinds"] = result["targets"].long(), result["kinds"].long()
+        return result
+
+    def on_validation_epoch_end(self) -> None:
+        pairs = self._collect("val")
+        scores, targets = pairs["scores"], pairs["targets"]
+        if scores.numel() == 0:
+            return
+        try:
+            eer, threshold = metrics.eer(scores, targets)
+            auroc = metrics.auroc(scores, targets)
+        except ValueError as error:  # one class only, or NaN scores
+            rank_zero_warn(f"validation EER undefined, threshold kept: {error}")
+            eer = auroc = float("nan")
+        else:
+            self.threshold.fill_(threshold)
+            self.val_eer_best(eer)
+        self.log_dict(
+            {
+                "val/eer": eer,
+                "val/auroc": auroc,
+                "val/acc": metrics.accuracy(scores, targets, float(self.threshold)),
+                "val/threshold": float(self.threshold),
+            },
+            prog_bar=True,
+        )
+        if self.val_eer_best.update_called:
+            self.log("val/eer_best", self.val_eer_best.compute())
+
+    def on_train_start(self) -> None:
+        self.val_eer_best.reset()  # forget the sanity check
+
+    def on_test_epoch_end(self) -> None:
+        pairs = self._collect("test")
+        scores, targets, kinds = pairs["scores"], pairs["targets"], pairs["kinds"]
+        self.test_scores, self.test_targets, self.test_kinds = scores, targets, kinds
+        self.test_distances = pairs["distances"]
+        projector, self._projector = self._projector, []
+        if scores.numel() == 0:
+            return
+        threshold = float(self.threshold)
+        far, frr = metrics.far_frr(scores, targets, threshold)
+        logs = {
+            "test/acc": metrics.accuracy(scores, targets, threshold),
+            "test/far": far,
+            "test/frr": frr,
+            "test/threshold": threshold,
+        }
+        both = 0 < int(targets.sum()) < targets.numel()
+        if both:
+            logs["test/eer"] = metrics.eer(scores, targets)[0]
+            logs["test/auroc"] = metrics.auroc(scores, targets)
+        for code, kind in enumerate(PAIR_KINDS[1:], start=1):
+            keep = (targets == 1) | ((targets == 0) & (kinds == code))
+            if bool((targets[keep] == 1).any()) and bool((targets[keep] == 0).any()):
+                logs[f"test/eer_{kind}"] = metrics.eer(scores[keep], targets[keep])[0]
+        self.log_dict(logs)
+        self._log_test_figures(pairs, threshold, projector, both)
+
+    def _log_test_figures(
+        self,
+        pairs: dict[str, torch.Tensor],
+        threshold: float,
+        projector: list[tuple[torch.Tensor, torch.Tensor]],
+        both: bool,
+    ) -> None:
+        writers = tensorboards(self)
+        if not writers:
+            return
+        targets, distances = pairs["targets"], pairs["distances"]
+        fig = roc_figure(pairs["scores"], targets, threshold) if both else None
+        step = self.global_step
+        for writer in writers:
+            if fig is not None:
+                writer.add_figure("test/roc", fig, step, close=False)
+            for tag, mask in (("same", targets == 1), ("different", targets == 0)):
+                if bool(mask.any()):
+                    writer.add_histogram(f"test/distance_{tag}", distances[mask], step)
+            if projector:
+                embeddings = torch.cat([e for e, _ in projector])
+                thumbs = torch.cat([t for _, t in projector])
+                writer.add_embedding(embeddings, label_img=thumbs, global_step=step, tag="test")
+
+    def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int = 0) -> torch.Tensor:
+        """Similarity of each pair of a pair batch."""
+        return self(batch["images"], batch["left"], batch["right"])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return configure(self, self.hparams.optimizer, self.hparams.scheduler)
+
+
+def roc_figure(scores: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
+    """ROC curve with its EER point and the operating point of the stored threshold."""
+    fpr, tpr, _ = metrics.roc(scores, targets)
+    eer, _ = metrics.eer(scores, targets)
+    far, frr = metrics.far_frr(scores, targets, threshold)
+    fig = Figure(figsize=(5, 5))
+    ax = fig.add_subplot()
+    ax.plot(fpr.numpy(), tpr.numpy(), label=f"AUROC {metrics.auroc(scores, targets):.3f}")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.plot([eer], [1 - eer], "o", label=f"EER {eer:.3f}")
+    ax.plot([far], [1 - frr], "s", label=f"threshold {threshold:.3f} (from validation)")
+    ax.set_xlabel("false acceptance rate")
+    ax.set_ylabel("true acceptance rate (1 - FRR)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,144 @@
+"""Shapes and invariants of the plain networks (no Lightning)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sigid.models import (
+    ConvClassifier,
+    ConvEmbedding,
+    PixelEmbedding,
+    SiameseNetwork,
+    SimilarityHead,
+    build_classifier,
+    build_embedding,
+    build_siamese,
+)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_classifier_shapes_for_every_depth(depth: int) -> None:
+    net = ConvClassifier(num_classes=7, depth=depth, channels=(4, 4, 8, 8, 8), image_size=(32, 32))
+    x = torch.rand(3, 1, 32, 32)
+    assert net(x).shape == (3, 7)
+    assert net.features(x).shape == (3, 256)
+    assert sum(isinstance(m, nn.Conv2d) for m in net.modules()) == depth
+    proba = net.predict_proba(x)
+    assert torch.allclose(proba.sum(dim=1), torch.ones(3))
+
+
+def test_classifier_paper_architecture() -> None:
+    """128x128 input, 3 conv/pool blocks -> 16x16 maps, Dense 256, one output per writer."""
+    net = ConvClassifier(num_classes=10)
+    assert net.neck[1].in_features == 128 * 16 * 16
+    assert net.neck[1].out_features == 256
+    assert net(torch.rand(2, 1, 128, 128)).shape == (2, 10)
+
+
+def test_classifier_non_square_and_batch_norm() -> None:
+    net = ConvClassifier(5, depth=2, channels=(4, 8), image_size=(32, 64), batch_norm=True)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert net(torch.rand(2, 1, 32, 64)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 6])
+def test_invalid_depth_raises(depth: int) -> None:
+    with pytest.raises(ValueError, match="depth"):
+        ConvClassifier(num_classes=3, depth=depth)
+    with pytest.raises(ValueError, match="depth"):
+        ConvEmbedding(depth=depth)
+
+
+def test_image_too_small_or_too_few_channels_raises() -> None:
+    with pytest.raises(ValueError, match="too small"):
+        ConvClassifier(3, depth=5, image_size=(16, 16))
+    with pytest.raises(ValueError, match="channel"):
+        ConvClassifier(3, depth=4, channels=(8, 8))
+
+
+def test_build_classifier() -> None:
+    net = build_classifier(kind="cnn", num_classes=4, depth=2, channels=[4, 8], image_size=[32, 32])
+    assert isinstance(net, ConvClassifier)
+    with pytest.raises(ValueError, match="unknown classifier"):
+        build_classifier(kind="resnet", num_classes=4)
+
+
+def test_embeddings_shapes() -> None:
+    x = torch.rand(5, 1, 32, 48)
+    pixel = PixelEmbedding(image_size=(32, 48), dim=16)
+    assert pixel(x).shape == (5, 16)
+    assert (pixel(x) >= 0).all()  # the paper's ReLU embedding
+    conv = ConvEmbedding(depth=3, channels=(4, 8, 8), image_size=(32, 48), dim=12)
+    assert conv(x).shape == (5, 12)
+    assert isinstance(build_embedding("pixel", image_size=(32, 48), dim=3), PixelEmbedding)
+    with pytest.raises(ValueError, match="unknown embedding"):
+        build_embedding("vit")
+
+
+def test_similarity_head() -> None:
+    head = SimilarityHead(scale=2.0, offset=4.0)
+    assert float(head.scale.detach()) == pytest.approx(2.0)
+    sims = head(torch.tensor([0.0, 1.0, 2.0, 10.0]))
+    assert sims[0] > 0.95
+    assert (sims.diff() < 0).all()
+    assert sims[-1] < 1e-6
+    with torch.no_grad():
+        head.raw_scale.fill_(-50.0)
+    assert float(head.scale.detach()) > 0  # softplus keeps similarity decreasing in distance
+    with pytest.raises(ValueError):
+        SimilarityHead(scale=0.0)
+
+
+def _siamese() -> SiameseNetwork:
+    torch.manual_seed(0)
+    return build_siamese(kind="conv", depth=2, channels=[4, 8], image_size=[32, 32], dim=8)
+
+
+def test_identical_images_are_similar_and_gradient_is_finite() -> None:
+    net = _siamese().eval()
+    a = torch.rand(4, 1, 32, 32, requires_grad=True)
+    sims = net.compare(a, a)
+    assert sims.shape == (4,)
+    assert (sims > 0.95).all()
+    sims.sum().backward()
+    assert torch.isfinite(a.grad).all()
+    idx = torch.arange(4)
+    assert net.distance(a, idx, idx).max() < 1e-3
+
+
+def test_distance_is_euclidean() -> None:
+    net = _siamese().eval()
+    images = torch.rand(3, 1, 32, 32)
+    left, right = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2])
+    emb = net.embed(images)
+    expected = torch.cdist(emb, emb)[left, right]
+    assert torch.allclose(net.distance(images, left, right), expected, atol=1e-4)
+    assert torch.allclose(net(images, left, right), net.head(expected), atol=1e-4)
+
+
+def test_each_distinct_image_is_embedded_once() -> None:
+    net = build_siamese(kind="pixel", image_size=[32, 32], dim=8)
+    calls: list[int] = []
+    net.embedding.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0]))
+    images = torch.rand(4, 1, 32, 32)
+    left = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 2, 1])
+    right = torch.tensor([1, 2, 3, 2, 3, 3, 0, 1, 0, 0])
+    assert net(images, left, right).shape == (10,)
+    assert calls == [4]
+
+
+def test_compare_rejects_mismatched_batches() -> None:
+    net = _siamese()
+    with pytest.raises(ValueError):
+        net.compare(torch.rand(2, 1, 32, 32), torch.rand(3, 1, 32, 32))
+
+
+def test_build_siamese_head_config() -> None:
+    net = build_siamese(
+        kind="pixel", image_size=[16, 16], dim=4, head={"scale": 3.0, "offset": 5.0}
+    )
+    assert isinstance(net.embedding, PixelEmbedding)
+    assert float(net.head.scale.detach()) == pytest.approx(3.0)
+    assert float(net.head.offset.detach()) == pytest.approx(5.0)

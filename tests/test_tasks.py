@@ -1,0 +1,308 @@
+"""LightningModules: real few-batch fits, TensorBoard tags, standalone checkpoint reloads."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader, TensorDataset
+
+from sigid import metrics
+from sigid.tasks import ClassifierModule, SiameseModule
+from sigid.tasks.common import build_optimizer, build_scheduler
+from sigid.tasks.siamese import PAIR_KINDS, contrastive_loss
+
+# lightning 2.6 against torch 2.14's pytree, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")
+
+SIZE = 32
+PREPROCESSING = {"mode": "normalized", "size": [SIZE, SIZE]}
+CNN = {"kind": "cnn", "depth": 2, "channels": [8, 16], "image_size": [SIZE, SIZE], "hidden": 32}
+CONV_SNN = {
+    "kind": "conv",
+    "depth": 2,
+    "channels": [8, 16],
+    "image_size": [SIZE, SIZE],
+    "dim": 16,
+    "head": {"scale": 1.0, "offset": 4.0},
+}
+
+
+def crosses(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """One jittered cross per image whose bar positions encode the class: easy to tell apart."""
+    generator = torch.Generator().manual_seed(seed)
+    images = 0.05 * torch.rand(len(labels), 1, SIZE, SIZE, generator=generator)
+    for i, k in enumerate(labels.tolist()):
+        dy, dx = torch.randint(-1, 2, (2,), generator=generator).tolist()
+        row, col = 4 + 4 * k + dy, 26 - 4 * k + dx
+        images[i, 0, row : row + 2, 4 + dx : 28 + dx] = 1.0
+        images[i, 0, 4 + dy : 28 + dy, col : col + 2] = 1.0
+    return images.clamp(0, 1)
+
+
+def trainer(tmp_path: Path, monitor: str, mode: str) -> tuple[Trainer, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=monitor, mode=mode)
+    return Trainer(
+        max_epochs=2,
+        limit_train_batches=3,
+        limit_val_batches=2,
+        accelerator="cpu",
+        logger=TensorBoardLogger(tmp_path),
+        callbacks=[checkpoint],
+        enable_checkpointing=True,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    ), checkpoint
+
+
+def event_tags(log_dir: str) -> dict[str, list[str]]:
+    accumulator = EventAccumulator(log_dir)
+    accumulator.Reload()
+    return accumulator.Tags()
+
+
+# --- classifier --------------------------------------------------------------------------
+
+
+def test_classifier_fit_test_and_standalone_reload(tmp_path: Path) -> None:
+    seed_everything(0)
+    num_classes = 6
+    train_y = torch.arange(num_classes).repeat(6)
+    val_y = torch.arange(num_classes).repeat(2)
+    train = DataLoader(TensorDataset(crosses(train_y, 1), train_y), batch_size=8, shuffle=True)
+    val_x = crosses(val_y, 2)
+    val = DataLoader(TensorDataset(val_x, val_y), batch_size=6)
+    names = [f"writer{k:03d}" for k in range(num_classes)]
+    module = ClassifierModule(
+        net_config={**CNN, "batch_norm": True, "dropout": 0.1},
+        num_classes=num_classes,
+        class_names=names,
+        preprocessing=PREPROCESSING,
+        optimizer={"name": "adam", "lr": 3e-3, "weight_decay": 0.0},
+        scheduler={"name": "cosine"},
+    )
+    fit, checkpoint = trainer(tmp_path, "val/acc", "max")
+    fit.fit(module, train, val)
+    (results,) = fit.test(module, val, ckpt_path="best")
+
+    assert module.test_confusion is not None
+    assert module.test_confusion.shape == (num_classes, num_classes)
+    assert int(module.test_confusion.sum()) == len(val_y)
+    assert results["test/acc"] == pytest.approx(
+        float(module.test_confusion.diag().sum()) / len(val_y)
+    )
+
+    # No config, no extra argument: the checkpoint alone rebuilds net, names and preprocessing.
+    loaded = ClassifierModule.load_from_checkpoint(checkpoint.best_model_path)
+    assert loaded.class_names == names
+    assert loaded.preprocessing == PREPROCESSING
+    module.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(val_x), module(val_x), atol=1e-6)
+        probabilities = loaded.predict_step(val_x)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(len(val_y)))
+    accuracy = float((probabilities.argmax(dim=1) == val_y).float().mean())
+    assert accuracy == pytest.approx(results["test/acc"])
+
+    hparams = torch.load(checkpoint.best_model_path, weights_only=True)["hyper_parameters"]
+    assert hparams["net_config"]["depth"] == 2
+    assert hparams["num_classes"] == num_classes
+
+    tags = event_tags(fit.logger.log_dir)
+    expected = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_top5", "val/acc_best"}
+    expected |= {"test/loss", "test/acc", "test/acc_top5"}
+    assert expected <= set(tags["scalars"])
+    assert "test/confusion_matrix" in tags["images"]
+
+
+def test_classifier_accepts_hydra_containers_and_checks_arguments() -> None:
+    module = ClassifierModule(
+        net_config=OmegaConf.create(CNN),
+        num_classes=3,
+        preprocessing=OmegaConf.create(PREPROCESSING),
+        optimizer=OmegaConf.create({"name": "sgd", "lr": 0.1, "momentum": 0.9}),
+    )
+    assert type(module.hparams.net_config) is dict
+    assert type(module.hparams.net_config["channels"]) is list
+    assert not hasattr(module, "val_acc_top5")  # only with more than 5 classes
+    with pytest.raises(ValueError, match="class_names"):
+        ClassifierModule(CNN, num_classes=3, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="preprocessing size"):
+        ClassifierModule(CNN, num_classes=3, preprocessing={"mode": "paper", "size": [64, 64]})
+    with pytest.raises(ValueError, match="optimizer"):
+        ClassifierModule(CNN, num_classes=3, optimizer={"name": "lbfgs"})
+    with pytest.raises(ValueError, match="scheduler"):
+        ClassifierModule(CNN, num_classes=3, scheduler={"name": "onecycle"})
+
+
+# --- optimizers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "kind"),
+    [
+        ({"name": "adam", "lr": 1e-3}, torch.optim.Adam),
+        ({"name": "adamw", "lr": 1e-3, "weight_decay": 0.01}, torch.optim.AdamW),
+        ({"name": "sgd", "lr": 0.1, "momentum": 0.9}, torch.optim.SGD),
+        ({"name": "rmsprop", "lr": 1e-3}, torch.optim.RMSprop),
+    ],
+)
+def test_build_optimizer(config: dict, kind: type) -> None:
+    optimizer = build_optimizer(torch.nn.Linear(2, 2).parameters(), config)
+    assert isinstance(optimizer, kind)
+    assert optimizer.param_groups[0]["lr"] == config["lr"]
+
+
+def test_build_scheduler() -> None:
+    optimizer = build_optimizer(torch.nn.Linear(2, 2).parameters(), {"name": "adam"})
+    fake_trainer = SimpleNamespace(max_epochs=7, estimated_stepping_batches=70)
+    assert build_scheduler(optimizer, None, fake_trainer) is None
+    assert build_scheduler(optimizer, {"name": "none"}, fake_trainer) is None
+    cosine = build_scheduler(optimizer, {"name": "cosine"}, fake_trainer)
+    assert cosine["scheduler"].T_max == 7
+    assert cosine["interval"] == "epoch"
+    per_step = build_scheduler(optimizer, {"name": "cosine", "interval": "step"}, fake_trainer)
+    assert per_step["scheduler"].T_max == 70
+    step = build_scheduler(optimizer, {"name": "step", "step_size": 3, "gamma": 0.5}, None)
+    assert step["scheduler"].step_size == 3
+    plateau = build_scheduler(optimizer, {"name": "plateau", "patience": 2}, None)
+    assert plateau["monitor"] == "val/loss"
+    assert isinstance(plateau["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+# --- siamese -------------------------------------------------------------------------------
+
+
+def pair_batches(count: int, seed: int, writers: int = 4, per_writer: int = 2) -> list[dict]:
+    """Pair batches as the data pipeline makes them: distinct images + index pairs.
+
+    Negatives alternate between the 'skilled' and 'random' kind codes.
+    """
+    batches = []
+    for b in range(count):
+        labels = torch.arange(writers).repeat_interleave(per_writer)
+        left, right = zip(*itertools.combinations(range(len(labels)), 2), strict=True)
+        left, right = torch.tensor(left), torch.tensor(right)
+        target = (labels[left] == labels[right]).float()
+        kind = torch.where(target == 1, 0, 1 + torch.arange(len(target)) % 2)
+        batches.append(
+            {
+                "images": crosses(labels, seed * 100 + b),
+                "left": left,
+                "right": right,
+                "target": target,
+                "kind": kind.long(),
+            }
+        )
+    return batches
+
+
+def loader(batches: list[dict]) -> DataLoader:
+    return DataLoader(batches, batch_size=None)
+
+
+def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
+    seed_everything(0)
+    module = SiameseModule(
+        net_config=CONV_SNN,
+        preprocessing=PREPROCESSING,
+        optimizer={"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4},
+        scheduler={"name": "step", "step_size": 1, "gamma": 0.5},
+    )
+    val_batches, test_batches = pair_batches(2, seed=2), pair_batches(2, seed=3)
+    fit, checkpoint = trainer(tmp_path, "val/eer", "min")
+    fit.fit(module, loader(pair_batches(3, seed=1)), loader(val_batches))
+    (results,) = fit.test(module, loader(test_batches), ckpt_path="best")
+
+    loaded = SiameseModule.load_from_checkpoint(checkpoint.best_model_path)
+    loaded.eval()
+    module.eval()
+    # The stored threshold is the validation EER threshold of the checkpointed weights.
+    with torch.no_grad():
+        val_scores = torch.cat([loaded.predict_step(b) for b in val_batches])
+        test_scores = torch.cat([loaded.predict_step(b) for b in test_batches])
+        assert torch.allclose(
+            test_scores, torch.cat([module.predict_step(b) for b in test_batches])
+        )
+    val_targets = torch.cat([b["target"] for b in val_batches])
+    threshold = float(loaded.threshold)
+    assert threshold == float(module.threshold)
+    assert threshold == pytest.approx(metrics.eer(val_scores, val_targets)[1], abs=1e-6)
+    assert loaded.preprocessing == PREPROCESSING
+
+    # Test never tunes the threshold: FAR / FRR are read at the validation threshold.
+    targets = torch.cat([b["target"] for b in test_batches])
+    assert torch.allclose(module.test_scores, test_scores, atol=1e-6)
+    assert torch.equal(module.test_targets, targets.long())
+    assert torch.equal(module.test_kinds, torch.cat([b["kind"] for b in test_batches]))
+    far, frr = metrics.far_frr(test_scores, targets, threshold)
+    assert results["test/far"] == pytest.approx(far, abs=1e-6)
+    assert results["test/frr"] == pytest.approx(frr, abs=1e-6)
+    assert results["test/threshold"] == pytest.approx(threshold)
+
+    tags = event_tags(fit.logger.log_dir)
+    expected = {"train/loss", "train/acc", "val/loss", "val/acc", "val/eer", "val/auroc"}
+    expected |= {"val/threshold", "val/eer_best", "test/loss", "test/acc", "test/eer"}
+    expected |= {"test/auroc", "test/far", "test/frr", "test/eer_skilled", "test/eer_random"}
+    assert expected <= set(tags["scalars"])
+    assert "test/roc" in tags["images"]
+    assert {"test/distance_same", "test/distance_different"} <= set(tags["histograms"])
+    assert (Path(fit.logger.log_dir) / "projector_config.pbtxt").exists()
+
+
+def test_siamese_step_embeds_once_and_uses_bce() -> None:
+    module = SiameseModule(net_config=CONV_SNN)
+    (batch,) = pair_batches(1, seed=4)
+    calls: list[int] = []
+    module.net.embedding.register_forward_hook(lambda _m, x, _o: calls.append(x[0].shape[0]))
+    loss = module._step(batch)["loss"]
+    assert calls == [len(batch["images"])]
+    similarity = module(batch["images"], batch["left"], batch["right"])
+    assert loss.item() == pytest.approx(F.binary_cross_entropy(similarity, batch["target"]).item())
+
+
+def test_contrastive_loss_by_hand() -> None:
+    distance = torch.tensor([0.0, 2.0, 0.5, 1.5])
+    target = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    # 0^2, 2^2, (1 - 0.5)^2, max(0, 1 - 1.5)^2
+    assert contrastive_loss(distance, target, margin=1.0).item() == pytest.approx(4.25 / 4)
+
+
+def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
+    module = SiameseModule(
+        net_config={"kind": "pixel", "image_size": [SIZE, SIZE], "dim": 16},
+        optimizer={"name": "rmsprop", "lr": 1e-3},
+        scheduler={"name": "plateau", "patience": 1},
+        loss="contrastive",
+        margin=2.0,
+    )
+    head = module.net.head
+    assert not any(p.requires_grad for p in head.parameters())
+    assert head(torch.tensor(1.0)).item() == pytest.approx(0.5)  # 0.5 at margin / 2
+    (batch,) = pair_batches(1, seed=5)
+    out = module._step(batch)
+    expected = contrastive_loss(out["distances"], batch["target"], 2.0)
+    assert out["loss"].item() == pytest.approx(expected.item())
+    fit = Trainer(fast_dev_run=True, accelerator="cpu", default_root_dir=tmp_path, logger=False)
+    fit.fit(module, loader(pair_batches(1, seed=6)), loader(pair_batches(1, seed=7)))
+    assert 0.0 < float(module.threshold) < 1.0
+
+
+def test_siamese_arguments_are_checked() -> None:
+    assert PAIR_KINDS == ("genuine", "skilled", "random")
+    with pytest.raises(ValueError, match="loss"):
+        SiameseModule(CONV_SNN, loss="triplet")
+    with pytest.raises(ValueError, match="margin"):
+        SiameseModule(CONV_SNN, loss="contrastive", margin=0.0)
