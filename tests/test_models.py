@@ -93,7 +93,7 @@ def test_similarity_head() -> None:
 
 def _siamese() -> SiameseNetwork:
     torch.manual_seed(0)
-    return build_siamese(kind="conv", depth=2, channels=[4, 8], image_size=[32, 32], dim=8)
+    return build_siamese(embedding="conv", depth=2, channels=[4, 8], image_size=[32, 32], dim=8)
 
 
 def test_identical_images_are_similar_and_gradient_is_finite() -> None:
@@ -119,7 +119,7 @@ def test_distance_is_euclidean() -> None:
 
 
 def test_each_distinct_image_is_embedded_once() -> None:
-    net = build_siamese(kind="pixel", image_size=[32, 32], dim=8)
+    net = build_siamese(embedding="pixel", image_size=[32, 32], dim=8)
     calls: list[int] = []
     net.embedding.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0]))
     images = torch.rand(4, 1, 32, 32)
@@ -137,7 +137,7 @@ def test_compare_rejects_mismatched_batches() -> None:
 
 def test_build_siamese_head_config() -> None:
     net = build_siamese(
-        kind="pixel", image_size=[16, 16], dim=4, head={"scale": 3.0, "offset": 5.0}
+        embedding="pixel", image_size=[16, 16], dim=4, head={"scale": 3.0, "offset": 5.0}
     )
     assert isinstance(net.embedding, PixelEmbedding)
     assert float(net.head.scale.detach()) == pytest.approx(3.0)

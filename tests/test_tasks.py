@@ -28,7 +28,7 @@ SIZE = 32
 PREPROCESSING = {"mode": "normalized", "size": [SIZE, SIZE]}
 CNN = {"kind": "cnn", "depth": 2, "channels": [8, 16], "image_size": [SIZE, SIZE], "hidden": 32}
 CONV_SNN = {
-    "kind": "conv",
+    "embedding": "conv",
     "depth": 2,
     "channels": [8, 16],
     "image_size": [SIZE, SIZE],
@@ -85,7 +85,7 @@ def test_classifier_fit_test_and_standalone_reload(tmp_path: Path) -> None:
     val = DataLoader(TensorDataset(val_x, val_y), batch_size=6)
     names = [f"writer{k:03d}" for k in range(num_classes)]
     module = ClassifierModule(
-        net_config={**CNN, "batch_norm": True, "dropout": 0.1},
+        **{**CNN, "batch_norm": True, "dropout": 0.1},
         num_classes=num_classes,
         class_names=names,
         preprocessing=PREPROCESSING,
@@ -117,7 +117,7 @@ def test_classifier_fit_test_and_standalone_reload(tmp_path: Path) -> None:
     assert accuracy == pytest.approx(results["test/acc"])
 
     hparams = torch.load(checkpoint.best_model_path, weights_only=True)["hyper_parameters"]
-    assert hparams["net_config"]["depth"] == 2
+    assert hparams["depth"] == 2
     assert hparams["num_classes"] == num_classes
 
     tags = event_tags(fit.logger.log_dir)
@@ -129,22 +129,21 @@ def test_classifier_fit_test_and_standalone_reload(tmp_path: Path) -> None:
 
 def test_classifier_accepts_hydra_containers_and_checks_arguments() -> None:
     module = ClassifierModule(
-        net_config=OmegaConf.create(CNN),
+        **OmegaConf.create(CNN),
         num_classes=3,
         preprocessing=OmegaConf.create(PREPROCESSING),
         optimizer=OmegaConf.create({"name": "sgd", "lr": 0.1, "momentum": 0.9}),
     )
-    assert type(module.hparams.net_config) is dict
-    assert type(module.hparams.net_config["channels"]) is list
+    assert type(module.hparams["channels"]) is list
     assert not hasattr(module, "val_acc_top5")  # only with more than 5 classes
     with pytest.raises(ValueError, match="class_names"):
-        ClassifierModule(CNN, num_classes=3, class_names=["a", "b"])
+        ClassifierModule(**CNN, num_classes=3, class_names=["a", "b"])
     with pytest.raises(ValueError, match="preprocessing size"):
-        ClassifierModule(CNN, num_classes=3, preprocessing={"mode": "paper", "size": [64, 64]})
+        ClassifierModule(**CNN, num_classes=3, preprocessing={"mode": "paper", "size": [64, 64]})
     with pytest.raises(ValueError, match="optimizer"):
-        ClassifierModule(CNN, num_classes=3, optimizer={"name": "lbfgs"})
+        ClassifierModule(**CNN, num_classes=3, optimizer={"name": "lbfgs"})
     with pytest.raises(ValueError, match="scheduler"):
-        ClassifierModule(CNN, num_classes=3, scheduler={"name": "onecycle"})
+        ClassifierModule(**CNN, num_classes=3, scheduler={"name": "onecycle"})
 
 
 # --- optimizers ----------------------------------------------------------------------------
@@ -216,7 +215,7 @@ def loader(batches: list[dict]) -> DataLoader:
 def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
     seed_everything(0)
     module = SiameseModule(
-        net_config=CONV_SNN,
+        **CONV_SNN,
         preprocessing=PREPROCESSING,
         optimizer={"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4},
         scheduler={"name": "step", "step_size": 1, "gamma": 0.5},
@@ -263,7 +262,7 @@ def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
 
 
 def test_siamese_step_embeds_once_and_uses_bce() -> None:
-    module = SiameseModule(net_config=CONV_SNN)
+    module = SiameseModule(**CONV_SNN)
     (batch,) = pair_batches(1, seed=4)
     calls: list[int] = []
     module.net.embedding.register_forward_hook(lambda _m, x, _o: calls.append(x[0].shape[0]))
@@ -282,7 +281,7 @@ def test_contrastive_loss_by_hand() -> None:
 
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
     module = SiameseModule(
-        net_config={"kind": "pixel", "image_size": [SIZE, SIZE], "dim": 16},
+        embedding="pixel", image_size=[SIZE, SIZE], dim=16,
         optimizer={"name": "rmsprop", "lr": 1e-3},
         scheduler={"name": "plateau", "patience": 1},
         loss="contrastive",
@@ -303,6 +302,6 @@ def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
 def test_siamese_arguments_are_checked() -> None:
     assert PAIR_KINDS == ("genuine", "skilled", "random")
     with pytest.raises(ValueError, match="loss"):
-        SiameseModule(CONV_SNN, loss="triplet")
+        SiameseModule(**CONV_SNN, loss="triplet")
     with pytest.raises(ValueError, match="margin"):
-        SiameseModule(CONV_SNN, loss="contrastive", margin=0.0)
+        SiameseModule(**CONV_SNN, loss="contrastive", margin=0.0)

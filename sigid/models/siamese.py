@@ -147,7 +147,7 @@ def build_embedding(kind: str, **kwargs: Any) -> nn.Module:
 
 
 def build_siamese(
-    kind: str = "pixel", head: Mapping[str, float] | None = None, **kwargs: Any
+    embedding: str = "pixel", head: Mapping[str, float] | None = None, **kwargs: Any
 ) -> SiameseNetwork:
-    """A SiameseNetwork from a plain config: embedding `kind` + kwargs, `head` = {scale, offset}."""
-    return SiameseNetwork(build_embedding(kind, **kwargs), SimilarityHead(**(head or {})))
+    """A SiameseNetwork from plain config: `embedding` kind + its kwargs, `head` {scale, offset}."""
+    return SiameseNetwork(build_embedding(embedding, **kwargs), SimilarityHead(**(head or {})))

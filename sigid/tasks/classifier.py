@@ -32,25 +32,26 @@ class ClassifierModule(LightningModule):
     checkpoint, so ``ClassifierModule.load_from_checkpoint(path)`` rebuilds the network, the
     writer names and the preprocessing without any config file.
 
-    net_config: ``build_classifier`` kwargs, e.g. ``{"kind": "cnn", "depth": 3, "image_size":
-    [128, 128], ...}`` (``num_classes`` comes from the argument of that name).
+    ``**net`` are the network's keyword arguments (`sigid.models.ConvClassifier`: depth,
+    channels, image_size, hidden, dropout, batch_norm), flat so that a sweep says
+    ``model.depth=2,3,4,5``.
     """
 
     def __init__(
         self,
-        net_config: Mapping[str, Any],
         num_classes: int,
         class_names: Sequence[str] | None = None,
         preprocessing: Mapping[str, Any] | None = None,
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         label_smoothing: float = 0.0,
+        **net: Any,
     ) -> None:
         super().__init__()
-        net_config = to_plain(net_config)
+        net_config = to_plain(net)
         num_classes = int(num_classes)
         if int(net_config.pop("num_classes", num_classes)) != num_classes:
-            raise ValueError("net_config.num_classes disagrees with num_classes")
+            raise ValueError("the network's num_classes disagrees with num_classes")
         if class_names is not None:
             class_names = [str(name) for name in class_names]
             if len(class_names) != num_classes:
@@ -63,7 +64,7 @@ class ClassifierModule(LightningModule):
         check_preprocessing(preprocessing, net_config.get("image_size", (128, 128)))
         self.save_hyperparameters(
             {
-                "net_config": net_config,
+                **net_config,
                 "num_classes": num_classes,
                 "class_names": class_names,
                 "preprocessing": preprocessing,

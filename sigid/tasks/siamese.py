@@ -56,23 +56,24 @@ class SiameseModule(LightningModule):
     """Siamese verifier; every constructor argument is a plain builtin saved in the checkpoint,
     so ``SiameseModule.load_from_checkpoint(path)`` works without config files.
 
-    net_config: ``build_siamese`` kwargs, e.g. ``{"kind": "pixel", "image_size": [128, 128],
-    "dim": 128, "head": {"scale": 1.0, "offset": 4.0}}``.
+    ``**net`` are `sigid.models.build_siamese`'s keyword arguments, flat so that a sweep says
+    ``model.embedding=pixel,conv``: ``embedding`` ('pixel' | 'conv'), ``image_size``, ``dim``,
+    ``head`` ({scale, offset}) and, for conv, ``depth``, ``channels``, ``batch_norm``, ...
     """
 
     threshold: torch.Tensor
 
     def __init__(
         self,
-        net_config: Mapping[str, Any],
         preprocessing: Mapping[str, Any] | None = None,
         optimizer: Mapping[str, Any] | None = None,
         scheduler: Mapping[str, Any] | None = None,
         loss: str = "bce",
         margin: float = 1.0,
+        **net: Any,
     ) -> None:
         super().__init__()
-        net_config = to_plain(net_config)
+        net_config = to_plain(net)
         preprocessing = to_plain(preprocessing) if preprocessing is not None else None
         optimizer = to_plain(optimizer) if optimizer is not None else dict(DEFAULT_OPTIMIZER)
         scheduler = to_plain(scheduler) if scheduler is not None else None
@@ -85,7 +86,7 @@ class SiameseModule(LightningModule):
         check_preprocessing(preprocessing, net_config.get("image_size", (128, 128)))
         self.save_hyperparameters(
             {
-                "net_config": net_config,
+                **net_config,
                 "preprocessing": preprocessing,
                 "optimizer": optimizer,
                 "scheduler": scheduler,
