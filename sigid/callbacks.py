@@ -1,0 +1,76 @@
+"""Lightning callbacks of a sigid run: per-epoch metric history, a grid of augmented samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchvision.utils import make_grid
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class MetricHistory(L.Callback):
+    """Per-epoch train/val metrics in ``history.json``: what the sweep's accuracy plot reads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.epochs: dict[int, dict[str, float]] = {}
+
+    def _record(self, trainer: L.Trainer, prefix: str) -> None:
+        row = self.epochs.setdefault(trainer.current_epoch, {"epoch": trainer.current_epoch})
+        for name, value in trainer.callback_metrics.items():
+            if name.startswith(prefix) and not name.endswith("_step"):
+                row[name.removesuffix("_epoch")] = float(value)
+        write_json(self.path, [self.epochs[e] for e in sorted(self.epochs)])
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, "val/")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, "train/")
+
+
+class SampleGrid(L.Callback):
+    """Log a grid of augmented training images to TensorBoard once, at the start of training."""
+
+    def __init__(self, count: int = 32) -> None:
+        self.count = count
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers or trainer.datamodule is None:
+            return
+        batch = next(iter(trainer.datamodule.train_dataloader()))
+        images = batch["images"] if isinstance(batch, dict) else batch[0]
+        grid = make_grid(images[: self.count].float(), nrow=8, padding=2, pad_value=0.5)
+        for logger in loggers:
+            logger.experiment.add_image("train/augmented_samples", grid, global_step=0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count}
+
+
+def tensor_to_float(value: Any) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)

@@ -1,0 +1,166 @@
+"""End of a multirun: one summary row per job, and the paper's accuracy-vs-epoch figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# summary columns; each job's test/* metrics go between best_epoch and wall_time_s
+COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job folder (those holding Hydra's ``.hydra``), in job order."""
+    rows = []
+    for job in sorted(Path(sweep_dir).iterdir(), key=_job_number):
+        if not (job / ".hydra").is_dir():
+            continue
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        metrics = _read(job / "metrics.json") or {}
+        status = _read(job / "status.json") or {"status": "failed", "error": "no result written"}
+        test = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        rows.append(
+            {
+                "job": job.name,
+                "overrides": list(overrides),
+                "status": status["status"],
+                "monitor": metrics.get("monitor"),
+                "val_best": metrics.get("val_best"),
+                "best_epoch": metrics.get("best_epoch"),
+                "test": test,
+                "wall_time_s": metrics.get("wall_time_s", status.get("wall_time_s")),
+                "error": status.get("error", ""),
+                "history": _read(job / "history.json") or [],
+                "params": dict(o.split("=", 1) for o in overrides if "=" in o),
+            }
+        )
+    _keep_varying_overrides(rows)
+    return rows
+
+
+def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
+    """Show in each row only the overrides that differ between jobs: the sweep's axes."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        for item in row["overrides"]:
+            key, _, value = item.partition("=")
+            seen.setdefault(key, set()).add(value)
+    varying = {k for k, values in seen.items() if len(values) > 1}
+    for row in rows:
+        items = row["overrides"]
+        shown = [o for o in items if o.partition("=")[0] in varying] if varying else items
+        row["overrides"] = " ".join(shown)
+
+
+def write_summary(sweep_dir: str | Path) -> list[Path]:
+    """``summary.csv``, ``summary.md`` and ``accuracy_vs_epoch.png`` in the sweep folder."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    test_keys = sorted({k for r in rows for k in r["test"]})
+    header = [*COLUMNS, *test_keys, "wall_time_s", "error"]
+    table = [[_cell(r, h) for h in header] for r in rows]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *table])
+    _atomic_write(sweep_dir / "summary.csv", buffer.getvalue())
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
+    _atomic_write(sweep_dir / "summary.md", "\n".join(lines) + "\n")
+    written = [sweep_dir / "summary.csv", sweep_dir / "summary.md"]
+    plot = plot_accuracy_vs_epoch(rows, sweep_dir / "accuracy_vs_epoch.png")
+    return written + ([plot] if plot else [])
+
+
+def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """Validation accuracy per epoch, one curve per depth (the paper's Fig. 7).
+
+    Jobs that differ only in epoch count share a depth; the longest run's curve is drawn.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[str, list[dict[str, float]]] = {}
+    for row in rows:
+        history = [h for h in row["history"] if "val/acc" in h]
+        if not history:
+            continue
+        label = _curve_label(row["params"])
+        if len(history) > len(curves.get(label, [])):
+            curves[label] = history
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label in sorted(curves):
+        history = curves[label]
+        ax.plot(
+            [h["epoch"] + 1 for h in history], [h["val/acc"] for h in history], "o-", label=label
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Validation accuracy vs epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=png.parent, prefix=f".{png.name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, png)
+    return png
+
+
+class SweepSummary(Callback):
+    """Hydra callback: writes the sweep summary when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        for path in write_summary(sweep_dir):
+            log.info("sweep summary: %s", path)
+            print(f"sweep summary: {path}")
+
+
+def _curve_label(params: dict[str, str]) -> str:
+    varying = {k: v for k, v in params.items() if k != "trainer.max_epochs"}
+    if "model.depth" in varying:
+        return f"depth {varying['model.depth']}"
+    return ", ".join(f"{k}={v}" for k, v in sorted(varying.items())) or "run"
+
+
+def _cell(row: dict[str, Any], key: str) -> Any:
+    value = row["test"].get(key) if key.startswith("test/") else row.get(key)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value).replace("\n", " ").replace("|", "/")
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _job_number(path: Path) -> tuple[int, str]:
+    head = path.name.split("_", 1)[0]
+    return (int(head), path.name) if head.isdigit() else (1 << 30, path.name)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,225 @@
+"""Training entry point: `sigid-train` (Hydra) and `sigid.train()` (Python) share `run(cfg)`.
+
+Composes the config, builds the DataModule, LightningModule, callbacks, loggers and trainer,
+fits, tests the best checkpoint, and writes ``metrics.json`` and ``split.json`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from sigid.callbacks import tensor_to_float, write_json
+from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
+from sigid.tasks.classifier import ClassifierModule
+from sigid.tasks.siamese import SiameseModule
+
+log = logging.getLogger(__name__)
+
+# Which data each LightningModule trains on.
+DATAMODULES: dict[str, type[SignatureDataModule]] = {
+    "sigid.tasks.classifier.ClassifierModule": ClassFolderDataModule,
+    "sigid.tasks.siamese.SiameseModule": PairDataModule,
+}
+# Keys of conf/model/*.yaml read by train.py, not passed to the LightningModule.
+RUN_KEYS = ("monitor", "monitor_mode")
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves behind: final metrics, the best checkpoint, and the run folder."""
+
+    metrics: dict[str, Any]
+    checkpoint: Path | None
+    output_dir: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def build_datamodule(cfg: DictConfig) -> SignatureDataModule:
+    target = cfg.model._target_
+    if target not in DATAMODULES:
+        raise ValueError(f"no DataModule known for model {target!r}")
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return DATAMODULES[target](**data)
+
+
+def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.LightningModule:
+    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    target = kwargs.pop("_target_")
+    for key in RUN_KEYS:
+        kwargs.pop(key, None)
+    kwargs["preprocessing"] = datamodule.preprocess
+    if target.endswith("ClassifierModule"):
+        return ClassifierModule(
+            num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
+        )
+    return SiameseModule(**kwargs)
+
+
+def run(cfg: DictConfig) -> TrainResult:
+    """Train and test one configuration; the body of every `sigid-train` job."""
+    start = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    write_json(output_dir / "split.json", datamodule.split_manifest())
+    module = build_module(cfg, datamodule)
+
+    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if not loggers:  # the learning rate goes to a logger; without one Lightning refuses it
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
+    trainer.fit(module, datamodule=datamodule)
+
+    checkpoint = _best_checkpoint(trainer)
+    metrics: dict[str, Any] = {k: tensor_to_float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test", True):
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+        metrics.update({k: float(v) for k, v in tested[0].items()})
+    history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
+    summary = _summary(cfg, metrics, [history[e] for e in sorted(history)], start)
+    summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    write_json(output_dir / "metrics.json", summary)
+    _log_hparams(loggers, cfg, summary)
+    return TrainResult(summary, checkpoint, output_dir, [history[e] for e in sorted(history)])
+
+
+def _best_checkpoint(trainer: L.Trainer) -> Path | None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            return Path(callback.best_model_path)
+    return None
+
+
+def _summary(
+    cfg: DictConfig, metrics: dict[str, Any], history: list[dict[str, float]], start: float
+) -> dict[str, Any]:
+    """Final test metrics, the best validation value of the monitored metric and its epoch."""
+    monitor, mode = cfg.model.monitor, cfg.model.monitor_mode
+    scored = [row for row in history if monitor in row]
+    best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor]) if scored else None
+    out: dict[str, Any] = {k: v for k, v in sorted(metrics.items()) if k.startswith("test/")}
+    out.update(
+        {
+            "monitor": monitor,
+            "val_best": best[monitor] if best else None,
+            "best_epoch": int(best["epoch"]) if best else None,
+            "epochs": len(history),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+        }
+    )
+    if best:
+        out.update({f"best_{k}": v for k, v in best.items() if k.startswith("val/")})
+    return out
+
+
+def _log_hparams(loggers: list, cfg: DictConfig, summary: dict[str, Any]) -> None:
+    """Fill TensorBoard's HPARAMS tab: this run's hyperparameters next to its final metrics."""
+    params = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    params.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
+    params["trainer.max_epochs"] = cfg.trainer.max_epochs
+    params["seed"] = cfg.seed
+    scores = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if k.startswith("test/")}
+    if summary.get("val_best") is not None:
+        scores["hp/val_best"] = summary["val_best"]
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=scores)
+            logger.finalize("success")
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}"))
+        return out
+    if isinstance(value, (list, tuple)):
+        return {prefix: str(list(value))}
+    return {prefix: value if isinstance(value, (int, float, str, bool)) else str(value)}
+
+
+def format_metrics(summary: dict[str, Any]) -> str:
+    """A short table of a run's metrics for the terminal."""
+    rows = [(k, v) for k, v in summary.items() if k.startswith("test/")]
+    rows += [
+        (f"best {summary['monitor']}", summary["val_best"]),
+        ("best epoch", summary["best_epoch"]),
+    ]
+    rows.append(("wall time (s)", summary["wall_time_s"]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(
+        f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+        for k, v in rows
+    )
+
+
+def train(overrides: list[str] | None = None) -> TrainResult:
+    """Compose the same config as `sigid-train` from Python (a notebook, a loop) and run it.
+
+    Each call gets a fresh run folder under ``outputs/`` unless ``hydra.run.dir`` is overridden.
+    """
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
+    run_dir = Path(cfg.hydra.run.dir)
+    if not any(o.startswith("hydra.run.dir=") for o in overrides or []):
+        stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+        run_dir = Path("outputs") / "api" / stamp
+    run_dir = run_dir.resolve()
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.name = "train"
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return run(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+@hydra.main(config_path="pkg://sigid.conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """`sigid-train [overrides]`; in a multirun a failing job is recorded, not fatal."""
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    output_dir = Path(cfg.paths.output_dir)
+    start = time.perf_counter()
+    try:
+        result = run(cfg)
+    except Exception as err:
+        if not multirun:
+            raise
+        log.exception("job failed")
+        write_json(
+            output_dir / "status.json",
+            {"status": "failed", "error": f"{type(err).__name__}: {err}",
+             "wall_time_s": round(time.perf_counter() - start, 2)},
+        )  # fmt: skip
+        return None
+    write_json(output_dir / "status.json", {"status": "ok"})
+    print(f"\nsigid-train: {cfg.model._target_.rsplit('.', 1)[-1]} finished")
+    print(format_metrics(result.metrics))
+    print(f"  run folder: {result.output_dir}")
+    return result.metrics.get("val_best")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""End-to-end training: configs, both models, checkpoints, TensorBoard, sweeps, the Python API."""
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import sigid
+from sigid.tasks.classifier import ClassifierModule
+from sigid.tasks.siamese import SiameseModule
+from sigid.train import build_datamodule, build_module
+
+EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn"]
+# A few-second version of every run: a small synthetic set, small images, few batches.
+SMALL = [
+    "data.synthetic.writers=6",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.preprocess.size=[32,64]",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.split.folds=3",
+    "data.split.val_writers=1",
+    "data.pairs.train=48",
+    "data.pairs.val=24",
+    "data.pairs.test=24",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+]
+SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
+
+
+def _cfg(*overrides):
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=False)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment, cedar_root):
+    extra = [f"data.root={cedar_root}"] if experiment.startswith("cedar") else SMALL
+    cfg = _cfg(f"experiment={experiment}", *extra)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    cnn = cfg.model._target_.endswith("ClassifierModule")
+    assert isinstance(module, ClassifierModule if cnn else SiameseModule)
+    assert module.preprocessing == datamodule.preprocess
+
+
+def _train(tmp_path, *overrides):
+    return sigid.train([*SMALL, f"hydra.run.dir={tmp_path / 'run'}", *overrides])
+
+
+def _tags(run_dir: Path) -> dict[str, set[str]]:
+    tags: dict[str, set[str]] = {"scalars": set(), "images": set(), "histograms": set()}
+    plugins = set()
+    for events in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events), size_guidance={"tensors": 0})
+        acc.Reload()
+        for kind in tags:
+            tags[kind] |= set(acc.Tags()[kind])
+        with contextlib.suppress(KeyError):  # no hparams summary in this file
+            plugins |= set(acc.PluginTagToContent("hparams"))
+    tags["hparams"] = plugins
+    return tags
+
+
+def test_cnn_run_writes_metrics_checkpoint_and_tensorboard(tmp_path):
+    result = _train(tmp_path, "model=cnn", "model.depth=2", *SMALL_CNN)
+    saved = json.loads((result.output_dir / "metrics.json").read_text())
+    assert {"test/acc", "test/loss", "val_best", "best_epoch", "wall_time_s"} <= set(saved)
+    assert saved == result.metrics and 0.0 <= saved["test/acc"] <= 1.0
+    split = json.loads((result.output_dir / "split.json").read_text())
+    assert set(split) == {"train", "val", "test"}
+    loaded = ClassifierModule.load_from_checkpoint(result.checkpoint, map_location="cpu")
+    assert loaded.class_names == [f"writer0{i}" for i in range(1, 7)]
+    assert loaded.preprocessing == {"mode": "normalized", "size": [32, 64]}
+    assert loaded(torch.zeros(1, 1, 32, 64)).shape == (1, 6)
+    tags = _tags(result.output_dir)
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= tags["scalars"]
+    assert {"train/augmented_samples", "test/confusion_matrix"} <= tags["images"]
+    assert tags["hparams"], "the HPARAMS tab is empty"
+    history = json.loads((result.output_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1] and "val/acc" in history[0]
+
+
+@pytest.mark.parametrize("embedding", ["pixel", "conv"])
+def test_siamese_run_stores_its_validation_threshold_and_logs_figures(tmp_path, embedding):
+    model = "siamese" if embedding == "pixel" else "siamese_conv"
+    extra = ["model.depth=2", "model.channels=[8,16,16,16,16]"] if embedding == "conv" else []
+    result = _train(tmp_path, f"model={model}", *extra)
+    metrics = result.metrics
+    assert {"test/acc", "test/eer", "test/auroc", "test/far", "test/frr"} <= set(metrics)
+    assert {"test/eer_skilled", "test/eer_random"} <= set(metrics)
+    loaded = SiameseModule.load_from_checkpoint(result.checkpoint, map_location="cpu")
+    assert loaded.hparams.embedding == embedding
+    assert float(loaded.threshold) == pytest.approx(metrics["test/threshold"])
+    tags = _tags(result.output_dir)
+    assert {"val/eer", "test/eer"} <= tags["scalars"]
+    assert {"test/roc", "train/augmented_samples"} <= tags["images"]
+    assert {"test/distance_same", "test/distance_different"} <= tags["histograms"]
+    assert (result.output_dir / "tensorboard" / "projector_config.pbtxt").is_file()
+
+
+def test_same_seed_gives_the_same_metrics(tmp_path):
+    runs = [
+        sigid.train([*SMALL, *SMALL_CNN, f"hydra.run.dir={tmp_path / name}", "seed=7"])
+        for name in ("a", "b")
+    ]
+    varying = ("wall_time_s", "checkpoint")
+    same = [{k: v for k, v in r.metrics.items() if k not in varying} for r in runs]
+    assert same[0] == same[1]
+
+
+def _sigid_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "sigid-train"
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp_path):
+    done = _sigid_train(
+        tmp_path, "-m", *SMALL, *SMALL_CNN, "logger=none", "hydra.sweep.dir=sweep",
+        "model.depth=2,3,9", "trainer.max_epochs=1,2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    with (sweep / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(ok) == 4 and all(r["test/acc"] for r in ok)
+    assert len(failed) == 2 and all("depth" in r["error"] for r in failed)
+    axes = {frozenset(r["overrides"].split()) for r in ok}
+    assert frozenset({"model.depth=2", "trainer.max_epochs=1"}) in axes
+    assert (sweep / "summary.md").read_text().count("\n") == 8
+    assert (sweep / "accuracy_vs_epoch.png").stat().st_size > 5000
+
+
+def test_configs_are_found_after_a_regular_install(tmp_path):
+    target = tmp_path / "site"
+    root = Path(__file__).resolve().parents[1]
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "--target", str(target), str(root)], check=True, timeout=600)
+    probe = (
+        "from hydra import compose, initialize_config_module\n"
+        "import sigid\n"
+        "assert 'site' in sigid.__file__, sigid.__file__\n"
+        "with initialize_config_module('sigid.conf', version_base='1.3'):\n"
+        "    cfg = compose('train', overrides=['experiment=paper_snn'])\n"
+        "print(cfg.model.embedding)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pixel"
+    shutil.rmtree(target)
