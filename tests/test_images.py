@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import struct
 import zlib
 from collections.abc import Callable
@@ -446,3 +447,9 @@ def test_loader_is_exported_from_sigid_data():
 
     assert sigid.data.load_image is load_image
     assert sigid.data.ImageLoadError is ImageLoadError
+
+
+def test_image_load_error_survives_pickling_between_processes(tmp_path):
+    err = pickle.loads(pickle.dumps(ImageLoadError(tmp_path / "x.png", "empty file (0 bytes)")))
+    assert isinstance(err, ImageLoadError)
+    assert err.path == tmp_path / "x.png" and str(err).endswith("x.png: empty file (0 bytes)")

@@ -23,6 +23,9 @@ class ImageLoadError(ValueError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # survives the trip back from a DataLoader or pool worker
+        return type(self), (self.path, self.reason)
+
 
 def is_image_file(path: str | Path) -> bool:
     """Whether a dataset file should be decoded (by suffix; hidden files never are)."""

@@ -1,0 +1,351 @@
+"""Keras-style augmentation of grey signatures, on the fly or materialised into class folders.
+
+The paper augmented with Keras' ImageDataGenerator (rotation, width/height shift, shear and a zoom
+that scales x and y independently). Here the same ranges are one `torchvision.transforms.v2`
+transform: `v2.RandomAffine` for rotation/shift/isotropic zoom/shear plus `Stretch` for the
+independent x/y scale, filling uncovered areas with the paper's grey. Randomness comes from torch's
+global RNG, so `torch.manual_seed` and DataLoader worker seeding govern it; `materialize` and
+`distort_deterministic` seed each image from (seed, writer, index) alone, so files and distorted
+test sets are byte-identical across runs and processes (same torch build and CPU type).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from sigid.data.images import ImageLoadError, load_image
+from sigid.data.preprocess import background_level
+
+KEYS: tuple[str, ...] = ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch")
+
+MANIFEST = "augment.json"
+FORMAT_VERSION = 1  # bump when the bytes written for a given fingerprint change
+WORKERS = 2
+PARALLEL_MIN = 1000  # fewer augmented images are rendered in-process (spawning costs ~3 s)
+CHUNK = 128  # augmented images per pool task
+COMPRESS_LEVEL = 1  # PNG zlib level: 5x faster than 6 for ~15% larger files on noisy scans
+
+
+class Stretch(v2.Transform):
+    """Scale x and y independently by factors in [1 - stretch, 1 + stretch] about the centre.
+
+    The anisotropic half of Keras' zoom_range, which `v2.RandomAffine` (isotropic scale) lacks.
+    """
+
+    def __init__(self, stretch: float, fill: float = 255) -> None:
+        super().__init__()
+        self.stretch = float(stretch)
+        self.fill = fill
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        sx, sy = torch.empty(2).uniform_(1 - self.stretch, 1 + self.stretch).tolist()
+        height, width = v2.query_size(flat_inputs)
+        return {"height": height, "width": width, "sx": sx, "sy": sy}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        # Output pixel (x, y) samples input ((x - cx) / sx + cx, (y - cy) / sy + cy).
+        cx, cy, sx, sy = params["width"] / 2, params["height"] / 2, params["sx"], params["sy"]
+        coef = [1 / sx, 0.0, cx - cx / sx, 0.0, 1 / sy, cy - cy / sy, 0.0, 0.0]
+        kernel_args = {"interpolation": v2.InterpolationMode.BILINEAR, "fill": self.fill}
+        return self._call_kernel(F.perspective, inpt, None, None, **kernel_args, coefficients=coef)
+
+    def extra_repr(self) -> str:
+        return f"stretch={self.stretch}, fill={self.fill}"
+
+
+class GreyAugment(v2.Transform):
+    """Runs `steps` on a (1, H, W) or (H, W) image: v2 geometry kernels need a channel axis."""
+
+    def __init__(self, steps: v2.Transform) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, torch.Tensor) and inpt.ndim == 2:
+            return self.steps(inpt.unsqueeze(0)).squeeze(0)
+        return self.steps(inpt)
+
+
+def build_transform(
+    rotation: float = 10.0, width_shift: float = 0.1, height_shift: float = 0.1,
+    shear: float = 10.0, zoom: float = 0.1, stretch: float = 0.1, fill: int = 255,
+) -> v2.Transform:  # fmt: skip
+    """The Keras ImageDataGenerator ranges as one v2 transform (identity when all are 0).
+
+    rotation and shear are max degrees, shifts max fractions of width/height, zoom the max
+    isotropic scale change and stretch the max independent x/y scale change; bilinear, `fill`
+    paints what the image no longer covers.
+    """
+    ranges = (rotation, width_shift, height_shift, shear, zoom, stretch)
+    values = _check_ranges(dict(zip(KEYS, ranges, strict=True)))
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0 <= fill <= 255:
+        raise ValueError(f"augmentation fill must be a grey level in 0..255, got {fill!r}")
+    steps: list[v2.Transform] = []
+    if values["stretch"]:
+        steps.append(Stretch(values["stretch"], fill=fill))
+    if any(values[key] for key in ("rotation", "width_shift", "height_shift", "shear", "zoom")):
+        shift = (values["width_shift"], values["height_shift"])
+        zoom, shear = values["zoom"], values["shear"]
+        scale = (1 - zoom, 1 + zoom) if zoom else None
+        translate, shears = (shift if any(shift) else None), ((-shear, shear) if shear else None)
+        bilinear = v2.InterpolationMode.BILINEAR
+        steps.append(v2.RandomAffine(values["rotation"], translate, scale, shears, bilinear, fill))
+    if not steps:
+        return v2.Identity()
+    return GreyAugment(steps[0] if len(steps) == 1 else v2.Compose(steps))
+
+
+def build_transform_from_config(cfg: Mapping[str, Any] | None, fill: int) -> v2.Transform:
+    """`build_transform` from a config mapping; missing keys are 0, None/`enabled: false` is off."""
+    return build_transform(**augment_settings(cfg), fill=fill)
+
+
+def augment_settings(cfg: Mapping[str, Any] | None) -> dict[str, float]:
+    """The six ranges of a config mapping as plain floats (all 0 when disabled), validated."""
+    if cfg is None:
+        return dict.fromkeys(KEYS, 0.0)
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"augmentation config must be a mapping or None, got {type(cfg).__name__}")
+    unknown = [str(key) for key in cfg if key not in (*KEYS, "enabled")]
+    if unknown:
+        raise ValueError(f"unknown augmentation key(s) {unknown}; expected {[*KEYS, 'enabled']}")
+    enabled = cfg.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"augmentation 'enabled' must be true or false, got {enabled!r}")
+    if not enabled:
+        return dict.fromkeys(KEYS, 0.0)
+    return _check_ranges({key: cfg.get(key, 0.0) for key in KEYS})
+
+
+def _check_ranges(values: Mapping[str, Any]) -> dict[str, float]:
+    checked: dict[str, float] = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"augmentation {key} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"augmentation {key} must be a finite value >= 0, got {value!r}")
+        checked[key] = float(value)
+    for key, limit in (("zoom", 1), ("stretch", 1), ("width_shift", 1), ("height_shift", 1)):
+        if checked[key] >= limit:
+            raise ValueError(f"augmentation {key} must be < {limit}, got {checked[key]!r}")
+    if checked["shear"] >= 90:
+        raise ValueError(f"augmentation shear must be < 90 degrees, got {checked['shear']!r}")
+    return checked
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed that depends only on `parts` (stable across processes, unlike hash())."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def _apply_seeded(transform: v2.Transform, grey: np.ndarray, seed: int) -> np.ndarray:
+    """`transform` of an HxW uint8 array under `seed`, leaving the caller's RNG state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = transform(torch.tensor(grey).unsqueeze(0))
+    out = out.squeeze(0).numpy()
+    if out.shape != grey.shape or out.dtype != np.uint8:
+        raise ValueError(f"transform made {out.dtype} {out.shape} of uint8 {grey.shape}")
+    return out
+
+
+def distort_deterministic(images: np.ndarray, transform: v2.Transform, seed: int) -> np.ndarray:
+    """A fixed distorted copy of an (N, H, W) uint8 stack: image i is seeded by (seed, i)."""
+    if not isinstance(images, np.ndarray) or images.ndim != 3 or images.dtype != np.uint8:
+        shape = getattr(images, "shape", None)
+        raise ValueError(f"expected an (N, H, W) uint8 array, got {type(images).__name__} {shape}")
+    out = np.empty_like(images)
+    for index in range(len(images)):
+        out[index] = _apply_seeded(transform, images[index], derive_seed("distort", seed, index))
+    return out
+
+
+def materialize(
+    samples: Sequence[tuple[str | Path, str]], dst: str | Path, per_class: int, seed: int,
+    augment: Mapping[str, Any],
+) -> Path:  # fmt: skip
+    """Write `per_class` images per writer to dst/<writer>/: the sources, then augmented variants.
+
+    Reused when dst/augment.json matches (sources' size and mtime, per_class, seed, settings);
+    built in a hidden sibling folder and renamed onto dst, so dst is complete or absent.
+    """
+    dst = Path(dst)
+    if not _is_int(per_class) or per_class < 1 or not _is_int(seed):
+        raise ValueError(f"need an integer per_class >= 1 and seed, got {per_class!r}, {seed!r}")
+    per_class, seed = int(per_class), int(seed)
+    settings = augment_settings(augment)
+    writers: dict[str, list[str]] = {}
+    for path, writer in samples:
+        writers.setdefault(_check_writer(writer), []).append(str(Path(path).resolve()))
+    if not writers:
+        raise ValueError(f"no source images given to materialize into {dst}")
+    for writer, sources in writers.items():
+        if len(sources) > per_class:
+            n = len(sources)
+            raise ValueError(f"writer {writer!r} has {n} source images, more than {per_class=}")
+    fingerprint = {
+        "version": FORMAT_VERSION,
+        "per_class": per_class,
+        "seed": seed,
+        "augment": settings,
+        "sources": [_source_entry(p, writer) for writer, paths in writers.items() for p in paths],
+    }
+    if _reusable(dst, fingerprint):
+        return dst
+    tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # a stale leftover of a crashed run of this pid
+    total = sum(per_class - len(sources) for sources in writers.values())
+    parallel = WORKERS > 1 and (os.cpu_count() or 1) > 1 and total >= PARALLEL_MIN
+    threads = torch.get_num_threads()
+    try:
+        # Per image, intra-op threads cost more than they give (10x slower on a busy 2-core box).
+        torch.set_num_threads(1)
+        tmp.mkdir(parents=True)
+        jobs = []
+        for writer, sources in writers.items():
+            (tmp / writer).mkdir()
+            cache = {i: load_image(path) for i, path in enumerate(sources)}
+            fills = [background_level(grey) for grey in cache.values()]
+            for i, grey in cache.items():
+                _save(grey, tmp / writer / f"{writer}_{i + 1:05d}.png")
+            stops = range(len(sources), per_class, CHUNK)
+            new = [_Job(writer, sources, fills, i, min(i + CHUNK, per_class)) for i in stops]
+            if parallel:
+                jobs += new
+            else:
+                for job in new:
+                    _render(job, seed, settings, tmp, cache)  # sources already decoded
+        if jobs:
+            _run_pool(jobs, seed, settings, tmp)
+        (tmp / MANIFEST).write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
+        try:
+            os.replace(tmp, dst)  # atomic; also replaces an empty dst folder
+        except OSError:
+            if not _reusable(dst, fingerprint):  # did a concurrent run finish it first?
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    return dst
+
+
+class _Job(NamedTuple):
+    """Augmented images start..stop-1 (0-based) of one writer, cycling over its sources."""
+
+    writer: str
+    sources: list[str]
+    fills: list[int]  # each source's paper level
+    start: int
+    stop: int
+
+
+def _render(job: _Job, seed: int, settings: dict[str, float], out: Path, cache: dict) -> None:
+    writer, sources, fills, start, stop = job
+    transforms: dict[int, v2.Transform] = {}
+    for index in range(start, stop):
+        src = index % len(sources)
+        if src not in cache:
+            cache[src] = load_image(sources[src])
+        if src not in transforms:
+            transforms[src] = build_transform(**settings, fill=fills[src])
+        grey = _apply_seeded(transforms[src], cache[src], derive_seed(seed, writer, index + 1))
+        _save(grey, out / writer / f"{writer}_{index + 1:05d}.png")
+
+
+def _render_job(job: _Job, seed: int, settings: dict[str, float], out: Path) -> tuple | None:
+    """Pool entry point; load errors come back as (path, reason): ImageLoadError won't unpickle."""
+    try:
+        _render(job, seed, settings, out, {})
+    except ImageLoadError as err:
+        return str(err.path), err.reason
+    return None
+
+
+def _run_pool(jobs: list[_Job], seed: int, settings: dict[str, float], out: Path) -> None:
+    # spawn, not fork: the caller may hold threads (loggers, torch pools) that fork would break.
+    context = multiprocessing.get_context("spawn")
+    workers = min(WORKERS, len(jobs))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+        futures = [pool.submit(_render_job, job, seed, settings, out) for job in jobs]
+        for future in futures:
+            failure = future.result()
+            if failure is not None:
+                for other in futures:
+                    other.cancel()
+                raise ImageLoadError(*failure)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # one process per core already
+
+
+def _save(grey: np.ndarray, path: Path) -> None:
+    Image.fromarray(grey, mode="L").save(path, format="PNG", compress_level=COMPRESS_LEVEL)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_writer(writer: str) -> str:
+    """Writer names become folder and file names: no separators, no dot-names, not empty."""
+    if not isinstance(writer, str) or writer in ("", ".", "..") or writer.startswith("."):
+        raise ValueError(f"writer name {writer!r} cannot be a folder name")
+    if "/" in writer or "\\" in writer or "\0" in writer:
+        raise ValueError(f"writer name {writer!r} cannot contain a path separator")
+    return writer
+
+
+def _source_entry(path: str, writer: str) -> dict[str, Any]:
+    try:
+        stat = os.stat(path)
+    except OSError as err:
+        raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+    return {"path": path, "writer": writer, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _reusable(dst: Path, fingerprint: dict[str, Any]) -> bool:
+    """True if dst holds exactly this request; False if free to build; ValueError otherwise."""
+    if not dst.exists():
+        return False
+    if not dst.is_dir():
+        raise ValueError(f"cannot materialize into {dst}: it exists and is not a folder")
+    manifest = dst / MANIFEST
+    if not manifest.is_file():
+        if any(dst.iterdir()):
+            raise ValueError(
+                f"cannot materialize into {dst}: it is a non-empty folder without {MANIFEST}, "
+                "so it was not made by materialize; refusing to touch it"
+            )
+        return False
+    try:
+        recorded = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot materialize into {dst}: unreadable {MANIFEST} ({err})") from err
+    if recorded == fingerprint:
+        return True
+    keys = sorted(k for k in {*fingerprint, *recorded} if recorded.get(k) != fingerprint.get(k))
+    raise ValueError(
+        f"cannot materialize into {dst}: it was made from a different request (differs in "
+        f"{', '.join(keys)}); remove it or choose another folder"
+    )
