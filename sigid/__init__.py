@@ -1,7 +1,22 @@
-"""sigid: offline handwritten signature identification and verification."""
+"""sigid: offline handwritten signature identification and verification.
+
+Public API: `train` (and its `TrainResult`). Loaded on first use, so that `import sigid.data`
+and the `sigid` command do not pay for importing Lightning and Hydra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-
-from sigid.train import TrainResult, train
-
 __all__ = ["TrainResult", "train"]
+
+if TYPE_CHECKING:
+    from sigid.training import TrainResult, train
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("sigid.training"), name)
+    raise AttributeError(f"module 'sigid' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import sigid
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
-from sigid.train import build_datamodule, build_module
+from sigid.training import build_datamodule, build_module
 
 EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn"]
 # A few-second version of every run: a small synthetic set, small images, few batches.
