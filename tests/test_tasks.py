@@ -281,7 +281,9 @@ def test_contrastive_loss_by_hand() -> None:
 
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
     module = SiameseModule(
-        embedding="pixel", image_size=[SIZE, SIZE], dim=16,
+        embedding="pixel",
+        image_size=[SIZE, SIZE],
+        dim=16,
         optimizer={"name": "rmsprop", "lr": 1e-3},
         scheduler={"name": "plateau", "patience": 1},
         loss="contrastive",
