@@ -1,7 +1,7 @@
 """sigid: offline handwritten signature identification and verification.
 
-Public API: `train` (and its `TrainResult`). Loaded on first use, so that `import sigid.data`
-and the `sigid` command do not pay for importing Lightning and Hydra.
+Public API: `train` (and its `TrainResult`) and `evaluate`, loaded on first use so that
+`import sigid.data` and the `sigid` command do not pay for importing Lightning and Hydra.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "evaluate", "train"]
 
 if TYPE_CHECKING:
-    from sigid.training import TrainResult, train
+    from sigid.training import TrainResult, evaluate, train
 
 
 def __getattr__(name: str) -> Any:

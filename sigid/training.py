@@ -24,8 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sigid.callbacks import tensor_to_float, write_json
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.tasks.classifier import ClassifierModule
-from sigid.tasks.siamese import SiameseModule
+from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +193,37 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         return run(cfg)
     finally:
         HydraConfig.instance().cfg = None
+
+
+def evaluate(checkpoint: str | Path, overrides: list[str] | None = None) -> dict[str, float]:
+    """Test a checkpoint on the data the config describes (default: the run's own data settings).
+
+    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
+    training; `overrides` choose the data (e.g. ``["data=cedar", "data.root=..."]``).
+    """
+    module = load_checkpoint(checkpoint)
+    model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
+    preprocessing = module.hparams.preprocessing
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", *(overrides or [])])
+    if preprocessing:
+        cfg.data.preprocess = preprocessing
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("test")
+    if isinstance(module, ClassifierModule) and datamodule.class_names != module.class_names:
+        raise ValueError(
+            f"{checkpoint}: trained on writers {module.class_names}, but the data has "
+            f"{datamodule.class_names}; a classifier can only be tested on its own writers"
+        )
+    trainer = L.Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    return {name: float(value) for name, value in tested.items()}
 
 
 @hydra.main(config_path="pkg://sigid.conf", config_name="train", version_base="1.3")

@@ -65,4 +65,4 @@ def test_preprocessing_split_and_augmentation_are_config(tmp_path):
     assert dm.images["val"].mean() > 128  # paper mode keeps dark ink on white
     image, _ = dm.dataset("train")[0]  # no augmentation: the cached image, as is
     assert torch.equal(image[0], torch.from_numpy(dm.images["train"][0]).float() / 255)
-    assert dm.test_distortion["rotation"] == 20
+    assert dm.test_distortion["rotation"] == 15

@@ -112,6 +112,14 @@ def test_siamese_run_stores_its_validation_threshold_and_logs_figures(tmp_path, 
     assert (result.output_dir / "tensorboard" / "projector_config.pbtxt").is_file()
 
 
+def test_evaluate_reproduces_a_runs_test_metrics_from_the_checkpoint_alone(tmp_path):
+    result = _train(tmp_path, "model=cnn", "model.depth=2", *SMALL_CNN)
+    again = sigid.evaluate(result.checkpoint, [s for s in SMALL if s.startswith("data.")])
+    assert again["test/acc"] == pytest.approx(result.metrics["test/acc"])
+    with pytest.raises(ValueError, match="trained on writers"):
+        sigid.evaluate(result.checkpoint, ["data.synthetic.writers=3"])
+
+
 def test_same_seed_gives_the_same_metrics(tmp_path):
     runs = [
         sigid.train([*SMALL, *SMALL_CNN, f"hydra.run.dir={tmp_path / name}", "seed=7"])

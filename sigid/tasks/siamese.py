@@ -27,6 +27,7 @@ from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import BinaryAccuracy
 
 from sigid import metrics
+from sigid.data.pairs import KINDS
 from sigid.models import build_siamese
 from sigid.models.siamese import pair_distance
 from sigid.tasks.common import (
@@ -40,7 +41,6 @@ from sigid.tasks.common import (
 )
 
 # Pair kind codes of the batches (sigid.data.pairs.KINDS).
-PAIR_KINDS: tuple[str, ...] = ("genuine", "skilled", "random")
 LOSSES = ("bce", "contrastive")
 # Images sent to the TensorBoard projector at test time, and their thumbnail height.
 MAX_PROJECTOR_IMAGES, THUMBNAIL_HEIGHT = 1000, 32
@@ -240,7 +240,7 @@ class SiameseModule(LightningModule):
         if both:
             logs["test/eer"] = metrics.eer(scores, targets)[0]
             logs["test/auroc"] = metrics.auroc(scores, targets)
-        for code, kind in enumerate(PAIR_KINDS[1:], start=1):
+        for code, kind in enumerate(KINDS[1:], start=1):
             keep = (targets == 1) | ((targets == 0) & (kinds == code))
             if bool((targets[keep] == 1).any()) and bool((targets[keep] == 0).any()):
                 logs[f"test/eer_{kind}"] = metrics.eer(scores[keep], targets[keep])[0]
