@@ -29,7 +29,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
         metrics = _read(job / "metrics.json") or {}
         status = _read(job / "status.json") or {"status": "failed", "error": "no result written"}
-        test = {k: v for k, v in metrics.items() if k.startswith("test/")}
+        # the test metrics, plus the validation accuracy of the best epoch
+        test = {k: v for k, v in metrics.items() if k.startswith("test/") or k == "best_val/acc"}
         rows.append(
             {
                 "job": job.name,
@@ -67,7 +68,9 @@ def write_summary(sweep_dir: str | Path) -> list[Path]:
     """``summary.csv``, ``summary.md`` and ``accuracy_vs_epoch.png`` in the sweep folder."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
-    test_keys = sorted({k for r in rows for k in r["test"]})
+    test_keys = sorted(
+        {k for r in rows for k in r["test"]}, key=lambda k: (k.startswith("test/"), k)
+    )
     header = [*COLUMNS, *test_keys, "wall_time_s", "error"]
     table = [[_cell(r, h) for h in header] for r in rows]
     buffer = io.StringIO()
@@ -90,6 +93,7 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves: dict[str, list[dict[str, float]]] = {}
     for row in rows:
@@ -107,6 +111,7 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
         ax.plot(
             [h["epoch"] + 1 for h in history], [h["val/acc"] for h in history], "o-", label=label
         )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy vs epoch")
@@ -141,7 +146,7 @@ def _curve_label(params: dict[str, str]) -> str:
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:
-    value = row["test"].get(key) if key.startswith("test/") else row.get(key)
+    value = row["test"].get(key) if key in row["test"] else row.get(key)
     if isinstance(value, float):
         return f"{value:.4f}"
     return "" if value is None else str(value).replace("\n", " ").replace("|", "/")
