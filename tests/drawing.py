@@ -1,4 +1,4 @@
-"""Small real signature-like PNG files for tests: strokes on paper, one style per writer."""
+"""Test data: small real signature-like PNG files (one style per writer), and sample records."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from sigid.data.layouts import Sample
 
 
 def draw_signature(writer: int, sample: int, paper: int = 240, size=(80, 160)) -> Image.Image:
@@ -35,3 +37,12 @@ def write_folders(root: Path, writers: int, per_writer: int, forged: int = 0) ->
             for n in range(1, forged + 1):
                 draw_signature(w, 100 + n, paper=250).save(forg / f"f{n}.png")
     return root
+
+
+def sample_records(writers: int, per_writer: int, forged: int = 0) -> list[Sample]:
+    """Sample table rows (no files) for writers w0.. with genuine and forged signatures."""
+    out = []
+    for w in range(writers):
+        out += [Sample(Path(f"w{w}/g{n}.png"), f"w{w}", True) for n in range(per_writer)]
+        out += [Sample(Path(f"w{w}_forg/f{n}.png"), f"w{w}", False) for n in range(forged)]
+    return out

@@ -1,22 +1,14 @@
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from drawing import sample_records
 
-from sigid.data.layouts import DatasetError, Sample
+from sigid.data.layouts import DatasetError
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED, make_pairs
 
 
-def _samples(writers: int, per_writer: int, forged: int = 0) -> list[Sample]:
-    out = []
-    for w in range(writers):
-        out += [Sample(Path(f"w{w}/g{n}.png"), f"w{w}", True) for n in range(per_writer)]
-        out += [Sample(Path(f"w{w}_forg/f{n}.png"), f"w{w}", False) for n in range(forged)]
-    return out
-
-
 def test_pairs_are_balanced_and_labelled_by_kind():
-    samples = _samples(4, 10, forged=5)
+    samples = sample_records(4, 10, forged=5)
     pairs = make_pairs(samples, 1000, skilled_fraction=0.4, seed=0)
     kinds = Counter(KINDS[p.kind] for p in pairs)
     assert kinds == {"genuine": 500, "skilled": 200, "random": 300}
@@ -33,7 +25,7 @@ def test_pairs_are_balanced_and_labelled_by_kind():
 
 
 def test_positive_pairs_are_unique_while_enough_exist_and_writers_take_turns():
-    samples = _samples(3, 10)  # 45 distinct positive pairs per writer
+    samples = sample_records(3, 10)  # 45 distinct positive pairs per writer
     positives = [p for p in make_pairs(samples, 200, seed=1) if p.target == 1]
     assert len({frozenset((p.a, p.b)) for p in positives}) == len(positives) == 100
     per_writer = Counter(samples[p.a].writer for p in positives)
@@ -41,25 +33,25 @@ def test_positive_pairs_are_unique_while_enough_exist_and_writers_take_turns():
 
 
 def test_without_forgeries_every_negative_is_random():
-    pairs = make_pairs(_samples(3, 5), 100, skilled_fraction=0.5)
+    pairs = make_pairs(sample_records(3, 5), 100, skilled_fraction=0.5)
     assert Counter(p.kind for p in pairs) == {GENUINE: 50, RANDOM: 50}
 
 
 def test_pairs_are_seeded():
-    samples = _samples(3, 6, forged=2)
+    samples = sample_records(3, 6, forged=2)
     assert make_pairs(samples, 60, seed=4) == make_pairs(samples, 60, seed=4)
     assert make_pairs(samples, 60, seed=4) != make_pairs(samples, 60, seed=5)
 
 
 def test_random_negatives_need_two_writers_else_skilled_forgeries_stand_in():
     with pytest.raises(DatasetError, match="at least 2 writers"):
-        make_pairs(_samples(1, 5), 10, skilled_fraction=0.5)
-    one_writer = make_pairs(_samples(1, 5, forged=2), 10, skilled_fraction=0.5)
+        make_pairs(sample_records(1, 5), 10, skilled_fraction=0.5)
+    one_writer = make_pairs(sample_records(1, 5, forged=2), 10, skilled_fraction=0.5)
     assert Counter(p.kind for p in one_writer) == {GENUINE: 5, SKILLED: 5}
 
 
 def test_pair_arguments_are_validated():
     with pytest.raises(DatasetError, match="skilled_fraction"):
-        make_pairs(_samples(2, 3), 10, skilled_fraction=1.5)
+        make_pairs(sample_records(2, 3), 10, skilled_fraction=1.5)
     with pytest.raises(DatasetError, match="positive"):
-        make_pairs(_samples(2, 1), 10)
+        make_pairs(sample_records(2, 1), 10)

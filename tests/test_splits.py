@@ -2,21 +2,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from drawing import sample_records
 
 from sigid.data.layouts import DatasetError, Sample
 from sigid.data.splits import samples_of, split_per_writer, split_writers
 
 
-def _samples(writers: int, per_writer: int, forged: int = 0) -> list[Sample]:
-    out = []
-    for w in range(writers):
-        out += [Sample(Path(f"w{w}/g{n}.png"), f"w{w}", True) for n in range(per_writer)]
-        out += [Sample(Path(f"w{w}_forg/f{n}.png"), f"w{w}", False) for n in range(forged)]
-    return out
-
-
 def test_per_writer_split_is_stratified_and_disjoint():
-    parts = split_per_writer(_samples(5, 24, forged=3), val=4, test=4, seed=0)
+    parts = split_per_writer(sample_records(5, 24, forged=3), val=4, test=4, seed=0)
     for name, expected in (("train", 16), ("val", 4), ("test", 4)):
         assert set(Counter(s.writer for s in parts[name]).values()) == {expected}
     paths = [s.path for part in parts.values() for s in part]
@@ -25,21 +18,21 @@ def test_per_writer_split_is_stratified_and_disjoint():
 
 
 def test_per_writer_split_fractions_round_per_writer():
-    parts = split_per_writer(_samples(2, 88), val=0.15, test=0.15, seed=0)
+    parts = split_per_writer(sample_records(2, 88), val=0.15, test=0.15, seed=0)
     assert Counter(s.writer for s in parts["test"]) == {"w0": 13, "w1": 13}
     assert len(parts["train"]) == 2 * (88 - 26)
 
 
 def test_per_writer_split_is_seeded():
-    a = split_per_writer(_samples(3, 10), 0.2, 0.2, seed=1)
-    b = split_per_writer(_samples(3, 10), 0.2, 0.2, seed=1)
-    c = split_per_writer(_samples(3, 10), 0.2, 0.2, seed=2)
+    a = split_per_writer(sample_records(3, 10), 0.2, 0.2, seed=1)
+    b = split_per_writer(sample_records(3, 10), 0.2, 0.2, seed=1)
+    c = split_per_writer(sample_records(3, 10), 0.2, 0.2, seed=2)
     assert a == b
     assert a["test"] != c["test"]
 
 
 def test_writer_with_too_few_images_for_the_split_is_named():
-    samples = _samples(2, 10) + [Sample(Path("tiny/1.png"), "tiny", True)] * 2
+    samples = sample_records(2, 10) + [Sample(Path("tiny/1.png"), "tiny", True)] * 2
     with pytest.raises(DatasetError, match=r"writer 'tiny' has 2 genuine.*1 validation \+ 1 test"):
         split_per_writer(samples, val=0.1, test=0.1)
 
@@ -69,6 +62,6 @@ def test_writer_split_is_seeded_and_validates_its_arguments():
 
 
 def test_samples_of_keeps_genuine_and_forged_of_the_chosen_writers():
-    samples = _samples(3, 2, forged=1)
+    samples = sample_records(3, 2, forged=1)
     chosen = samples_of(samples, ["w1"])
     assert {s.writer for s in chosen} == {"w1"} and len(chosen) == 3
