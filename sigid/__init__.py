@@ -1,7 +1,9 @@
 """sigid: offline handwritten signature identification and verification.
 
-Public API: `train` (and its `TrainResult`) and `evaluate`, loaded on first use so that
-`import sigid.data` and the `sigid` command do not pay for importing Lightning and Hydra.
+Public API, loaded on first use so that `import sigid.data` and the `sigid` command do not pay
+for importing Lightning and Hydra: `train` (and its `TrainResult`) and `evaluate`; and, to use a
+trained model, `Verifier` (Siamese: compare two signatures), `Identifier` (CNN: which known
+writer) and `Gallery` (enroll new writers for a Siamese model, then identify or verify).
 """
 
 from __future__ import annotations
@@ -10,13 +12,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["TrainResult", "evaluate", "train"]
+__all__ = ["Gallery", "Identifier", "TrainResult", "Verifier", "evaluate", "train"]
+
+# Where each public name lives.
+_MODULES = {
+    "Gallery": "sigid.gallery",
+    "Identifier": "sigid.identifier",
+    "TrainResult": "sigid.training",
+    "Verifier": "sigid.verifier",
+    "evaluate": "sigid.training",
+    "train": "sigid.training",
+}
 
 if TYPE_CHECKING:
+    from sigid.gallery import Gallery
+    from sigid.identifier import Identifier
     from sigid.training import TrainResult, evaluate, train
+    from sigid.verifier import Verifier
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("sigid.training"), name)
+    if name in _MODULES:
+        return getattr(importlib.import_module(_MODULES[name]), name)
     raise AttributeError(f"module 'sigid' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The `sigid` command: dataset tools (scan, synth, augment); later issues add model tools."""
+"""The `sigid` command: dataset tools (scan, synth, augment) and trained-model tools."""
 
 from __future__ import annotations
 
@@ -74,6 +74,111 @@ def cmd_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit(args: argparse.Namespace, data: dict, lines: list[str]) -> int:
+    print(json.dumps(data, indent=2) if args.json else "\n".join(lines))
+    return 0
+
+
+def _ranked(candidates: list[tuple[str, float]]) -> list[str]:
+    width = max(len(writer) for writer, _ in candidates)
+    return [f"  {n}. {w:<{width}}  {s:.4f}" for n, (w, s) in enumerate(candidates, start=1)]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.gallery is not None:
+        if args.writer is None or len(args.images) != 1:
+            raise ValueError("with --gallery, give --writer NAME and one questioned signature")
+        from sigid.gallery import Gallery
+
+        gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
+        verdict = gallery.verify(args.writer, args.images[0])
+        count = len(gallery.references(args.writer))
+        data = {"writer": args.writer, "image": str(args.images[0]), **verdict.to_dict()}
+        sign = ">=" if verdict.same else "<"
+        head = "accepted: matches" if verdict.same else "rejected: does not match"
+        lines = [
+            f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
+            f"{verdict.threshold:.4f}; mean similarity to {count} references)"
+        ]
+        return _emit(args, {**data, "references": count}, lines)
+    if args.writer is not None:
+        raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
+    if args.ckpt is None or len(args.images) != 2:
+        raise ValueError("give two signatures and --ckpt CHECKPOINT, or --gallery G --writer NAME")
+    from sigid.verifier import Verifier
+
+    verifier = Verifier.from_checkpoint(args.ckpt, threshold=args.threshold)
+    verdict = verifier.verify(*args.images)
+    sign = ">=" if verdict.same else "<"
+    head = "same writer" if verdict.same else "different writers"
+    data = {"a": str(args.images[0]), "b": str(args.images[1]), **verdict.to_dict()}
+    lines = [f"{head}  (similarity {verdict.score:.4f} {sign} threshold {verdict.threshold:.4f})"]
+    return _emit(args, data, lines)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    if args.gallery is not None:
+        from sigid.gallery import Gallery
+
+        gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
+        found = gallery.identify(args.image, top_k=args.top_k)
+        best = found.candidates[0]
+        head = (
+            f"best match: {found.writer}  (score {best.score:.4f} >= threshold "
+            f"{found.threshold:.4f})"
+            if found.writer is not None
+            else f"unknown writer: no enrolled writer reaches the threshold {found.threshold:.4f}"
+        )
+        ranked = [(c.writer, c.score) for c in found.candidates]
+        return _emit(args, found.to_dict(), [head, "candidates (score):", *_ranked(ranked)])
+    if args.ckpt is None:
+        raise ValueError("give --ckpt CHECKPOINT (a CNN checkpoint) or --gallery G")
+    if args.threshold is not None:
+        raise ValueError("--threshold applies to --gallery only (a CNN ranks known writers)")
+    from sigid.identifier import Identifier
+
+    ranked = Identifier.from_checkpoint(args.ckpt).identify(args.image, top_k=args.top_k)
+    data = {
+        "writer": ranked[0][0],
+        "candidates": [{"writer": w, "probability": p} for w, p in ranked],
+    }
+    lines = [f"most likely: {ranked[0][0]}", "writers (probability):", *_ranked(ranked)]
+    return _emit(args, data, lines)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from sigid.gallery import Gallery
+
+    gallery = Gallery.open(args.gallery, args.ckpt)
+    count = gallery.enroll(args.writer, args.images)
+    path = gallery.save()
+    data = {
+        "gallery": str(path),
+        "writer": args.writer,
+        "added": len(args.images),
+        "references": count,
+        "writers": len(gallery),
+        "checkpoint": str(gallery.verifier.checkpoint),
+    }
+    lines = [
+        f"enrolled {len(args.images)} signature(s) of {data['writer']} in {path}: {count} "
+        f"reference(s) for this writer, {len(gallery)} writer(s) in the gallery"
+    ]
+    return _emit(args, data, lines)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sigid.export import export
+
+    start = time.perf_counter()
+    written = export(args.ckpt, args.out, args.formats, name=args.name)
+    took = time.perf_counter() - start
+    print(f"exported {args.ckpt} in {took:.1f} s:")
+    for kind, path in written.items():
+        print(f"  {kind:<12} {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
@@ -108,6 +213,61 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
         p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=float, default=None)
     p.set_defaults(func=cmd_augment)
+
+    ckpt_help = "with --gallery, default: the checkpoint the gallery was enrolled with"
+    threshold_help = "decision threshold in [0, 1] (default: the one stored in the checkpoint)"
+    p = sub.add_parser(
+        "verify",
+        help="same writer? two signatures (Siamese), or one against an enrolled writer",
+        usage="sigid verify A B --ckpt C [--json]\n"
+        "       sigid verify --gallery G --writer NAME IMG [--json]",
+    )
+    p.add_argument("images", type=Path, nargs="+", metavar="IMG", help="signature images")
+    p.add_argument("--ckpt", type=Path, help=f"Siamese checkpoint ({ckpt_help})")
+    p.add_argument("--gallery", type=Path, help="gallery file (sigid enroll)")
+    p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
+    p.add_argument("--threshold", type=float, help=threshold_help)
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "identify",
+        help="who signed? a CNN's known writers (--ckpt), or a gallery's enrolled ones",
+        usage="sigid identify --ckpt C IMG [--top-k 5] [--json]\n"
+        "       sigid identify --gallery G IMG [--top-k 5] [--json]",
+    )
+    p.add_argument("image", type=Path, metavar="IMG", help="questioned signature image")
+    p.add_argument("--ckpt", type=Path, help=f"CNN checkpoint, or Siamese ({ckpt_help})")
+    p.add_argument("--gallery", type=Path, help="gallery file (sigid enroll)")
+    p.add_argument("--top-k", type=int, default=5, help="candidates shown (default 5)")
+    p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser(
+        "enroll",
+        help="add a writer's reference signatures to a gallery (no retraining)",
+        usage="sigid enroll [--ckpt C] --gallery G --writer NAME IMG [IMG ...] [--json]",
+    )
+    p.add_argument("images", type=Path, nargs="+", metavar="IMG", help="reference signatures")
+    p.add_argument("--ckpt", type=Path, help="Siamese checkpoint; needed to create the gallery")
+    p.add_argument("--gallery", type=Path, required=True, help="gallery file, created if absent")
+    p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_enroll)
+    p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
+    p.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint")
+    p.add_argument("--out", type=Path, required=True, help="output folder, created if missing")
+    p.add_argument(
+        "--format",
+        dest="formats",
+        nargs="+",
+        default=["torchscript", "onnx"],
+        metavar="FORMAT",
+        help="torchscript and/or onnx (default: both; onnx needs pip install 'sigid[export]')",
+    )
+    p.add_argument("--name", help="file name stem (default: embedding or classifier)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

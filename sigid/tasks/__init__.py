@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningMod
         hparams = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
     except FileNotFoundError as err:
         raise ValueError(f"{path}: checkpoint not found") from err
+    except pickle.UnpicklingError as err:  # any other file; its message runs over many lines
+        raise ValueError(f"{path}: not a sigid checkpoint (not a PyTorch checkpoint file)") from err
     except (KeyError, RuntimeError, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a sigid checkpoint ({err})") from err
     cls = ClassifierModule if "num_classes" in hparams else SiameseModule

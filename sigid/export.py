@@ -1,0 +1,297 @@
+"""Export a trained checkpoint for deployment without sigid: TorchScript, ONNX and a JSON sidecar.
+
+What is exported is the part a deployment runs per image, with a dynamic batch dimension:
+
+- Siamese checkpoint: the embedding branch, images (N, 1, H, W) -> embeddings (N, dim). Pairs are
+  compared outside the network (similarity = sigmoid(offset - scale * distance)), so a gallery of
+  enrolled embeddings is computed once instead of re-running the network per pair;
+- CNN checkpoint: the classifier with its softmax, images -> probabilities (N, num_classes).
+
+Inputs are float32 in [0, 1], the preprocessed uint8 image divided by 255; the sidecar JSON holds
+the preprocessing, the writer names or the similarity head and decision threshold, and what the
+output means, so that a deployment needs nothing else.
+
+ONNX uses the torch.export-based exporter (``dynamo=True``, the default since torch 2.9; it needs
+``onnx`` and ``onnxscript``): the legacy TorchScript-based one warns that it is deprecated and will
+be removed. Every file is written to a temporary name and renamed, the JSON last, so a reader never
+sees a half-written export, and each model file is loaded back and checked against PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import secrets
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning import LightningModule
+from torch import nn
+
+from sigid import __version__
+from sigid.models.siamese import DISTANCE_EPS
+from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
+
+FORMATS: tuple[str, ...] = ("torchscript", "onnx")
+SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
+# Python modules the ONNX export needs, with the pip package that provides each.
+ONNX_MODULES = {"onnx": "onnx", "onnxscript": "onnxscript"}
+INPUT_NAME = "images"
+# Largest max |exported - PyTorch| accepted by the check that follows every export.
+TOLERANCE = 1e-4
+# Batch sizes of the trace and of the check: different, so that a batch size baked into the
+# exported graph shows up as an error. Not 1: torch.export specialises a dimension of size 1.
+EXAMPLE_BATCH, CHECK_BATCH = 2, 3
+METADATA_VERSION = 1
+
+
+class MissingExportDependency(ImportError, ValueError):
+    """An optional package of the ``export`` extra is not installed.
+
+    Also a ValueError, so that the ``sigid`` command reports it as a one-line error.
+    """
+
+
+class _Embedder(nn.Module):
+    """The Siamese embedding branch alone, with the input named as in the exported graphs."""
+
+    def __init__(self, embedding: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embedding(images)
+
+
+class _Probabilities(nn.Module):
+    """The classifier with its softmax: deployments want probabilities, not logits."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(images), dim=-1)
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """The requested formats, deduplicated in order; ValueError on an unknown or empty request."""
+    if isinstance(formats, str):
+        formats = [formats]
+    chosen = tuple(dict.fromkeys(str(f).lower() for f in formats))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown export format {unknown or list(formats)}; expected {FORMATS}")
+    return chosen
+
+
+def require_onnx() -> None:
+    """Fail early, before any file is written, when the ONNX exporter's packages are missing."""
+    for module, package in ONNX_MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise MissingExportDependency(
+                f"ONNX export needs the '{package}' package: pip install 'sigid[export]'",
+                name=module,
+            ) from err
+
+
+def export(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    formats: Sequence[str] = FORMATS,
+    name: str | None = None,
+) -> dict[str, Path]:
+    """Export `checkpoint` to `out_dir` (created if missing) as ``<name>.pt`` / ``<name>.onnx``.
+
+    `name` defaults to ``embedding`` (Siamese) or ``classifier`` (CNN). Returns the written paths
+    by format, plus ``"metadata"``: the ``<name>.json`` sidecar. Raises ValueError for a missing
+    or foreign checkpoint, an unknown format, or missing ONNX packages (`MissingExportDependency`).
+    """
+    chosen = check_formats(formats)
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise ValueError(f"export name {name!r} must be a plain file name stem")
+    if "onnx" in chosen:
+        require_onnx()
+    module = load_checkpoint(checkpoint)
+    net, default_name, metadata = _deployable(module)
+    name = name or default_name
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    generator = torch.Generator().manual_seed(0)
+    height, width = metadata["input"]["shape"][2:]
+    channels = metadata["input"]["shape"][1]
+    example = torch.rand(EXAMPLE_BATCH, channels, height, width, generator=generator)
+    check = torch.rand(CHECK_BATCH, channels, height, width, generator=generator)
+    with torch.no_grad():
+        expected = net(check)
+
+    writers: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
+        "torchscript": _write_torchscript,
+        "onnx": _write_onnx,
+    }
+    runners: dict[str, Callable[[Path, torch.Tensor], torch.Tensor | None]] = {
+        "torchscript": _run_torchscript,
+        "onnx": _run_onnx,
+    }
+    written: dict[str, Path] = {}
+    checked: dict[str, float | None] = {}
+    for fmt in chosen:
+        path = out_dir / f"{name}{SUFFIXES[fmt]}"
+        with _atomic(path) as tmp:
+            writers[fmt](net, example, tmp)
+            actual = runners[fmt](tmp, check)
+            checked[fmt] = None if actual is None else _max_difference(actual, expected, fmt)
+        written[fmt] = path
+
+    metadata["files"] = {fmt: path.name for fmt, path in written.items()}
+    metadata["checked_max_abs_difference"] = checked
+    if "onnx" in written:
+        metadata["onnx_opset"] = _onnx_opset(written["onnx"])
+    json_path = out_dir / f"{name}.json"
+    with _atomic(json_path) as tmp:
+        tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+    written["metadata"] = json_path
+    return written
+
+
+def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]]:
+    """The network to export (eval mode), its default file name and `module`'s metadata."""
+    hparams = module.hparams
+    size = [int(s) for s in hparams.get("image_size", (128, 128))]
+    image = {
+        "name": INPUT_NAME,
+        "shape": ["batch", int(hparams.get("in_channels", 1)), *size],
+        "dtype": "float32",
+        "layout": "NCHW",
+        "range": [0.0, 1.0],
+        "meaning": (
+            "grey signature images after sigid.data.preprocess(grey, mode, size) with the "
+            "settings of 'preprocessing', as float32 = uint8 / 255"
+        ),
+    }
+    if isinstance(module, SiameseModule):
+        head = module.net.head
+        net: nn.Module = _Embedder(module.net.embedding)
+        default_name, kind = "embedding", "siamese"
+        specific: dict[str, Any] = {
+            "output": {
+                "name": "embeddings",
+                "shape": ["batch", int(hparams.get("dim", 128))],
+                "meaning": "one embedding per image; compare two with 'similarity'",
+            },
+            "similarity": {
+                "formula": "sigmoid(offset - scale * sqrt(sum((e_a - e_b) ** 2) + eps))",
+                "scale": float(head.scale.detach()),
+                "offset": float(head.offset.detach()),
+                "eps": DISTANCE_EPS,
+                "threshold": float(module.threshold),
+                "decision": "same writer (genuine) when similarity >= threshold",
+                "threshold_source": "equal error rate on the validation writers",
+            },
+        }
+    elif isinstance(module, ClassifierModule):
+        num_classes = int(hparams.num_classes)
+        net = _Probabilities(module.net)
+        default_name, kind = "classifier", "classifier"
+        specific = {
+            "output": {
+                "name": "probabilities",
+                "shape": ["batch", num_classes],
+                "meaning": "softmax probability of each writer, in the order of 'class_names'",
+            },
+            "class_names": module.class_names or [str(i) for i in range(num_classes)],
+        }
+    else:  # pragma: no cover - load_checkpoint builds nothing else
+        raise ValueError(f"cannot export a {type(module).__name__}")
+    metadata = {
+        "format_version": METADATA_VERSION,
+        "sigid_version": __version__,
+        "kind": kind,
+        "input": image,
+        "preprocessing": module.preprocessing,
+        **specific,
+    }
+    return net.eval(), default_name, metadata
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`, renamed onto it on success and removed on failure."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    """TorchScript still works on torch 2.14 but warns on every call that it is deprecated."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+        yield
+
+
+def _write_torchscript(net: nn.Module, example: torch.Tensor, path: Path) -> None:
+    # trace, not script: it records what the network computes whatever Python it is written in;
+    # the check on another batch size catches a shape frozen into the trace.
+    with _quiet_torchscript(), torch.no_grad():
+        traced = torch.jit.trace(net, example)
+        torch.jit.save(traced, str(path))
+
+
+def _run_torchscript(path: Path, images: torch.Tensor) -> torch.Tensor:
+    with _quiet_torchscript(), torch.no_grad():
+        return torch.jit.load(str(path), map_location="cpu")(images)
+
+
+def _write_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> None:
+    output = "embeddings" if isinstance(net, _Embedder) else "probabilities"
+    batch = torch.export.Dim("batch")
+    with torch.no_grad():
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[output],
+            dynamic_shapes={INPUT_NAME: {0: batch}},
+            verbose=False,
+        )
+    program.save(str(path), external_data=False)
+
+
+def _run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor | None:
+    """The ONNX model's output through onnxruntime, or None where onnxruntime is not installed."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {INPUT_NAME: images.numpy()})
+    return torch.from_numpy(output)
+
+
+def _max_difference(actual: torch.Tensor, expected: torch.Tensor, fmt: str) -> float:
+    if actual.shape != expected.shape:
+        raise RuntimeError(f"{fmt} export gives shape {tuple(actual.shape)}, not {expected.shape}")
+    difference = float((actual - expected).abs().max())
+    if not difference <= TOLERANCE:
+        raise RuntimeError(f"{fmt} export differs from PyTorch by {difference:.3g} > {TOLERANCE}")
+    return difference
+
+
+def _onnx_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))

@@ -1,0 +1,315 @@
+"""A gallery of enrolled writers for a Siamese model: enroll, identify, verify, no retraining.
+
+A writer is enrolled from a few reference signatures: their embeddings (the Siamese embedding
+branch) are stored, and the network's own similarity head compares a questioned signature to
+them. A writer's score is the MEAN similarity to their references. The decision threshold (from
+the checkpoint) was chosen on single-pair similarities, and the mean of such similarities stays
+on that scale whatever the number of references; the max would rise with every reference added
+(more references, more chances of one close match), so a skilled forgery or another writer would
+pass the same threshold more easily in a larger gallery. The mean also lets no single
+accidentally close reference decide.
+
+One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickle=False)``) with
+
+- ``embeddings``: float32 (N, dim), one row per reference signature;
+- ``writer_index``: int32 (N,), each row's writer as an index into the metadata's ``writers``;
+- ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
+  ``checkpoint`` (absolute path), ``fingerprint`` (`sigid.verifier.fingerprint` of the embedding
+  branch and its preprocessing), ``preprocessing``, ``dim``, ``score``, ``writers`` and
+  ``sources`` (each row's image file, or "<array>").
+
+It is written atomically (a temporary file in the same folder, then `os.replace`), and it can
+only be used with the model that made it: another checkpoint is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sigid.signatures import Signature, as_list, describe
+from sigid.verifier import Verdict, Verifier
+
+FORMAT, VERSION = "sigid-gallery", 1
+SCORE = "mean similarity to the writer's references"
+# Enrolled writers named in an error message before "...".
+MAX_NAMES_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    writer: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Identification:
+    """Enrolled writers ranked by score; `writer` is the best one if it reaches the threshold,
+    else None (an unknown writer)."""
+
+    writer: str | None
+    candidates: list[Candidate]
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "writer": self.writer,
+            "candidates": [{"writer": c.writer, "score": c.score} for c in self.candidates],
+            "threshold": self.threshold,
+        }
+
+
+class Gallery:
+    """Enrolled writers' reference embeddings, tied to one Siamese checkpoint.
+
+    ``Gallery(Verifier.from_checkpoint(ckpt))`` starts an empty one; `Gallery.load` reads a
+    saved one (with its own checkpoint unless another is given, which must have the same
+    weights); `Gallery.open` does either, for "enroll into this file".
+    """
+
+    def __init__(self, verifier: Verifier, path: str | Path | None = None) -> None:
+        self.verifier = verifier
+        self.path = Path(path) if path is not None else None
+        self._embeddings: dict[str, np.ndarray] = {}
+        self._sources: dict[str, list[str]] = {}
+
+    # -- reading and writing -------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        checkpoint: str | Path | None = None,
+        *,
+        verifier: Verifier | None = None,
+        threshold: float | None = None,
+    ) -> Gallery:
+        """Read a gallery file. The model is `verifier`, else `checkpoint`, else the checkpoint
+        path stored in the file; it must have the weights the gallery was enrolled with.
+        `threshold` overrides the checkpoint's decision threshold."""
+        path = Path(path)
+        if verifier is not None and (checkpoint is not None or threshold is not None):
+            raise ValueError("give either a verifier, or a checkpoint and a threshold; not both")
+        meta, embeddings, index = _read(path)
+        if verifier is None:
+            if checkpoint is None:
+                checkpoint = meta["checkpoint"]
+                if not checkpoint or not Path(checkpoint).is_file():
+                    where = (
+                        f"checkpoint {checkpoint} is not found"
+                        if checkpoint
+                        else "no checkpoint path is stored"
+                    )
+                    raise ValueError(
+                        f"{path}: {where}; give the checkpoint the gallery was enrolled with "
+                        "(--ckpt)"
+                    )
+            verifier = Verifier.from_checkpoint(checkpoint, threshold=threshold)
+        if verifier.fingerprint != meta["fingerprint"]:
+            model = verifier.checkpoint or "the given model"
+            raise ValueError(
+                f"{path}: this gallery was enrolled with checkpoint {meta['checkpoint']} "
+                f"(fingerprint {meta['fingerprint'][:12]}), but {model} has different weights "
+                f"or preprocessing ({verifier.fingerprint[:12]}); embeddings of different models "
+                "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
+                "again in a new gallery"
+            )
+        gallery = cls(verifier, path)
+        sources = meta["sources"]
+        for number, writer in enumerate(meta["writers"]):
+            rows = np.flatnonzero(index == number)
+            gallery._embeddings[writer] = embeddings[rows]
+            gallery._sources[writer] = [sources[i] for i in rows]
+        return gallery
+
+    @classmethod
+    def open(
+        cls, path: str | Path, checkpoint: str | Path | None = None, threshold: float | None = None
+    ) -> Gallery:
+        """The gallery saved at `path`, or a new empty one for `checkpoint` if there is none."""
+        path = Path(path)
+        if path.exists():
+            return cls.load(path, checkpoint, threshold=threshold)
+        if checkpoint is None:
+            raise ValueError(
+                f"{path}: no such gallery file; give a Siamese checkpoint (--ckpt) to create it"
+            )
+        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), path)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the gallery atomically: a temporary file in the same folder, then os.replace,
+        so the file at `path` is always either the previous gallery or the complete new one."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("no path to save the gallery to")
+        writers = self.writers
+        embeddings = [self._embeddings[w] for w in writers]
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "checkpoint": str(self.verifier.checkpoint) if self.verifier.checkpoint else None,
+            "fingerprint": self.verifier.fingerprint,
+            "preprocessing": self.verifier.preprocessing,
+            "dim": self.verifier.dim,
+            "score": SCORE,
+            "writers": writers,
+            "sources": [s for w in writers for s in self._sources[w]],
+        }
+        arrays = {
+            "embeddings": (
+                np.concatenate(embeddings).astype(np.float32)
+                if embeddings
+                else np.zeros((0, self.verifier.dim), dtype=np.float32)
+            ),
+            "writer_index": np.repeat(
+                np.arange(len(writers), dtype=np.int32), [len(e) for e in embeddings]
+            ).astype(np.int32),
+            "metadata": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        }
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, **arrays)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.chmod(temp, mode)
+            os.replace(temp, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        self.path = target
+        return target
+
+    # -- contents ------------------------------------------------------------------------------
+
+    @property
+    def writers(self) -> list[str]:
+        """Enrolled writers, in enrolment order."""
+        return list(self._embeddings)
+
+    @property
+    def threshold(self) -> float:
+        return self.verifier.threshold
+
+    def __len__(self) -> int:
+        return len(self._embeddings)
+
+    def __contains__(self, writer: object) -> bool:
+        return writer in self._embeddings
+
+    def references(self, writer: str) -> np.ndarray:
+        """(n, dim) embeddings of a writer's reference signatures."""
+        return self._embeddings[self._known(writer)].copy()
+
+    def sources(self, writer: str) -> list[str]:
+        """The files (or "<array>") a writer's references came from."""
+        return list(self._sources[self._known(writer)])
+
+    # -- use -----------------------------------------------------------------------------------
+
+    def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
+        """Add reference signatures for `writer` (new, or more for an enrolled one); returns
+        the writer's number of references. Nothing is added if any image fails."""
+        writer = str(writer)
+        if not writer.strip():
+            raise ValueError("a writer name must not be empty")
+        images = as_list(images)
+        embeddings = self.verifier.embed(images)
+        old = self._embeddings.get(writer, np.zeros((0, self.verifier.dim), dtype=np.float32))
+        self._embeddings[writer] = np.concatenate([old, embeddings])
+        self._sources[writer] = [*self._sources.get(writer, []), *map(describe, images)]
+        return len(self._embeddings[writer])
+
+    def identify(self, image: Signature, top_k: int | None = None) -> Identification:
+        """Rank the enrolled writers by score for a questioned signature; the best is the
+        answer if its score reaches the threshold, else the writer is unknown (None)."""
+        self._require_writers()
+        if top_k is not None and int(top_k) < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        query = self.verifier.embed([image])[0]
+        ranked = sorted(
+            (Candidate(w, self._score(query, w)) for w in self._embeddings),
+            key=lambda c: -c.score,
+        )
+        best = ranked[0] if ranked[0].score >= self.threshold else None
+        shown = ranked if top_k is None else ranked[: int(top_k)]
+        return Identification(best.writer if best else None, shown, self.threshold)
+
+    def verify(self, writer: str, image: Signature) -> Verdict:
+        """Is `image` by the enrolled `writer`? Score: mean similarity to their references."""
+        self._require_writers()
+        writer = self._known(writer)
+        query = self.verifier.embed([image])[0]
+        return self.verifier.decide(self._score(query, writer))
+
+    def _score(self, query: np.ndarray, writer: str) -> float:
+        return float(np.mean(self.verifier.scores(query, self._embeddings[writer])))
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else "the gallery"
+
+    def _require_writers(self) -> None:
+        if not self._embeddings:
+            raise ValueError(
+                f"{self._where()}: no writers enrolled yet; enroll some first (sigid enroll)"
+            )
+
+    def _known(self, writer: str) -> str:
+        if writer not in self._embeddings:
+            names = self.writers
+            shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (
+                ", ..." if len(names) > MAX_NAMES_SHOWN else ""
+            )
+            raise ValueError(
+                f"writer {writer!r} is not enrolled in {self._where()} "
+                f"(enrolled: {shown or 'nobody'})"
+            )
+        return writer
+
+
+def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """(metadata, embeddings, writer_index) of a gallery file, checked for consistency."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such gallery file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not a gallery file (not a regular file)")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with data:
+            meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
+            embeddings = np.asarray(data["embeddings"], dtype=np.float32)
+            index = np.asarray(data["writer_index"], dtype=np.int64)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # JSON errors included
+        raise ValueError(f"{path}: not a sigid gallery file ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a sigid gallery file (no {FORMAT!r} metadata)")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path}: gallery format version {meta.get('version')} is not supported")
+    writers, sources = meta.get("writers"), meta.get("sources")
+    n = len(embeddings)
+    if (
+        embeddings.ndim != 2
+        or index.shape != (n,)
+        or not isinstance(writers, list)
+        or len(set(writers)) != len(writers)
+        or not isinstance(sources, list)
+        or len(sources) != n
+        or set(index.tolist()) != set(range(len(writers)))
+        or "fingerprint" not in meta
+    ):
+        raise ValueError(f"{path}: damaged gallery file (inconsistent arrays and metadata)")
+    return meta, embeddings, index

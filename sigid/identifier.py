@@ -1,0 +1,54 @@
+"""Closed-set identification with a trained CNN checkpoint: which known writer signed this?
+
+The writers are those the classifier was trained on, by the names stored in its checkpoint; a
+signature by anyone else still gets the closest of them (use a `sigid.Gallery` for open sets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sigid.signatures import Signature, read_preprocessing, to_batch
+from sigid.tasks import ClassifierModule, load_checkpoint
+
+
+class Identifier:
+    """Ranks a CNN checkpoint's writers by their softmax probability for a signature."""
+
+    def __init__(self, module: ClassifierModule, checkpoint: str | Path | None = None) -> None:
+        if not isinstance(module, ClassifierModule):
+            raise ValueError(f"an Identifier needs a ClassifierModule, got {type(module).__name__}")
+        self.module = module.eval()
+        self.checkpoint = Path(checkpoint).resolve() if checkpoint is not None else None
+        self.preprocessing = read_preprocessing(module, checkpoint)
+        count = int(module.hparams.num_classes)
+        self.writers: list[str] = list(module.class_names or [str(i) for i in range(count)])
+        self.device = next(module.parameters()).device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> Identifier:
+        module = load_checkpoint(path, map_location)
+        if not isinstance(module, ClassifierModule):
+            raise ValueError(
+                f"{path}: this is a Siamese checkpoint; identification with --ckpt needs a CNN "
+                "writer-classifier checkpoint (model=cnn). To identify among enrolled writers "
+                "with a Siamese model, use a gallery (sigid enroll, sigid identify --gallery)"
+            )
+        return cls(module, path)
+
+    @torch.inference_mode()
+    def probabilities(self, image: Signature) -> np.ndarray:
+        """Softmax probability of every writer (in `writers` order) for one signature."""
+        logits = self.module(to_batch([image], self.preprocessing, self.device))
+        return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+
+    def identify(self, image: Signature, top_k: int = 5) -> list[tuple[str, float]]:
+        """The `top_k` most probable writers, most probable first, as (writer, probability)."""
+        if int(top_k) < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        probs = self.probabilities(image)
+        order = np.argsort(-probs, kind="stable")[: int(top_k)]
+        return [(self.writers[i], float(probs[i])) for i in order]

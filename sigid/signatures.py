@@ -1,0 +1,78 @@
+"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor.
+
+Images go through exactly what training used: `sigid.data.load_image` for files, then
+`sigid.data.preprocess` with the checkpoint's stored ``preprocessing`` ({"mode", "size"}), then
+the DataModules' own `sigid.data.datamodules.to_tensor`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sigid.data import load_image, preprocess
+from sigid.data.datamodules import to_tensor
+
+# A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
+Signature = str | os.PathLike | np.ndarray
+
+
+def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """The checkpoint's preprocessing, checked: images must be prepared as in training."""
+    stored = getattr(module, "preprocessing", None)
+    where = f"{checkpoint}: " if checkpoint is not None else ""
+    if not stored or "mode" not in stored or "size" not in stored:
+        raise ValueError(
+            f"{where}the model stores no preprocessing settings, so its input images cannot be "
+            "prepared as in training"
+        )
+    return {"mode": str(stored["mode"]), "size": [int(v) for v in stored["size"]]}
+
+
+def describe(image: Signature) -> str:
+    """How a signature is named in messages and gallery records."""
+    return "<array>" if isinstance(image, np.ndarray) else str(image)
+
+
+def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
+    """A path or an HxW uint8 grey array -> the preprocessed uint8 array the network was fed."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2 or image.dtype != np.uint8:
+            raise ValueError(
+                f"a signature array must be HxW uint8 grey (ink dark on white), got "
+                f"{image.dtype} {image.shape}"
+            )
+        grey = image
+    elif isinstance(image, (str, os.PathLike)):
+        grey = load_image(image)
+    else:
+        raise ValueError(
+            f"a signature is a file path or an HxW uint8 array, not {type(image).__name__}"
+        )
+    size = preprocessing["size"]
+    return preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))
+
+
+def as_list(images: Sequence[Signature] | np.ndarray) -> list[Signature]:
+    """A non-empty list of signatures from a sequence (or an (N, H, W) uint8 stack)."""
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        return list(images)
+    if isinstance(images, (str, os.PathLike, np.ndarray)):
+        raise ValueError("expected a sequence of signatures; wrap a single one in a list")
+    images = list(images)
+    if not images:
+        raise ValueError("no signature images given")
+    return images
+
+
+def to_batch(
+    images: Sequence[Signature] | np.ndarray, preprocessing: Mapping[str, Any], device: Any = "cpu"
+) -> torch.Tensor:
+    """Signatures -> the (N, 1, H, W) float batch in [0, 1] the network takes."""
+    batch = [to_tensor(prepare(image, preprocessing)) for image in as_list(images)]
+    return torch.stack(batch).to(device)

@@ -1,0 +1,152 @@
+"""Verification with a trained Siamese checkpoint: did the same person sign these two?
+
+The score is the network's similarity in (0, 1) (higher = same writer), and the decision is
+``score >= threshold`` at the threshold stored in the checkpoint: the validation set's EER
+threshold (`sigid.tasks.SiameseModule`), never tuned on the images being verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sigid.models.siamese import pair_distance
+from sigid.signatures import Signature, as_list, read_preprocessing, to_batch
+from sigid.tasks import SiameseModule, load_checkpoint
+
+# Images embedded per forward pass.
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verification decision: ``same`` is ``score >= threshold``."""
+
+    same: bool
+    score: float
+    threshold: float
+
+    @property
+    def decision(self) -> str:
+        return "same" if self.same else "different"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "same": self.same,
+            "score": self.score,
+            "threshold": self.threshold,
+        }
+
+
+def fingerprint(network: nn.Module, preprocessing: dict[str, Any]) -> str:
+    """sha256 of what decides an embedding: the network's weights and the preprocessing.
+
+    Every state_dict entry (parameters and buffers such as BatchNorm statistics) contributes its
+    name, dtype, shape and bytes, in sorted name order, so the same weights always give the
+    same hex digest whatever device or file they were loaded from.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps(preprocessing, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def load_siamese(path: str | Path, map_location: str = "cpu") -> SiameseModule:
+    """A Siamese checkpoint, or a clear error for a missing file or a CNN checkpoint."""
+    module = load_checkpoint(path, map_location)
+    if not isinstance(module, SiameseModule):
+        raise ValueError(
+            f"{path}: this is a CNN writer-classifier checkpoint; verification and galleries need "
+            "a Siamese checkpoint (trained with model=siamese or model=siamese_conv)"
+        )
+    return module
+
+
+class Verifier:
+    """Embeds signatures with a Siamese checkpoint and compares them.
+
+    `a`, `b` and `images` are file paths or HxW uint8 grey arrays (ink dark on white), prepared
+    exactly as in training with the checkpoint's stored preprocessing.
+    """
+
+    def __init__(
+        self,
+        module: SiameseModule,
+        checkpoint: str | Path | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        if not isinstance(module, SiameseModule):
+            raise ValueError(f"a Verifier needs a SiameseModule, got {type(module).__name__}")
+        self.module = module.eval()
+        self.checkpoint = Path(checkpoint).resolve() if checkpoint is not None else None
+        self.preprocessing = read_preprocessing(module, checkpoint)
+        self.threshold = float(module.threshold) if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"a similarity threshold lies in [0, 1], got {self.threshold}")
+        self.device = next(module.parameters()).device
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, threshold: float | None = None, map_location: str = "cpu"
+    ) -> Verifier:
+        """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold."""
+        return cls(load_siamese(path, map_location), path, threshold)
+
+    @property
+    def dim(self) -> int:
+        return int(self.module.net.embedding.dim)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """`fingerprint` of the embedding branch: ties stored embeddings to this model."""
+        return fingerprint(self.module.net.embedding, self.preprocessing)
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Signature] | np.ndarray) -> np.ndarray:
+        """(N, dim) float32 embeddings of the embedding branch, one row per image."""
+        images = as_list(images)
+        rows = []
+        for start in range(0, len(images), BATCH_SIZE):
+            batch = to_batch(images[start : start + BATCH_SIZE], self.preprocessing, self.device)
+            rows.append(self.module.net.embed(batch).float().cpu())
+        return torch.cat(rows).numpy()
+
+    @torch.inference_mode()
+    def scores(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """Similarity in (0, 1) of one embedding (dim,) to each row of `references` (N, dim)."""
+        refs = torch.as_tensor(np.asarray(references, dtype=np.float32), device=self.device)
+        one = torch.as_tensor(np.asarray(query, dtype=np.float32), device=self.device)
+        if refs.ndim != 2 or one.shape != refs.shape[1:] or refs.shape[1] != self.dim:
+            raise ValueError(
+                f"expected a ({self.dim},) query and (N, {self.dim}) references, got "
+                f"{tuple(one.shape)} and {tuple(refs.shape)}"
+            )
+        distance = pair_distance(one.expand_as(refs), refs)
+        return self.module.net.head(distance).float().cpu().numpy()
+
+    def similarity(self, a: Signature, b: Signature) -> float:
+        """The network's similarity of two signatures, in (0, 1); higher = same writer."""
+        first, second = self.embed([a, b])
+        return float(self.scores(first, second[None])[0])
+
+    def decide(self, score: float) -> Verdict:
+        """The decision ``score >= threshold`` for a similarity score."""
+        score = float(score)
+        return Verdict(same=score >= self.threshold, score=score, threshold=self.threshold)
+
+    def verify(self, a: Signature, b: Signature) -> Verdict:
+        """Same writer or not, at the checkpoint's threshold (chosen on validation data)."""
+        return self.decide(self.similarity(a, b))

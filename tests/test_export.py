@@ -1,0 +1,198 @@
+"""Deployment export: TorchScript and ONNX equal PyTorch, the JSON sidecar, `sigid export`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+import sigid
+from sigid.cli import build_parser, main
+from sigid.export import MissingExportDependency, export
+from sigid.tasks import load_checkpoint
+
+TOLERANCE = 1e-4
+# Seconds-long runs: a small synthetic set, 32x64 images, one short epoch, small networks.
+SMALL = [
+    "data.synthetic.writers=6",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.preprocess.size=[32,64]",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.split.folds=3",
+    "data.split.val_writers=1",
+    "data.pairs.train=48",
+    "data.pairs.val=24",
+    "data.pairs.test=24",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "logger=none",
+]
+MODELS = {
+    "siamese": ["model=siamese_conv", "model.depth=2", "model.channels=[8,16]", "model.dim=16"],
+    "cnn": ["model=cnn", "model.depth=2", "model.channels=[8,16]", "model.hidden=32"],
+}
+NAMES = {"siamese": "embedding", "cnn": "classifier"}
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("export-runs")
+    return {
+        kind: Path(sigid.train([*SMALL, *overrides, f"hydra.run.dir={root / kind}"]).checkpoint)
+        for kind, overrides in MODELS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def exported(checkpoints, tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """Both formats of both models, each into a folder that does not exist yet."""
+    root = tmp_path_factory.mktemp("exported")
+    return {kind: export(ckpt, root / kind / "deploy") for kind, ckpt in checkpoints.items()}
+
+
+def _images(batch: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(batch, 1, 32, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def _pytorch(kind: str, checkpoint: Path, images: torch.Tensor) -> torch.Tensor:
+    """What the exported model must reproduce, through the modules' own inference paths."""
+    module = load_checkpoint(checkpoint)
+    with torch.no_grad():
+        return module.net.embed(images) if kind == "siamese" else module.predict_step(images)
+
+
+def _torchscript(path: Path, images: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript but still loads it
+        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", FutureWarning)
+        model = torch.jit.load(str(path))
+    with torch.no_grad():
+        return model(images)
+
+
+def _onnx(path: Path, images: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": images.numpy()})[0]
+
+
+@pytest.mark.parametrize("batch", [1, 5])  # neither is the export's own example batch size
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_exported_models_match_pytorch_for_any_batch_size(kind, batch, checkpoints, exported):
+    images = _images(batch, seed=batch)
+    expected = _pytorch(kind, checkpoints[kind], images)
+    files = exported[kind]
+    scripted = _torchscript(files["torchscript"], images)
+    onnx = torch.from_numpy(_onnx(files["onnx"], images))
+    assert expected.shape == scripted.shape == onnx.shape
+    assert expected.shape[0] == batch
+    assert float((scripted - expected).abs().max()) <= TOLERANCE
+    assert float((onnx - expected).abs().max()) <= TOLERANCE
+
+
+def test_export_writes_exactly_its_files(exported):
+    for kind, files in exported.items():
+        folder = files["metadata"].parent
+        name = NAMES[kind]
+        assert set(files) == {"torchscript", "onnx", "metadata"}
+        assert sorted(os.listdir(folder)) == [f"{name}.json", f"{name}.onnx", f"{name}.pt"]
+
+
+def test_siamese_metadata_lets_a_deployer_compute_the_similarity(checkpoints, exported):
+    module = load_checkpoint(checkpoints["siamese"])
+    meta = json.loads(exported["siamese"]["metadata"].read_text())
+    assert meta["kind"] == "siamese"
+    assert meta["input"]["shape"] == ["batch", 1, 32, 64]
+    assert meta["input"]["range"] == [0.0, 1.0]
+    assert meta["preprocessing"] == module.preprocessing == {"mode": "normalized", "size": [32, 64]}
+    assert meta["output"]["shape"] == ["batch", 16]
+    assert meta["files"] == {"torchscript": "embedding.pt", "onnx": "embedding.onnx"}
+    assert all(0 <= d <= TOLERANCE for d in meta["checked_max_abs_difference"].values())
+    head = meta["similarity"]
+    assert head["threshold"] == pytest.approx(float(module.threshold))
+    # Outside torch: ONNX embeddings and the JSON's head give the network's own similarity.
+    a, b = _images(4, seed=1), _images(4, seed=2)
+    ea, eb = _onnx(exported["siamese"]["onnx"], a), _onnx(exported["siamese"]["onnx"], b)
+    distance = np.sqrt(((ea - eb) ** 2).sum(axis=1) + head["eps"])
+    similarity = 1.0 / (1.0 + np.exp(-(head["offset"] - head["scale"] * distance)))
+    with torch.no_grad():
+        expected = module.net.compare(a, b).numpy()
+    assert np.abs(similarity - expected).max() <= TOLERANCE
+
+
+def test_classifier_metadata_names_the_writers(checkpoints, exported):
+    module = load_checkpoint(checkpoints["cnn"])
+    meta = json.loads(exported["cnn"]["metadata"].read_text())
+    assert meta["kind"] == "classifier"
+    assert meta["class_names"] == module.class_names == [f"writer0{i}" for i in range(1, 7)]
+    assert meta["output"]["shape"] == ["batch", 6]
+    assert meta["preprocessing"] == module.preprocessing
+    assert "similarity" not in meta
+    probabilities = _onnx(exported["cnn"]["onnx"], _images(3))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_default_is_both_formats():
+    args = build_parser().parse_args(["export", "--ckpt", "c.ckpt", "--out", "d"])
+    assert args.formats == ["torchscript", "onnx"]
+
+
+def test_cli_exports_torchscript_without_the_onnx_packages(
+    checkpoints, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    out = tmp_path / "cli"
+    ckpt = str(checkpoints["cnn"])
+    argv = ["export", "--ckpt", ckpt, "--out", str(out), "--format", "torchscript"]
+    assert main([*argv, "--name", "writers"]) == 0
+    assert sorted(os.listdir(out)) == ["writers.json", "writers.pt"]
+    assert str(out / "writers.pt") in capsys.readouterr().out
+    meta = json.loads((out / "writers.json").read_text())
+    assert meta["files"] == {"torchscript": "writers.pt"}
+    images = _images(2)
+    expected = _pytorch("cnn", checkpoints["cnn"], images)
+    assert float((_torchscript(out / "writers.pt", images) - expected).abs().max()) <= TOLERANCE
+
+    assert main(["export", "--ckpt", ckpt, "--out", str(tmp_path / "onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "onnxscript" in err and "pip install 'sigid[export]'" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "onnx").exists()
+    with pytest.raises(MissingExportDependency, match=r"sigid\[export\]"):
+        export(ckpt, tmp_path / "onnx", formats=["onnx"])
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "checkpoint not found"),
+        ("not_a_checkpoint", "not a sigid checkpoint"),
+        ("unknown_format", "unknown export format"),
+        ("bad_name", "plain file name"),
+    ],
+)
+def test_cli_errors_are_one_line_and_exit_1(case, message, checkpoints, tmp_path, capsys):
+    ckpt, extra = checkpoints["cnn"], []
+    if case == "missing":
+        ckpt = tmp_path / "missing.ckpt"
+    elif case == "not_a_checkpoint":
+        ckpt = tmp_path / "notes.txt"
+        ckpt.write_text("not a checkpoint\n")
+    elif case == "unknown_format":
+        extra = ["--format", "torchscript", "tflite"]
+    else:
+        extra = ["--name", "../escape"]
+    out = tmp_path / "out"
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sigid export: error:") and message in err
+    assert err.count("\n") == 1
+    assert not out.exists()

@@ -1,0 +1,429 @@
+"""Using a trained model on real CEDAR scans: Verifier, Identifier, Gallery and their commands.
+
+Two tiny checkpoints are trained once per session on the small synthetic set (a Siamese network
+with a 2-block conv embedding, and a 2-block CNN); the signatures they are used on are real
+CEDAR files. The models are far too small to be accurate, so the tests check the contracts
+(ranges, ranking, thresholds, file format, errors), not the identification accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sigid
+from sigid.cli import main
+from sigid.data import ImageLoadError, load_image, preprocess
+from sigid.data.datamodules import to_tensor
+from sigid.gallery import Gallery
+from sigid.identifier import Identifier
+from sigid.signatures import to_batch
+from sigid.tasks import load_checkpoint
+from sigid.verifier import Verdict, Verifier
+
+# A few-second run: a small synthetic set, 32x64 images, few batches, no logger, no test.
+TINY = [
+    "data.synthetic.writers=6",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.preprocess.size=[32,64]",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.split.folds=3",
+    "data.split.val_writers=1",
+    "data.pairs.train=48",
+    "data.pairs.val=24",
+    "data.pairs.test=24",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "trainer.enable_model_summary=false",
+    "logger=none",
+    "test=false",
+    "model.depth=2",
+    "model.channels=[8,16,16,16,16]",
+]
+# Enrolled in the gallery: name -> (CEDAR writer, reference numbers).
+ENROLLED = {"ann": (1, range(1, 6)), "bob": (2, range(1, 6)), "cyd": (3, range(1, 6))}
+
+
+def genuine(root: Path, writer: int, number: int) -> Path:
+    return root / "signatures" / "full_org" / f"original_{writer}_{number}.png"
+
+
+def forged(root: Path, writer: int, number: int) -> Path:
+    return root / "signatures" / "full_forg" / f"forgeries_{writer}_{number}.png"
+
+
+def _train(folder: Path, *overrides: str) -> Path:
+    result = sigid.train([*TINY, *overrides, f"hydra.run.dir={folder}"])
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    return result.checkpoint
+
+
+@pytest.fixture(scope="session")
+def siamese_ckpt(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("snn"), "model=siamese_conv", "model.dim=16")
+
+
+@pytest.fixture(scope="session")
+def cnn_ckpt(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")
+
+
+@pytest.fixture(scope="session")
+def other_ckpt(siamese_ckpt, tmp_path_factory) -> Path:
+    """The Siamese checkpoint re-saved with one embedding weight changed."""
+    checkpoint = torch.load(siamese_ckpt, map_location="cpu", weights_only=True)
+    checkpoint["state_dict"]["net.embedding.project.2.bias"][0] += 0.5
+    path = tmp_path_factory.mktemp("other") / "other.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def verifier(siamese_ckpt) -> Verifier:
+    return Verifier.from_checkpoint(siamese_ckpt)
+
+
+@pytest.fixture(scope="session")
+def gallery_file(verifier, cedar_root, tmp_path_factory) -> Path:
+    gallery = Gallery(verifier)
+    for name, (writer, numbers) in ENROLLED.items():
+        assert gallery.enroll(name, [genuine(cedar_root, writer, n) for n in numbers]) == 5
+    return gallery.save(tmp_path_factory.mktemp("gallery") / "people.npz")
+
+
+# -- Verifier ------------------------------------------------------------------------------------
+
+
+def test_similarity_is_symmetric_in_0_1_and_highest_for_the_same_image(verifier, cedar_root):
+    a, b = genuine(cedar_root, 1, 1), genuine(cedar_root, 1, 2)
+    others = [b, forged(cedar_root, 1, 1), genuine(cedar_root, 7, 3)]
+    scores = [verifier.similarity(a, other) for other in others]
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert verifier.similarity(b, a) == pytest.approx(scores[0], abs=1e-6)
+    assert verifier.similarity(a, a) >= max(scores) - 1e-6
+    # A grey array is the same signature as its file.
+    assert verifier.similarity(load_image(a), b) == pytest.approx(scores[0], abs=1e-6)
+
+
+def test_verify_decides_at_the_threshold_stored_in_the_checkpoint(
+    verifier, siamese_ckpt, cedar_root
+):
+    stored = float(load_checkpoint(siamese_ckpt).threshold)
+    assert verifier.threshold == stored
+    a, b = genuine(cedar_root, 4, 1), forged(cedar_root, 4, 2)
+    verdict = verifier.verify(a, b)
+    assert isinstance(verdict, Verdict) and verdict.threshold == stored
+    assert verdict.score == pytest.approx(verifier.similarity(a, b), abs=1e-6)
+    assert verdict.same == (verdict.score >= stored)
+    assert verdict.decision == ("same" if verdict.same else "different")
+    assert set(verdict.to_dict()) == {"decision", "same", "score", "threshold"}
+    assert Verifier.from_checkpoint(siamese_ckpt, threshold=0.0).verify(a, b).same
+    assert not Verifier.from_checkpoint(siamese_ckpt, threshold=1.0).verify(a, b).same
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Verifier.from_checkpoint(siamese_ckpt, threshold=1.5)
+
+
+def test_embed_runs_the_checkpoints_own_preprocessing(verifier, siamese_ckpt, cedar_root):
+    paths = [genuine(cedar_root, 5, n) for n in (1, 2, 3)]
+    embeddings = verifier.embed([*paths, load_image(paths[0])])
+    assert embeddings.shape == (4, 16) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(embeddings[3], embeddings[0], atol=1e-6)
+    # Exactly the training pipeline: load_image -> preprocess -> the DataModules' to_tensor.
+    module = load_checkpoint(siamese_ckpt)
+    stored = {"mode": "normalized", "size": [32, 64]}
+    assert verifier.preprocessing == module.preprocessing == stored
+    by_hand = torch.stack(
+        [to_tensor(preprocess(load_image(p), "normalized", (32, 64))) for p in paths]
+    )
+    assert torch.equal(to_batch(paths, verifier.preprocessing), by_hand)
+    with torch.no_grad():
+        expected = module.net.embed(by_hand).numpy()
+    np.testing.assert_allclose(embeddings[:3], expected, atol=1e-5)
+
+
+def test_bad_signature_inputs_are_clear_errors(verifier, cedar_root, tmp_path):
+    missing = tmp_path / "absent.png"
+    with pytest.raises(ImageLoadError, match=r"absent\.png"):
+        verifier.similarity(missing, genuine(cedar_root, 1, 1))
+    with pytest.raises(ValueError, match="uint8"):
+        verifier.embed([np.zeros((20, 30), dtype=np.float32)])
+    with pytest.raises(ValueError, match="wrap a single one"):
+        verifier.embed(genuine(cedar_root, 1, 1))
+    with pytest.raises(ValueError, match="no signature"):
+        verifier.embed([])
+
+
+def test_each_tool_refuses_the_other_kind_of_checkpoint(siamese_ckpt, cnn_ckpt):
+    with pytest.raises(ValueError, match="CNN writer-classifier checkpoint"):
+        Verifier.from_checkpoint(cnn_ckpt)
+    with pytest.raises(ValueError, match="Siamese checkpoint"):
+        Identifier.from_checkpoint(siamese_ckpt)
+
+
+# -- Identifier ----------------------------------------------------------------------------------
+
+
+def test_identifier_ranks_the_checkpoints_writers_by_probability(cnn_ckpt, cedar_root):
+    identifier = Identifier.from_checkpoint(cnn_ckpt)
+    names = load_checkpoint(cnn_ckpt).class_names
+    assert identifier.writers == names == [f"writer0{i}" for i in range(1, 7)]
+    image = genuine(cedar_root, 9, 4)
+    top = identifier.identify(image, top_k=3)
+    assert len(top) == 3 and {w for w, _ in top} <= set(names)
+    probs = [p for _, p in top]
+    assert probs == sorted(probs, reverse=True) and all(0 < p < 1 for p in probs)
+    assert sum(probs) <= 1.0
+    everyone = identifier.identify(load_image(image), top_k=50)
+    assert sorted(w for w, _ in everyone) == names
+    assert sum(p for _, p in everyone) == pytest.approx(1.0, abs=1e-5)
+    assert [w for w, _ in everyone[:3]] == [w for w, _ in top]  # the array is the same image
+    with pytest.raises(ValueError, match="top_k"):
+        identifier.identify(image, top_k=0)
+
+
+# -- Gallery -------------------------------------------------------------------------------------
+
+
+def test_gallery_identifies_among_enrolled_writers(gallery_file, cedar_root):
+    gallery = Gallery.load(gallery_file)
+    assert gallery.writers == list(ENROLLED) and len(gallery) == 3
+    found = gallery.identify(genuine(cedar_root, 2, 10))
+    scores = [c.score for c in found.candidates]
+    assert sorted(c.writer for c in found.candidates) == sorted(ENROLLED)
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    best = found.candidates[0]
+    assert found.writer == (best.writer if best.score >= gallery.threshold else None)
+    data = json.loads(json.dumps(found.to_dict()))
+    assert set(data) == {"writer", "candidates", "threshold"}
+    assert all(set(c) == {"writer", "score"} for c in data["candidates"])
+    assert len(gallery.identify(genuine(cedar_root, 2, 10), top_k=2).candidates) == 2
+
+
+def test_nobody_close_enough_is_an_unknown_writer(gallery_file, cedar_root):
+    image = genuine(cedar_root, 2, 11)
+    strict = Gallery.load(gallery_file, threshold=1.0).identify(image)
+    assert strict.writer is None and len(strict.candidates) == 3
+    lenient = Gallery.load(gallery_file, threshold=0.0).identify(image)
+    assert lenient.writer == lenient.candidates[0].writer
+    assert [c.writer for c in lenient.candidates] == [c.writer for c in strict.candidates]
+
+
+def test_gallery_verifies_a_claim_by_mean_similarity_to_the_references(
+    gallery_file, verifier, cedar_root
+):
+    gallery = Gallery.load(gallery_file)
+    query = forged(cedar_root, 2, 3)
+    verdict = gallery.verify("bob", query)
+    refs = [genuine(cedar_root, 2, n) for n in range(1, 6)]
+    mean = np.mean([verifier.similarity(query, ref) for ref in refs])
+    assert verdict.score == pytest.approx(mean, abs=1e-5)
+    assert verdict.same == (verdict.score >= gallery.threshold == verifier.threshold)
+    assert gallery.sources("bob") == [str(r) for r in refs]
+    with pytest.raises(ValueError, match=r"'dan' is not enrolled .*ann, bob, cyd"):
+        gallery.verify("dan", query)
+
+
+def test_enrolling_an_enrolled_writer_adds_references(gallery_file, cedar_root, tmp_path):
+    gallery = Gallery.load(gallery_file)
+    more = [genuine(cedar_root, 1, 20), load_image(genuine(cedar_root, 1, 21))]
+    assert gallery.enroll("ann", more) == 7
+    with pytest.raises(ImageLoadError):  # nothing enrolled when one image fails
+        gallery.enroll("ann", [genuine(cedar_root, 1, 22), tmp_path / "absent.png"])
+    assert len(gallery.references("ann")) == 7 and gallery.sources("ann")[-1] == "<array>"
+    again = Gallery.load(gallery.save(tmp_path / "more.npz"))
+    assert len(again.references("ann")) == 7 and again.writers == list(ENROLLED)
+
+
+def test_gallery_file_round_trips_without_pickle(gallery_file, siamese_ckpt, verifier, cedar_root):
+    with np.load(gallery_file, allow_pickle=False) as data:
+        assert set(data.files) == {"embeddings", "writer_index", "metadata"}
+        meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
+        assert data["embeddings"].shape == (15, 16) and data["embeddings"].dtype == np.float32
+        assert data["writer_index"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert meta["format"] == "sigid-gallery" and meta["version"] == 1
+    assert meta["writers"] == list(ENROLLED) and len(meta["sources"]) == 15
+    assert meta["checkpoint"] == str(siamese_ckpt.resolve())
+    assert meta["fingerprint"] == verifier.fingerprint and len(meta["fingerprint"]) == 64
+    assert meta["preprocessing"] == {"mode": "normalized", "size": [32, 64]}
+    loaded = Gallery.load(gallery_file, siamese_ckpt)
+    fresh = Gallery(verifier)
+    fresh.enroll("bob", [genuine(cedar_root, 2, n) for n in range(1, 6)])
+    np.testing.assert_allclose(loaded.references("bob"), fresh.references("bob"), atol=1e-6)
+    query = genuine(cedar_root, 3, 12)
+    assert loaded.verify("bob", query).score == pytest.approx(fresh.verify("bob", query).score)
+
+
+def test_save_is_atomic(gallery_file, tmp_path, monkeypatch):
+    target = tmp_path / "g.npz"
+    gallery = Gallery.load(gallery_file)
+    gallery.save(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary file left
+    before = target.read_bytes()
+
+    def broken_savez(stream, **arrays):
+        stream.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    gallery.enroll("dan", [np.full((40, 80), 255, dtype=np.uint8)])
+    with pytest.raises(OSError, match="disk full"):
+        gallery.save()
+    assert target.read_bytes() == before  # the old gallery, intact
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]
+    monkeypatch.undo()
+    gallery.save()
+    assert "dan" in Gallery.load(target).writers
+
+
+def test_a_gallery_refuses_another_checkpoint(gallery_file, siamese_ckpt, other_ckpt, verifier):
+    assert Verifier.from_checkpoint(siamese_ckpt).fingerprint == verifier.fingerprint
+    assert Verifier.from_checkpoint(other_ckpt).fingerprint != verifier.fingerprint
+    with pytest.raises(ValueError, match="different weights") as caught:
+        Gallery.load(gallery_file, other_ckpt)
+    assert str(siamese_ckpt.resolve()) in str(caught.value)
+    assert str(other_ckpt.resolve()) in str(caught.value)
+
+
+def test_a_moved_checkpoint_is_given_again(siamese_ckpt, cedar_root, tmp_path):
+    moved = tmp_path / "moved.ckpt"
+    shutil.copy(siamese_ckpt, moved)
+    gallery = Gallery(Verifier.from_checkpoint(moved))
+    gallery.enroll("ann", [genuine(cedar_root, 1, 1)])
+    path = gallery.save(tmp_path / "g.npz")
+    moved.unlink()
+    with pytest.raises(ValueError, match=r"moved\.ckpt is not found; give the checkpoint"):
+        Gallery.load(path)
+    assert Gallery.load(path, siamese_ckpt).writers == ["ann"]  # the same weights
+
+
+def test_empty_missing_and_foreign_gallery_files(verifier, cedar_root, tmp_path):
+    empty = Gallery(verifier).save(tmp_path / "empty.npz")
+    with pytest.raises(ValueError, match="no writers enrolled"):
+        Gallery.load(empty).identify(genuine(cedar_root, 1, 1))
+    with pytest.raises(ValueError, match="no such gallery file"):
+        Gallery.load(tmp_path / "absent.npz")
+    with pytest.raises(ValueError, match="not a sigid gallery"):
+        Gallery.load(genuine(cedar_root, 1, 1))
+    np.savez(tmp_path / "arrays.npz", embeddings=np.zeros((1, 16)))
+    with pytest.raises(ValueError, match="not a sigid gallery"):
+        Gallery.load(tmp_path / "arrays.npz")
+
+
+# -- the sigid command ---------------------------------------------------------------------------
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_verify_a_pair(capsys, siamese_ckpt, cedar_root):
+    a, b = genuine(cedar_root, 6, 1), genuine(cedar_root, 6, 2)
+    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt)
+    assert code == 0 and ("same writer" in out or "different writers" in out)
+    assert "threshold" in out
+    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["decision"] in ("same", "different")
+    assert data["same"] == (data["score"] >= data["threshold"]) and 0 < data["score"] < 1
+
+
+def test_cli_identify_with_a_cnn(capsys, cnn_ckpt, cedar_root):
+    image = genuine(cedar_root, 8, 1)
+    code, out, _ = _run(capsys, "identify", "--ckpt", cnn_ckpt, image, "--top-k", "3")
+    assert code == 0 and "most likely: writer0" in out and out.count("writer0") == 4
+    code, out, _ = _run(capsys, "identify", "--ckpt", cnn_ckpt, image, "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["candidates"]) == 5
+    assert data["writer"] == data["candidates"][0]["writer"]
+    assert set(data["candidates"][0]) == {"writer", "probability"}
+
+
+def test_cli_enroll_then_identify_and_verify_with_the_gallery(
+    capsys, siamese_ckpt, cedar_root, tmp_path
+):
+    gallery = tmp_path / "g.npz"
+    refs = {name: [genuine(cedar_root, w, n) for n in ns] for name, (w, ns) in ENROLLED.items()}
+    code, out, _ = _run(
+        capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery, "--writer", "ann",
+        *refs["ann"],
+    )  # fmt: skip
+    assert code == 0 and "enrolled 5 signature(s) of ann" in out and gallery.is_file()
+    for name in ("bob", "cyd"):  # later enrolls use the checkpoint stored in the gallery
+        code, out, _ = _run(capsys, "enroll", "--gallery", gallery, "--writer", name,
+                            *refs[name], "--json")  # fmt: skip
+        assert code == 0
+    assert json.loads(out) == {
+        "gallery": str(gallery), "writer": "cyd", "added": 5, "references": 5, "writers": 3,
+        "checkpoint": str(siamese_ckpt.resolve()),
+    }  # fmt: skip
+    code, out, _ = _run(capsys, "enroll", "--gallery", gallery, "--writer", "ann",
+                        genuine(cedar_root, 1, 6), "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["references"] == 6
+
+    query = genuine(cedar_root, 3, 14)
+    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query)
+    assert code == 0 and out.startswith(("best match: ", "unknown writer"))
+    assert all(name in out for name in ENROLLED)
+    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query, "--json")
+    data = json.loads(out)
+    assert code == 0 and {c["writer"] for c in data["candidates"]} == set(ENROLLED)
+    assert all(set(c) == {"writer", "score"} for c in data["candidates"])
+    assert data["writer"] in (None, data["candidates"][0]["writer"])
+    code, out, _ = _run(
+        capsys, "identify", "--gallery", gallery, query, "--json", "--threshold", "1"
+    )
+    assert code == 0 and json.loads(out)["writer"] is None
+    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query, "--threshold", "1")
+    assert out.startswith("unknown writer")
+
+    code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query)
+    assert code == 0 and out.startswith(("accepted: matches cyd", "rejected: does not match cyd"))
+    assert "mean similarity to 5 references" in out
+    code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["writer"] == "cyd" and data["references"] == 5
+    assert data["same"] == (data["score"] >= data["threshold"])
+
+
+def test_cli_errors_are_one_clear_line(
+    capsys, siamese_ckpt, cnn_ckpt, other_ckpt, gallery_file, cedar_root, tmp_path
+):
+    img = genuine(cedar_root, 1, 1)
+    absent = tmp_path / "absent.png"
+    empty = Gallery(Verifier.from_checkpoint(siamese_ckpt)).save(tmp_path / "empty.npz")
+    cases = [
+        (["verify", absent, img, "--ckpt", siamese_ckpt], "absent.png: cannot open file"),
+        (["verify", img, img, "--ckpt", tmp_path / "no.ckpt"], "checkpoint not found"),
+        (["verify", img, img, "--ckpt", img], "not a sigid checkpoint"),
+        (["verify", img, img, "--ckpt", cnn_ckpt], "CNN writer-classifier checkpoint"),
+        (["verify", img, "--ckpt", siamese_ckpt], "give two signatures"),
+        (["verify", "--gallery", gallery_file, "--writer", "dan", img], "'dan' is not enrolled"),
+        (["verify", "--gallery", gallery_file, img, img], "--writer NAME"),
+        (["identify", "--ckpt", siamese_ckpt, img], "Siamese checkpoint"),
+        (["identify", "--gallery", tmp_path / "none.npz", img], "no such gallery file"),
+        (["identify", "--gallery", gallery_file, "--ckpt", other_ckpt, img], "different weights"),
+        (["identify", "--gallery", gallery_file, "--ckpt", cnn_ckpt, img], "CNN"),
+        (["identify", img], "give --ckpt"),
+        (["identify", "--gallery", empty, img], "no writers enrolled"),
+        (["verify", "--gallery", empty, "--writer", "ann", img], "no writers enrolled"),
+        (["identify", "--gallery", tmp_path, img], "not a regular file"),
+        (["enroll", "--gallery", tmp_path / "new.npz", "--writer", "x", img], "give a Siamese"),
+        (["enroll", "--gallery", tmp_path / "new.npz", "--ckpt", cnn_ckpt, "--writer", "x", img],
+         "CNN writer-classifier checkpoint"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        code, out, err = _run(capsys, *argv)
+        assert code == 1, (argv, out, err)
+        assert err.startswith(f"sigid {argv[0]}: error: ") and message in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "new.npz").exists()
