@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -12,6 +13,9 @@ from pathlib import Path
 
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.presets import augment_preset
+
+# sigid evaluate --protocol (sigid.protocols.PROTOCOLS; not imported: it loads Lightning)
+PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
 
 
 def _print_table(table: SampleTable) -> None:
@@ -179,6 +183,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from sigid.probe import shortcut_probe
+
+    result = shortcut_probe(
+        args.root, args.layout, args.mode, folds=args.folds, fold=args.fold, seed=args.seed
+    )
+    train, test = result["train_images"], result["test_images"]
+    line = (
+        f"shortcut probe ({result['mode']}, fold {result['fold']} of {result['folds']}): "
+        f"genuine-vs-forged AUC {result['auc']:.3f} on {len(result['test_writers'])} held-out "
+        f"writers ({test['genuine']} genuine + {test['forged']} forged images); trained on "
+        f"{len(result['train_writers'])} writers ({train['genuine']} + {train['forged']}) "
+        f"in {result['seconds']:.1f} s"
+    )
+    return _emit(args, result, [line])
+
+
+class _References(argparse.Action):
+    """``--references 5 12``: whole numbers. nargs="+" also swallows the overrides that follow
+    (``--references 5 12 data=cedar``); those are handed back to the overrides."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        counts = list(itertools.takewhile(str.isdigit, values))
+        if not counts:
+            parser.error(f"{option_string}: expected whole numbers, got {values[0]!r}")
+        namespace.references = [int(k) for k in counts]
+        namespace.spilled_overrides = list(values[len(counts) :])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sigid.protocols import format_result, run_protocol
+
+    if args.protocol == "writer-independent":
+        if args.sweep is None or args.ckpt is not None:
+            raise ValueError("writer-independent: give --sweep DIR (the folds' runs), not --ckpt")
+        target = args.sweep[0] if len(args.sweep) == 1 else args.sweep
+    else:
+        if args.ckpt is None or args.sweep is not None:
+            raise ValueError(f"{args.protocol}: give --ckpt CHECKPOINT (--sweep is for folds)")
+        target = args.ckpt
+    if args.references is not None and args.protocol != "writer-dependent":
+        raise ValueError("--references applies to --protocol writer-dependent only")
+    options = {"references": args.references} if args.references is not None else {}
+    overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
+    result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
@@ -268,6 +321,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="file name stem (default: embedding or classifier)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "probe",
+        help="shortcut probe: can a linear model tell genuine from forged by the pixels alone?",
+    )
+    p.add_argument("root", type=Path, help="dataset folder with skilled forgeries")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument(
+        "--mode", choices=("normalized", "raw"), default="normalized",
+        help="normalized preprocessing (default) or a plain grey resize of the scans",
+    )  # fmt: skip
+    p.add_argument("--folds", type=int, default=5, help="writer folds (default 5)")
+    p.add_argument("--fold", type=int, default=0, help="the held-out fold (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the writer split")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluation protocols: identification, writer-dependent, writer-independent",
+        usage="sigid evaluate --protocol identification --ckpt CNN [--out DIR] [--json] "
+        "[overrides ...]\n"
+        "       sigid evaluate --protocol writer-dependent --ckpt SNN [--references 5 12] "
+        "[--out DIR] [--json] [overrides ...]\n"
+        "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
+    )
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--ckpt", type=Path, help="checkpoint (CNN: identification; Siamese)")
+    p.add_argument(
+        "--sweep", type=Path, nargs="+", metavar="DIR",
+        help="writer-independent: the folds' sweep folder, or their run folders",
+    )  # fmt: skip
+    p.add_argument(
+        "--references", nargs="+", action=_References, metavar="K",
+        help="writer-dependent: reference signatures per writer (default: 5 12)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")
+    p.add_argument("--out", type=Path, help="write evaluation.json, PNGs and TensorBoard here")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.add_argument(
+        "overrides", nargs="*", metavar="override",
+        help="Hydra data overrides, e.g. data=cedar data.root=PATH data.split.fold=1",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -255,7 +255,7 @@ class Gallery:
         return self.verifier.decide(self._score(query, writer))
 
     def _score(self, query: np.ndarray, writer: str) -> float:
-        return float(np.mean(self.verifier.scores(query, self._embeddings[writer])))
+        return mean_similarity(self.verifier, query, self._embeddings[writer])
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else "the gallery"
@@ -277,6 +277,13 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def mean_similarity(verifier: Verifier, query: np.ndarray, references: np.ndarray) -> float:
+    """A writer's score for a questioned embedding: the mean similarity to their reference
+    embeddings (see the module doc for why the mean). The evaluation protocols score with it
+    too (`sigid.protocols.writer_dependent`), so they measure what a gallery decides."""
+    return float(np.mean(verifier.scores(query, references)))
 
 
 def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:

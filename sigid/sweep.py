@@ -7,7 +7,9 @@ import io
 import json
 import logging
 import os
+import statistics
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +74,8 @@ def write_summary(sweep_dir: str | Path) -> list[Path]:
         {k for r in rows for k in r["test"]}, key=lambda k: (k.startswith("test/"), k)
     )
     header = [*COLUMNS, *test_keys, "wall_time_s", "error"]
-    table = [[_cell(r, h) for h in header] for r in rows]
+    numeric = ["val_best", "best_epoch", *test_keys, "wall_time_s"]
+    table = [[_cell(r, h) for h in header] for r in [*rows, *spread_rows(rows, numeric)]]
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *table])
     _atomic_write(sweep_dir / "summary.csv", buffer.getvalue())
@@ -82,6 +85,41 @@ def write_summary(sweep_dir: str | Path) -> list[Path]:
     written = [sweep_dir / "summary.csv", sweep_dir / "summary.md"]
     plot = plot_accuracy_vs_epoch(rows, sweep_dir / "accuracy_vs_epoch.png")
     return written + ([plot] if plot else [])
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """(mean, sample standard deviation) of numbers; the std needs two of them (None otherwise).
+
+    The sample (n - 1) deviation: folds or seeds are a sample of the runs one could have made.
+    """
+    values = [float(v) for v in values]
+    mean = statistics.fmean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
+
+
+def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """A "mean" and a "std" summary row over the jobs that finished ("ok"), for the numeric
+    columns `keys`: the spread over a sweep's folds or seeds, read next to the jobs."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        return []
+    stats: dict[str, tuple[float | None, float | None]] = {}
+    for key in keys:
+        values = [r["test"].get(key, r.get(key)) for r in ok]
+        stats[key] = mean_std([v for v in values if _is_number(v)])
+    return [
+        {
+            "job": name,
+            "overrides": f"over {len(ok)} ok job(s)",
+            "status": "",
+            "test": {k: v[index] for k, v in stats.items()},
+        }
+        for index, name in enumerate(("mean", "std"))
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:

@@ -7,6 +7,7 @@ fits, tests the best checkpoint, and writes ``metrics.json`` and ``split.json`` 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,10 +18,12 @@ import hydra
 import lightning as L
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from sigid.callbacks import tensor_to_float, write_json
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
@@ -195,20 +198,41 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         HydraConfig.instance().cfg = None
 
 
-def evaluate(checkpoint: str | Path, overrides: list[str] | None = None) -> dict[str, float]:
-    """Test a checkpoint on the data the config describes (default: the run's own data settings).
+def evaluation_datamodule(
+    module: L.LightningModule, overrides: list[str] | None = None
+) -> SignatureDataModule:
+    """The DataModule the config describes for a trained module, with its own preprocessing.
 
-    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training; `overrides` choose the data (e.g. ``["data=cedar", "data.root=..."]``).
+    `overrides` choose the data (e.g. ``["data=cedar", "data.root=...", "data.split.fold=1"]``);
+    the preprocessing always comes from the checkpoint, so images are prepared exactly as in
+    training. Config errors (an unknown group, a missing value) become ValueError, one line.
     """
-    module = load_checkpoint(checkpoint)
     model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
-    preprocessing = module.hparams.preprocessing
-    with initialize_config_module("sigid.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", *(overrides or [])])
-    if preprocessing:
-        cfg.data.preprocess = preprocessing
-    datamodule = build_datamodule(cfg)
+    overrides = list(overrides or [])
+    try:
+        with initialize_config_module("sigid.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[f"model={model}", *overrides])
+        if module.hparams.preprocessing:
+            cfg.data.preprocess = module.hparams.preprocessing
+        return build_datamodule(cfg)
+    except (HydraException, OmegaConfBaseException) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"data overrides {overrides}: {message}") from err
+
+
+def run_test(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    module: L.LightningModule | None = None,
+) -> tuple[L.LightningModule, dict[str, float]]:
+    """(the module after testing, its test metrics); see `evaluate`. `module`: the checkpoint,
+    already loaded.
+
+    The module keeps what its test epoch computed (a CNN's ``test_confusion``, a Siamese
+    network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
+    """
+    module = module if module is not None else load_checkpoint(checkpoint)
+    datamodule = evaluation_datamodule(module, overrides)
     datamodule.setup("test")
     if isinstance(module, ClassifierModule) and datamodule.class_names != module.class_names:
         raise ValueError(
@@ -223,7 +247,31 @@ def evaluate(checkpoint: str | Path, overrides: list[str] | None = None) -> dict
         enable_model_summary=False,
     )
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    return {name: float(value) for name, value in tested.items()}
+    return module, {name: float(value) for name, value in tested.items()}
+
+
+def evaluate(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    protocol: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Test a checkpoint on the data the config describes (default: the run's own data settings).
+
+    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
+    training; `overrides` choose the data (e.g. ``["data=cedar", "data.root=..."]``).
+
+    With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
+    evaluation protocol of `sigid.protocols` instead and return its result; `options` are the
+    protocol's (``references``, ``seed``, ``out``). For "writer-independent", `checkpoint` is
+    the sweep folder of the folds (or a list of run folders) and `overrides` are not used.
+    """
+    if protocol is not None:
+        from sigid.protocols import run_protocol
+
+        return run_protocol(protocol, checkpoint, overrides, **options)
+    return run_test(checkpoint, overrides)[1]
 
 
 @hydra.main(config_path="pkg://sigid.conf", config_name="train", version_base="1.3")
@@ -236,6 +284,10 @@ def main(cfg: DictConfig) -> float | None:
         result = run(cfg)
     except Exception as err:
         if not multirun:
+            if isinstance(err, (ValueError, OSError)):  # bad input or config: say it in one line
+                log.error("%s", err)
+                print(f"sigid-train: error: {err}", file=sys.stderr)
+                raise SystemExit(1) from err
             raise
         log.exception("job failed")
         write_json(

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sigid.data.datamodules import to_tensor
 from sigid.models.siamese import pair_distance
 from sigid.signatures import Signature, as_list, read_preprocessing, to_batch
 from sigid.tasks import SiameseModule, load_checkpoint
@@ -121,6 +122,25 @@ class Verifier:
         rows = []
         for start in range(0, len(images), BATCH_SIZE):
             batch = to_batch(images[start : start + BATCH_SIZE], self.preprocessing, self.device)
+            rows.append(self.module.net.embed(batch).float().cpu())
+        return torch.cat(rows).numpy()
+
+    @torch.inference_mode()
+    def embed_prepared(self, images: np.ndarray) -> np.ndarray:
+        """(N, dim) embeddings of images ALREADY preprocessed with this checkpoint's settings
+        (a DataModule's (N, H, W) uint8 arrays, ink bright on 0). `embed` would preprocess them
+        a second time: it takes raw scans."""
+        images = np.asarray(images)
+        size = tuple(self.preprocessing["size"])
+        if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != size:
+            raise ValueError(
+                f"expected preprocessed (N, {size[0]}, {size[1]}) uint8 images, got "
+                f"{images.dtype} {images.shape}"
+            )
+        rows = [torch.zeros(0, self.dim)]
+        for start in range(0, len(images), BATCH_SIZE):
+            chunk = images[start : start + BATCH_SIZE]
+            batch = torch.stack([to_tensor(image) for image in chunk]).to(self.device)
             rows.append(self.module.net.embed(batch).float().cpu())
         return torch.cat(rows).numpy()
 

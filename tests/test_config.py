@@ -5,6 +5,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
+from sigid.data.layouts import DatasetError
 
 DATA_CONFIGS = ["synthetic", "cedar", "folders", "manifest"]
 
@@ -66,3 +67,10 @@ def test_preprocessing_split_and_augmentation_are_config(tmp_path):
     image, _ = dm.dataset("train")[0]  # no augmentation: the cached image, as is
     assert torch.equal(image[0], torch.from_numpy(dm.images["train"][0]).float() / 255)
     assert dm.test_distortion["rotation"] == 15
+
+
+@pytest.mark.parametrize("name", ["folders", "manifest"])
+def test_own_data_without_a_root_is_refused_not_replaced_by_synthetic(name):
+    dm = ClassFolderDataModule(**_data(f"data={name}"))
+    with pytest.raises(DatasetError, match=r"data\.root is not set"):
+        dm.prepare_data()

@@ -146,6 +146,7 @@ def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp
     sweep = tmp_path / "sweep"
     with (sweep / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
+    rows, (mean, std) = rows[:-2], rows[-2:]  # the last two: mean and std over the ok jobs
     assert len(rows) == 6
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
@@ -153,7 +154,10 @@ def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp
     assert len(failed) == 2 and all("depth" in r["error"] for r in failed)
     axes = {frozenset(r["overrides"].split()) for r in ok}
     assert frozenset({"model.depth=2", "trainer.max_epochs=1"}) in axes
-    assert (sweep / "summary.md").read_text().count("\n") == 8
+    assert (mean["job"], std["job"], mean["overrides"]) == ("mean", "std", "over 4 ok job(s)")
+    accuracy = [float(r["test/acc"]) for r in ok]
+    assert float(mean["test/acc"]) == pytest.approx(sum(accuracy) / 4, abs=1e-4)
+    assert (sweep / "summary.md").read_text().count("\n") == 10
     assert (sweep / "accuracy_vs_epoch.png").stat().st_size > 5000
 
 
@@ -178,3 +182,10 @@ def test_configs_are_found_after_a_regular_install(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "pixel"
     shutil.rmtree(target)
+
+
+def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
+    done = _sigid_train(tmp_path, "data=folders", f"data.root={tmp_path / 'nowhere'}")
+    assert done.returncode == 1
+    assert "sigid-train: error:" in done.stderr and "nowhere: no such file or folder" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -138,6 +138,11 @@ class SignatureDataModule(L.LightningDataModule):
         """The dataset folder, generating the synthetic set (once, cached) when root is null."""
         if self.root is not None:
             return Path(self.root).expanduser()
+        if not self.synthetic:
+            raise DatasetError(
+                f"data.root is not set: point it at your dataset (layout {self.layout!r}), "
+                "e.g. data.root=/path/to/scans"
+            )
         tag = hashlib.sha256(json.dumps(self.synthetic, sort_keys=True).encode()).hexdigest()[:12]
         return generate(self.cache_dir / "synthetic" / tag, **self.synthetic)
 

@@ -1,0 +1,89 @@
+"""Readable tables of the protocols' results, for the terminal (`sigid evaluate`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Confusion matrices with more writers than this are left to the JSON and the PNG.
+MAX_PRINTED_WRITERS = 12
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The table of a result of `sigid.protocols` (any protocol)."""
+    lines = {
+        "identification": _identification,
+        "writer-dependent": _writer_dependent,
+        "writer-independent": _writer_independent,
+    }[result["protocol"]](result)
+    if result.get("files"):
+        lines.append(f"written: {result['files'][-1]} (and {len(result['files']) - 1} more)")
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _identification(result: dict[str, Any]) -> list[str]:
+    writers = result["writers"]
+    lines = [
+        f"identification (closed set): {len(writers)} writers, "
+        f"{result['test_signatures']} test signatures",
+        f"  top-1 accuracy  {result['top1']:.4f}",
+    ]
+    if "top5" in result:
+        lines.append(f"  top-5 accuracy  {result['top5']:.4f}")
+    if len(writers) <= MAX_PRINTED_WRITERS:
+        width = max(len(w) for w in writers)
+        cell = max(3, len(str(max(map(max, result["confusion_matrix"])))))
+        lines.append("confusion matrix (rows: true writer, columns: predicted, in this order):")
+        for writer, row in zip(writers, result["confusion_matrix"], strict=True):
+            lines.append(f"  {writer:<{width}} " + "".join(f"{n:>{cell}}" for n in row))
+    else:
+        lines.append(f"confusion matrix: {len(writers)} x {len(writers)}, in --json and --out")
+    return lines
+
+
+def _writer_dependent(result: dict[str, Any]) -> list[str]:
+    writers = result["writers"]
+    lines = [
+        f"writer-dependent verification: {result['score']}",
+        f"threshold per K: the EER threshold of the {len(writers['val'])} validation writer(s); "
+        f"metrics on the {len(writers['test'])} test writer(s)",
+        f"  {'K':>3}  {'threshold':>9}  {'forgeries':<9}  {'EER':>6}  {'AUC':>6}  {'FAR':>6}  "
+        f"{'FRR':>6}  {'genuine':>7}  {'negatives':>9}  {'writers':>7}  {'skipped':>7}",
+    ]
+    for entry in result["results"]:
+        test = entry["test"]
+        for kind in ("skilled", "random"):
+            if kind not in test:
+                continue
+            m = test[kind]
+            lines.append(
+                f"  {entry['references']:>3}  {entry['threshold']:>9.4f}  {kind:<9}  "
+                f"{m['eer']:>6.4f}  {m['auc']:>6.4f}  {m['far']:>6.4f}  {m['frr']:>6.4f}  "
+                f"{test['genuine']:>7}  {m['forgeries']:>9}  {test['writers']:>7}  "
+                f"{test['skipped']:>7}"
+            )
+    return lines
+
+
+def _writer_independent(result: dict[str, Any]) -> list[str]:
+    runs = result["runs"]
+    names = [f"fold {r['fold']}" if r["fold"] is not None else f"run {i}" for i, r in
+             enumerate(runs)]  # fmt: skip
+    width = max([len("metric"), *(len(k) for k in result["metrics"])])
+    lines = [
+        f"writer-independent verification: {result['folds']} fold(s) over writers "
+        f"(test writers disjoint: {result['test_writers_disjoint']})",
+        f"  {'metric':<{width}}  {'mean':>7}  {'std':>7}  " + "  ".join(f"{n:>7}" for n in names),
+    ]
+    for key, stats in result["metrics"].items():
+        values = [_number(r["metrics"].get(key)) for r in runs]
+        lines.append(
+            f"  {key:<{width}}  {_number(stats['mean']):>7}  {_number(stats['std']):>7}  "
+            + "  ".join(f"{v:>7}" for v in values)
+        )
+    for failed in result["failed"]:
+        lines.append(f"  failed: {failed['run']}: {failed['error']}")
+    return lines

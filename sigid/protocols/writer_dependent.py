@@ -1,0 +1,227 @@
+"""Writer-dependent use of a Siamese model: each writer enrolled with K reference signatures.
+
+This is how a deployment uses the model (`sigid.gallery.Gallery`): a questioned signature is
+scored against the claimed writer's K references with the gallery's rule (the mean similarity,
+`sigid.gallery.mean_similarity`) and accepted when the score reaches one global threshold.
+
+Per writer, with K references drawn at random (seeded per writer, so a writer's draw does not
+depend on which other writers exist, and K=12's references extend K=5's):
+
+- positives: the writer's other genuine signatures;
+- skilled negatives: the skilled forgeries of that writer;
+- random negatives: genuine signatures of the other writers of the same split, as many as the
+  positives (balanced, and bounded however many writers there are).
+
+Writers with fewer than K + 1 genuine signatures cannot be scored and are skipped and counted.
+The threshold is the EER threshold of the VALIDATION writers under this same protocol (their
+positives and both kinds of negatives); the TEST writers only report EER, AUC, and FAR and FRR at
+that threshold, for skilled and random forgeries separately. Validation and test writers are
+the writer-disjoint split the data config describes (`sigid.data.datamodules.PairDataModule`),
+so neither was seen in training.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sigid import metrics
+from sigid.data.datamodules import PairDataModule
+from sigid.data.layouts import Sample, natural_key
+from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
+from sigid.gallery import SCORE, mean_similarity
+from sigid.protocols.output import Curve, Scalar, write_outputs
+from sigid.training import evaluation_datamodule
+from sigid.verifier import Verifier
+
+DEFAULT_REFERENCES = (5, 12)
+# Negative kinds reported separately.
+FORGERIES = (SKILLED, RANDOM)
+
+
+class EmbeddedSplit(NamedTuple):
+    """A split's signatures (genuine and forged, who they claim to be) and their embeddings."""
+
+    samples: Sequence[Sample]
+    embeddings: np.ndarray
+
+
+@dataclass(frozen=True)
+class Trials:
+    """Questioned signatures scored against their claimed writer's K references."""
+
+    scores: np.ndarray  # float64, mean similarity to the references
+    targets: np.ndarray  # 1: genuine, 0: forgery
+    kinds: np.ndarray  # sigid.data.pairs codes: GENUINE, SKILLED, RANDOM
+    writers: list[str]  # scored
+    skipped: list[str]  # fewer than K + 1 genuine signatures
+
+    def count(self, kind: int) -> int:
+        return int((self.kinds == kind).sum())
+
+
+def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0) -> Trials:
+    """Score every questioned signature of a split with K references per writer."""
+    genuine: dict[str, list[int]] = defaultdict(list)
+    forged: dict[str, list[int]] = defaultdict(list)
+    order = sorted(range(len(split.samples)), key=lambda i: natural_key(str(split.samples[i].path)))
+    for i in order:
+        sample = split.samples[i]
+        (genuine if sample.genuine else forged)[sample.writer].append(i)
+    writers = sorted(genuine, key=natural_key)
+    rows: list[tuple[float, int]] = []
+    scored, skipped = [], []
+    for writer in writers:
+        own = genuine[writer]
+        if len(own) < k + 1:
+            skipped.append(writer)
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(writer.encode())])
+        drawn = [own[i] for i in rng.permutation(len(own))]
+        references, positives = split.embeddings[drawn[:k]], drawn[k:]
+        others = [i for other in writers if other != writer for i in genuine[other]]
+        randoms = [others[i] for i in rng.permutation(len(others))[: len(positives)]]
+        questioned = [(GENUINE, positives), (SKILLED, forged[writer]), (RANDOM, randoms)]
+        for kind, indices in questioned:
+            for i in indices:
+                rows.append((mean_similarity(verifier, split.embeddings[i], references), kind))
+        scored.append(writer)
+    scores = np.array([score for score, _ in rows], dtype=np.float64)
+    kinds = np.array([kind for _, kind in rows], dtype=np.int64)
+    return Trials(scores, (kinds == GENUINE).astype(np.int64), kinds, scored, skipped)
+
+
+def forgery_metrics(trials: Trials, threshold: float) -> dict[str, dict[str, float]]:
+    """EER, AUC, and FAR and FRR at `threshold`, per forgery kind present ("skilled",
+    "random"): the writers' genuine trials against that kind's."""
+    out = {}
+    for code in FORGERIES:
+        if (pair := _against(trials, code)) is None:
+            continue
+        far, frr = metrics.far_frr(*pair, threshold)
+        out[KINDS[code]] = {
+            "eer": metrics.eer(*pair)[0],
+            "auc": metrics.auroc(*pair),
+            "far": far,
+            "frr": frr,
+            "forgeries": trials.count(code),
+        }
+    return out
+
+
+def _against(trials: Trials, code: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scores, targets) of the genuine trials and one forgery kind's; None if one is missing."""
+    if not trials.count(code) or not trials.count(GENUINE):
+        return None
+    keep = (trials.kinds == GENUINE) | (trials.kinds == code)
+    return trials.scores[keep], trials.targets[keep]
+
+
+def evaluate_splits(
+    verifier: Verifier,
+    val: EmbeddedSplit,
+    test: EmbeddedSplit,
+    references: Sequence[int] = DEFAULT_REFERENCES,
+    seed: int = 0,
+) -> tuple[list[dict[str, Any]], list[Curve]]:
+    """The protocol on embedded validation and test splits: one result per K, and the test
+    curves (per K and forgery kind)."""
+    results, curves = [], []
+    for k in _check_references(references):
+        val_trials = _scorable(score_trials(verifier, val, k, seed), k, "validation")
+        test_trials = _scorable(score_trials(verifier, test, k, seed), k, "test")
+        try:  # the only place a threshold is chosen: validation writers' trials
+            val_eer, threshold = metrics.eer(val_trials.scores, val_trials.targets)
+        except ValueError as err:
+            raise ValueError(f"K={k}: no threshold from the validation writers: {err}") from err
+        results.append(
+            {
+                "references": k,
+                "threshold": threshold,
+                "validation": {"eer": val_eer, **_counts(val_trials)},
+                "test": {**_counts(test_trials), **forgery_metrics(test_trials, threshold)},
+            }
+        )
+        for code in FORGERIES:
+            if (pair := _against(test_trials, code)) is not None:
+                curves.append(Curve(f"k{k}_{KINDS[code]}", KINDS[code], *pair, threshold, k))
+    return results, curves
+
+
+def writer_dependent(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    references: Sequence[int] = DEFAULT_REFERENCES,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """The writer-dependent protocol for a Siamese checkpoint on the validation and test writers
+    of the data config (`overrides`, e.g. ``["data=cedar", "data.root=...",
+    "data.split.fold=1"]``). With `out`, also ROC and DET PNGs, TensorBoard and
+    ``evaluation.json``."""
+    references = _check_references(references)
+    verifier = Verifier.from_checkpoint(checkpoint)
+    overrides = list(overrides or [])
+    datamodule = evaluation_datamodule(verifier.module, overrides)
+    if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
+        raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")
+    datamodule.setup("test")
+    splits = {
+        name: EmbeddedSplit(
+            datamodule.samples[name], verifier.embed_prepared(datamodule.images[name])
+        )
+        for name in ("val", "test")
+    }
+    results, curves = evaluate_splits(verifier, splits["val"], splits["test"], references, seed)
+    result = {
+        "protocol": "writer-dependent",
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "data": overrides,
+        "seed": seed,
+        "score": f"{SCORE} (K references per writer)",
+        "threshold_rule": "EER threshold of the validation writers, per K",
+        "writers": {
+            name: sorted({s.writer for s in split.samples}, key=natural_key)
+            for name, split in splits.items()
+        },
+        "results": results,
+    }
+    scalars = [
+        Scalar(f"{name}_{kind}", entry["test"][kind][name], entry["references"])
+        for entry in results
+        for kind in ("skilled", "random")
+        if kind in entry["test"]
+        for name in ("eer", "auc", "far", "frr")
+    ]
+    return write_outputs(result, out, curves=curves, scalars=scalars)
+
+
+def _check_references(references: Sequence[int]) -> list[int]:
+    values = [references] if isinstance(references, int) else list(references)
+    if not values or any(int(k) != k or k < 1 for k in values):
+        raise ValueError(f"references per writer must be whole numbers >= 1, got {references}")
+    return sorted({int(k) for k in values})
+
+
+def _scorable(trials: Trials, k: int, split: str) -> Trials:
+    if not trials.writers:
+        raise ValueError(
+            f"K={k}: no {split} writer has the {k + 1} genuine signatures needed (K references + "
+            f"1 questioned); skipped: {', '.join(trials.skipped) or 'none'}"
+        )
+    return trials
+
+
+def _counts(trials: Trials) -> dict[str, Any]:
+    return {
+        "writers": len(trials.writers),
+        "skipped": len(trials.skipped),
+        "skipped_writers": trials.skipped,
+        "genuine": trials.count(GENUINE),
+    }

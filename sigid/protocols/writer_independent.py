@@ -1,0 +1,170 @@
+"""Writer-independent verification: k-fold over writers, summarised as mean and spread.
+
+Each fold is one training run, ``sigid-train -m experiment=cedar_snn data.split.fold=0,1,2,3,4``:
+its test writers are never seen in training, and its decision threshold was chosen on its
+validation writers (the run's ``test/far`` and ``test/frr`` are at that threshold). The runs
+have done the work and left it in ``metrics.json``; this protocol only reads them, checks that
+they are the folds of ONE configuration with writer-disjoint splits, and gives the mean and the
+sample standard deviation of every test metric over the folds. A single split's EER says little
+on a few dozen writers; the spread over folds says how much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from sigid.protocols.output import Scalar, write_outputs
+from sigid.sweep import _is_number, _job_number, _read, mean_std
+
+FOLD_KEY = "data.split.fold"
+# Reported first, in this order; any other test/* metric follows alphabetically.
+LEADING = (
+    "test/eer_skilled", "test/eer_random", "test/eer", "test/auroc", "test/far", "test/frr",
+    "test/acc", "test/threshold",
+)  # fmt: skip
+
+
+def writer_independent_summary(
+    runs: str | Path | Sequence[str | Path], out: str | Path | None = None
+) -> dict[str, Any]:
+    """Mean and std over folds of the test metrics of each fold's ``metrics.json``.
+
+    `runs`: a multirun (sweep) folder holding one job folder per fold, or the run folders
+    themselves. A failed or unfinished job is listed under ``failed``, not averaged. With `out`,
+    also ``evaluation.json`` and the per-fold metrics in TensorBoard (step: the fold).
+    """
+    folders = _run_folders(runs)
+    folds, failed = [], []
+    for folder in folders:
+        status = _read(folder / "status.json") or {}
+        metrics = _read(folder / "metrics.json")
+        if status.get("status", "ok") != "ok" or not isinstance(metrics, dict):
+            error = status.get("error") or "no metrics.json (unfinished?)"
+            failed.append({"run": str(folder), "error": error})
+            continue
+        test = {k: v for k, v in metrics.items() if k.startswith("test/") and _is_number(v)}
+        folds.append({"run": str(folder), "fold": _fold(folder), "metrics": test})
+    if not folds:
+        raise ValueError(f"no finished fold among {len(folders)} run folder(s): {failed}")
+    _check_one_configuration([Path(f["run"]) for f in folds])
+    _check_distinct_folds(folds)
+    keys = sorted({k for f in folds for k in f["metrics"]}, key=_metric_order)
+    summary = {}
+    for key in keys:
+        values = [f["metrics"][key] for f in folds if key in f["metrics"]]
+        mean, std = mean_std(values)
+        summary[key] = {"mean": mean, "std": std, "folds": len(values)}
+    result = {
+        "protocol": "writer-independent",
+        "folds": len(folds),
+        "std": "sample standard deviation over folds (n - 1); null with one fold",
+        "test_writers_disjoint": _test_writers_disjoint([Path(f["run"]) for f in folds]),
+        "metrics": summary,
+        "runs": folds,
+        "failed": failed,
+    }
+    scalars = [
+        Scalar(key, value, fold["fold"] if fold["fold"] is not None else index)
+        for index, fold in enumerate(folds)
+        for key, value in fold["metrics"].items()
+    ]
+    return write_outputs(result, out, scalars=scalars)
+
+
+def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The run folders: given ones, or the job folders of a sweep folder, in job order."""
+    if isinstance(runs, (str, Path)):
+        root = Path(runs)
+        if not root.is_dir():
+            raise ValueError(f"{root}: no such sweep or run folder")
+        if _is_run(root):
+            return [root]
+        found = sorted((p for p in root.iterdir() if p.is_dir() and _is_run(p)), key=_job_number)
+        if not found:
+            raise ValueError(f"{root}: no run folders (with metrics.json or .hydra/) in it")
+        return found
+    folders = [Path(r) for r in runs]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing or not folders:
+        raise ValueError(f"no such run folder(s): {', '.join(missing) or 'none given'}")
+    return folders
+
+
+def _is_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("metrics.json", "status.json", ".hydra"))
+
+
+def _overrides(folder: Path) -> list[str]:
+    path = folder / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+
+
+def _settings(folder: Path) -> dict[str, str]:
+    """The run's overrides other than the fold (and Hydra's own)."""
+    out = {}
+    for item in _overrides(folder):
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key != FOLD_KEY and not key.startswith("hydra."):
+            out[key] = value
+    return out
+
+
+def _fold(folder: Path) -> int | None:
+    """The run's test fold: its ``data.split.fold`` override, else its resolved config's."""
+    for item in _overrides(folder):
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == FOLD_KEY and value.strip().isdigit():
+            return int(value)
+    config = folder / ".hydra" / "config.yaml"
+    if config.is_file():
+        value = OmegaConf.select(OmegaConf.load(config), FOLD_KEY, default=None)
+        return int(value) if isinstance(value, int) else None
+    return None
+
+
+def _check_one_configuration(folders: list[Path]) -> None:
+    """Folds of different settings (a depth, a seed) must not be averaged together."""
+    settings = [_settings(folder) for folder in folders]
+    keys = set().union(*settings)
+    varying = sorted(k for k in keys if len({s.get(k) for s in settings}) > 1)
+    if varying:
+        raise ValueError(
+            f"the runs differ in more than the fold ({', '.join(varying)}); summarise the folds "
+            "of one configuration at a time (give its run folders)"
+        )
+
+
+def _check_distinct_folds(folds: list[dict[str, Any]]) -> None:
+    numbers = [f["fold"] for f in folds if f["fold"] is not None]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated:
+        raise ValueError(f"fold(s) {repeated} appear more than once; give each fold's run once")
+
+
+def _test_writers_disjoint(folders: list[Path]) -> bool | None:
+    """Whether no fold's test writer was trained or validated on in its run, and no writer is
+    tested in two folds (from each run's ``split.json``); None without split files. A run
+    whose test writers were seen in training is an error: it is not writer-independent."""
+    tested: list[set[str]] = []
+    for folder in folders:
+        split = _read(folder / "split.json")
+        if not isinstance(split, dict) or "test" not in split:
+            return None
+        test = set(split["test"]["writers"])
+        seen = {w for name in ("train", "val") for w in split.get(name, {}).get("writers", [])}
+        if test & seen:
+            raise ValueError(
+                f"{folder}: test writers {sorted(test & seen)} were also used in training or "
+                "validation; this run is not a writer-independent fold"
+            )
+        tested.append(test)
+    return sum(len(t) for t in tested) == len(set().union(*tested))
+
+
+def _metric_order(key: str) -> tuple[int, str]:
+    return (LEADING.index(key), "") if key in LEADING else (len(LEADING), key)

@@ -1,0 +1,392 @@
+"""Evaluation protocols (sigid.protocols, `sigid evaluate`): hand-computed metrics, thresholds
+from validation writers only, fold summaries, files, and the command on real CEDAR scans.
+
+The writer-dependent metrics are checked on embeddings placed by hand, scored by a real
+Verifier whose similarity head is set to sigmoid(-distance): the distances decide every score's
+rank, so EER, AUC, FAR and FRR can be worked out on paper. Two tiny checkpoints (trained on the
+small synthetic set in a few seconds) cover the rest end to end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import sigid
+from sigid.cli import main
+from sigid.data.layouts import Sample
+from sigid.protocols import identification, writer_independent_summary
+from sigid.protocols.curves import DET_LIMITS, probit
+from sigid.protocols.writer_dependent import EmbeddedSplit, evaluate_splits, score_trials
+from sigid.sweep import write_summary
+from sigid.tasks import SiameseModule
+from sigid.verifier import Verifier
+
+TINY = [
+    "data.synthetic.writers=6",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.preprocess.size=[32,64]",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.split.folds=3",
+    "data.split.val_writers=1",
+    "data.pairs.train=48",
+    "data.pairs.val=24",
+    "data.pairs.test=24",
+    "data.batch_size=16",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "trainer.enable_model_summary=false",
+    "logger=none",
+    "test=false",
+    "model.depth=2",
+    "model.channels=[8,16,16,16,16]",
+]
+DATA = [o for o in TINY if o.startswith("data.")]
+
+
+def _train(folder: Path, *overrides: str) -> Path:
+    result = sigid.train([*TINY, *overrides, f"hydra.run.dir={folder}"])
+    assert result.checkpoint is not None
+    return result.checkpoint
+
+
+@pytest.fixture(scope="module")
+def siamese_ckpt(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("snn"), "model=siamese_conv", "model.dim=16")
+
+
+@pytest.fixture(scope="module")
+def cnn_ckpt(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- writer-dependent, by hand -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unit_verifier() -> Verifier:
+    """A real Verifier whose similarity is sigmoid(-distance) of the embeddings it is given."""
+    module = SiameseModule(
+        preprocessing={"mode": "normalized", "size": [8, 8]},
+        embedding="pixel", image_size=[8, 8], dim=3, head={"scale": 1.0, "offset": 0.0},
+    )  # fmt: skip
+    module.net.head.set_parameters(scale=1.0, offset=0.0)
+    return Verifier(module)
+
+
+def s(distance: float) -> float:
+    """The unit verifier's similarity at a distance."""
+    return 1.0 / (1.0 + math.exp(distance))
+
+
+def _split(points: dict[tuple[str, bool], list[tuple[float, float, float]]]) -> EmbeddedSplit:
+    samples, rows = [], []
+    for (writer, genuine), where in points.items():
+        for n, point in enumerate(where):
+            samples.append(
+                Sample(Path(f"{writer}/{'g' if genuine else 'f'}{n}.png"), writer, genuine)
+            )
+            rows.append(point)
+    return EmbeddedSplit(samples, np.array(rows, dtype=np.float32))
+
+
+# With K=1 and two genuine signatures per writer, every score is the same whichever one is drawn
+# as the reference: each writer's forgeries (and the other writer's genuine signatures) lie on
+# the plane of points equidistant from its two genuine ones. Distances to the reference:
+#   validation  C: genuine 2, skilled 3        D: genuine 2, skilled 3.5   random sqrt(18) = 4.24
+#   test        A: genuine 2, skilled 1, 2.24  B: genuine 4, skilled 2.6, 3.61  random >= 4.58
+# E has one genuine signature: too few for K=1 (skipped), still a random negative for A and B.
+VAL = {
+    ("C", True): [(-1, 0, 0), (1, 0, 0)],
+    ("C", False): [(0, math.sqrt(8), 0)],
+    ("D", True): [(0, -1, 4), (0, 1, 4)],
+    ("D", False): [(math.sqrt(11.25), 0, 4)],
+}
+TEST = {
+    ("A", True): [(-1, 0, 0), (1, 0, 0)],
+    ("A", False): [(0, 0, 0), (0, 2, 0)],
+    ("B", True): [(0, -2, 4), (0, 2, 4)],
+    ("B", False): [(math.sqrt(2.76), 0, 4), (3, 0, 4)],
+    ("E", True): [(0, 0, 100)],
+}
+
+
+def test_writer_dependent_metrics_match_a_hand_computed_case(unit_verifier):
+    (result,), curves = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
+    # Validation: genuine at 2 outrank all forgeries (3, 3.5, 4.24): EER 0, and the threshold is
+    # the midpoint between s(2) and the next lower score s(3) (sigmoid(-d) -> accepts d < 2.398).
+    assert result["references"] == 1
+    assert result["validation"]["eer"] == 0.0
+    assert result["threshold"] == pytest.approx((s(2) + s(3)) / 2, abs=1e-6)
+    assert result["validation"]["writers"] == 2 and result["validation"]["genuine"] == 2
+    test = result["test"]
+    assert (test["writers"], test["skipped"], test["skipped_writers"]) == (2, 1, ["E"])
+    assert test["genuine"] == 2
+    # Skilled, nearest first: 1 F, 2 G, 2.24 F, 2.6 F, 3.61 F, 4 G. At FAR 2/4 the FRR is 1/2:
+    # EER 0.5; AUC: G(2) beats 3 forgeries, G(4) none: 3/8. Accepted at d < 2.398: G(2), F(1),
+    # F(2.24): FAR 2/4, FRR 1/2.
+    assert test["skilled"] == pytest.approx(
+        {"eer": 0.5, "auc": 0.375, "far": 0.5, "frr": 0.5, "forgeries": 4}
+    )
+    # Random: 2 G, 4 G, then the negatives (>= 4.58): EER 0, AUC 1; none accepted, G(4) rejected.
+    assert test["random"] == pytest.approx(
+        {"eer": 0.0, "auc": 1.0, "far": 0.0, "frr": 0.5, "forgeries": 2}
+    )
+    assert [(c.stem, c.step, len(c.scores)) for c in curves] == [("k1_skilled", 1, 6),
+                                                                  ("k1_random", 1, 4)]  # fmt: skip
+
+
+def test_the_threshold_comes_from_validation_writers_only(unit_verifier):
+    (before,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
+    moved = {**TEST, ("B", False): [(0, 0, 4), (0.1, 0, 4)]}  # B's forgeries now closer
+    (after,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(moved), references=[1])
+    assert after["threshold"] == before["threshold"]
+    assert after["test"]["skilled"] != before["test"]["skilled"]  # the test scores did change
+    closer = {**VAL, ("C", False): [(0, math.sqrt(3), 0)]}  # a validation forgery at 2 (a tie)
+    (moved_val,), _ = evaluate_splits(unit_verifier, _split(closer), _split(TEST), references=[1])
+    assert moved_val["threshold"] != before["threshold"]
+
+
+def test_references_skips_and_seeds(unit_verifier):
+    rng = np.random.default_rng(0)
+    samples = [Sample(Path(f"w{w}/g{n}.png"), f"w{w}", True) for w in range(3) for n in range(4)]
+    samples += [Sample(Path(f"w{w}/f{n}.png"), f"w{w}", False) for w in range(3) for n in range(2)]
+    split = EmbeddedSplit(samples, rng.normal(size=(len(samples), 3)).astype(np.float32))
+    first = score_trials(unit_verifier, split, 2, seed=0)
+    assert np.array_equal(first.scores, score_trials(unit_verifier, split, 2, seed=0).scores)
+    assert not np.array_equal(first.scores, score_trials(unit_verifier, split, 2, seed=1).scores)
+    # 3 writers x (2 questioned genuine, 2 skilled, 2 random: as many as the genuine)
+    assert first.count(0) == first.count(1) == first.count(2) == 6 and first.skipped == []
+    four = score_trials(unit_verifier, split, 4)
+    assert four.skipped == ["w0", "w1", "w2"] and four.scores.size == 0
+    with pytest.raises(ValueError, match="no validation writer has the 5 genuine"):
+        evaluate_splits(unit_verifier, split, split, references=[4])
+    with pytest.raises(ValueError, match="whole numbers >= 1"):
+        evaluate_splits(unit_verifier, split, split, references=[0])
+
+
+# -- curves --------------------------------------------------------------------------------------
+
+
+def test_det_axes_are_normal_deviates_clipped_at_the_plot_edges():
+    rates = [0.5, 0.8, 0.01, 0.0, 1.0]
+    expected = [NormalDist().inv_cdf(min(max(r, DET_LIMITS[0]), DET_LIMITS[1])) for r in rates]
+    assert probit(rates) == pytest.approx(expected, abs=1e-9)
+
+
+# -- identification ------------------------------------------------------------------------------
+
+
+def test_identification_reports_top1_top5_and_the_confusion_matrix(cnn_ckpt, tmp_path):
+    out = tmp_path / "out"
+    result = sigid.evaluate(cnn_ckpt, DATA, protocol="identification", out=out)
+    matrix = np.array(result["confusion_matrix"])
+    assert result["writers"] == [f"writer0{i}" for i in range(1, 7)]
+    assert matrix.shape == (6, 6) and matrix.sum(axis=1).tolist() == [2] * 6  # 2 test each
+    assert result["test_signatures"] == 12
+    assert result["top1"] == pytest.approx(np.trace(matrix) / 12)
+    assert result["top1"] <= result["top5"] <= 1.0
+    assert result["top1"] == pytest.approx(sigid.evaluate(cnn_ckpt, DATA)["test/acc"])
+    assert json.loads((out / "evaluation.json").read_text()) == result
+    assert (out / "confusion_matrix.png").stat().st_size > 5000
+    assert any((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert "files" not in identification(cnn_ckpt, DATA)  # no folder, no files
+
+
+# -- writer-independent --------------------------------------------------------------------------
+
+
+def _fold(sweep: Path, job: int, metrics: dict | None, *overrides: str, writers=None) -> Path:
+    folder = sweep / str(job)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(
+        "".join(f"- {o}\n" for o in ["experiment=cedar_snn", *overrides])
+    )
+    if metrics is None:
+        (folder / "status.json").write_text(json.dumps({"status": "failed", "error": "OOM"}))
+        return folder
+    (folder / "metrics.json").write_text(json.dumps({"monitor": "val/eer", **metrics}))
+    (folder / "status.json").write_text(json.dumps({"status": "ok"}))
+    if writers is not None:
+        split = {name: {"writers": w, "files": []} for name, w in writers.items()}
+        (folder / "split.json").write_text(json.dumps(split))
+    return folder
+
+
+FOLDS = [  # test/eer_skilled, test/eer_random, test/far, test/frr per fold
+    (0.10, 0.02, 0.05, 0.20),
+    (0.20, 0.04, 0.10, 0.10),
+    (0.30, 0.06, 0.15, 0.30),
+]
+
+
+def _sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "sweep"
+    for fold, (skilled, rand, far, frr) in enumerate(FOLDS):
+        metrics = {"test/eer_skilled": skilled, "test/eer_random": rand, "test/far": far,
+                   "test/frr": frr, "val_best": 0.1}  # fmt: skip
+        writers = {"train": ["t1", "t2"], "val": ["v"], "test": [f"x{fold}", f"y{fold}"]}
+        _fold(sweep, fold, metrics, f"data.split.fold={fold}", writers=writers)
+    _fold(sweep, 3, None, "data.split.fold=3")
+    return sweep
+
+
+def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, capsys):
+    sweep = _sweep(tmp_path)
+    result = sigid.evaluate(sweep, protocol="writer-independent", out=tmp_path / "out")
+    assert result["folds"] == 3 and result["test_writers_disjoint"] is True
+    assert [r["fold"] for r in result["runs"]] == [0, 1, 2]
+    assert result["failed"] == [{"run": str(sweep / "3"), "error": "OOM"}]
+    metrics = result["metrics"]
+    assert list(metrics) == ["test/eer_skilled", "test/eer_random", "test/far", "test/frr"]
+    # mean of (0.1, 0.2, 0.3) = 0.2; sample std = sqrt((0.01 + 0 + 0.01) / 2) = 0.1
+    assert metrics["test/eer_skilled"] == pytest.approx({"mean": 0.2, "std": 0.1, "folds": 3})
+    assert metrics["test/eer_random"] == pytest.approx({"mean": 0.04, "std": 0.02, "folds": 3})
+    assert metrics["test/far"] == pytest.approx({"mean": 0.1, "std": 0.05, "folds": 3})
+    # frr (0.2, 0.1, 0.3): mean 0.2, std 0.1
+    assert metrics["test/frr"] == pytest.approx({"mean": 0.2, "std": 0.1, "folds": 3})
+    assert json.loads((tmp_path / "out" / "evaluation.json").read_text()) == result
+    # the same from the run folders, and through the command
+    assert writer_independent_summary([sweep / "2", sweep / "0"])["metrics"]["test/far"][
+        "mean"
+    ] == pytest.approx(0.1)
+    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    assert code == 0 and "fold 0" in out and "test/eer_skilled" in out and "0.2000" in out
+    assert "failed:" in out
+    code, out, _ = _run(
+        capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep, "--json"
+    )
+    assert code == 0 and json.loads(out)["metrics"] == metrics
+
+
+def test_writer_independent_refuses_mixed_configurations_and_leaky_folds(tmp_path):
+    mixed = tmp_path / "mixed"
+    _fold(mixed, 0, {"test/eer": 0.1}, "data.split.fold=0", "model.depth=2")
+    _fold(mixed, 1, {"test/eer": 0.2}, "data.split.fold=1", "model.depth=3")
+    with pytest.raises(ValueError, match=r"differ in more than the fold \(model.depth\)"):
+        writer_independent_summary(mixed)
+    twice = tmp_path / "twice"
+    _fold(twice, 0, {"test/eer": 0.1}, "data.split.fold=1")
+    _fold(twice, 1, {"test/eer": 0.2}, "data.split.fold=1")
+    with pytest.raises(ValueError, match="more than once"):
+        writer_independent_summary(twice)
+    leaky = tmp_path / "leaky"
+    writers = {"train": ["a", "b"], "val": ["c"], "test": ["b", "d"]}
+    _fold(leaky, 0, {"test/eer": 0.1}, "data.split.fold=0", writers=writers)
+    with pytest.raises(ValueError, match=r"test writers \['b'\] were also used in training"):
+        writer_independent_summary(leaky)
+    with pytest.raises(ValueError, match="no run folders"):
+        writer_independent_summary(tmp_path / "leaky" / "0" / ".hydra")
+
+
+def test_sweep_summary_ends_with_mean_and_std_rows_over_the_ok_jobs(tmp_path):
+    sweep = _sweep(tmp_path)
+    write_summary(sweep)
+    with (sweep / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3", "mean", "std"]
+    assert [r["status"] for r in rows[:4]] == ["ok", "ok", "ok", "failed"]
+    mean, std = rows[-2:]
+    assert mean["overrides"] == "over 3 ok job(s)"
+    assert (mean["test/eer_skilled"], std["test/eer_skilled"]) == ("0.2000", "0.1000")
+    assert (mean["test/far"], std["test/far"]) == ("0.1000", "0.0500")
+    assert (mean["val_best"], std["val_best"]) == ("0.1000", "0.0000")
+    assert mean["error"] == "" and mean["status"] == ""
+    md = (sweep / "summary.md").read_text().splitlines()
+    assert md[-2].startswith("| mean | over 3 ok job(s) |") and md[-1].startswith("| std |")
+
+
+# -- the command, on real CEDAR scans -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cedar_subset(cedar_root, tmp_path_factory) -> Path:
+    """CEDAR writers 1-6, 8 genuine + 4 forgeries each (links to the real files): the writer-
+    disjoint split of 3 folds puts 2 writers in validation and 2 in test."""
+    root = tmp_path_factory.mktemp("cedar-subset")
+    for sub, stem, count in (("full_org", "original", 8), ("full_forg", "forgeries", 4)):
+        (root / sub).mkdir()
+        for writer in range(1, 7):
+            for number in range(1, count + 1):
+                name = f"{stem}_{writer}_{number}.png"
+                (root / sub / name).symlink_to(cedar_root / "signatures" / sub / name)
+    return root
+
+
+def _image_tags(folder: Path) -> set[str]:
+    tags = set()
+    for events in folder.glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        with contextlib.suppress(KeyError):
+            tags |= set(acc.Tags()["images"])
+    return tags
+
+
+def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_path):
+    out = tmp_path / "eval"
+    data = [
+        "data=cedar", f"data.root={cedar_subset}", "data.split.folds=3",
+        "data.split.val_writers=2", "data.pairs.train=24", "data.pairs.val=24",
+        "data.pairs.test=24",
+    ]  # fmt: skip
+    base = ["evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt,
+            "--references", "2", "5"]  # fmt: skip
+    code, stdout, err = _run(capsys, *base, "--out", out, "--json", *data)
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert json.loads((out / "evaluation.json").read_text()) == result
+    assert len(result["writers"]["val"]) == len(result["writers"]["test"]) == 2
+    assert not set(result["writers"]["val"]) & set(result["writers"]["test"])
+    for entry, k in zip(result["results"], (2, 5), strict=True):
+        test = entry["test"]
+        assert entry["references"] == k and 0.0 < entry["threshold"] < 1.0
+        assert test["writers"] == 2 and test["genuine"] == 2 * (8 - k)
+        assert test["skilled"]["forgeries"] == 8 and test["random"]["forgeries"] == 2 * (8 - k)
+        for kind in ("skilled", "random"):
+            assert all(0.0 <= test[kind][m] <= 1.0 for m in ("eer", "auc", "far", "frr"))
+    for name in ("roc", "det"):
+        for stem in ("k2_skilled", "k2_random", "k5_skilled", "k5_random"):
+            assert (out / f"{name}_{stem}.png").stat().st_size > 5000
+    assert {"writer-dependent/roc_skilled", "writer-dependent/det_random"} <= _image_tags(
+        out / "tensorboard"
+    )
+    code, table, _ = _run(capsys, *base, *data)  # no --out, no --json: the table
+    assert code == 0 and "threshold per K" in table and table.count("skilled") == 2
+    assert f"{result['results'][0]['test']['skilled']['eer']:.4f}" in table
+
+
+def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path):
+    wd = ["evaluate", "--protocol", "writer-dependent"]
+    cases = [
+        (["evaluate", "--protocol", "identification", "--ckpt", siamese_ckpt, *DATA], "CNN"),
+        ([*wd, "--ckpt", cnn_ckpt, *DATA], "CNN writer-classifier checkpoint"),
+        ([*wd, "--sweep", tmp_path], "give --ckpt"),
+        ([*wd, "--ckpt", siamese_ckpt, "data.nope=1"], "data overrides ['data.nope=1']"),
+        ([*wd, "--ckpt", siamese_ckpt, "--references", "0", *DATA], "whole numbers >= 1"),
+        (["evaluate", "--protocol", "writer-independent", "--ckpt", cnn_ckpt], "give --sweep"),
+        (["evaluate", "--protocol", "writer-independent", "--sweep", tmp_path], "no run folders"),
+        (["evaluate", "--protocol", "identification", "--ckpt", cnn_ckpt, "--references", "5"],
+         "--references applies"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        code, out, err = _run(capsys, *argv)
+        assert code == 1, (argv, out, err)
+        assert err.startswith("sigid evaluate: error: ") and message in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
