@@ -1,4 +1,4 @@
-"""Shared fixtures: the real CEDAR copy, and a cache folder per test session."""
+"""Shared fixtures: the real CEDAR copy, a cache folder per session, tiny trained checkpoints."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from runs import tiny_checkpoint
 
 CEDAR_CANDIDATES = [
     os.environ.get("SIGID_CEDAR"),
@@ -33,3 +34,15 @@ def cedar_root() -> Path:
 def _isolated_cache(tmp_path_factory) -> None:
     """Keep tests out of the user's ~/.cache/sigid."""
     os.environ["SIGID_CACHE"] = str(tmp_path_factory.mktemp("sigid-cache"))
+
+
+@pytest.fixture(scope="session")
+def siamese_ckpt(tmp_path_factory, _isolated_cache) -> Path:
+    """A tiny conv Siamese checkpoint (32x64 images, 16-d embeddings), trained once."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("snn"), "model=siamese_conv", "model.dim=16")
+
+
+@pytest.fixture(scope="session")
+def cnn_ckpt(tmp_path_factory, _isolated_cache) -> Path:
+    """A tiny CNN writer classifier checkpoint (6 synthetic writers), trained once."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")

@@ -13,44 +13,17 @@ import onnxruntime
 import pytest
 import torch
 
-import sigid
 from sigid.cli import build_parser, main
 from sigid.export import MissingExportDependency, export
 from sigid.tasks import load_checkpoint
 
 TOLERANCE = 1e-4
-# Seconds-long runs: a small synthetic set, 32x64 images, one short epoch, small networks.
-SMALL = [
-    "data.synthetic.writers=6",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.preprocess.size=[32,64]",
-    "data.split.val=2",
-    "data.split.test=2",
-    "data.split.folds=3",
-    "data.split.val_writers=1",
-    "data.pairs.train=48",
-    "data.pairs.val=24",
-    "data.pairs.test=24",
-    "data.batch_size=16",
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=3",
-    "logger=none",
-]
-MODELS = {
-    "siamese": ["model=siamese_conv", "model.depth=2", "model.channels=[8,16]", "model.dim=16"],
-    "cnn": ["model=cnn", "model.depth=2", "model.channels=[8,16]", "model.hidden=32"],
-}
 NAMES = {"siamese": "embedding", "cnn": "classifier"}
 
 
 @pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("export-runs")
-    return {
-        kind: Path(sigid.train([*SMALL, *overrides, f"hydra.run.dir={root / kind}"]).checkpoint)
-        for kind, overrides in MODELS.items()
-    }
+def checkpoints(siamese_ckpt, cnn_ckpt) -> dict[str, Path]:
+    return {"siamese": siamese_ckpt, "cnn": cnn_ckpt}
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +58,7 @@ def _onnx(path: Path, images: torch.Tensor) -> np.ndarray:
 
 
 @pytest.mark.parametrize("batch", [1, 5])  # neither is the export's own example batch size
-@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("kind", list(NAMES))
 def test_exported_models_match_pytorch_for_any_batch_size(kind, batch, checkpoints, exported):
     images = _images(batch, seed=batch)
     expected = _pytorch(kind, checkpoints[kind], images)

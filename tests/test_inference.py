@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import sigid
 from sigid.cli import main
 from sigid.data import ImageLoadError, load_image, preprocess
 from sigid.data.datamodules import to_tensor
@@ -26,28 +25,6 @@ from sigid.signatures import to_batch
 from sigid.tasks import load_checkpoint
 from sigid.verifier import Verdict, Verifier
 
-# A few-second run: a small synthetic set, 32x64 images, few batches, no logger, no test.
-TINY = [
-    "data.synthetic.writers=6",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.preprocess.size=[32,64]",
-    "data.split.val=2",
-    "data.split.test=2",
-    "data.split.folds=3",
-    "data.split.val_writers=1",
-    "data.pairs.train=48",
-    "data.pairs.val=24",
-    "data.pairs.test=24",
-    "data.batch_size=16",
-    "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=3",
-    "trainer.enable_model_summary=false",
-    "logger=none",
-    "test=false",
-    "model.depth=2",
-    "model.channels=[8,16,16,16,16]",
-]
 # Enrolled in the gallery: name -> (CEDAR writer, reference numbers).
 ENROLLED = {"ann": (1, range(1, 6)), "bob": (2, range(1, 6)), "cyd": (3, range(1, 6))}
 
@@ -58,22 +35,6 @@ def genuine(root: Path, writer: int, number: int) -> Path:
 
 def forged(root: Path, writer: int, number: int) -> Path:
     return root / "signatures" / "full_forg" / f"forgeries_{writer}_{number}.png"
-
-
-def _train(folder: Path, *overrides: str) -> Path:
-    result = sigid.train([*TINY, *overrides, f"hydra.run.dir={folder}"])
-    assert result.checkpoint is not None and result.checkpoint.is_file()
-    return result.checkpoint
-
-
-@pytest.fixture(scope="session")
-def siamese_ckpt(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("snn"), "model=siamese_conv", "model.dim=16")
-
-
-@pytest.fixture(scope="session")
-def cnn_ckpt(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from runs import SMALL_DATA
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
@@ -30,44 +31,7 @@ from sigid.sweep import write_summary
 from sigid.tasks import SiameseModule
 from sigid.verifier import Verifier
 
-TINY = [
-    "data.synthetic.writers=6",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.preprocess.size=[32,64]",
-    "data.split.val=2",
-    "data.split.test=2",
-    "data.split.folds=3",
-    "data.split.val_writers=1",
-    "data.pairs.train=48",
-    "data.pairs.val=24",
-    "data.pairs.test=24",
-    "data.batch_size=16",
-    "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=3",
-    "trainer.enable_model_summary=false",
-    "logger=none",
-    "test=false",
-    "model.depth=2",
-    "model.channels=[8,16,16,16,16]",
-]
-DATA = [o for o in TINY if o.startswith("data.")]
-
-
-def _train(folder: Path, *overrides: str) -> Path:
-    result = sigid.train([*TINY, *overrides, f"hydra.run.dir={folder}"])
-    assert result.checkpoint is not None
-    return result.checkpoint
-
-
-@pytest.fixture(scope="module")
-def siamese_ckpt(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("snn"), "model=siamese_conv", "model.dim=16")
-
-
-@pytest.fixture(scope="module")
-def cnn_ckpt(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")
+DATA = SMALL_DATA
 
 
 def _run(capsys, *argv):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from runs import SMALL
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
@@ -20,23 +21,6 @@ from sigid.tasks.siamese import SiameseModule
 from sigid.training import build_datamodule, build_module
 
 EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn"]
-# A few-second version of every run: a small synthetic set, small images, few batches.
-SMALL = [
-    "data.synthetic.writers=6",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.preprocess.size=[32,64]",
-    "data.split.val=2",
-    "data.split.test=2",
-    "data.split.folds=3",
-    "data.split.val_writers=1",
-    "data.pairs.train=48",
-    "data.pairs.val=24",
-    "data.pairs.test=24",
-    "data.batch_size=16",
-    "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=3",
-]
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
 
 

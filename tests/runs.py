@@ -1,0 +1,35 @@
+"""Seconds-long training settings, shared by every test that needs a real trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sigid
+
+# A small synthetic set (6 writers), 32x64 images, small batches.
+SMALL_DATA = [
+    "data.synthetic.writers=6",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.preprocess.size=[32,64]",
+    "data.split.val=2",
+    "data.split.test=2",
+    "data.split.folds=3",
+    "data.split.val_writers=1",
+    "data.pairs.train=48",
+    "data.pairs.val=24",
+    "data.pairs.test=24",
+    "data.batch_size=16",
+]
+SMALL = [*SMALL_DATA, "trainer.max_epochs=2", "+trainer.limit_train_batches=3"]
+# Small networks; a test picks the model group (model=cnn, model=siamese_conv, ...).
+SMALL_NET = ["model.depth=2", "model.channels=[8,16,16,16,16]"]
+# No logger, no test pass, no summary: for fixtures that only need the checkpoint.
+QUIET = ["trainer.enable_model_summary=false", "logger=none", "test=false"]
+
+
+def tiny_checkpoint(folder: Path, *overrides: str) -> Path:
+    """Train a tiny model into `folder` and return its best checkpoint."""
+    result = sigid.train([*SMALL, *SMALL_NET, *QUIET, *overrides, f"hydra.run.dir={folder}"])
+    assert result.checkpoint is not None and result.checkpoint.is_file()
+    return result.checkpoint
