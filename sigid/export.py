@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import secrets
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +32,7 @@ from lightning import LightningModule
 from torch import nn
 
 from sigid import __version__
+from sigid.atomic import atomic_path
 from sigid.models.siamese import DISTANCE_EPS
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 
@@ -145,7 +144,7 @@ def export(
     checked: dict[str, float | None] = {}
     for fmt in chosen:
         path = out_dir / f"{name}{SUFFIXES[fmt]}"
-        with _atomic(path) as tmp:
+        with atomic_path(path) as tmp:
             writers[fmt](net, example, tmp)
             actual = runners[fmt](tmp, check)
             checked[fmt] = None if actual is None else _max_difference(actual, expected, fmt)
@@ -156,7 +155,7 @@ def export(
     if "onnx" in written:
         metadata["onnx_opset"] = _onnx_opset(written["onnx"])
     json_path = out_dir / f"{name}.json"
-    with _atomic(json_path) as tmp:
+    with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(metadata, indent=2) + "\n")
     written["metadata"] = json_path
     return written
@@ -220,17 +219,6 @@ def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]
         **specific,
     }
     return net.eval(), default_name, metadata
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path`, renamed onto it on success and removed on failure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sigid.atomic import atomic_path
 from sigid.signatures import Signature, as_list, describe
 from sigid.verifier import Verdict, Verifier
 
@@ -175,20 +174,13 @@ class Gallery:
             ).astype(np.int32),
             "metadata": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         }
-        target.parent.mkdir(parents=True, exist_ok=True)
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
+        with atomic_path(target) as temp:
+            with temp.open("wb") as stream:
                 np.savez(stream, **arrays)
                 stream.flush()
                 os.fsync(stream.fileno())
             os.chmod(temp, mode)
-            os.replace(temp, target)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
         self.path = target
         return target
 

@@ -6,15 +6,15 @@ import csv
 import io
 import json
 import logging
-import os
 import statistics
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from sigid.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,10 @@ def write_summary(sweep_dir: str | Path) -> list[Path]:
     table = [[_cell(r, h) for h in header] for r in [*rows, *spread_rows(rows, numeric)]]
     buffer = io.StringIO()
     csv.writer(buffer).writerows([header, *table])
-    _atomic_write(sweep_dir / "summary.csv", buffer.getvalue())
+    write_text(sweep_dir / "summary.csv", buffer.getvalue())
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table]
-    _atomic_write(sweep_dir / "summary.md", "\n".join(lines) + "\n")
+    write_text(sweep_dir / "summary.md", "\n".join(lines) + "\n")
     written = [sweep_dir / "summary.csv", sweep_dir / "summary.md"]
     plot = plot_accuracy_vs_epoch(rows, sweep_dir / "accuracy_vs_epoch.png")
     return written + ([plot] if plot else [])
@@ -156,11 +156,9 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=png.parent, prefix=f".{png.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(png) as temp:
+        fig.savefig(temp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, png)
     return png
 
 
@@ -200,10 +198,3 @@ def _read(path: Path) -> Any:
 def _job_number(path: Path) -> tuple[int, str]:
     head = path.name.split("_", 1)[0]
     return (int(head), path.name) if head.isdigit() else (1 << 30, path.name)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

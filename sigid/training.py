@@ -25,7 +25,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from sigid.callbacks import tensor_to_float, write_json
+from sigid.atomic import write_json
+from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 

@@ -10,12 +10,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from sigid.atomic import atomic_path
 from sigid.data.images import ImageLoadError, load_image
 from sigid.data.layouts import Sample, Skipped
 from sigid.data.preprocess import preprocess
@@ -102,12 +102,5 @@ def _read(entry: Path, samples: Sequence[Sample]) -> tuple[np.ndarray, list[Samp
 
 def _write(entry: Path, images: np.ndarray) -> None:
     """Write atomically: a crash or a parallel job never leaves a half-written entry."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=images)
-        os.replace(tmp, entry)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(entry) as temp, temp.open("wb") as handle:
+        np.savez(handle, images=images)

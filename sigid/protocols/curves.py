@@ -9,9 +9,6 @@ verification results are compared on it. Both take every point from `sigid.metri
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from sigid import metrics
+from sigid.atomic import atomic_path
 from sigid.tasks.siamese import roc_figure
 
 __all__ = ["det_figure", "probit", "roc_figure", "save_png"]
@@ -67,14 +65,6 @@ def det_figure(
 
 def save_png(fig: Figure, path: Path) -> Path:
     """Write a figure atomically (a temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temp:
         fig.savefig(temp, format="png", dpi=110)
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
     return path

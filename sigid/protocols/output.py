@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from sigid.callbacks import write_json
+from sigid.atomic import write_json
 from sigid.protocols.curves import det_figure, roc_figure, save_png
 
 RESULT_FILE = "evaluation.json"
