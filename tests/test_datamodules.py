@@ -151,6 +151,23 @@ def test_pair_splits_are_writer_disjoint_and_no_pair_crosses_them(dataset, tmp_p
     assert set(manifest["test"]["writers"]) == writers["test"]
 
 
+def test_writer_batches_train_on_every_pair_inside_each_batch(dataset, tmp_path):
+    batching = {"writers": 3, "genuine": 2, "forgeries": 2}
+    dm = _module(PairDataModule, dataset, tmp_path, pairs={**PAIRS, "batch": batching})
+    dm.setup("fit")
+    assert len({s.writer for s in dm.samples["train"]}) == 3
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 4  # 3 training writers x 8 genuine / (3 writers x 2 genuine)
+    for batch in batches:
+        assert batch["images"].shape == (12, 1, 32, 64)  # 3 writers x (2 genuine + 2 forged)
+        # per writer 1 genuine + 4 skilled pairs; 2 x 2 random pairs per two writers
+        counts = torch.bincount(batch["kind"], minlength=3).tolist()
+        assert counts == [3, 12, 12]
+        assert torch.equal(batch["target"], (batch["kind"] == 0).float())
+    # validation and test keep their fixed pairs, so the threshold and figures are comparable
+    assert sum(len(b["target"]) for b in dm.val_dataloader()) == PAIRS["val"]
+
+
 def test_pair_folds_rotate_the_test_writers(dataset, tmp_path):
     tests = []
     for fold in range(3):

@@ -4,7 +4,15 @@ import pytest
 from drawing import sample_records
 
 from sigid.data.layouts import DatasetError
-from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED, make_pairs
+from sigid.data.pairs import (
+    GENUINE,
+    KINDS,
+    RANDOM,
+    SKILLED,
+    WriterBatchSampler,
+    make_pairs,
+    pairs_within,
+)
 
 
 def test_pairs_are_balanced_and_labelled_by_kind():
@@ -55,3 +63,44 @@ def test_pair_arguments_are_validated():
         make_pairs(sample_records(2, 3), 10, skilled_fraction=1.5)
     with pytest.raises(DatasetError, match="positive"):
         make_pairs(sample_records(2, 1), 10)
+
+
+def test_pairs_within_a_batch_are_every_labelled_pair_and_nothing_else():
+    # w0: genuine 0, 1, forged 2; w1: genuine 3, 4, forged 5 (sample_records order)
+    samples = sample_records(2, 2, forged=1)
+    pairs = pairs_within(samples, range(6))
+    by_kind = {k: {(p.a, p.b) for p in pairs if p.kind == k} for k in (GENUINE, SKILLED, RANDOM)}
+    assert by_kind[GENUINE] == {(0, 1), (3, 4)}
+    assert by_kind[SKILLED] == {(0, 2), (1, 2), (3, 5), (4, 5)}
+    assert by_kind[RANDOM] == {(0, 3), (0, 4), (1, 3), (1, 4)}
+    assert len(pairs) == 10  # no forgery-forgery, no forgery against another writer
+    assert all(p.target == int(p.kind == GENUINE) for p in pairs)
+    # the genuine signature always comes first in a skilled pair, whatever the batch order
+    assert {(p.a, p.b) for p in pairs_within(samples, [2, 0])} == {(0, 2)}
+
+
+def test_writer_batches_hold_distinct_writers_with_their_genuine_and_forged_signatures():
+    samples = sample_records(10, 6, forged=5)
+    sampler = WriterBatchSampler(samples, writers=4, genuine=3, forgeries=2, seed=0)
+    assert len(sampler) == 5  # 60 genuine / (4 writers x 3)
+    batches = list(sampler)
+    assert len(batches) == 5
+    seen = Counter()
+    for batch in batches:
+        writers = Counter(samples[i].writer for i in batch)
+        assert len(writers) == 4 and set(writers.values()) == {5}
+        for writer in writers:
+            mine = [samples[i] for i in batch if samples[i].writer == writer]
+            assert sum(s.genuine for s in mine) == 3 and len(set(batch)) == len(batch)
+        seen.update(writers)
+    assert max(seen.values()) - min(seen.values()) <= 1  # writers take turns
+    assert list(sampler) != batches  # a new draw every epoch
+    again = WriterBatchSampler(samples, writers=4, genuine=3, forgeries=2, seed=0)
+    assert list(again) == batches  # but seeded
+
+
+def test_writer_batches_are_validated():
+    with pytest.raises(DatasetError, match="at least 2 writers"):
+        WriterBatchSampler(sample_records(1, 5))
+    with pytest.raises(DatasetError, match="genuine >= 2"):
+        WriterBatchSampler(sample_records(3, 5), genuine=1)

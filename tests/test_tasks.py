@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from sigid import metrics
 from sigid.tasks import ClassifierModule, SiameseModule
 from sigid.tasks.common import build_optimizer, build_scheduler
-from sigid.tasks.siamese import contrastive_loss
+from sigid.tasks.siamese import contrastive_loss, kind_weights
 
 # lightning 2.6 against torch 2.14's pytree, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")
@@ -277,6 +277,36 @@ def test_contrastive_loss_by_hand() -> None:
     target = torch.tensor([1.0, 1.0, 0.0, 0.0])
     # 0^2, 2^2, (1 - 0.5)^2, max(0, 1 - 1.5)^2
     assert contrastive_loss(distance, target, margin=1.0).item() == pytest.approx(4.25 / 4)
+
+
+def test_kind_weights_give_positives_half_and_share_the_rest_among_negative_kinds() -> None:
+    # 2 genuine, 1 skilled, 5 random (a writer batch has many more random than skilled pairs)
+    kind = torch.tensor([0, 0, 1, 2, 2, 2, 2, 2])
+    weight = kind_weights(kind)
+    assert weight.tolist() == pytest.approx([0.25, 0.25, 0.25] + [0.05] * 5)
+    assert kind_weights(torch.tensor([0, 2, 2])).tolist() == pytest.approx([0.5, 0.25, 0.25])
+    assert kind_weights(torch.tensor([1, 2])).tolist() == pytest.approx([0.5, 0.5])
+    distance, target = torch.tensor([0.0, 2.0, 0.5]), torch.tensor([1.0, 0.0, 0.0])
+    weighted = contrastive_loss(distance, target, 1.0, kind_weights(torch.tensor([0, 1, 2])))
+    assert weighted.item() == pytest.approx(0.25 * 0.25)  # only the close skilled pair costs
+
+
+def test_siamese_pair_weighting_by_kind_changes_the_loss() -> None:
+    (batch,) = pair_batches(1, seed=5)
+    plain = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING)
+    weighted = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING, pair_weighting="kind")
+    weighted.load_state_dict(plain.state_dict())
+    plain.eval(), weighted.eval()
+    out = plain._step(batch)
+    logits = plain.net.head.logits(out["distances"])
+    expected = F.binary_cross_entropy_with_logits(
+        logits, batch["target"], kind_weights(batch["kind"]), reduction="sum"
+    )
+    got = weighted._step(batch)["loss"].item()
+    assert got == pytest.approx(expected.item(), rel=1e-5)
+    assert got != pytest.approx(out["loss"].item(), rel=1e-3)
+    with pytest.raises(ValueError, match="pair_weighting"):
+        SiameseModule(**CONV_SNN, pair_weighting="hard")
 
 
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:

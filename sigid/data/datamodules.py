@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from sigid.data.augment import build_transform_from_config, distort_deterministic, materialize
 from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
-from sigid.data.pairs import Pair, make_pairs
+from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
 from sigid.data.synthetic import generate
@@ -74,6 +74,29 @@ class PairCollate:
             "target": torch.tensor([float(p.target) for p in pairs], dtype=torch.float32),
             "kind": torch.tensor([p.kind for p in pairs], dtype=torch.long),
         }
+
+
+class IndexDataset(Dataset):
+    """Sample indices; a `WriterBatchSampler` chooses them, `WithinCollate` pairs them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class WithinCollate:
+    """A batch of sample indices -> a pair batch of every labelled pair among them."""
+
+    def __init__(self, samples: Sequence[Sample], pair_collate: PairCollate) -> None:
+        self.samples, self.pair_collate = list(samples), pair_collate
+
+    def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        return self.pair_collate(pairs_within(self.samples, list(indices)))
 
 
 def to_tensor(image: np.ndarray, transform=None) -> torch.Tensor:
@@ -299,7 +322,19 @@ class PairDataModule(SignatureDataModule):
         return PairCollate(self.images[split], transform)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), True, self.collate("train"))
+        """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their
+        pairs (`sigid.data.pairs.WriterBatchSampler`)."""
+        batch = self.pairs_cfg.get("batch")
+        if not batch:
+            return self._loader(self.dataset("train"), True, self.collate("train"))
+        samples = self.samples["train"]
+        return DataLoader(
+            IndexDataset(len(samples)),
+            batch_sampler=WriterBatchSampler(samples, **dict(batch), seed=self.seed),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=WithinCollate(samples, self.collate("train")),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), False, self.collate("val"))

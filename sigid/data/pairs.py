@@ -112,3 +112,96 @@ def _random_negatives(
         b = genuine[other][int(rng.integers(len(genuine[other])))]
         out.append(Pair(int(a), int(b), 0, RANDOM))
     return out
+
+
+def pairs_within(samples: Sequence[Sample], indices: Sequence[int]) -> list[Pair]:
+    """Every labelled pair among `indices` (into `samples`): all of a batch's pairs at once.
+
+    Two genuine of one writer: ``genuine``; a writer's genuine and a forgery of that writer:
+    ``skilled``; genuine of two writers: ``random``. Forgery-forgery and forgery against
+    another writer's genuine say nothing a verifier is asked, and are left out.
+    """
+    out = []
+    for i, a in enumerate(indices):
+        for b in indices[i + 1 :]:
+            sa, sb = samples[a], samples[b]
+            if sa.genuine and sb.genuine:
+                same = sa.writer == sb.writer
+                out.append(Pair(int(a), int(b), int(same), GENUINE if same else RANDOM))
+            elif sa.writer == sb.writer and sa.genuine != sb.genuine:
+                g, f = (a, b) if sa.genuine else (b, a)
+                out.append(Pair(int(g), int(f), 0, SKILLED))
+    return out
+
+
+class WriterBatchSampler:
+    """Batches of `writers` writers x (`genuine` genuine + `forgeries` forged) sample indices.
+
+    Every pair inside such a batch is a training pair (`pairs_within`): a batch of 64 images
+    gives ~600 pairs, the hard skilled and random negatives among them, for the cost of
+    embedding 64 images. Writers take turns in a fresh random order each epoch; one epoch has
+    `batches` batches (default: enough to show each genuine signature about once).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        writers: int = 8,
+        genuine: int = 4,
+        forgeries: int = 4,
+        batches: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.genuine_of: dict[str, list[int]] = defaultdict(list)
+        self.forged_of: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(samples):
+            (self.genuine_of if s.genuine else self.forged_of)[s.writer].append(i)
+        self.writers = sorted(
+            (w for w, g in self.genuine_of.items() if len(g) >= 2), key=natural_key
+        )
+        if len(self.writers) < 2:
+            raise DatasetError(
+                f"batches of writers need at least 2 writers with 2 genuine signatures, got "
+                f"{len(self.writers)}"
+            )
+        if writers < 2 or genuine < 2 or forgeries < 0:
+            raise DatasetError(
+                f"a writer batch needs writers >= 2, genuine >= 2, forgeries >= 0; got "
+                f"writers={writers}, genuine={genuine}, forgeries={forgeries}"
+            )
+        self.per_batch = min(writers, len(self.writers))
+        self.n_genuine, self.n_forged = genuine, forgeries
+        n_genuine = sum(len(self.genuine_of[w]) for w in self.writers)
+        self.batches = batches or max(1, round(n_genuine / (self.per_batch * genuine)))
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch))
+        self.epoch += 1
+        order: list[str] = []
+        for _ in range(self.batches):
+            if len(order) < 2 * self.per_batch:
+                order += [self.writers[i] for i in rng.permutation(len(self.writers))]
+            chosen: list[str] = []
+            for writer in order:  # the next distinct writers in turn
+                if writer not in chosen:
+                    chosen.append(writer)
+                if len(chosen) == self.per_batch:
+                    break
+            for writer in chosen:
+                order.remove(writer)
+            batch: list[int] = []
+            for writer in chosen:
+                batch += _draw(rng, self.genuine_of[writer], self.n_genuine)
+                batch += _draw(rng, self.forged_of.get(writer, []), self.n_forged)
+            yield batch
+
+
+def _draw(rng: np.random.Generator, pool: list[int], count: int) -> list[int]:
+    """`count` distinct items of `pool` (all of it when it is smaller)."""
+    if count >= len(pool):
+        return list(pool)
+    return [pool[i] for i in rng.choice(len(pool), size=count, replace=False)]

@@ -42,14 +42,31 @@ from sigid.tasks.common import (
 
 # Pair kind codes of the batches (sigid.data.pairs.KINDS).
 LOSSES = ("bce", "contrastive")
+PAIR_WEIGHTINGS = ("none", "kind")
 # Images sent to the TensorBoard projector at test time, and their thumbnail height.
 MAX_PROJECTOR_IMAGES, THUMBNAIL_HEIGHT = 1000, 32
 
 
-def contrastive_loss(distance: torch.Tensor, target: torch.Tensor, margin: float) -> torch.Tensor:
+def contrastive_loss(
+    distance: torch.Tensor, target: torch.Tensor, margin: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Hadsell et al. (2006): y d^2 + (1 - y) max(0, margin - d)^2, averaged over pairs."""
     negative = torch.clamp(margin - distance, min=0.0).pow(2)
-    return (target * distance.pow(2) + (1.0 - target) * negative).mean()
+    per_pair = target * distance.pow(2) + (1.0 - target) * negative
+    return per_pair.mean() if weight is None else (weight * per_pair).sum()
+
+
+def kind_weights(kind: torch.Tensor) -> torch.Tensor:
+    """Pair weights summing to 1: half on the positives, half shared equally by the negative
+    kinds present, so that the ~10x more random than skilled negatives inside a writer batch
+    do not drown the skilled ones."""
+    weight = torch.zeros(kind.shape, dtype=torch.float32, device=kind.device)
+    negatives = [k for k in range(1, len(KINDS)) if bool((kind == k).any())]
+    for k in [0, *negatives] if bool((kind == 0).any()) else negatives:
+        mask = kind == k
+        share = 0.5 if k == 0 else 0.5 / len(negatives)
+        weight[mask] = share / int(mask.sum())
+    return weight / weight.sum()
 
 
 class SiameseModule(LightningModule):
@@ -70,6 +87,7 @@ class SiameseModule(LightningModule):
         scheduler: Mapping[str, Any] | None = None,
         loss: str = "bce",
         margin: float = 1.0,
+        pair_weighting: str = "none",
         **net: Any,
     ) -> None:
         super().__init__()
@@ -79,6 +97,10 @@ class SiameseModule(LightningModule):
         scheduler = to_plain(scheduler) if scheduler is not None else None
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        if pair_weighting not in PAIR_WEIGHTINGS:
+            raise ValueError(
+                f"unknown pair_weighting {pair_weighting!r}; expected one of {PAIR_WEIGHTINGS}"
+            )
         if margin <= 0:
             raise ValueError(f"margin must be positive, got {margin}")
         check_optimizer(optimizer)
@@ -92,6 +114,7 @@ class SiameseModule(LightningModule):
                 "scheduler": scheduler,
                 "loss": loss,
                 "margin": float(margin),
+                "pair_weighting": pair_weighting,
             },
             logger=False,
         )
@@ -127,10 +150,14 @@ class SiameseModule(LightningModule):
         distance = pair_distance(embeddings[batch["left"]], embeddings[batch["right"]])
         logits = self.net.head.logits(distance)
         target = batch["target"].float()
+        weight = None
+        if self.hparams.get("pair_weighting", "none") == "kind":
+            weight = kind_weights(batch["kind"])
         if self.hparams.loss == "bce":
-            loss = F.binary_cross_entropy_with_logits(logits, target)
+            loss = F.binary_cross_entropy_with_logits(logits, target, weight, reduction="sum")
+            loss = loss / target.numel() if weight is None else loss
         else:
-            loss = contrastive_loss(distance, target, self.hparams.margin)
+            loss = contrastive_loss(distance, target, self.hparams.margin, weight)
         return {
             "loss": loss,
             "scores": torch.sigmoid(logits),
