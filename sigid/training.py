@@ -69,6 +69,8 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
         return ClassifierModule(
             num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
         )
+    if kwargs.get("writer_loss", 0) > 0:
+        kwargs["num_writers"] = len(datamodule.train_writers)
     return SiameseModule(**kwargs)
 
 

@@ -164,6 +164,11 @@ def test_writer_batches_train_on_every_pair_inside_each_batch(dataset, tmp_path)
         counts = torch.bincount(batch["kind"], minlength=3).tolist()
         assert counts == [3, 12, 12]
         assert torch.equal(batch["target"], (batch["kind"] == 0).float())
+        # writer labels for the auxiliary loss: genuine images only, indices of train_writers
+        genuine = batch["writer"] >= 0
+        assert int(genuine.sum()) == 6 and batch["writer"].max() < 3
+    assert dm.train_writers == sorted({s.writer for s in dm.samples["train"]})
+    assert set(next(iter(dm.val_dataloader()))["writer"].tolist()) == {-1}  # unseen writers
     # validation and test keep their fixed pairs, so the threshold and figures are comparable
     assert sum(len(b["target"]) for b in dm.val_dataloader()) == PAIRS["val"]
 

@@ -26,7 +26,12 @@ from sigid.cli import main
 from sigid.data.layouts import Sample
 from sigid.protocols import identification, writer_independent_summary
 from sigid.protocols.curves import DET_LIMITS, probit
-from sigid.protocols.writer_dependent import EmbeddedSplit, evaluate_splits, score_trials
+from sigid.protocols.writer_dependent import (
+    EmbeddedSplit,
+    evaluate_splits,
+    gallery_identification,
+    score_trials,
+)
 from sigid.sweep import write_summary
 from sigid.tasks import SiameseModule
 from sigid.verifier import Verifier
@@ -114,6 +119,21 @@ def test_writer_dependent_metrics_match_a_hand_computed_case(unit_verifier):
     )
     assert [(c.stem, c.step, len(c.scores)) for c in curves] == [("k1_skilled", 1, 6),
                                                                   ("k1_random", 1, 4)]  # fmt: skip
+
+
+def test_gallery_identification_of_the_test_writers_by_hand(unit_verifier):
+    # K=1. A's questioned genuine is 2 from A's reference and sqrt(21) = 4.58 from B's: right.
+    # B's is 4 from B's reference and 4.58 from A's: right. E (one genuine) cannot be enrolled.
+    found = gallery_identification(unit_verifier, _split(TEST), 1)
+    assert found == {"writers": 2, "queries": 2, "top1": 1.0, "top5": 1.0}
+    # B's signatures 6 apart: B's questioned one is now closer to A's reference (sqrt(26) = 5.1)
+    apart = {**TEST, ("B", True): [(0, -3, 4), (0, 3, 4)]}
+    found = gallery_identification(unit_verifier, _split(apart), 1)
+    assert found == {"writers": 2, "queries": 2, "top1": 0.5, "top5": 1.0}
+    (result,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(apart), references=[1])
+    assert result["test"]["identification"]["top1"] == 0.5
+    with pytest.raises(ValueError, match="2 writers with 3 genuine"):
+        gallery_identification(unit_verifier, _split(TEST), 2)
 
 
 def test_the_threshold_comes_from_validation_writers_only(unit_verifier):

@@ -309,6 +309,27 @@ def test_siamese_pair_weighting_by_kind_changes_the_loss() -> None:
         SiameseModule(**CONV_SNN, pair_weighting="hard")
 
 
+def test_siamese_writer_loss_adds_writer_classification_in_training_only() -> None:
+    (batch,) = pair_batches(1, seed=5)
+    writers = torch.arange(4).repeat_interleave(2)  # pair_batches: 4 writers x 2 images
+    writers[0] = -1  # e.g. a forgery: no writer label
+    batch = {**batch, "writer": writers}
+    plain = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING)
+    aux = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING, writer_loss=0.5, num_writers=4)
+    aux.load_state_dict(plain.state_dict(), strict=False)
+    plain.eval(), aux.eval()
+    pair_loss = plain._step(batch)["loss"]
+    assert aux._step(batch)["loss"].item() == pytest.approx(pair_loss.item())  # eval: pairs only
+    aux.train(), plain.train()
+    torch.manual_seed(0)
+    out = aux._step(batch)
+    logits = aux.writer_head(out["embeddings"][1:])
+    expected = plain._step(batch)["loss"] + 0.5 * F.cross_entropy(logits, writers[1:])
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="num_writers"):
+        SiameseModule(**CONV_SNN, writer_loss=1.0)
+
+
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
     module = SiameseModule(
         embedding="pixel",

@@ -58,11 +58,16 @@ class PairCollate:
     """Batch of pairs holding each distinct image once, so the network embeds it once.
 
     Returns ``images`` (U, 1, H, W) float in [0, 1], ``left``/``right`` (B,) indices into it,
-    ``target`` (B,) float and ``kind`` (B,) long (codes of `sigid.data.pairs.KINDS`).
+    ``target`` (B,) float, ``kind`` (B,) long (codes of `sigid.data.pairs.KINDS`) and
+    ``writer`` (U,) long: each image's writer index from `writers`, -1 where it has none (a
+    forgery, an unseen writer), for an auxiliary writer-classification loss.
     """
 
-    def __init__(self, images: np.ndarray, transform=None) -> None:
+    def __init__(
+        self, images: np.ndarray, transform=None, writers: np.ndarray | None = None
+    ) -> None:
         self.images, self.transform = images, transform
+        self.writers = writers if writers is not None else np.full(len(images), -1, np.int64)
 
     def __call__(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
         distinct = sorted({p.a for p in pairs} | {p.b for p in pairs})
@@ -73,6 +78,7 @@ class PairCollate:
             "right": torch.tensor([slot[p.b] for p in pairs], dtype=torch.long),
             "target": torch.tensor([float(p.target) for p in pairs], dtype=torch.float32),
             "kind": torch.tensor([p.kind for p in pairs], dtype=torch.long),
+            "writer": torch.from_numpy(self.writers[distinct].astype(np.int64)),
         }
 
 
@@ -317,9 +323,19 @@ class PairDataModule(SignatureDataModule):
     def dataset(self, split: str) -> PairDataset:
         return PairDataset(self.pairs[split])
 
+    @property
+    def train_writers(self) -> list[str]:
+        """The training writers, in the order of the writer labels of training batches."""
+        return sorted({s.writer for s in self.samples["train"] if s.genuine}, key=natural_key)
+
     def collate(self, split: str) -> PairCollate:
-        transform = self._train_transform() if split == "train" else None
-        return PairCollate(self.images[split], transform)
+        if split != "train":
+            return PairCollate(self.images[split])
+        lookup = {w: i for i, w in enumerate(self.train_writers)}
+        writers = np.array(
+            [lookup[s.writer] if s.genuine else -1 for s in self.samples["train"]], np.int64
+        )
+        return PairCollate(self.images["train"], self._train_transform(), writers)
 
     def train_dataloader(self) -> DataLoader:
         """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their

@@ -65,6 +65,14 @@ def _writer_dependent(result: dict[str, Any]) -> list[str]:
                 f"{test['genuine']:>7}  {m['forgeries']:>9}  {test['writers']:>7}  "
                 f"{test['skipped']:>7}"
             )
+    for entry in result["results"]:
+        found = entry["test"].get("identification")
+        if found:
+            lines.append(
+                f"  gallery of the {found['writers']} test writers, K={entry['references']}: "
+                f"identification top-1 {found['top1']:.4f}, top-5 {found['top5']:.4f} "
+                f"({found['queries']} questioned genuine signatures)"
+            )
     return lines
 
 

@@ -66,14 +66,27 @@ class Trials:
         return int((self.kinds == kind).sum())
 
 
-def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0) -> Trials:
-    """Score every questioned signature of a split with K references per writer."""
+def _by_writer(split: EmbeddedSplit) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Indices of each writer's genuine signatures and forgeries, in file-name order."""
     genuine: dict[str, list[int]] = defaultdict(list)
     forged: dict[str, list[int]] = defaultdict(list)
     order = sorted(range(len(split.samples)), key=lambda i: natural_key(str(split.samples[i].path)))
     for i in order:
         sample = split.samples[i]
         (genuine if sample.genuine else forged)[sample.writer].append(i)
+    return genuine, forged
+
+
+def _draw(writer: str, own: list[int], k: int, seed: int) -> tuple[list[int], list[int]]:
+    """(references, the rest): K of a writer's genuine signatures, seeded per writer."""
+    rng = np.random.default_rng([seed, zlib.crc32(writer.encode())])
+    drawn = [own[i] for i in rng.permutation(len(own))]
+    return drawn[:k], drawn[k:]
+
+
+def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0) -> Trials:
+    """Score every questioned signature of a split with K references per writer."""
+    genuine, forged = _by_writer(split)
     writers = sorted(genuine, key=natural_key)
     rows: list[tuple[float, int]] = []
     scored, skipped = [], []
@@ -82,9 +95,9 @@ def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
         if len(own) < k + 1:
             skipped.append(writer)
             continue
-        rng = np.random.default_rng([seed, zlib.crc32(writer.encode())])
-        drawn = [own[i] for i in rng.permutation(len(own))]
-        references, positives = split.embeddings[drawn[:k]], drawn[k:]
+        chosen, positives = _draw(writer, own, k, seed)
+        references = split.embeddings[chosen]
+        rng = np.random.default_rng([seed, zlib.crc32(writer.encode()), 1])
         others = [i for other in writers if other != writer for i in genuine[other]]
         randoms = [others[i] for i in rng.permutation(len(others))[: len(positives)]]
         questioned = [(GENUINE, positives), (SKILLED, forged[writer]), (RANDOM, randoms)]
@@ -95,6 +108,37 @@ def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
     scores = np.array([score for score, _ in rows], dtype=np.float64)
     kinds = np.array([kind for _, kind in rows], dtype=np.int64)
     return Trials(scores, (kinds == GENUINE).astype(np.int64), kinds, scored, skipped)
+
+
+def gallery_identification(
+    verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
+) -> dict[str, Any]:
+    """Enroll every writer of the split with the same K references as `score_trials` and
+    identify each of their other genuine signatures among all of them (closed set, the
+    gallery's rule): top-1 and top-5 accuracy. No retraining: the writers are unseen."""
+    genuine, _ = _by_writer(split)
+    writers = [w for w in sorted(genuine, key=natural_key) if len(genuine[w]) >= k + 1]
+    if len(writers) < 2:
+        raise ValueError(f"K={k}: gallery identification needs 2 writers with {k + 1} genuine")
+    drawn = {w: _draw(w, genuine[w], k, seed) for w in writers}
+    hits = {1: 0, 5: 0}
+    queries = 0
+    for truth, writer in enumerate(writers):
+        for i in drawn[writer][1]:
+            query = split.embeddings[i]
+            scores = [
+                mean_similarity(verifier, query, split.embeddings[drawn[w][0]]) for w in writers
+            ]
+            rank = int((np.asarray(scores) > scores[truth]).sum())  # ties count for the truth
+            for top in hits:
+                hits[top] += rank < top
+            queries += 1
+    return {
+        "writers": len(writers),
+        "queries": queries,
+        "top1": hits[1] / queries,
+        "top5": hits[5] / queries,
+    }
 
 
 def forgery_metrics(trials: Trials, threshold: float) -> dict[str, dict[str, float]]:
@@ -145,7 +189,11 @@ def evaluate_splits(
                 "references": k,
                 "threshold": threshold,
                 "validation": {"eer": val_eer, **_counts(val_trials)},
-                "test": {**_counts(test_trials), **forgery_metrics(test_trials, threshold)},
+                "test": {
+                    **_counts(test_trials),
+                    **forgery_metrics(test_trials, threshold),
+                    "identification": gallery_identification(verifier, test, k, seed),
+                },
             }
         )
         for code in FORGERIES:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.figure import Figure
+from torch import nn
 from torchmetrics import MinMetric
 from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import BinaryAccuracy
@@ -88,6 +89,8 @@ class SiameseModule(LightningModule):
         loss: str = "bce",
         margin: float = 1.0,
         pair_weighting: str = "none",
+        writer_loss: float = 0.0,
+        num_writers: int = 0,
         **net: Any,
     ) -> None:
         super().__init__()
@@ -100,6 +103,11 @@ class SiameseModule(LightningModule):
         if pair_weighting not in PAIR_WEIGHTINGS:
             raise ValueError(
                 f"unknown pair_weighting {pair_weighting!r}; expected one of {PAIR_WEIGHTINGS}"
+            )
+        if writer_loss < 0 or (writer_loss > 0 and num_writers < 2):
+            raise ValueError(
+                "writer_loss must be >= 0 and, when > 0, needs num_writers >= 2 (the training "
+                f"writers); got writer_loss={writer_loss}, num_writers={num_writers}"
             )
         if margin <= 0:
             raise ValueError(f"margin must be positive, got {margin}")
@@ -115,6 +123,8 @@ class SiameseModule(LightningModule):
                 "loss": loss,
                 "margin": float(margin),
                 "pair_weighting": pair_weighting,
+                "writer_loss": float(writer_loss),
+                "num_writers": int(num_writers),
             },
             logger=False,
         )
@@ -123,6 +133,11 @@ class SiameseModule(LightningModule):
             offset = float(self.net.head.offset.detach())
             self.net.head.set_parameters(scale=2.0 * offset / margin, offset=offset)
             self.net.head.requires_grad_(False)
+        # Training only: classify the training writers from the embedding (Hafemann et al.'s
+        # writer features), so the embedding separates writers, not only the batch's pairs.
+        self.writer_head = (
+            nn.Linear(self.net.embedding.dim, num_writers) if writer_loss > 0 else None
+        )
         self.register_buffer("threshold", torch.tensor(0.5))
         self.train_acc = BinaryAccuracy()
         self.val_eer_best = MinMetric()
@@ -158,6 +173,12 @@ class SiameseModule(LightningModule):
             loss = loss / target.numel() if weight is None else loss
         else:
             loss = contrastive_loss(distance, target, self.hparams.margin, weight)
+        writers = batch.get("writer")
+        if self.writer_head is not None and self.training and writers is not None:
+            known = writers >= 0
+            if bool(known.any()):
+                logits_w = self.writer_head(embeddings[known])
+                loss = loss + self.hparams.writer_loss * F.cross_entropy(logits_w, writers[known])
         return {
             "loss": loss,
             "scores": torch.sigmoid(logits),
