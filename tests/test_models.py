@@ -77,6 +77,18 @@ def test_embeddings_shapes() -> None:
         build_embedding("vit")
 
 
+def test_normalized_embeddings_are_unit_length_and_keep_the_direction() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 32, 48)
+    for kind, extra in (("pixel", {}), ("conv", {"depth": 2, "channels": (4, 8)})):
+        plain = build_embedding(kind, image_size=(32, 48), dim=12, **extra)
+        unit = build_embedding(kind, image_size=(32, 48), dim=12, normalize=True, **extra)
+        unit.load_state_dict(plain.state_dict())
+        raw, normed = plain(x), unit(x)
+        assert torch.allclose(normed.norm(dim=1), torch.ones(5), atol=1e-5)
+        assert torch.allclose(normed * raw.norm(dim=1, keepdim=True), raw, atol=1e-5)
+
+
 def test_similarity_head() -> None:
     head = SimilarityHead(scale=2.0, offset=4.0)
     assert float(head.scale.detach()) == pytest.approx(2.0)

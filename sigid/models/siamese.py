@@ -22,24 +22,32 @@ DISTANCE_EPS = 1e-8
 
 
 class PixelEmbedding(nn.Module):
-    """The paper's no-conv embedding: flatten -> Linear -> ReLU."""
+    """The paper's no-conv embedding: flatten -> Linear -> ReLU [-> L2 normalisation]."""
 
     def __init__(
-        self, image_size: Sequence[int] = (128, 128), dim: int = 128, in_channels: int = 1
+        self,
+        image_size: Sequence[int] = (128, 128),
+        dim: int = 128,
+        in_channels: int = 1,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.normalize = dim, normalize
         height, width = (int(s) for s in image_size)
         self.net = nn.Sequential(
             nn.Flatten(), nn.Linear(in_channels * height * width, dim), nn.ReLU(inplace=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return _unit(self.net(x)) if self.normalize else self.net(x)
 
 
 class ConvEmbedding(nn.Module):
-    """Conv blocks as in the CNN, then a linear projection to `dim` (no final non-linearity)."""
+    """Conv blocks as in the CNN, then a linear projection to `dim` (no final non-linearity).
+
+    With `normalize`, embeddings lie on the unit sphere (distances in [0, 2]): the distance
+    then measures the angle only, which an auxiliary writer-classification loss cannot inflate.
+    """
 
     def __init__(
         self,
@@ -50,9 +58,10 @@ class ConvEmbedding(nn.Module):
         batch_norm: bool = True,
         dropout: float = 0.0,
         in_channels: int = 1,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.normalize = dim, normalize
         self.body = conv_blocks(depth, channels, in_channels, batch_norm)
         self.project = nn.Sequential(
             nn.Flatten(),
@@ -61,7 +70,13 @@ class ConvEmbedding(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.body(x))
+        out = self.project(self.body(x))
+        return _unit(out) if self.normalize else out
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length (an all-zero row stays zero)."""
+    return F.normalize(x, dim=-1, eps=1e-6)
 
 
 class SimilarityHead(nn.Module):
