@@ -70,7 +70,7 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
             num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
         )
     if kwargs.get("writer_loss", 0) > 0:
-        kwargs["num_writers"] = len(datamodule.train_writers)
+        kwargs["num_writers"] = datamodule.writer_classes
     return SiameseModule(**kwargs)
 
 

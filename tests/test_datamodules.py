@@ -169,6 +169,21 @@ def test_writer_batches_train_on_every_pair_inside_each_batch(dataset, tmp_path)
         assert int(genuine.sum()) == 6 and batch["writer"].max() < 3
     assert dm.train_writers == sorted({s.writer for s in dm.samples["train"]})
     assert set(next(iter(dm.val_dataloader()))["writer"].tolist()) == {-1}  # unseen writers
+    assert dm.writer_classes == 3
+
+
+def test_forgery_classes_label_each_writers_forgeries_as_a_class_of_their_own(dataset, tmp_path):
+    pairs = {**PAIRS, "batch": {"writers": 3, "genuine": 2, "forgeries": 2}}
+    dm = _module(PairDataModule, dataset, tmp_path, pairs={**pairs, "forgery_classes": True})
+    dm.setup("fit")
+    assert dm.writer_classes == 6  # 3 training writers, and a forgery of each
+    batch = next(iter(dm.train_dataloader()))
+    labels = dm.collate("train").writers
+    samples = dm.samples["train"]
+    for sample, label in zip(samples, labels, strict=True):
+        writer = dm.train_writers.index(sample.writer)
+        assert label == (writer if sample.genuine else 3 + writer)
+    assert sorted(batch["writer"].tolist()).count(-1) == 0
     # validation and test keep their fixed pairs, so the threshold and figures are comparable
     assert sum(len(b["target"]) for b in dm.val_dataloader()) == PAIRS["val"]
 

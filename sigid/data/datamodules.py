@@ -328,12 +328,26 @@ class PairDataModule(SignatureDataModule):
         """The training writers, in the order of the writer labels of training batches."""
         return sorted({s.writer for s in self.samples["train"] if s.genuine}, key=natural_key)
 
+    @property
+    def writer_classes(self) -> int:
+        """Classes of the training images' labels: each training writer, and with
+        ``pairs.forgery_classes`` also "a forgery of" each (SigNet-F's idea: the features must
+        then also tell a writer's genuine signatures from imitations of them)."""
+        return len(self.train_writers) * (2 if self.pairs_cfg.get("forgery_classes") else 1)
+
     def collate(self, split: str) -> PairCollate:
         if split != "train":
             return PairCollate(self.images[split])
         lookup = {w: i for i, w in enumerate(self.train_writers)}
+        forged = len(lookup) if self.pairs_cfg.get("forgery_classes") else None
         writers = np.array(
-            [lookup[s.writer] if s.genuine else -1 for s in self.samples["train"]], np.int64
+            [
+                lookup[s.writer]
+                if s.genuine
+                else (-1 if forged is None else forged + lookup[s.writer])
+                for s in self.samples["train"]
+            ],
+            np.int64,
         )
         return PairCollate(self.images["train"], self._train_transform(), writers)
 
