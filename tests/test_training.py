@@ -20,7 +20,7 @@ from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 from sigid.training import build_datamodule, build_module
 
-EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn"]
+EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel"]
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
 
 
@@ -39,6 +39,8 @@ def test_every_experiment_composes_and_instantiates(experiment, cedar_root):
     cnn = cfg.model._target_.endswith("ClassifierModule")
     assert isinstance(module, ClassifierModule if cnn else SiameseModule)
     assert module.preprocessing == datamodule.preprocess
+    if experiment == "cedar_snn":  # classifies each training writer and their forgeries
+        assert module.writer_head.out_features == 2 * len(datamodule.train_writers) == 70
 
 
 def _train(tmp_path, *overrides):
