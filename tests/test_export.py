@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from runs import tiny_checkpoint
 
 from sigid.cli import build_parser, main
 from sigid.export import MissingExportDependency, export
@@ -68,6 +69,19 @@ def test_exported_models_match_pytorch_for_any_batch_size(kind, batch, checkpoin
     assert expected.shape == scripted.shape == onnx.shape
     assert expected.shape[0] == batch
     assert float((scripted - expected).abs().max()) <= TOLERANCE
+    assert float((onnx - expected).abs().max()) <= TOLERANCE
+
+
+def test_unit_length_embeddings_export_with_their_normalisation(tmp_path):
+    checkpoint = tiny_checkpoint(
+        tmp_path / "run", "model=siamese_conv", "model.dim=16", "model.normalize=true"
+    )
+    files = export(checkpoint, tmp_path / "deploy")
+    images = _images(3, seed=9)
+    expected = _pytorch("siamese", checkpoint, images)
+    assert torch.allclose(expected.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
+    onnx = torch.from_numpy(_onnx(files["onnx"], images))
     assert float((onnx - expected).abs().max()) <= TOLERANCE
 
 

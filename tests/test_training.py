@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
@@ -96,6 +97,32 @@ def test_siamese_run_stores_its_validation_threshold_and_logs_figures(tmp_path, 
     assert {"test/roc", "train/augmented_samples"} <= tags["images"]
     assert {"test/distance_same", "test/distance_different"} <= tags["histograms"]
     assert (result.output_dir / "tensorboard" / "projector_config.pbtxt").is_file()
+
+
+def test_writer_batch_training_with_writer_loss_gives_a_plain_verifier(tmp_path):
+    """cedar_snn's recipe end to end: writer batches, kind weights, writer + forgery classes,
+    unit-length embeddings; the checkpoint then verifies and embeds like any other."""
+    result = _train(
+        tmp_path,
+        "model=siamese_conv",
+        "model.depth=2",
+        "model.channels=[8,16,16,16,16]",
+        "data.pairs.batch={writers:3,genuine:2,forgeries:2}",
+        "data.pairs.forgery_classes=true",
+        "model.pair_weighting=kind",
+        "model.writer_loss=0.3",
+        "model.normalize=true",
+    )
+    assert {"test/eer_skilled", "test/eer_random"} <= set(result.metrics)
+    verifier = sigid.Verifier.from_checkpoint(result.checkpoint)
+    # SMALL: 6 writers, 3 folds, 1 validation writer -> 3 training writers, and their forgeries
+    assert verifier.module.writer_head.out_features == 6
+    images = [np.full((40, 90), 255, np.uint8) for _ in range(2)]
+    for image, row in zip(images, (slice(10, 14), slice(20, 30)), strict=True):
+        image[row, 10:80] = 0
+    embeddings = verifier.embed(images)
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert 0.0 < verifier.similarity(images[0], images[1]) < 1.0
 
 
 def test_evaluate_reproduces_a_runs_test_metrics_from_the_checkpoint_alone(tmp_path):
