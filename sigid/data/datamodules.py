@@ -338,18 +338,20 @@ class PairDataModule(SignatureDataModule):
     def collate(self, split: str) -> PairCollate:
         if split != "train":
             return PairCollate(self.images[split])
+        return PairCollate(self.images["train"], self._train_transform(), self._writer_labels())
+
+    def _writer_labels(self) -> np.ndarray:
+        """Per training image: its writer's index; a forgery gets -1 (no label), or with
+        ``forgery_classes`` the class after all writers' (writers + the writer's index)."""
         lookup = {w: i for i, w in enumerate(self.train_writers)}
-        forged = len(lookup) if self.pairs_cfg.get("forgery_classes") else None
-        writers = np.array(
-            [
-                lookup[s.writer]
-                if s.genuine
-                else (-1 if forged is None else forged + lookup[s.writer])
-                for s in self.samples["train"]
-            ],
-            np.int64,
-        )
-        return PairCollate(self.images["train"], self._train_transform(), writers)
+        with_forgeries = bool(self.pairs_cfg.get("forgery_classes"))
+        labels = []
+        for sample in self.samples["train"]:
+            if sample.genuine:
+                labels.append(lookup[sample.writer])
+            else:
+                labels.append(len(lookup) + lookup[sample.writer] if with_forgeries else -1)
+        return np.array(labels, np.int64)
 
     def train_dataloader(self) -> DataLoader:
         """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their
