@@ -63,11 +63,12 @@ def kind_weights(kind: torch.Tensor) -> torch.Tensor:
     do not drown the skilled ones."""
     weight = torch.zeros(kind.shape, dtype=torch.float32, device=kind.device)
     negatives = [k for k in range(1, len(KINDS)) if bool((kind == k).any())]
-    for k in [0, *negatives] if bool((kind == 0).any()) else negatives:
-        mask = kind == k
-        share = 0.5 if k == 0 else 0.5 / len(negatives)
-        weight[mask] = share / int(mask.sum())
-    return weight / weight.sum()
+    for code in range(len(KINDS)):
+        mask = kind == code
+        if bool(mask.any()):
+            share = 0.5 if code == 0 else 0.5 / len(negatives)
+            weight[mask] = share / int(mask.sum())
+    return weight / weight.sum()  # one kind alone (all positives, say) gets all the weight
 
 
 class SiameseModule(LightningModule):
