@@ -169,9 +169,10 @@ class SiameseModule(LightningModule):
         weight = None
         if self.hparams.get("pair_weighting", "none") == "kind":
             weight = kind_weights(batch["kind"])
-        if self.hparams.loss == "bce":
+        if self.hparams.loss == "bce" and weight is None:
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+        elif self.hparams.loss == "bce":  # the weights sum to 1
             loss = F.binary_cross_entropy_with_logits(logits, target, weight, reduction="sum")
-            loss = loss / target.numel() if weight is None else loss
         else:
             loss = contrastive_loss(distance, target, self.hparams.margin, weight)
         writers = batch.get("writer")
