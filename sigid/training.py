@@ -71,6 +71,8 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
         )
     if kwargs.get("writer_loss", 0) > 0:
         kwargs["num_writers"] = datamodule.writer_classes
+    if kwargs.get("writer_branch"):
+        kwargs["branch_writers"] = len(datamodule.train_writers)
     return SiameseModule(**kwargs)
 
 

@@ -85,6 +85,24 @@ def test_unit_length_embeddings_export_with_their_normalisation(tmp_path):
     assert float((onnx - expected).abs().max()) <= TOLERANCE
 
 
+def test_embeddings_with_a_writer_branch_export_whole(tmp_path):
+    checkpoint = tiny_checkpoint(
+        tmp_path / "run",
+        "model=siamese_conv",
+        "model.dim=16",
+        "model.writer_loss=1.0",
+        "model.writer_branch={weight:4.0,depth:2,channels:[4,8],hidden:8}",
+    )
+    files = export(checkpoint, tmp_path / "deploy")
+    images = _images(3, seed=9)
+    expected = _pytorch("siamese", checkpoint, images)
+    assert expected.shape == (3, 16 + 8)
+    assert torch.allclose(expected[:, 16:].norm(dim=1), torch.full((3,), 4.0), atol=1e-4)
+    assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
+    onnx = torch.from_numpy(_onnx(files["onnx"], images))
+    assert float((onnx - expected).abs().max()) <= TOLERANCE
+
+
 def test_export_writes_exactly_its_files(exported):
     for kind, files in exported.items():
         folder = files["metadata"].parent

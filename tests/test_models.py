@@ -9,6 +9,7 @@ from torch import nn
 from sigid.models import (
     ConvClassifier,
     ConvEmbedding,
+    FusedEmbedding,
     PixelEmbedding,
     SiameseNetwork,
     SimilarityHead,
@@ -87,6 +88,36 @@ def test_normalized_embeddings_are_unit_length_and_keep_the_direction() -> None:
         raw, normed = plain(x), unit(x)
         assert torch.allclose(normed.norm(dim=1), torch.ones(5), atol=1e-5)
         assert torch.allclose(normed * raw.norm(dim=1, keepdim=True), raw, atol=1e-5)
+
+
+def test_writer_branch_appends_scaled_unit_writer_features() -> None:
+    """The fused distance is sqrt(d_pair^2 + weight^2 d_writer^2), writer features unit-length."""
+    torch.manual_seed(0)
+    net = build_siamese(
+        embedding="conv", depth=2, channels=[4, 8], image_size=[32, 48], dim=8,
+        writer_branch={"weight": 3.0, "depth": 2, "channels": [4, 8], "hidden": 6},
+    )  # fmt: skip
+    fused = net.embedding
+    assert isinstance(fused, FusedEmbedding) and fused.dim == 8 + 6
+    x = torch.rand(4, 1, 32, 48)
+    fused.eval()
+    with torch.no_grad():
+        pair, writer = fused.parts(x)
+        out = fused(x)
+        unit = writer / writer.norm(dim=1, keepdim=True)
+        assert torch.allclose(out[:, :8], pair)
+        assert torch.allclose(out[:, 8:], 3.0 * unit, atol=1e-6)
+        d = net.distance(x, torch.tensor([0, 1]), torch.tensor([2, 3]))
+        d_pair = (pair[[0, 1]] - pair[[2, 3]]).norm(dim=1)
+        d_writer = (unit[[0, 1]] - unit[[2, 3]]).norm(dim=1)
+    assert torch.allclose(d, (d_pair**2 + 9.0 * d_writer**2).sqrt(), atol=1e-5)
+    # The pair loss cannot reach the writer branch: only its own loss trains it.
+    fused.train()
+    net(x, torch.tensor([0, 1]), torch.tensor([2, 3])).sum().backward()
+    assert all(p.grad is None for p in fused.writer.parameters())
+    assert all(p.grad is not None for p in fused.pair.parameters())
+    with pytest.raises(ValueError, match="weight"):
+        build_siamese(embedding="conv", depth=2, channels=[4, 8], writer_branch={"weight": 0})
 
 
 def test_similarity_head() -> None:

@@ -330,6 +330,42 @@ def test_siamese_writer_loss_adds_writer_classification_in_training_only() -> No
         SiameseModule(**CONV_SNN, writer_loss=1.0)
 
 
+def test_siamese_writer_branch_trains_beside_the_pair_embedding_not_through_it() -> None:
+    """Pair embedding: its own head's BCE (+ writer loss); branch: classifying the genuine
+    writers; the network's head: BCE on the fused distance, which trains nothing else."""
+    (batch,) = pair_batches(1, seed=5)
+    writers = torch.tensor([0, 1, 2, 3, 5, -1, 1, 4])  # 4 training writers; 4..7: forgeries
+    batch = {**batch, "writer": writers}
+    branch = {"weight": 2.0, "depth": 2, "channels": [4, 8], "hidden": 6}
+    module = SiameseModule(
+        **CONV_SNN, preprocessing=PREPROCESSING, writer_loss=0.5, num_writers=8,
+        branch_writers=4, writer_branch=branch,
+    )  # fmt: skip
+    assert module.writer_head.in_features == CONV_SNN["dim"]  # the pair embedding
+    assert module.branch_head.in_features == 6 and module.branch_head.out_features == 4
+    module.train()
+    out = module._step(batch)
+    fused, target = module.net.embedding, batch["target"].float()
+    pair, features = fused.parts(batch["images"])  # no dropout: the same values again
+    left, right = batch["left"], batch["right"]
+    d_pair = (pair[left] - pair[right]).pow(2).sum(-1).add(1e-8).sqrt()
+    bce = F.binary_cross_entropy_with_logits
+    expected = (
+        bce(module.pair_head.logits(d_pair), target)
+        + bce(module.net.head.logits(out["distances"]), target)
+        + F.cross_entropy(module.branch_head(features[[0, 1, 2, 3, 6]]), writers[[0, 1, 2, 3, 6]])
+        + 0.5 * F.cross_entropy(module.writer_head(pair[writers >= 0]), writers[writers >= 0])
+    )
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    # The fused distance's loss reaches only the network's head.
+    module.zero_grad()
+    bce(module.net.head.logits(out["distances"]), target).backward()
+    assert all(p.grad is None for p in fused.parameters())
+    assert module.net.head.raw_scale.grad is not None
+    with pytest.raises(ValueError, match="branch_writers"):
+        SiameseModule(**CONV_SNN, writer_branch=branch)
+
+
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
     module = SiameseModule(
         embedding="pixel",

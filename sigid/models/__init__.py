@@ -7,9 +7,11 @@ from typing import Any
 from sigid.models.cnn import ConvClassifier
 from sigid.models.siamese import (
     ConvEmbedding,
+    FusedEmbedding,
     PixelEmbedding,
     SiameseNetwork,
     SimilarityHead,
+    WriterFeatures,
     build_embedding,
     build_siamese,
 )
@@ -27,9 +29,11 @@ def build_classifier(kind: str = "cnn", **kwargs: Any) -> ConvClassifier:
 __all__ = [
     "ConvClassifier",
     "ConvEmbedding",
+    "FusedEmbedding",
     "PixelEmbedding",
     "SiameseNetwork",
     "SimilarityHead",
+    "WriterFeatures",
     "build_classifier",
     "build_embedding",
     "build_siamese",

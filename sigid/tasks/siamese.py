@@ -30,7 +30,7 @@ from torchmetrics.classification import BinaryAccuracy
 from sigid import metrics
 from sigid.data.pairs import KINDS
 from sigid.models import build_siamese
-from sigid.models.siamese import pair_distance
+from sigid.models.siamese import FusedEmbedding, SimilarityHead, pair_distance
 from sigid.tasks.common import (
     DEFAULT_OPTIMIZER,
     check_optimizer,
@@ -92,6 +92,7 @@ class SiameseModule(LightningModule):
         pair_weighting: str = "none",
         writer_loss: float = 0.0,
         num_writers: int = 0,
+        branch_writers: int = 0,
         **net: Any,
     ) -> None:
         super().__init__()
@@ -126,6 +127,7 @@ class SiameseModule(LightningModule):
                 "pair_weighting": pair_weighting,
                 "writer_loss": float(writer_loss),
                 "num_writers": int(num_writers),
+                "branch_writers": int(branch_writers),
             },
             logger=False,
         )
@@ -134,11 +136,23 @@ class SiameseModule(LightningModule):
             offset = float(self.net.head.offset.detach())
             self.net.head.set_parameters(scale=2.0 * offset / margin, offset=offset)
             self.net.head.requires_grad_(False)
-        # Training only: classify the training writers from the embedding (Hafemann et al.'s
-        # writer features), so the embedding separates writers, not only the batch's pairs.
-        self.writer_head = (
-            nn.Linear(self.net.embedding.dim, num_writers) if writer_loss > 0 else None
-        )
+        # Training only, with a writer branch (FusedEmbedding): the pair embedding's own
+        # similarity head, and the branch's classifier of the training writers' genuine
+        # signatures, which is all that trains the branch.
+        self.pair_head = self.branch_head = None
+        fused = isinstance(self.net.embedding, FusedEmbedding)
+        pair_embedding = self.net.embedding.pair if fused else self.net.embedding
+        # Training only: classify the training writers (Hafemann et al.'s writer features) from
+        # the pair embedding, so that it separates writers, not only the batch's pairs.
+        self.writer_head = nn.Linear(pair_embedding.dim, num_writers) if writer_loss > 0 else None
+        if fused:
+            if loss != "bce" or branch_writers < 2:
+                raise ValueError(
+                    "writer_branch needs loss='bce' and branch_writers >= 2 (the training "
+                    f"writers); got loss={loss!r}, branch_writers={branch_writers}"
+                )
+            self.pair_head = SimilarityHead(**(net_config.get("head") or {}))
+            self.branch_head = nn.Linear(self.net.embedding.writer.dim, branch_writers)
         self.register_buffer("threshold", torch.tensor(0.5))
         self.train_acc = BinaryAccuracy()
         self.val_eer_best = MinMetric()
@@ -162,25 +176,37 @@ class SiameseModule(LightningModule):
         return self.net(images, left, right)
 
     def _step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        embeddings = self.net.embed(batch["images"])  # each distinct image once
-        distance = pair_distance(embeddings[batch["left"]], embeddings[batch["right"]])
-        logits = self.net.head.logits(distance)
         target = batch["target"].float()
         weight = None
         if self.hparams.get("pair_weighting", "none") == "kind":
             weight = kind_weights(batch["kind"])
-        if self.hparams.loss == "bce" and weight is None:
-            loss = F.binary_cross_entropy_with_logits(logits, target)
-        elif self.hparams.loss == "bce":  # the weights sum to 1
-            loss = F.binary_cross_entropy_with_logits(logits, target, weight, reduction="sum")
+        left, right, writers = batch["left"], batch["right"], batch.get("writer")
+        embedding = self.net.embedding
+        if isinstance(embedding, FusedEmbedding):
+            pair_part, features = embedding.parts(batch["images"])  # each distinct image once
+            # The pair embedding learns from a head of its own, exactly as without the branch;
+            # the network's head only calibrates the fused distance (nothing flows back).
+            pair_logits = self.pair_head.logits(pair_distance(pair_part[left], pair_part[right]))
+            loss = self._pair_loss(pair_logits, target, weight)
+            embeddings = embedding.combine(pair_part.detach(), features)
+            distance = pair_distance(embeddings[left], embeddings[right])
+            logits = self.net.head.logits(distance)
+            loss = loss + self._pair_loss(logits, target, weight)
+            if self.training and writers is not None:  # the branch: genuine writers only
+                genuine = (writers >= 0) & (writers < self.branch_head.out_features)
+                loss = loss + self._classify(self.branch_head, features, writers, genuine, 1.0)
         else:
-            loss = contrastive_loss(distance, target, self.hparams.margin, weight)
-        writers = batch.get("writer")
+            embeddings = pair_part = self.net.embed(batch["images"])
+            distance = pair_distance(embeddings[left], embeddings[right])
+            logits = self.net.head.logits(distance)
+            if self.hparams.loss == "bce":
+                loss = self._pair_loss(logits, target, weight)
+            else:
+                loss = contrastive_loss(distance, target, self.hparams.margin, weight)
         if self.writer_head is not None and self.training and writers is not None:
-            known = writers >= 0
-            if bool(known.any()):
-                logits_w = self.writer_head(embeddings[known])
-                loss = loss + self.hparams.writer_loss * F.cross_entropy(logits_w, writers[known])
+            loss = loss + self._classify(
+                self.writer_head, pair_part, writers, writers >= 0, self.hparams.writer_loss
+            )
         return {
             "loss": loss,
             "scores": torch.sigmoid(logits),
@@ -188,6 +214,28 @@ class SiameseModule(LightningModule):
             "targets": target,
             "embeddings": embeddings,
         }
+
+    @staticmethod
+    def _pair_loss(
+        logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        if weight is None:
+            return F.binary_cross_entropy_with_logits(logits, target)
+        # the weights sum to 1
+        return F.binary_cross_entropy_with_logits(logits, target, weight, reduction="sum")
+
+    @staticmethod
+    def _classify(
+        head: nn.Module,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        known: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        """`scale` x the cross-entropy of the labelled rows (0 when there are none)."""
+        if not bool(known.any()):
+            return features.new_zeros(())
+        return scale * F.cross_entropy(head(features[known]), labels[known])
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._step(batch)
