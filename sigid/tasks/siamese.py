@@ -5,6 +5,11 @@ The score everywhere is the network's similarity in (0, 1) (higher = same writer
 acts on the distance and the head is frozen at ``sigmoid(offset * (1 - 2 d / margin))``: 0.5 at
 d = margin / 2, the natural boundary of that loss, so both losses give comparable scores.
 
+With a writer branch (``writer_branch``, `sigid.models.siamese.FusedEmbedding`), besides any
+``writer_loss``, three losses: the pair embedding's BCE through a training-only head of its own,
+the branch's writer classification, and the BCE of the network's head on the fused distance,
+which trains that head only; ``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
+
 The decision threshold is the validation set's EER threshold, recomputed at the end of every
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
 all test metrics use it, and testing never tunes it. ``train/acc`` is the paper's (Keras) accuracy
@@ -136,15 +141,14 @@ class SiameseModule(LightningModule):
             offset = float(self.net.head.offset.detach())
             self.net.head.set_parameters(scale=2.0 * offset / margin, offset=offset)
             self.net.head.requires_grad_(False)
-        # Training only, with a writer branch (FusedEmbedding): the pair embedding's own
-        # similarity head, and the branch's classifier of the training writers' genuine
-        # signatures, which is all that trains the branch.
-        self.pair_head = self.branch_head = None
         fused = isinstance(self.net.embedding, FusedEmbedding)
         pair_embedding = self.net.embedding.pair if fused else self.net.embedding
         # Training only: classify the training writers (Hafemann et al.'s writer features) from
         # the pair embedding, so that it separates writers, not only the batch's pairs.
         self.writer_head = nn.Linear(pair_embedding.dim, num_writers) if writer_loss > 0 else None
+        # Training only, with a writer branch: the pair embedding's own similarity head, and the
+        # branch's classifier of the training writers' genuine signatures (all that trains it).
+        self.pair_head = self.branch_head = None
         if fused:
             if loss != "bce" or branch_writers < 2:
                 raise ValueError(
