@@ -44,6 +44,25 @@ def flat_size(depth: int, channels: Sequence[int], image_size: Sequence[int]) ->
     return int(channels[depth - 1]) * height * width
 
 
+def feature_layers(
+    depth: int,
+    channels: Sequence[int],
+    image_size: Sequence[int],
+    hidden: int,
+    in_channels: int = 1,
+    batch_norm: bool = False,
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """(body, neck): conv blocks, then Flatten -> Dense `hidden` + ReLU, a writer classifier's
+    penultimate features."""
+    body = conv_blocks(depth, channels, in_channels, batch_norm)
+    neck = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(flat_size(depth, channels, image_size), hidden),
+        nn.ReLU(inplace=True),
+    )
+    return body, neck
+
+
 class ConvClassifier(nn.Module):
     """CNN writer classifier; `forward` gives logits (softmax lives in the loss / predict_proba)."""
 
@@ -63,11 +82,8 @@ class ConvClassifier(nn.Module):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.body = conv_blocks(depth, channels, in_channels, batch_norm)
-        self.neck = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(flat_size(depth, channels, self.image_size), hidden),
-            nn.ReLU(inplace=True),
+        self.body, self.neck = feature_layers(
+            depth, channels, self.image_size, hidden, in_channels, batch_norm
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes)

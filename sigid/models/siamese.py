@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigid.models.cnn import DEFAULT_CHANNELS, conv_blocks, flat_size
+from sigid.models.cnn import DEFAULT_CHANNELS, conv_blocks, feature_layers, flat_size
 
 # Inside the square root so that the gradient of the distance stays finite at 0.
 DISTANCE_EPS = 1e-8
@@ -92,9 +92,8 @@ class WriterFeatures(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = hidden
-        self.body = conv_blocks(depth, channels, in_channels, batch_norm)
-        self.neck = nn.Sequential(
-            nn.Flatten(), nn.Linear(flat_size(depth, channels, image_size), hidden), nn.ReLU()
+        self.body, self.neck = feature_layers(
+            depth, channels, image_size, hidden, in_channels, batch_norm
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
