@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from sigid.atomic import write_json
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
+from sigid.tasks.writer_branch import pretrain_writer_branch
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,10 @@ def run(cfg: DictConfig) -> TrainResult:
     datamodule.setup("fit")
     write_json(output_dir / "split.json", datamodule.split_manifest())
     module = build_module(cfg, datamodule)
+    pretrained = None
+    if isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
+        pretrained = pretrain_writer_branch(module, datamodule, cfg.trainer)
+        log.info("writer branch pretrained: %s", pretrained)
 
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
@@ -96,7 +102,10 @@ def run(cfg: DictConfig) -> TrainResult:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
-    trainer.fit(module, datamodule=datamodule)
+    with warnings.catch_warnings():
+        if pretrained is not None:  # the frozen branch stays in eval mode on purpose
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=datamodule)
 
     checkpoint = _best_checkpoint(trainer)
     metrics: dict[str, Any] = {k: tensor_to_float(v) for k, v in trainer.callback_metrics.items()}
@@ -106,6 +115,8 @@ def run(cfg: DictConfig) -> TrainResult:
     history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
     summary = _summary(cfg, metrics, [history[e] for e in sorted(history)], start)
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    if pretrained is not None:
+        summary["writer_branch_pretraining"] = pretrained
     write_json(output_dir / "metrics.json", summary)
     _log_hparams(loggers, cfg, summary)
     return TrainResult(summary, checkpoint, output_dir, [history[e] for e in sorted(history)])

@@ -9,16 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from runs import SMALL
+from runs import QUIET, SMALL
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
+from sigid.tasks.writer_branch import pretrain_writer_branch
 from sigid.training import build_datamodule, build_module
 
 EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel"]
@@ -125,6 +127,73 @@ def test_writer_batch_training_with_writer_loss_gives_a_plain_verifier(tmp_path)
     assert embeddings.shape == (2, verifier.dim) and verifier.dim == 128 + 8
     assert np.allclose(np.linalg.norm(embeddings[:, 128:], axis=1), 5.0, atol=1e-4)
     assert 0.0 < verifier.similarity(images[0], images[1]) < 1.0
+
+
+# cedar_snn's recipe, small; a writer branch is added by the tests that need one.
+WRITER_BATCHES = [
+    "model=siamese_conv",
+    "model.depth=2",
+    "model.channels=[8,16,16,16,16]",
+    "data.pairs.batch={writers:3,genuine:2,forgeries:2}",
+    "data.pairs.forgery_classes=true",
+    "model.pair_weighting=kind",
+    "model.writer_loss=0.3",
+]
+PRETRAINED_BRANCH = (
+    "model.writer_branch={weight:5.0,depth:2,channels:[4,8],hidden:8,batch_norm:true,"
+    "pretrain_epochs:3}"
+)
+
+
+def test_a_pretrained_writer_branch_leaves_the_pair_embedding_as_without_it(tmp_path):
+    """With the same seed, the pair embedding trains bit for bit as in the run without a
+    branch (the branch's pretraining draws from its own random streams), so that comparing the
+    two runs measures the branch and not run-to-run spread."""
+    one_epoch = [*WRITER_BATCHES, *QUIET, "trainer.max_epochs=1"]
+    plain = sigid.train([*SMALL, *one_epoch, f"hydra.run.dir={tmp_path / 'plain'}"])
+    fused = sigid.train(
+        [*SMALL, *one_epoch, PRETRAINED_BRANCH, f"hydra.run.dir={tmp_path / 'fused'}"]
+    )
+    assert fused.metrics["writer_branch_pretraining"]["epochs"] == 3
+    assert fused.metrics["writer_branch_pretraining"]["writers"] == 3
+    before = torch.load(plain.checkpoint, weights_only=True)["state_dict"]
+    after = torch.load(fused.checkpoint, weights_only=True)["state_dict"]
+    pair = {k: v for k, v in before.items() if k.startswith("net.embedding.")}
+    assert pair and not any(k.startswith("branch_head") for k in after)
+    for key, value in pair.items():
+        assert torch.equal(value, after[key.replace("net.embedding.", "net.embedding.pair.")]), key
+    assert torch.equal(before["writer_head.weight"], after["writer_head.weight"])
+    verifier = sigid.Verifier.from_checkpoint(fused.checkpoint)
+    assert verifier.dim == 128 + 8 and verifier.module.net.embedding.writer_frozen
+
+
+def test_writer_branch_pretraining_trains_the_branch_then_the_pair_training_leaves_it(tmp_path):
+    cfg = _cfg(*SMALL, *WRITER_BATCHES, PRETRAINED_BRANCH, f"paths.output_dir={tmp_path}")
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    branch = module.net.embedding.writer
+    initial = {k: v.clone() for k, v in branch.state_dict().items()}
+    measured = pretrain_writer_branch(module, datamodule, cfg.trainer)
+    assert measured["epochs"] == 3 and measured["writers"] == len(datamodule.train_writers) == 3
+    assert 0.0 <= measured["train_acc"] <= 1.0 and measured["train_loss"] > 0
+    pretrained = {k: v.clone() for k, v in branch.state_dict().items()}
+    changed = [k for k in initial if not torch.equal(initial[k], pretrained[k])]
+    assert "body.0.weight" in changed and "body.1.running_mean" in changed  # conv and BatchNorm
+    assert module.branch_head is None
+    assert not any(p.requires_grad for p in branch.parameters())
+    module.train()
+    assert not branch.training  # its BatchNorm statistics are not updated by the pair batches
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    pair = module.net.embedding.pair
+    pair_before = {k: v.clone() for k, v in pair.state_dict().items()}
+    trainer.fit(module, datamodule=datamodule)
+    for key, value in branch.state_dict().items():
+        assert torch.equal(value, pretrained[key]), key
+    assert any(not torch.equal(v, pair_before[k]) for k, v in pair.state_dict().items())
 
 
 def test_evaluate_reproduces_a_runs_test_metrics_from_the_checkpoint_alone(tmp_path):

@@ -353,6 +353,23 @@ class PairDataModule(SignatureDataModule):
                 labels.append(len(lookup) + lookup[sample.writer] if with_forgeries else -1)
         return np.array(labels, np.int64)
 
+    def writer_dataloader(self, batch_size: int | None = None) -> DataLoader:
+        """The training writers' genuine signatures, augmented, labelled with their writer's
+        index (`train_writers`) and shuffled: for training a writer classifier on the training
+        writers only (`sigid.tasks.writer_branch`)."""
+        labels = self._writer_labels()
+        genuine = np.array([s.genuine for s in self.samples["train"]], dtype=bool)
+        dataset = ImageDataset(
+            self.images["train"][genuine], labels[genuine], self._train_transform()
+        )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
     def train_dataloader(self) -> DataLoader:
         """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their
         pairs (`sigid.data.pairs.WriterBatchSampler`)."""

@@ -122,6 +122,20 @@ class FusedEmbedding(nn.Module):
             raise ValueError(f"writer_branch weight must be positive, got {weight}")
         self.pair, self.writer, self.weight = pair, writer, float(weight)
         self.dim = int(pair.dim) + int(writer.dim)
+        self.writer_frozen = False
+
+    def freeze_writer(self) -> None:
+        """Fix the writer branch as it is (a pretrained branch): no gradients, and its
+        BatchNorm statistics stay those it was trained with, in training mode too."""
+        self.writer.requires_grad_(False)
+        self.writer_frozen = True
+        self.writer.eval()
+
+    def train(self, mode: bool = True) -> FusedEmbedding:
+        super().train(mode)
+        if self.writer_frozen:
+            self.writer.eval()
+        return self
 
     def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pair embedding, writer features), each with its gradient."""
@@ -228,11 +242,16 @@ def build_siamese(
     **kwargs: Any,
 ) -> SiameseNetwork:
     """A SiameseNetwork from plain config: `embedding` kind + its kwargs, `head` {scale, offset},
-    and an optional `writer_branch` ({weight, depth, channels, hidden, batch_norm}) fused in."""
+    and an optional `writer_branch` ({weight, depth, channels, hidden, batch_norm,
+    pretrain_epochs}) fused in. The branch is built without drawing from the global random
+    stream, so that with a given seed the pair embedding starts (and trains) as without it."""
     net: nn.Module = build_embedding(embedding, **kwargs)
     if writer_branch:
         branch = dict(writer_branch)
         weight = float(branch.pop("weight", DEFAULT_WRITER_WEIGHT))
+        branch.pop("pretrain_epochs", None)  # read by the training (sigid.tasks.writer_branch)
         shape = {k: kwargs[k] for k in ("image_size", "in_channels") if k in kwargs}
-        net = FusedEmbedding(net, WriterFeatures(**shape, **branch), weight)
+        with torch.random.fork_rng(devices=[]):  # the pair embedding's draws stay as without it
+            writer = WriterFeatures(**shape, **branch)
+        net = FusedEmbedding(net, writer, weight)
     return SiameseNetwork(net, SimilarityHead(**(head or {})))

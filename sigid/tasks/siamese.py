@@ -7,8 +7,9 @@ d = margin / 2, the natural boundary of that loss, so both losses give comparabl
 
 With a writer branch (``writer_branch``, `sigid.models.siamese.FusedEmbedding`), besides any
 ``writer_loss``, three losses: the pair embedding's BCE through a training-only head of its own,
-the branch's writer classification, and the BCE of the network's head on the fused distance,
-which trains that head only; ``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
+the branch's writer classification (unless the branch was pretrained, ``pretrain_epochs``, and is
+frozen), and the BCE of the network's head on the fused distance, which trains that head only;
+``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
 
 The decision threshold is the validation set's EER threshold, recomputed at the end of every
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
@@ -146,8 +147,9 @@ class SiameseModule(LightningModule):
         # Training only: classify the training writers (Hafemann et al.'s writer features) from
         # the pair embedding, so that it separates writers, not only the batch's pairs.
         self.writer_head = nn.Linear(pair_embedding.dim, num_writers) if writer_loss > 0 else None
-        # Training only, with a writer branch: the pair embedding's own similarity head, and the
-        # branch's classifier of the training writers' genuine signatures (all that trains it).
+        # Training only, with a writer branch: the pair embedding's own similarity head, and,
+        # unless the branch is pretrained (then frozen), the branch's classifier of the training
+        # writers' genuine signatures (all that trains it).
         self.pair_head = self.branch_head = None
         if fused:
             if loss != "bce" or branch_writers < 2:
@@ -156,7 +158,11 @@ class SiameseModule(LightningModule):
                     f"writers); got loss={loss!r}, branch_writers={branch_writers}"
                 )
             self.pair_head = SimilarityHead(**(net_config.get("head") or {}))
-            self.branch_head = nn.Linear(self.net.embedding.writer.dim, branch_writers)
+            if self.branch_pretrain_epochs > 0:
+                self.net.embedding.freeze_writer()
+            else:
+                with torch.random.fork_rng(devices=[]):  # see sigid.models.build_siamese
+                    self.branch_head = nn.Linear(self.net.embedding.writer.dim, branch_writers)
         self.register_buffer("threshold", torch.tensor(0.5))
         self.train_acc = BinaryAccuracy()
         self.val_eer_best = MinMetric()
@@ -172,6 +178,14 @@ class SiameseModule(LightningModule):
     @property
     def preprocessing(self) -> dict[str, Any] | None:
         return self.hparams.preprocessing
+
+    @property
+    def branch_pretrain_epochs(self) -> int:
+        """Epochs of writer classification that train the writer branch before the pair
+        training, which then leaves it fixed (`sigid.tasks.writer_branch`); 0: none, or no
+        branch."""
+        branch = self.hparams.get("writer_branch") or {}
+        return int(branch.get("pretrain_epochs", 0) or 0)
 
     def forward(
         self, images: torch.Tensor, left: torch.Tensor, right: torch.Tensor
@@ -196,7 +210,8 @@ class SiameseModule(LightningModule):
             distance = pair_distance(embeddings[left], embeddings[right])
             logits = self.net.head.logits(distance)
             loss = loss + self._pair_loss(logits, target, weight)
-            if self.training and writers is not None:  # the branch: genuine writers only
+            if self.branch_head is not None and self.training and writers is not None:
+                # the branch, trained here: genuine writers only
                 genuine = (writers >= 0) & (writers < self.branch_head.out_features)
                 loss = loss + self._classify(self.branch_head, features, writers, genuine, 1.0)
         else:
