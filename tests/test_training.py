@@ -44,6 +44,7 @@ def test_every_experiment_composes_and_instantiates(experiment, cedar_root):
     assert module.preprocessing == datamodule.preprocess
     if experiment == "cedar_snn":  # classifies each training writer and their forgeries
         assert module.writer_head.out_features == 2 * len(datamodule.train_writers) == 70
+        assert module.branch_pretrain_epochs == 30 and module.net.embedding.writer_frozen
 
 
 def _train(tmp_path, *overrides):
@@ -101,34 +102,6 @@ def test_siamese_run_stores_its_validation_threshold_and_logs_figures(tmp_path, 
     assert (result.output_dir / "tensorboard" / "projector_config.pbtxt").is_file()
 
 
-def test_writer_batch_training_with_writer_loss_gives_a_plain_verifier(tmp_path):
-    """cedar_snn's recipe end to end (writer batches, kind weights, writer + forgery classes)
-    with a writer branch added; the checkpoint then verifies and embeds like any other."""
-    result = _train(
-        tmp_path,
-        "model=siamese_conv",
-        "model.depth=2",
-        "model.channels=[8,16,16,16,16]",
-        "data.pairs.batch={writers:3,genuine:2,forgeries:2}",
-        "data.pairs.forgery_classes=true",
-        "model.pair_weighting=kind",
-        "model.writer_loss=0.3",
-        "model.writer_branch={weight:5.0,depth:2,channels:[4,8],hidden:8}",
-    )
-    assert {"test/eer_skilled", "test/eer_random"} <= set(result.metrics)
-    verifier = sigid.Verifier.from_checkpoint(result.checkpoint)
-    # SMALL: 6 writers, 3 folds, 1 validation writer -> 3 training writers, and their forgeries
-    assert verifier.module.writer_head.out_features == 6
-    assert verifier.module.branch_head.out_features == 3  # genuine writers only
-    images = [np.full((40, 90), 255, np.uint8) for _ in range(2)]
-    for image, row in zip(images, (slice(10, 14), slice(20, 30)), strict=True):
-        image[row, 10:80] = 0
-    embeddings = verifier.embed(images)
-    assert embeddings.shape == (2, verifier.dim) and verifier.dim == 128 + 8
-    assert np.allclose(np.linalg.norm(embeddings[:, 128:], axis=1), 5.0, atol=1e-4)
-    assert 0.0 < verifier.similarity(images[0], images[1]) < 1.0
-
-
 # cedar_snn's recipe, small; a writer branch is added by the tests that need one.
 WRITER_BATCHES = [
     "model=siamese_conv",
@@ -143,6 +116,25 @@ PRETRAINED_BRANCH = (
     "model.writer_branch={weight:5.0,depth:2,channels:[4,8],hidden:8,batch_norm:true,"
     "pretrain_epochs:3}"
 )
+
+
+def test_writer_batch_training_with_writer_loss_gives_a_plain_verifier(tmp_path):
+    """cedar_snn's recipe end to end (writer batches, kind weights, writer + forgery classes)
+    with a writer branch added; the checkpoint then verifies and embeds like any other."""
+    branch = "model.writer_branch={weight:5.0,depth:2,channels:[4,8],hidden:8}"
+    result = _train(tmp_path, *WRITER_BATCHES, branch)
+    assert {"test/eer_skilled", "test/eer_random"} <= set(result.metrics)
+    verifier = sigid.Verifier.from_checkpoint(result.checkpoint)
+    # SMALL: 6 writers, 3 folds, 1 validation writer -> 3 training writers, and their forgeries
+    assert verifier.module.writer_head.out_features == 6
+    assert verifier.module.branch_head.out_features == 3  # genuine writers only
+    images = [np.full((40, 90), 255, np.uint8) for _ in range(2)]
+    for image, row in zip(images, (slice(10, 14), slice(20, 30)), strict=True):
+        image[row, 10:80] = 0
+    embeddings = verifier.embed(images)
+    assert embeddings.shape == (2, verifier.dim) and verifier.dim == 128 + 8
+    assert np.allclose(np.linalg.norm(embeddings[:, 128:], axis=1), 5.0, atol=1e-4)
+    assert 0.0 < verifier.similarity(images[0], images[1]) < 1.0
 
 
 def test_a_pretrained_writer_branch_leaves_the_pair_embedding_as_without_it(tmp_path):
