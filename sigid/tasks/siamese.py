@@ -20,6 +20,7 @@ eval-mode validation scores the threshold comes from.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,6 +170,8 @@ class SiameseModule(LightningModule):
         for stage in ("val", "test"):
             for name in ("scores", "targets", "kinds", "distances"):
                 setattr(self, f"{stage}_{name}_cat", CatMetric(nan_strategy="disable"))
+        # With a branch: the pair embedding's own validation scores, for val/eer_pair.
+        self.val_pair_scores_cat = CatMetric(nan_strategy="disable")
         self._projector: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.test_scores: torch.Tensor | None = None
         self.test_targets: torch.Tensor | None = None
@@ -200,6 +203,7 @@ class SiameseModule(LightningModule):
             weight = kind_weights(batch["kind"])
         left, right, writers = batch["left"], batch["right"], batch.get("writer")
         embedding = self.net.embedding
+        pair_logits = None
         if isinstance(embedding, FusedEmbedding):
             pair_part, features = embedding.parts(batch["images"])  # each distinct image once
             # The pair embedding learns from a head of its own, exactly as without the branch;
@@ -229,6 +233,7 @@ class SiameseModule(LightningModule):
         return {
             "loss": loss,
             "scores": torch.sigmoid(logits),
+            "pair_scores": None if pair_logits is None else torch.sigmoid(pair_logits),
             "distances": distance,
             "targets": target,
             "embeddings": embeddings,
@@ -296,6 +301,8 @@ class SiameseModule(LightningModule):
             ("distances", out["distances"]),
         ):
             getattr(self, f"{stage}_{name}_cat").update(value.detach().float())
+        if stage == "val" and out["pair_scores"] is not None:
+            self.val_pair_scores_cat.update(out["pair_scores"].detach().float())
         return out
 
     def _collect(self, stage: str) -> dict[str, torch.Tensor]:
@@ -311,6 +318,14 @@ class SiameseModule(LightningModule):
     def on_validation_epoch_end(self) -> None:
         pairs = self._collect("val")
         scores, targets = pairs["scores"], pairs["targets"]
+        if self.val_pair_scores_cat.update_called:
+            # The pair embedding alone: with a frozen branch it is all that changes between
+            # epochs, while the fused EER flattens early (set model.monitor=val/eer_pair).
+            pair_scores = self.val_pair_scores_cat.compute().flatten().cpu()
+            self.val_pair_scores_cat.reset()
+            if scores.numel():
+                with contextlib.suppress(ValueError):  # undefined: reported below for val/eer
+                    self.log("val/eer_pair", metrics.eer(pair_scores, targets)[0])
         if scores.numel() == 0:
             return
         try:
