@@ -207,10 +207,12 @@ class SignatureDataModule(L.LightningDataModule):
             transform = build_transform_from_config(self.test_distortion, self.fill)
             self.images["test"] = distort_deterministic(self.images["test"], transform, self.seed)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, collate_fn=None) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, collate_fn=None, batch_size: int | None = None
+    ) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -362,13 +364,7 @@ class PairDataModule(SignatureDataModule):
         dataset = ImageDataset(
             self.images["train"][genuine], labels[genuine], self._train_transform()
         )
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return self._loader(dataset, shuffle=True, batch_size=batch_size)
 
     def train_dataloader(self) -> DataLoader:
         """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their
