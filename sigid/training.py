@@ -90,10 +90,10 @@ def run(cfg: DictConfig) -> TrainResult:
     datamodule.setup("fit")
     write_json(output_dir / "split.json", datamodule.split_manifest())
     module = build_module(cfg, datamodule)
-    pretrained = None
+    pretraining = None
     if isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
-        pretrained = pretrain_writer_branch(module, datamodule, cfg.trainer)
-        log.info("writer branch pretrained: %s", pretrained)
+        pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
+        log.info("writer branch pretrained: %s", pretraining)
 
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
@@ -103,7 +103,7 @@ def run(cfg: DictConfig) -> TrainResult:
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
     with warnings.catch_warnings():
-        if pretrained is not None:  # the frozen branch stays in eval mode on purpose
+        if pretraining is not None:  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer.fit(module, datamodule=datamodule)
 
@@ -115,8 +115,8 @@ def run(cfg: DictConfig) -> TrainResult:
     history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
     summary = _summary(cfg, metrics, [history[e] for e in sorted(history)], start)
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
-    if pretrained is not None:
-        summary["writer_branch_pretraining"] = pretrained
+    if pretraining is not None:
+        summary["writer_branch_pretraining"] = pretraining
     write_json(output_dir / "metrics.json", summary)
     _log_hparams(loggers, cfg, summary)
     return TrainResult(summary, checkpoint, output_dir, [history[e] for e in sorted(history)])

@@ -24,9 +24,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 
 from sigid.data.datamodules import PairDataModule
-from sigid.models.siamese import FusedEmbedding
+from sigid.models.siamese import FusedEmbedding, WriterFeatures
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 
@@ -65,7 +66,6 @@ def pretrain_writer_branch(
     epochs = module.branch_pretrain_epochs
     if not isinstance(fused, FusedEmbedding) or epochs < 1:
         raise ValueError("pretraining needs a writer branch with pretrain_epochs >= 1")
-    branch = dict(module.hparams.writer_branch)
     writers = datamodule.train_writers
     settings = {
         k: v
@@ -80,11 +80,8 @@ def pretrain_writer_branch(
             preprocessing=module.preprocessing,
             optimizer=PRETRAIN_OPTIMIZER,
             scheduler=PRETRAIN_SCHEDULER,
-            depth=branch.get("depth", 4),
-            channels=list(branch.get("channels", (16, 32, 64, 128, 256))),
+            **_shape(fused.writer),
             image_size=list(module.hparams.get("image_size", (128, 128))),
-            hidden=int(branch.get("hidden", fused.writer.dim)),
-            batch_norm=bool(branch.get("batch_norm", True)),
             dropout=PRETRAIN_DROPOUT,
         )
         fit = L.Trainer(
@@ -110,4 +107,17 @@ def pretrain_writer_branch(
         "train_loss": float(measured["train/loss"]) if "train/loss" in measured else None,
         "train_acc": float(measured["train/acc"]) if "train/acc" in measured else None,
         "wall_time_s": round(time.perf_counter() - start, 2),
+    }
+
+
+def _shape(branch: WriterFeatures) -> dict[str, Any]:
+    """The `ConvClassifier` arguments that give `branch`'s conv body and Dense neck, read from
+    the branch itself (so its defaults live in one place, `WriterFeatures`)."""
+    convs = [layer for layer in branch.body if isinstance(layer, nn.Conv2d)]
+    return {
+        "depth": len(convs),
+        "channels": [conv.out_channels for conv in convs],
+        "in_channels": convs[0].in_channels,
+        "hidden": branch.dim,
+        "batch_norm": any(isinstance(layer, nn.BatchNorm2d) for layer in branch.body),
     }
