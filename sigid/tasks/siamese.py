@@ -323,9 +323,8 @@ class SiameseModule(LightningModule):
             # epochs, while the fused EER flattens early (set model.monitor=val/eer_pair).
             pair_scores = self.val_pair_scores_cat.compute().flatten().cpu()
             self.val_pair_scores_cat.reset()
-            if scores.numel():
-                with contextlib.suppress(ValueError):  # undefined: reported below for val/eer
-                    self.log("val/eer_pair", metrics.eer(pair_scores, targets)[0])
+            with contextlib.suppress(ValueError):  # undefined: reported below for val/eer
+                self.log("val/eer_pair", metrics.eer(pair_scores, targets)[0])
         if scores.numel() == 0:
             return
         try:
