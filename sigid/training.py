@@ -30,6 +30,7 @@ from sigid.atomic import write_json
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
+from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,17 @@ def run(cfg: DictConfig) -> TrainResult:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("init_from") and not Path(cfg.init_from).is_file():  # before preparing any data
+        raise ValueError(f"{cfg.init_from}: checkpoint not found (init_from)")
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
     write_json(output_dir / "split.json", datamodule.split_manifest())
     module = build_module(cfg, datamodule)
+    initialised = init_from(module, cfg.init_from) if cfg.get("init_from") else None
+    if initialised is not None:
+        log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
     pretraining = None
     if isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
         pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
@@ -115,6 +121,8 @@ def run(cfg: DictConfig) -> TrainResult:
     history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
     summary = _summary(cfg, metrics, [history[e] for e in sorted(history)], start)
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    if initialised is not None:
+        summary["init_from"] = initialised
     if pretraining is not None:
         summary["writer_branch_pretraining"] = pretraining
     write_json(output_dir / "metrics.json", summary)

@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import sigid
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
+from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
 from sigid.training import build_datamodule, build_module
 
@@ -267,3 +268,44 @@ def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
     assert done.returncode == 1
     assert "sigid-train: error:" in done.stderr and "nowhere: no such file or folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _module(*overrides):
+    cfg = _cfg(*SMALL, *overrides)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("fit")
+    return build_module(cfg, datamodule)
+
+
+def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, siamese_ckpt):
+    """Pretrain on some writers, fine-tune on others: the embedding starts from the checkpoint,
+    a head sized by another run's writers starts fresh, and mismatched runs are refused."""
+    source = torch.load(siamese_ckpt, weights_only=True)["state_dict"]
+    module = _module(*WRITER_BATCHES, "model.dim=16")
+    fresh_head = module.writer_head.weight.clone()
+    copied = init_from(module, siamese_ckpt)
+    mine = module.state_dict()
+    embedding = [k for k in source if k.startswith("net.embedding.")]
+    assert embedding and copied["copied"] >= len(embedding)
+    for key in embedding:
+        assert torch.equal(mine[key], source[key]), key
+    # the source has no writer head; this run's (sized by its own writers) keeps its initialisation
+    assert "writer_head.weight" in copied["kept_initialised"]
+    assert torch.equal(module.writer_head.weight, fresh_head)
+
+    wider = _module("model=siamese_conv", "data.preprocess.size=[48,96]")
+    with pytest.raises(ValueError, match=rf"{siamese_ckpt.name}: its images were prepared as"):
+        init_from(wider, siamese_ckpt)
+    with pytest.raises(ValueError, match="a SiameseModule checkpoint cannot start a Classifier"):
+        init_from(_module("model=cnn", *SMALL_CNN), siamese_ckpt)
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        init_from(module, tmp_path / "missing.ckpt")
+
+
+def test_a_run_started_from_a_checkpoint_records_it(tmp_path, siamese_ckpt):
+    result = _train(tmp_path, *QUIET, "model=siamese_conv", "model.dim=16", "model.depth=2",
+                    "model.channels=[8,16,16,16,16]", f"init_from={siamese_ckpt}")  # fmt: skip
+    assert result.metrics["init_from"]["checkpoint"] == str(siamese_ckpt.resolve())
+    done = _sigid_train(tmp_path, f"init_from={tmp_path / 'nowhere.ckpt'}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "nowhere.ckpt: checkpoint not found" in done.stderr

@@ -1,0 +1,53 @@
+"""Start a run from another run's weights (`init_from`): pretrain on many writers, fine-tune on few.
+
+Only the weights move: every tensor whose name and shape match is copied, so the embedding and
+conv blocks carry over while heads sized by the number of training writers (or classes) of the
+other run keep their fresh initialisation. The optimiser, epoch count and threshold start anew.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning import LightningModule
+
+from sigid.tasks import load_checkpoint
+
+
+def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
+    """Copy the matching weights of the sigid checkpoint at `path` into `module`.
+
+    Refused with a ValueError naming the file when it is another kind of model, when its images
+    were prepared differently (the weights would see other inputs), or when nothing matches.
+    Returns what was copied and what was left as initialised, for the run's metrics.json.
+    """
+    path = Path(path)
+    source = load_checkpoint(path)
+    if type(source) is not type(module):
+        raise ValueError(
+            f"{path}: a {type(source).__name__} checkpoint cannot start a "
+            f"{type(module).__name__} run"
+        )
+    theirs = source.hparams.get("preprocessing")
+    ours = module.hparams.get("preprocessing")
+    if theirs != ours:
+        raise ValueError(
+            f"{path}: its images were prepared as {theirs}, this run prepares them as {ours}; "
+            "set data.preprocess to match"
+        )
+    target = module.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, tensor in source.state_dict().items():
+            if name in target and target[name].shape == tensor.shape:
+                target[name].copy_(tensor)
+                copied.append(name)
+    if not copied:
+        raise ValueError(f"{path}: none of its weights fit this model (names or shapes differ)")
+    return {
+        "checkpoint": str(path.resolve()),
+        "copied": len(copied),
+        "kept_initialised": sorted(set(target) - set(copied)),
+    }
