@@ -24,7 +24,9 @@ from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
 from sigid.training import build_datamodule, build_module
 
-EXPERIMENTS = ["paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel"]
+EXPERIMENTS = [
+    "paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel", "synth_pretrain"
+]  # fmt: skip
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
 
 
@@ -268,6 +270,14 @@ def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
     assert done.returncode == 1
     assert "sigid-train: error:" in done.stderr and "nowhere: no such file or folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_pretraining_experiment_builds_cedar_snns_network_for_init_from():
+    pretrain = _cfg("experiment=synth_pretrain")
+    cedar = _cfg("experiment=cedar_snn")
+    assert pretrain.model == cedar.model and pretrain.data.preprocess == cedar.data.preprocess
+    assert pretrain.data.pairs == cedar.data.pairs and pretrain.data.augment == cedar.data.augment
+    assert pretrain.data.synthetic.writers == 300 and pretrain.data.root is None
 
 
 def _module(*overrides):
