@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning import LightningModule
 
 from sigid.tasks import load_checkpoint
@@ -38,16 +37,12 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
             "set data.preprocess to match"
         )
     target = module.state_dict()
-    copied = []
-    with torch.no_grad():
-        for name, tensor in source.state_dict().items():
-            if name in target and target[name].shape == tensor.shape:
-                target[name].copy_(tensor)
-                copied.append(name)
-    if not copied:
-        raise ValueError(f"{path}: none of its weights fit this model (names or shapes differ)")
-    return {
-        "checkpoint": str(path.resolve()),
-        "copied": len(copied),
-        "kept_initialised": sorted(set(target) - set(copied)),
+    fitting = {
+        name: tensor
+        for name, tensor in source.state_dict().items()
+        if name in target and target[name].shape == tensor.shape
     }
+    if not fitting:
+        raise ValueError(f"{path}: none of its weights fit this model (names or shapes differ)")
+    kept = module.load_state_dict(fitting, strict=False).missing_keys
+    return {"checkpoint": str(path.resolve()), "copied": len(fitting), "kept_initialised": kept}
