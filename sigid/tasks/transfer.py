@@ -19,7 +19,8 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
     """Copy the matching weights of the sigid checkpoint at `path` into `module`.
 
     Refused with a ValueError naming the file when it is another kind of model, when its images
-    were prepared differently (the weights would see other inputs), or when nothing matches.
+    were prepared differently (the weights would see other inputs), or when most of its weights
+    do not fit (another network).
     Returns what was copied and what was left as initialised, for the run's metrics.json.
     """
     path = Path(path)
@@ -29,20 +30,24 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
             f"{path}: a {type(source).__name__} checkpoint cannot start a "
             f"{type(module).__name__} run"
         )
-    theirs = source.hparams.get("preprocessing")
-    ours = module.hparams.get("preprocessing")
-    if theirs != ours:
+    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
+    if prepared != preparing:
         raise ValueError(
-            f"{path}: its images were prepared as {theirs}, this run prepares them as {ours}; "
-            "set data.preprocess to match"
+            f"{path}: its images were prepared as {prepared}, this run prepares them as "
+            f"{preparing}; set data.preprocess to match"
         )
-    target = module.state_dict()
+    target, theirs = module.state_dict(), source.state_dict()
     fitting = {
         name: tensor
-        for name, tensor in source.state_dict().items()
+        for name, tensor in theirs.items()
         if name in target and target[name].shape == tensor.shape
     }
-    if not fitting:
-        raise ValueError(f"{path}: none of its weights fit this model (names or shapes differ)")
+    moved, total = (sum(t.numel() for t in d.values()) for d in (fitting, theirs))
+    if moved < total / 2:  # e.g. only the similarity head's scalars: another network
+        differ = ", ".join(sorted(set(theirs) - set(fitting))[:4])
+        raise ValueError(
+            f"{path}: only {moved} of its {total} weights fit this model (names or shapes "
+            f"differ: {differ}, ...); init_from needs the same network"
+        )
     kept = module.load_state_dict(fitting, strict=False).missing_keys
     return {"checkpoint": str(path.resolve()), "copied": len(fitting), "kept_initialised": kept}
