@@ -93,8 +93,9 @@ def run(cfg: DictConfig) -> TrainResult:
     datamodule.setup("fit")
     write_json(output_dir / "split.json", datamodule.split_manifest())
     module = build_module(cfg, datamodule)
-    initialised = init_from(module, cfg.init_from) if cfg.get("init_from") else None
-    if initialised is not None:
+    initialised = None
+    if cfg.get("init_from"):
+        initialised = init_from(module, cfg.init_from)
         log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
     pretraining = None
     if isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:

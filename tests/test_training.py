@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
-from runs import QUIET, SMALL
+from runs import QUIET, SMALL, SMALL_NET
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
@@ -316,8 +316,8 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
 
 
 def test_a_run_started_from_a_checkpoint_records_it(tmp_path, siamese_ckpt):
-    result = _train(tmp_path, *QUIET, "model=siamese_conv", "model.dim=16", "model.depth=2",
-                    "model.channels=[8,16,16,16,16]", f"init_from={siamese_ckpt}")  # fmt: skip
+    model = ["model=siamese_conv", *SMALL_NET, "model.dim=16"]
+    result = _train(tmp_path, *QUIET, *model, f"init_from={siamese_ckpt}")
     assert result.metrics["init_from"]["checkpoint"] == str(siamese_ckpt.resolve())
     done = _sigid_train(tmp_path, f"init_from={tmp_path / 'nowhere.ckpt'}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
