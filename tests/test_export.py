@@ -103,6 +103,19 @@ def test_embeddings_with_a_writer_branch_export_whole(tmp_path):
     assert float((onnx - expected).abs().max()) <= TOLERANCE
 
 
+def test_an_ensemble_exports_as_one_embedding(tmp_path):
+    checkpoint = tiny_checkpoint(
+        tmp_path / "run", "model=siamese_conv", "model.dim=16", "model.members=3"
+    )
+    files = export(checkpoint, tmp_path / "deploy")
+    images = _images(3, seed=9)
+    expected = _pytorch("siamese", checkpoint, images)
+    assert expected.shape == (3, 3 * 16)
+    assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
+    onnx = torch.from_numpy(_onnx(files["onnx"], images))
+    assert float((onnx - expected).abs().max()) <= TOLERANCE
+
+
 def test_export_writes_exactly_its_files(exported):
     for kind, files in exported.items():
         folder = files["metadata"].parent

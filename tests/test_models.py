@@ -9,6 +9,7 @@ from torch import nn
 from sigid.models import (
     ConvClassifier,
     ConvEmbedding,
+    EnsembleEmbedding,
     FusedEmbedding,
     PixelEmbedding,
     SiameseNetwork,
@@ -185,3 +186,37 @@ def test_build_siamese_head_config() -> None:
     assert isinstance(net.embedding, PixelEmbedding)
     assert float(net.head.scale.detach()) == pytest.approx(3.0)
     assert float(net.head.offset.detach()) == pytest.approx(5.0)
+
+
+def test_an_ensemble_scores_the_members_mean_squared_distance() -> None:
+    torch.manual_seed(0)
+    single = build_siamese(embedding="conv", depth=2, channels=[4, 8], image_size=[16, 16], dim=4)
+    torch.manual_seed(0)
+    net = build_siamese(
+        embedding="conv", depth=2, channels=[4, 8], image_size=[16, 16], dim=4, members=3
+    )
+    ensemble = net.embedding
+    assert isinstance(ensemble, EnsembleEmbedding) and ensemble.dim == 12
+    # the first member starts as the single embedding would with the same seed; the others
+    # from their own draws
+    first, second = ensemble.members[0].state_dict(), ensemble.members[1].state_dict()
+    assert all(torch.equal(first[k], v) for k, v in single.embedding.state_dict().items())
+    assert not torch.equal(first["project.2.weight"], second["project.2.weight"])
+    net.eval()
+    a, b = torch.rand(5, 1, 16, 16), torch.rand(5, 1, 16, 16)
+    ea, eb = ensemble(a), ensemble(b)
+    members = [(m(a) - m(b)).pow(2).sum(-1) for m in ensemble.members]
+    expected = torch.stack(members).mean(0).sqrt()
+    assert torch.allclose((ea - eb).norm(dim=-1), expected, atol=1e-5)
+
+
+def test_ensemble_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="members must be >= 1"):
+        build_siamese(embedding="pixel", image_size=[8, 8], dim=4, members=0)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        build_siamese(
+            embedding="conv", image_size=[16, 16], depth=2, channels=[4, 8], dim=4, members=2,
+            writer_branch={"depth": 2, "channels": [4, 8], "hidden": 4},
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="at least 2 members"):
+        EnsembleEmbedding([PixelEmbedding((8, 8), 4)])

@@ -366,6 +366,39 @@ def test_siamese_writer_branch_trains_beside_the_pair_embedding_not_through_it()
         SiameseModule(**CONV_SNN, writer_branch=branch)
 
 
+def test_siamese_ensemble_members_learn_from_their_own_distances() -> None:
+    """Each member: the pair BCE on its own distance and its own writer head, the mean over
+    members; the network's score is the ensemble distance through the shared head."""
+    (batch,) = pair_batches(1, seed=5)
+    writers = torch.tensor([0, 1, 2, 3, 5, -1, 1, 4])
+    batch = {**batch, "writer": writers}
+    module = SiameseModule(
+        **CONV_SNN, preprocessing=PREPROCESSING, writer_loss=0.5, num_writers=8, members=2
+    )
+    ensemble = module.net.embedding
+    assert len(module.writer_head) == 2 and module.writer_head[1].in_features == CONV_SNN["dim"]
+    module.train()
+    out = module._step(batch)
+    target, left, right = batch["target"].float(), batch["left"], batch["right"]
+    known = writers >= 0
+    bce = F.binary_cross_entropy_with_logits
+    expected = 0.0
+    for member, head in zip(ensemble.members, module.writer_head, strict=True):
+        emb = member(batch["images"])  # no dropout: the same values again
+        d = (emb[left] - emb[right]).pow(2).sum(-1).add(1e-8).sqrt()
+        expected = expected + bce(module.net.head.logits(d), target) / 2
+        expected = expected + 0.25 * F.cross_entropy(head(emb[known]), writers[known])
+    assert out["loss"].item() == pytest.approx(float(expected), rel=1e-5)
+    assert out["embeddings"].shape == (8, 2 * CONV_SNN["dim"])
+    # a member's gradients come from its own loss only: the other's do not move it
+    module.zero_grad()
+    emb = ensemble.members[0](batch["images"])
+    d = (emb[left] - emb[right]).pow(2).sum(-1).add(1e-8).sqrt()
+    bce(module.net.head.logits(d), target).backward()
+    assert all(p.grad is None for p in ensemble.members[1].parameters())
+    assert all(p.grad is not None for p in ensemble.members[0].parameters())
+
+
 def test_siamese_contrastive_fits_with_plateau(tmp_path: Path) -> None:
     module = SiameseModule(
         embedding="pixel",

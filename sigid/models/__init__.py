@@ -7,6 +7,7 @@ from typing import Any
 from sigid.models.cnn import ConvClassifier
 from sigid.models.siamese import (
     ConvEmbedding,
+    EnsembleEmbedding,
     FusedEmbedding,
     PixelEmbedding,
     SiameseNetwork,
@@ -29,6 +30,7 @@ def build_classifier(kind: str = "cnn", **kwargs: Any) -> ConvClassifier:
 __all__ = [
     "ConvClassifier",
     "ConvEmbedding",
+    "EnsembleEmbedding",
     "FusedEmbedding",
     "PixelEmbedding",
     "SiameseNetwork",

@@ -148,6 +148,33 @@ class FusedEmbedding(nn.Module):
         return self.combine(*self.parts(x))
 
 
+class EnsembleEmbedding(nn.Module):
+    """M embeddings of one kind, each from its own initialisation, as one vector
+    [e_1, ..., e_M] / sqrt(M): its squared distance is the members' mean squared distance, so the
+    ensemble's scores keep the members' scale and everything downstream (Verifier, Gallery,
+    export) sees one embedding. Averaging independently trained members removes part of the
+    run-to-run spread that a single network's EER carries on a few dozen writers.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+        self.dim = sum(int(m.dim) for m in members)
+        self.scale = 1.0 / math.sqrt(len(members))
+
+    def parts(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each member's embedding, with its gradient."""
+        return [member(x) for member in self.members]
+
+    def combine(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts, dim=-1) * self.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.combine(self.parts(x))
+
+
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit length (an all-zero row stays zero)."""
     return F.normalize(x, dim=-1, eps=1e-6)
@@ -239,12 +266,23 @@ def build_siamese(
     embedding: str = "pixel",
     head: Mapping[str, float] | None = None,
     writer_branch: Mapping[str, Any] | None = None,
+    members: int = 1,
     **kwargs: Any,
 ) -> SiameseNetwork:
     """A SiameseNetwork from plain config: `embedding` kind + its kwargs, `head` {scale, offset},
-    and an optional `writer_branch` ({weight, depth, channels, hidden, batch_norm,
-    pretrain_epochs}) fused in. The branch is built without drawing from the global random
-    stream, so that with a given seed the pair embedding starts (and trains) as without it."""
+    and either `members` > 1 (an `EnsembleEmbedding` of that many; the first starts as the
+    single embedding would with the same seed) or an optional `writer_branch` ({weight, depth,
+    channels, hidden, batch_norm, pretrain_epochs}) fused in. The branch is built without drawing
+    from the global random stream, so that with a given seed the pair embedding starts (and
+    trains) as without it."""
+    members = int(members)
+    if members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
+    if members > 1 and writer_branch:
+        raise ValueError("members > 1 and writer_branch cannot be combined; choose one")
+    if members > 1:
+        ensemble = EnsembleEmbedding([build_embedding(embedding, **kwargs) for _ in range(members)])
+        return SiameseNetwork(ensemble, SimilarityHead(**(head or {})))
     net: nn.Module = build_embedding(embedding, **kwargs)
     if writer_branch:
         branch = dict(writer_branch)

@@ -11,6 +11,10 @@ the branch's writer classification (unless the branch was pretrained, ``pretrain
 frozen), and the BCE of the network's head on the fused distance, which trains that head only;
 ``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
 
+With ``members`` > 1 (`sigid.models.siamese.EnsembleEmbedding`) each member trains on its own
+distance exactly as a single embedding would (its own writer head), the losses averaged, the
+head shared; validation, testing and every use score the ensemble's distance.
+
 The decision threshold is the validation set's EER threshold, recomputed at the end of every
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
 all test metrics use it, and testing never tunes it. ``train/acc`` is the paper's (Keras) accuracy
@@ -37,7 +41,12 @@ from torchmetrics.classification import BinaryAccuracy
 from sigid import metrics
 from sigid.data.pairs import KINDS
 from sigid.models import build_siamese
-from sigid.models.siamese import FusedEmbedding, SimilarityHead, pair_distance
+from sigid.models.siamese import (
+    EnsembleEmbedding,
+    FusedEmbedding,
+    SimilarityHead,
+    pair_distance,
+)
 from sigid.tasks.common import (
     DEFAULT_OPTIMIZER,
     check_optimizer,
@@ -146,8 +155,15 @@ class SiameseModule(LightningModule):
         fused = isinstance(self.net.embedding, FusedEmbedding)
         pair_embedding = self.net.embedding.pair if fused else self.net.embedding
         # Training only: classify the training writers (Hafemann et al.'s writer features) from
-        # the pair embedding, so that it separates writers, not only the batch's pairs.
-        self.writer_head = nn.Linear(pair_embedding.dim, num_writers) if writer_loss > 0 else None
+        # the pair embedding, so that it separates writers, not only the batch's pairs; an
+        # ensemble's members each from their own embedding.
+        self.writer_head: nn.Module | None = None
+        if writer_loss > 0 and isinstance(pair_embedding, EnsembleEmbedding):
+            self.writer_head = nn.ModuleList(
+                nn.Linear(m.dim, num_writers) for m in pair_embedding.members
+            )
+        elif writer_loss > 0:
+            self.writer_head = nn.Linear(pair_embedding.dim, num_writers)
         # Training only, with a writer branch: the pair embedding's own similarity head, and,
         # unless the branch is pretrained (then frozen), the branch's classifier of the training
         # writers' genuine signatures (all that trains it).
@@ -218,15 +234,26 @@ class SiameseModule(LightningModule):
                 # the branch, trained here: genuine writers only
                 genuine = (writers >= 0) & (writers < self.branch_head.out_features)
                 loss = loss + self._classify(self.branch_head, features, writers, genuine, 1.0)
+        elif isinstance(embedding, EnsembleEmbedding):
+            parts = embedding.parts(batch["images"])
+            # each member learns from its own distance, as it would alone; the mean keeps the
+            # loss on a single network's scale
+            loss = sum(
+                self._loss(pair_distance(p[left], p[right]), target, weight) for p in parts
+            ) / len(parts)
+            embeddings = embedding.combine(parts)
+            distance = pair_distance(embeddings[left], embeddings[right])
+            logits = self.net.head.logits(distance)
+            if self.writer_head is not None and self.training and writers is not None:
+                known, scale = writers >= 0, self.hparams.writer_loss / len(parts)
+                for head, part in zip(self.writer_head, parts, strict=True):
+                    loss = loss + self._classify(head, part, writers, known, scale)
         else:
             embeddings = pair_part = self.net.embed(batch["images"])
             distance = pair_distance(embeddings[left], embeddings[right])
             logits = self.net.head.logits(distance)
-            if self.hparams.loss == "bce":
-                loss = self._pair_loss(logits, target, weight)
-            else:
-                loss = contrastive_loss(distance, target, self.hparams.margin, weight)
-        if self.writer_head is not None and self.training and writers is not None:
+            loss = self._loss(distance, target, weight, logits)
+        if isinstance(self.writer_head, nn.Linear) and self.training and writers is not None:
             loss = loss + self._classify(
                 self.writer_head, pair_part, writers, writers >= 0, self.hparams.writer_loss
             )
@@ -238,6 +265,21 @@ class SiameseModule(LightningModule):
             "targets": target,
             "embeddings": embeddings,
         }
+
+    def _loss(
+        self,
+        distance: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor | None,
+        logits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pair loss on one embedding's distances: BCE through the head (`logits`, when
+        already computed), or contrastive on the distance."""
+        if self.hparams.loss != "bce":
+            return contrastive_loss(distance, target, self.hparams.margin, weight)
+        if logits is None:
+            logits = self.net.head.logits(distance)
+        return self._pair_loss(logits, target, weight)
 
     @staticmethod
     def _pair_loss(
