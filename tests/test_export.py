@@ -72,48 +72,36 @@ def test_exported_models_match_pytorch_for_any_batch_size(kind, batch, checkpoin
     assert float((onnx - expected).abs().max()) <= TOLERANCE
 
 
-def test_unit_length_embeddings_export_with_their_normalisation(tmp_path):
-    checkpoint = tiny_checkpoint(
-        tmp_path / "run", "model=siamese_conv", "model.dim=16", "model.normalize=true"
-    )
+def _exported_embeddings(tmp_path, *overrides: str) -> torch.Tensor:
+    """Train a tiny conv Siamese network (dim 16) with `overrides`, export it, check both files
+    against PyTorch on 3 images, and return PyTorch's embeddings of them."""
+    checkpoint = tiny_checkpoint(tmp_path / "run", "model=siamese_conv", "model.dim=16", *overrides)
     files = export(checkpoint, tmp_path / "deploy")
     images = _images(3, seed=9)
     expected = _pytorch("siamese", checkpoint, images)
-    assert torch.allclose(expected.norm(dim=1), torch.ones(3), atol=1e-5)
     assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
     onnx = torch.from_numpy(_onnx(files["onnx"], images))
     assert float((onnx - expected).abs().max()) <= TOLERANCE
+    return expected
+
+
+def test_unit_length_embeddings_export_with_their_normalisation(tmp_path):
+    expected = _exported_embeddings(tmp_path, "model.normalize=true")
+    assert torch.allclose(expected.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
 def test_embeddings_with_a_writer_branch_export_whole(tmp_path):
-    checkpoint = tiny_checkpoint(
-        tmp_path / "run",
-        "model=siamese_conv",
-        "model.dim=16",
+    expected = _exported_embeddings(
+        tmp_path,
         "model.writer_loss=1.0",
         "model.writer_branch={weight:4.0,depth:2,channels:[4,8],hidden:8}",
     )
-    files = export(checkpoint, tmp_path / "deploy")
-    images = _images(3, seed=9)
-    expected = _pytorch("siamese", checkpoint, images)
     assert expected.shape == (3, 16 + 8)
     assert torch.allclose(expected[:, 16:].norm(dim=1), torch.full((3,), 4.0), atol=1e-4)
-    assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
-    onnx = torch.from_numpy(_onnx(files["onnx"], images))
-    assert float((onnx - expected).abs().max()) <= TOLERANCE
 
 
 def test_an_ensemble_exports_as_one_embedding(tmp_path):
-    checkpoint = tiny_checkpoint(
-        tmp_path / "run", "model=siamese_conv", "model.dim=16", "model.members=3"
-    )
-    files = export(checkpoint, tmp_path / "deploy")
-    images = _images(3, seed=9)
-    expected = _pytorch("siamese", checkpoint, images)
-    assert expected.shape == (3, 3 * 16)
-    assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
-    onnx = torch.from_numpy(_onnx(files["onnx"], images))
-    assert float((onnx - expected).abs().max()) <= TOLERANCE
+    assert _exported_embeddings(tmp_path, "model.members=3").shape == (3, 3 * 16)
 
 
 def test_export_writes_exactly_its_files(exported):
