@@ -12,8 +12,9 @@ frozen), and the BCE of the network's head on the fused distance, which trains t
 ``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
 
 With ``members`` > 1 (`sigid.models.siamese.EnsembleEmbedding`) each member trains on its own
-distance exactly as a single embedding would (its own writer head), the losses averaged, the
-head shared; validation, testing and every use score the ensemble's distance.
+distance as a single embedding would, with its own writer head; the members' losses are
+averaged and the similarity head is shared. Validation, testing and every use score the
+ensemble's distance.
 
 The decision threshold is the validation set's EER threshold, recomputed at the end of every
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
@@ -93,7 +94,8 @@ class SiameseModule(LightningModule):
 
     ``**net`` are `sigid.models.build_siamese`'s keyword arguments, flat so that a sweep says
     ``model.embedding=pixel,conv``: ``embedding`` ('pixel' | 'conv'), ``image_size``, ``dim``,
-    ``head`` ({scale, offset}) and, for conv, ``depth``, ``channels``, ``batch_norm``, ...
+    ``head`` ({scale, offset}), ``members`` (an ensemble) and, for conv, ``depth``, ``channels``,
+    ``batch_norm``, ...
     """
 
     threshold: torch.Tensor
