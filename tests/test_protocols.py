@@ -259,11 +259,41 @@ def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, cap
     assert code == 0 and json.loads(out)["metrics"] == metrics
 
 
+def test_writer_independent_summarises_several_seeds_per_fold(tmp_path, capsys):
+    """seed=0,1 x 3 folds: each seed over its folds, then the mean and spread of the seeds'
+    means; the same folds in two seeds are draws, not repeated folds."""
+    sweep = tmp_path / "seeds"
+    for job, (seed, fold) in enumerate((s, f) for s in (0, 1) for f in range(3)):
+        skilled = FOLDS[fold][0] + 0.1 * seed  # seed 1: every fold 0.1 worse
+        writers = {"train": ["t1", "t2"], "val": ["v"], "test": [f"x{fold}"]}
+        _fold(sweep, job, {"test/eer_skilled": skilled, "test/eer_random": 0.05}, f"seed={seed}",
+              "data.seed=0", f"data.split.fold={fold}", writers=writers)  # fmt: skip
+    result = writer_independent_summary(sweep, out=tmp_path / "out")
+    assert result["seeds"] == 2 and result["folds"] == 6 and result["test_writers_disjoint"]
+    assert [s["seed"] for s in result["per_seed"]] == ["seed=0", "seed=1"]
+    assert [s["metrics"]["test/eer_skilled"]["mean"] for s in result["per_seed"]] == pytest.approx(
+        [0.2, 0.3]
+    )
+    # the seeds' means 0.2 and 0.3: mean 0.25, sample std sqrt(2 * 0.05^2 / 1) = 0.0707
+    assert result["metrics"]["test/eer_skilled"] == pytest.approx(
+        {"mean": 0.25, "std": 0.05 * 2**0.5, "seeds": 2}
+    )
+    assert result["metrics"]["test/eer_random"] == pytest.approx(
+        {"mean": 0.05, "std": 0.0, "seeds": 2}
+    )
+    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    assert code == 0 and "2 seeds, 6 fold runs" in out and "seed=1" in out and "0.2500" in out
+    # a fold twice within one seed is still refused
+    _fold(sweep, 6, {"test/eer_skilled": 0.1}, "seed=1", "data.seed=0", "data.split.fold=2")
+    with pytest.raises(ValueError, match="more than once"):
+        writer_independent_summary(sweep)
+
+
 def test_writer_independent_refuses_mixed_configurations_and_leaky_folds(tmp_path):
     mixed = tmp_path / "mixed"
     _fold(mixed, 0, {"test/eer": 0.1}, "data.split.fold=0", "model.depth=2")
     _fold(mixed, 1, {"test/eer": 0.2}, "data.split.fold=1", "model.depth=3")
-    with pytest.raises(ValueError, match=r"differ in more than the fold \(model.depth\)"):
+    with pytest.raises(ValueError, match=r"more than the fold and the seed \(model.depth\)"):
         writer_independent_summary(mixed)
     twice = tmp_path / "twice"
     _fold(twice, 0, {"test/eer": 0.1}, "data.split.fold=1")

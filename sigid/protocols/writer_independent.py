@@ -21,6 +21,8 @@ from sigid.protocols.output import Scalar, write_outputs
 from sigid.sweep import _is_number, _job_number, _read, mean_std
 
 FOLD_KEY = "data.split.fold"
+# Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
+SEED_KEYS = ("seed", "data.seed")
 # Reported first, in this order; any other test/* metric follows alphabetically.
 LEADING = (
     "test/eer_skilled", "test/eer_random", "test/eer", "test/auroc", "test/far", "test/frr",
@@ -34,8 +36,12 @@ def writer_independent_summary(
     """Mean and std over folds of the test metrics of each fold's ``metrics.json``.
 
     `runs`: a multirun (sweep) folder holding one job folder per fold, or the run folders
-    themselves. A failed or unfinished job is listed under ``failed``, not averaged. With `out`,
-    also ``evaluation.json`` and the per-fold metrics in TensorBoard (step: the fold).
+    themselves. A failed or unfinished job is listed under ``failed``, not averaged. Runs that
+    differ in ``seed`` (or ``data.seed``) besides the fold are several draws of one recipe
+    (``sigid-train -m ... seed=0,1,2 data.split.fold=0,1,2,3,4``): each seed is summarised over
+    its folds (``per_seed``), and ``metrics`` holds the mean of the seeds' fold means and their
+    spread. With `out`, also ``evaluation.json`` and the per-fold metrics in TensorBoard (step:
+    the fold).
     """
     folders = _run_folders(runs)
     folds, failed = [], []
@@ -50,7 +56,44 @@ def writer_independent_summary(
         folds.append({"run": str(folder), "fold": _fold(folder), "metrics": test})
     if not folds:
         raise ValueError(f"no finished fold among {len(folders)} run folder(s): {failed}")
-    _check_one_configuration([Path(f["run"]) for f in folds])
+    groups = _by_seed(folds)
+    per_seed = [{"seed": seed, **_over_folds(group)} for seed, group in groups.items()]
+    if len(per_seed) == 1:
+        result = {"protocol": "writer-independent", **per_seed[0], "failed": failed}
+        del result["seed"]
+    else:
+        keys = sorted({k for s in per_seed for k in s["metrics"]}, key=_metric_order)
+        summary = {}
+        for key in keys:
+            means = [s["metrics"][key]["mean"] for s in per_seed if key in s["metrics"]]
+            mean, std = mean_std(means)
+            summary[key] = {"mean": mean, "std": std, "seeds": len(means)}
+        disjoint = [s["test_writers_disjoint"] for s in per_seed]
+        result = {
+            "protocol": "writer-independent",
+            "seeds": len(per_seed),
+            "folds": sum(s["folds"] for s in per_seed),
+            "std": "sample standard deviation of the seeds' means over their folds (n - 1)",
+            "test_writers_disjoint": None if None in disjoint else all(disjoint),
+            "metrics": summary,
+            "per_seed": per_seed,
+            "failed": failed,
+        }
+    scalars = [
+        Scalar(
+            f"{s['seed']}/{key}" if len(per_seed) > 1 else key,
+            value,
+            fold["fold"] if fold["fold"] is not None else index,
+        )
+        for s in per_seed
+        for index, fold in enumerate(s["runs"])
+        for key, value in fold["metrics"].items()
+    ]
+    return write_outputs(result, out, scalars=scalars)
+
+
+def _over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's folds: mean and sample std of each test metric."""
     _check_distinct_folds(folds)
     keys = sorted({k for f in folds for k in f["metrics"]}, key=_metric_order)
     summary = {}
@@ -58,21 +101,13 @@ def writer_independent_summary(
         values = [f["metrics"][key] for f in folds if key in f["metrics"]]
         mean, std = mean_std(values)
         summary[key] = {"mean": mean, "std": std, "folds": len(values)}
-    result = {
-        "protocol": "writer-independent",
+    return {
         "folds": len(folds),
         "std": "sample standard deviation over folds (n - 1); null with one fold",
         "test_writers_disjoint": _test_writers_disjoint([Path(f["run"]) for f in folds]),
         "metrics": summary,
         "runs": folds,
-        "failed": failed,
     }
-    scalars = [
-        Scalar(key, value, fold["fold"] if fold["fold"] is not None else index)
-        for index, fold in enumerate(folds)
-        for key, value in fold["metrics"].items()
-    ]
-    return write_outputs(result, out, scalars=scalars)
 
 
 def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -127,16 +162,23 @@ def _fold(folder: Path) -> int | None:
     return None
 
 
-def _check_one_configuration(folders: list[Path]) -> None:
-    """Folds of different settings (a depth, a seed) must not be averaged together."""
-    settings = [_settings(folder) for folder in folders]
+def _by_seed(folds: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The folds grouped by their seed overrides ("seed=1"; "" when no seed varies). Folds of
+    different settings (a depth, a learning rate) must not be averaged together: refused."""
+    settings = [_settings(Path(f["run"])) for f in folds]
     keys = set().union(*settings)
     varying = sorted(k for k in keys if len({s.get(k) for s in settings}) > 1)
-    if varying:
+    other = [k for k in varying if k not in SEED_KEYS]
+    if other:
         raise ValueError(
-            f"the runs differ in more than the fold ({', '.join(varying)}); summarise the folds "
-            "of one configuration at a time (give its run folders)"
+            f"the runs differ in more than the fold and the seed ({', '.join(other)}); "
+            "summarise the folds of one configuration at a time (give its run folders)"
         )
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for fold, setting in zip(folds, settings, strict=True):
+        label = ",".join(f"{k}={setting.get(k)}" for k in varying)
+        groups.setdefault(label, []).append(fold)
+    return groups
 
 
 def _check_distinct_folds(folds: list[dict[str, Any]]) -> None:
