@@ -62,12 +62,7 @@ def writer_independent_summary(
         result = {"protocol": "writer-independent", **per_seed[0], "failed": failed}
         del result["seed"]
     else:
-        keys = sorted({k for s in per_seed for k in s["metrics"]}, key=_metric_order)
-        summary = {}
-        for key in keys:
-            means = [s["metrics"][key]["mean"] for s in per_seed if key in s["metrics"]]
-            mean, std = mean_std(means)
-            summary[key] = {"mean": mean, "std": std, "seeds": len(means)}
+        means = [{k: v["mean"] for k, v in s["metrics"].items()} for s in per_seed]
         disjoint = [s["test_writers_disjoint"] for s in per_seed]
         result = {
             "protocol": "writer-independent",
@@ -75,7 +70,7 @@ def writer_independent_summary(
             "folds": sum(s["folds"] for s in per_seed),
             "std": "sample standard deviation of the seeds' means over their folds (n - 1)",
             "test_writers_disjoint": None if None in disjoint else all(disjoint),
-            "metrics": summary,
+            "metrics": _summarise(means, "seeds"),
             "per_seed": per_seed,
             "failed": failed,
         }
@@ -95,19 +90,25 @@ def writer_independent_summary(
 def _over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """One configuration's folds: mean and sample std of each test metric."""
     _check_distinct_folds(folds)
-    keys = sorted({k for f in folds for k in f["metrics"]}, key=_metric_order)
-    summary = {}
-    for key in keys:
-        values = [f["metrics"][key] for f in folds if key in f["metrics"]]
-        mean, std = mean_std(values)
-        summary[key] = {"mean": mean, "std": std, "folds": len(values)}
     return {
         "folds": len(folds),
         "std": "sample standard deviation over folds (n - 1); null with one fold",
         "test_writers_disjoint": _test_writers_disjoint([Path(f["run"]) for f in folds]),
-        "metrics": summary,
+        "metrics": _summarise([f["metrics"] for f in folds], "folds"),
         "runs": folds,
     }
+
+
+def _summarise(items: list[dict[str, float]], count: str) -> dict[str, dict[str, Any]]:
+    """Per metric, in report order: mean and sample std over the items that have it, and
+    how many (under `count`: folds, or seeds)."""
+    keys = sorted({k for item in items for k in item}, key=_metric_order)
+    summary = {}
+    for key in keys:
+        values = [item[key] for item in items if key in item]
+        mean, std = mean_std(values)
+        summary[key] = {"mean": mean, "std": std, count: len(values)}
+    return summary
 
 
 def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
