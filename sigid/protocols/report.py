@@ -77,47 +77,41 @@ def _writer_dependent(result: dict[str, Any]) -> list[str]:
 
 
 def _writer_independent(result: dict[str, Any]) -> list[str]:
+    """Mean and std per metric, then one column per fold, or with several seeds per seed (its
+    mean over its folds)."""
     if "per_seed" in result:
-        return _writer_independent_seeds(result)
-    runs = result["runs"]
-    names = [f"fold {r['fold']}" if r["fold"] is not None else f"run {i}" for i, r in
-             enumerate(runs)]  # fmt: skip
-    width = max([len("metric"), *(len(k) for k in result["metrics"])])
-    lines = [
-        f"writer-independent verification: {result['folds']} fold(s) over writers "
-        f"(test writers disjoint: {result['test_writers_disjoint']})",
-        f"  {'metric':<{width}}  {'mean':>7}  {'std':>7}  " + "  ".join(f"{n:>7}" for n in names),
-    ]
-    for key, stats in result["metrics"].items():
-        values = [_number(r["metrics"].get(key)) for r in runs]
-        lines.append(
-            f"  {key:<{width}}  {_number(stats['mean']):>7}  {_number(stats['std']):>7}  "
-            + "  ".join(f"{v:>7}" for v in values)
+        groups = result["per_seed"]
+        names = [s["seed"] for s in groups]
+        values = [{k: v["mean"] for k, v in s["metrics"].items()} for s in groups]
+        title = (
+            f"writer-independent verification: {len(groups)} seeds, {result['folds']} fold runs "
+            f"(test writers disjoint within each seed: {result['test_writers_disjoint']})"
         )
-    for failed in result["failed"]:
-        lines.append(f"  failed: {failed['run']}: {failed['error']}")
-    return lines
-
-
-def _writer_independent_seeds(result: dict[str, Any]) -> list[str]:
-    """One column per seed: its mean over its folds; mean and std across the seeds."""
-    seeds = result["per_seed"]
-    names = [s["seed"] for s in seeds]
+        notes = ["  (each seed's column: its mean over its folds; std: between the seeds)"]
+    else:
+        runs = result["runs"]
+        names = [f"fold {r['fold']}" if r["fold"] is not None else f"run {i}" for i, r in
+                 enumerate(runs)]  # fmt: skip
+        values = [r["metrics"] for r in runs]
+        title = (
+            f"writer-independent verification: {result['folds']} fold(s) over writers "
+            f"(test writers disjoint: {result['test_writers_disjoint']})"
+        )
+        notes = []
     width = max([len("metric"), *(len(k) for k in result["metrics"])])
     columns = [max(7, len(n)) for n in names]
     lines = [
-        f"writer-independent verification: {len(seeds)} seeds, {result['folds']} fold runs "
-        f"(test writers disjoint within each seed: {result['test_writers_disjoint']})",
+        title,
         f"  {'metric':<{width}}  {'mean':>7}  {'std':>7}  "
         + "  ".join(f"{n:>{c}}" for n, c in zip(names, columns, strict=True)),
     ]
     for key, stats in result["metrics"].items():
-        values = [_number(s["metrics"].get(key, {}).get("mean")) for s in seeds]
+        cells = [_number(v.get(key)) for v in values]
         lines.append(
             f"  {key:<{width}}  {_number(stats['mean']):>7}  {_number(stats['std']):>7}  "
-            + "  ".join(f"{v:>{c}}" for v, c in zip(values, columns, strict=True))
+            + "  ".join(f"{v:>{c}}" for v, c in zip(cells, columns, strict=True))
         )
-    lines.append("  (each seed's column: its mean over its folds; std: between the seeds)")
+    lines.extend(notes)
     for failed in result["failed"]:
         lines.append(f"  failed: {failed['run']}: {failed['error']}")
     return lines
