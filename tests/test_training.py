@@ -25,7 +25,8 @@ from sigid.tasks.writer_branch import pretrain_writer_branch
 from sigid.training import build_datamodule, build_module
 
 EXPERIMENTS = [
-    "paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel", "synth_pretrain"
+    "paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel", "synth_pretrain",
+    "cedar_snn_pretrained",
 ]  # fmt: skip
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
 
@@ -278,6 +279,20 @@ def test_the_pretraining_experiment_builds_cedar_snns_network_for_init_from():
     assert pretrain.model == cedar.model and pretrain.data.preprocess == cedar.data.preprocess
     assert pretrain.data.pairs == cedar.data.pairs and pretrain.data.augment == cedar.data.augment
     assert pretrain.data.synthetic.writers == 300 and pretrain.data.root is None
+
+
+def test_the_recommended_cedar_recipe_is_cedar_snn_from_the_pretraining_for_20_epochs(
+    tmp_path, cedar_root
+):
+    recipe = _cfg("experiment=cedar_snn_pretrained")
+    assert recipe.init_from == "outputs/synth_pretrain/checkpoints/best.ckpt"
+    assert recipe.trainer.max_epochs == 20
+    recipe.init_from, recipe.trainer.max_epochs = None, 12
+    assert recipe == _cfg("experiment=cedar_snn")
+    # without the pretraining run, it stops before any data is read and names the checkpoint
+    done = _sigid_train(tmp_path, "experiment=cedar_snn_pretrained", f"data.root={cedar_root}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "outputs/synth_pretrain/checkpoints/best.ckpt: checkpoint not found" in done.stderr
 
 
 def _module(*overrides):
