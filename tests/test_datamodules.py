@@ -196,3 +196,16 @@ def test_pair_folds_rotate_the_test_writers(dataset, tmp_path):
         tests.append({s.writer for s in dm.samples["test"]})
     assert set().union(*tests) == {f"w{i}" for i in range(1, 7)}
     assert sum(len(t) for t in tests) == 6
+
+
+def test_rotate_val_takes_each_folds_validation_writers_from_the_next_fold(dataset, tmp_path):
+    def writers(fold, split, **extra):
+        dm = _module(PairDataModule, dataset, tmp_path, split={**SPLIT, "fold": fold, **extra})
+        dm.setup("test")
+        return {s.writer for s in dm.samples[split]}
+
+    assert writers(1, "val") == writers(2, "val")  # the default: both from fold 0
+    rotated = [writers(fold, "val", rotate_val=True) for fold in range(3)]
+    assert [len(v) for v in rotated] == [1, 1, 1] and len(set().union(*rotated)) == 3
+    for fold in range(3):
+        assert rotated[fold] <= writers((fold + 1) % 3, "test")

@@ -49,6 +49,33 @@ def test_writer_split_folds_cover_every_writer_once_as_test():
     assert sorted(seen) == sorted(writers)
 
 
+def test_writer_split_keeps_the_published_cedar_folds():
+    """RESULTS.md's CEDAR folds (seed 0): folds 1-4 validate on the same 9 writers."""
+    writers = [str(i) for i in range(1, 56)]
+    same = ["12", "17", "20", "23", "31", "35", "37", "48", "54"]
+    fold0 = split_writers(writers, folds=5, fold=0, val=0.2, seed=0)
+    assert fold0["val"] == ["1", "3", "7", "22", "34", "38", "40", "49", "51"]
+    assert fold0["test"] == ["4", "12", "17", "19", "20", "23", "31", "35", "37", "48", "54"]
+    for fold in range(1, 5):
+        assert split_writers(writers, folds=5, fold=fold, val=0.2, seed=0)["val"] == same
+
+
+def test_rotated_validation_writers_differ_per_fold_and_come_from_the_next_fold():
+    writers = [str(i) for i in range(1, 56)]
+    plain = [split_writers(writers, 5, fold, 0.2, seed=0) for fold in range(5)]
+    rotated = [split_writers(writers, 5, fold, 0.2, seed=0, rotate_val=True) for fold in range(5)]
+    assert rotated[0] == plain[0]
+    validated = []
+    for fold, parts in enumerate(rotated):
+        assert parts["test"] == plain[fold]["test"]
+        assert len(parts["val"]) == 9 and set(parts["val"]) < set(plain[(fold + 1) % 5]["test"])
+        train, val, test = (set(parts[k]) for k in ("train", "val", "test"))
+        assert not (train & val or train & test or val & test)
+        assert train | val | test == set(writers)
+        validated += parts["val"]
+    assert len(set(validated)) == 45
+
+
 def test_writer_split_is_seeded_and_validates_its_arguments():
     writers = [str(i) for i in range(8)]
     assert split_writers(writers, 4, 1, 1, seed=0) == split_writers(writers, 4, 1, 1, seed=0)

@@ -307,6 +307,7 @@ class PairDataModule(SignatureDataModule):
             fold=int(self.split["fold"]),
             val=self.split["val_writers"],
             seed=self.seed,
+            rotate_val=bool(self.split.get("rotate_val", False)),
         )
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}

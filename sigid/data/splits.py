@@ -65,11 +65,20 @@ def split_per_writer(
 
 
 def split_writers(
-    writers: Sequence[str], folds: int = 5, fold: int = 0, val: float = 0.2, seed: int = 0
+    writers: Sequence[str],
+    folds: int = 5,
+    fold: int = 0,
+    val: float = 0.2,
+    seed: int = 0,
+    rotate_val: bool = False,
 ) -> dict[str, list[str]]:
     """Writer-disjoint split: fold `fold` of `folds` is the test set, `val` of the rest validates.
 
-    `val` is a fraction (< 1) or a count of the non-test writers.
+    `val` is a fraction (< 1) or a count of the non-test writers. They are the first of the
+    non-test writers in the seeded order: for every fold but fold 0 that is fold 0's writers, so
+    without `rotate_val` folds 1.. all validate on the same writers. With `rotate_val` the
+    order starts at the fold after the test fold, so each fold validates on other writers (fold
+    0's split is the same either way).
     """
     writers = sorted(set(writers), key=natural_key)
     if folds < 2:
@@ -81,7 +90,9 @@ def split_writers(
     order = [writers[i] for i in _rng(seed, "writers").permutation(len(writers))]
     chunks = np.array_split(np.arange(len(order)), folds)
     test = [order[i] for i in chunks[fold]]
-    rest = [w for w in order if w not in set(test)]
+    start = (fold + 1) % folds if rotate_val else 0
+    following = [(start + k) % folds for k in range(folds)]
+    rest = [order[i] for chunk in following if chunk != fold for i in chunks[chunk]]
     n_val = _count(val, len(rest))
     if len(rest) - n_val < 1:
         raise DatasetError(
