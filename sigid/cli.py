@@ -10,12 +10,15 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.presets import augment_preset
 
 # sigid evaluate --protocol (sigid.protocols.PROTOCOLS; not imported: it loads Lightning)
 PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
+# a gallery's scores (sigid.gallery.SCORES; not imported: it loads torch)
+SCORE_NAMES = ("normalized", "mean")
 
 
 def _print_table(table: SampleTable) -> None:
@@ -102,9 +105,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         head = "accepted: matches" if verdict.same else "rejected: does not match"
         lines = [
             f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
-            f"{verdict.threshold:.4f}; mean similarity to {count} references)"
+            f"{verdict.threshold:.4f}; {gallery.score} score against {count} references)"
         ]
-        return _emit(args, {**data, "references": count}, lines)
+        return _emit(args, {**data, "references": count, "gallery_score": gallery.score}, lines)
     if args.writer is not None:
         raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
     if args.ckpt is None or len(args.images) != 2:
@@ -126,15 +129,18 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
         found = gallery.identify(args.image, top_k=args.top_k)
-        best = found.candidates[0]
+        best = found.candidates[0].writer
+        how = f"{gallery.score} score"
         head = (
-            f"best match: {found.writer}  (score {best.score:.4f} >= threshold "
+            f"best match: {found.writer}  ({how} {found.score:.4f} >= threshold "
             f"{found.threshold:.4f})"
             if found.writer is not None
-            else f"unknown writer: no enrolled writer reaches the threshold {found.threshold:.4f}"
+            else f"unknown writer: the closest, {best}, has {how} {found.score:.4f} < threshold "
+            f"{found.threshold:.4f}"
         )
         ranked = [(c.writer, c.score) for c in found.candidates]
-        return _emit(args, found.to_dict(), [head, "candidates (score):", *_ranked(ranked)])
+        lines = [head, "candidates (mean similarity):", *_ranked(ranked)]
+        return _emit(args, found.to_dict(), lines)
     if args.ckpt is None:
         raise ValueError("give --ckpt CHECKPOINT (a CNN checkpoint) or --gallery G")
     if args.threshold is not None:
@@ -153,7 +159,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from sigid.gallery import Gallery
 
-    gallery = Gallery.open(args.gallery, args.ckpt)
+    gallery = Gallery.open(args.gallery, args.ckpt, score=args.score)
     count = gallery.enroll(args.writer, args.images)
     path = gallery.save()
     data = {
@@ -163,6 +169,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "references": count,
         "writers": len(gallery),
         "checkpoint": str(gallery.verifier.checkpoint),
+        "score": gallery.score,
     }
     lines = [
         f"enrolled {len(args.images)} signature(s) of {data['writer']} in {path}: {count} "
@@ -225,7 +232,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         target = args.ckpt
     if args.references is not None and args.protocol != "writer-dependent":
         raise ValueError("--references applies to --protocol writer-dependent only")
-    options = {"references": args.references} if args.references is not None else {}
+    if args.score is not None and args.protocol != "writer-dependent":
+        raise ValueError("--score applies to --protocol writer-dependent only")
+    options: dict[str, Any] = {"references": args.references} if args.references else {}
+    if args.score is not None:
+        options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
@@ -306,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", type=Path, help="Siamese checkpoint; needed to create the gallery")
     p.add_argument("--gallery", type=Path, required=True, help="gallery file, created if absent")
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
+    p.add_argument(
+        "--score", choices=SCORE_NAMES,
+        help="a new gallery's score (default: normalized; mean for older checkpoints)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
@@ -344,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage="sigid evaluate --protocol identification --ckpt CNN [--out DIR] [--json] "
         "[overrides ...]\n"
         "       sigid evaluate --protocol writer-dependent --ckpt SNN [--references 5 12] "
-        "[--out DIR] [--json] [overrides ...]\n"
+        "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
@@ -356,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--references", nargs="+", action=_References, metavar="K",
         help="writer-dependent: reference signatures per writer (default: 5 12)",
+    )  # fmt: skip
+    p.add_argument(
+        "--score", choices=SCORE_NAMES,
+        help="writer-dependent: the gallery score to evaluate (default: a new gallery's)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")
     p.add_argument("--out", type=Path, help="write evaluation.json, PNGs and TensorBoard here")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -194,6 +195,14 @@ def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]
                 "threshold": float(module.threshold),
                 "decision": "same writer (genuine) when similarity >= threshold",
                 "threshold_source": "equal error rate on the validation writers",
+                "genuine_distance": (
+                    float(module.genuine_distance)
+                    if math.isfinite(float(module.genuine_distance))
+                    else None
+                ),
+                "gallery_score": "similarity at (mean distance to a writer's references - "
+                "their mean distance to each other + genuine_distance); with one reference, or "
+                "genuine_distance null: the mean similarity to the references",
             },
         }
     elif isinstance(module, ClassifierModule):

@@ -2,12 +2,30 @@
 
 A writer is enrolled from a few reference signatures: their embeddings (the Siamese embedding
 branch) are stored, and the network's own similarity head compares a questioned signature to
-them. A writer's score is the MEAN similarity to their references. The decision threshold (from
-the checkpoint) was chosen on single-pair similarities, and the mean of such similarities stays
-on that scale whatever the number of references; the max would rise with every reference added
-(more references, more chances of one close match), so a skilled forgery or another writer would
-pass the same threshold more easily in a larger gallery. The mean also lets no single
-accidentally close reference decide.
+them.
+
+Verifying a claimed writer uses one of two scores, named in the file (`SCORES`):
+
+- ``normalized`` (the default): the similarity head applied to the questioned signature's mean
+  distance to the references, minus the references' own mean distance to each other, plus the
+  model's typical genuine distance (`sigid.verifier.Verifier.genuine_distance`, stored in the
+  checkpoint by training). A writer whose signatures vary a lot has large genuine distances, a
+  consistent writer small ones, and one threshold serves both badly; measuring each writer's
+  distances against their own spread is the classical user-dependent score normalisation, from
+  the references alone. For a writer as consistent as the validation writers' average it is the
+  similarity of the mean distance, so the checkpoint's threshold keeps its meaning. With one
+  reference there is no spread, and the score is that reference's similarity. Chosen on the
+  validation writers of 25 CEDAR fold runs (RESULTS.md).
+- ``mean``: the mean similarity to the references; galleries of checkpoints that do not store the
+  typical genuine distance (written before sigid did), and gallery files of format version 1,
+  score so. Either score stays on the scale of one pair's similarity whatever the number of
+  references; the max would rise with every reference added (more chances of one close match),
+  letting more forgeries through in a larger gallery.
+
+Identifying ranks the enrolled writers by mean similarity: normalising by each writer's spread
+helps decide whether a claim holds, but ranks a varied writer too high against the others (the
+validation writers identify better by the mean). The best-ranked writer is then the answer only
+if that claim verifies.
 
 One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickle=False)``) with
 
@@ -15,8 +33,8 @@ One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickl
 - ``writer_index``: int32 (N,), each row's writer as an index into the metadata's ``writers``;
 - ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
   ``checkpoint`` (absolute path), ``fingerprint`` (`sigid.verifier.fingerprint` of the embedding
-  branch and its preprocessing), ``preprocessing``, ``dim``, ``score``, ``writers`` and
-  ``sources`` (each row's image file, or "<array>").
+  branch and its preprocessing), ``preprocessing``, ``dim``, ``score`` (one of `SCORES`),
+  ``writers`` and ``sources`` (each row's image file, or "<array>").
 
 It is written atomically (a temporary file in the same folder, then `os.replace`), and it can
 only be used with the model that made it: another checkpoint is refused.
@@ -38,8 +56,14 @@ from sigid.atomic import atomic_path
 from sigid.signatures import Signature, as_list, describe
 from sigid.verifier import Verdict, Verifier
 
-FORMAT, VERSION = "sigid-gallery", 1
-SCORE = "mean similarity to the writer's references"
+FORMAT, VERSION = "sigid-gallery", 2
+# Version 1 files held a description of the one score of that time, the mean similarity.
+READABLE_VERSIONS = (1, 2)
+SCORES = {
+    "normalized": "similarity of the mean distance to the writer's references, less the "
+    "references' own mean distance, plus the model's typical genuine distance",
+    "mean": "mean similarity to the writer's references",
+}
 # Enrolled writers named in an error message before "...".
 MAX_NAMES_SHOWN = 10
 
@@ -52,18 +76,21 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Identification:
-    """Enrolled writers ranked by score; `writer` is the best one if it reaches the threshold,
-    else None (an unknown writer)."""
+    """Enrolled writers ranked by mean similarity (`candidates`); `writer` is the best one if
+    their claim verifies (`score`, the gallery's score of the best against the threshold), else
+    None (an unknown writer)."""
 
     writer: str | None
     candidates: list[Candidate]
     threshold: float
+    score: float
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "writer": self.writer,
             "candidates": [{"writer": c.writer, "score": c.score} for c in self.candidates],
             "threshold": self.threshold,
+            "score": self.score,
         }
 
 
@@ -72,12 +99,17 @@ class Gallery:
 
     ``Gallery(Verifier.from_checkpoint(ckpt))`` starts an empty one; `Gallery.load` reads a
     saved one (with its own checkpoint unless another is given, which must have the same
-    weights); `Gallery.open` does either, for "enroll into this file".
+    weights); `Gallery.open` does either, for "enroll into this file". `score` is one of
+    `SCORES`; by default ``normalized``, or ``mean`` for a checkpoint that does not store its
+    typical genuine distance.
     """
 
-    def __init__(self, verifier: Verifier, path: str | Path | None = None) -> None:
+    def __init__(
+        self, verifier: Verifier, path: str | Path | None = None, score: str | None = None
+    ) -> None:
         self.verifier = verifier
         self.path = Path(path) if path is not None else None
+        self.score = check_score(verifier, score)
         self._embeddings: dict[str, np.ndarray] = {}
         self._sources: dict[str, list[str]] = {}
 
@@ -122,7 +154,7 @@ class Gallery:
                 "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
                 "again in a new gallery"
             )
-        gallery = cls(verifier, path)
+        gallery = cls(verifier, path, _stored_score(path, meta))
         sources = meta["sources"]
         for number, writer in enumerate(meta["writers"]):
             rows = np.flatnonzero(index == number)
@@ -132,17 +164,28 @@ class Gallery:
 
     @classmethod
     def open(
-        cls, path: str | Path, checkpoint: str | Path | None = None, threshold: float | None = None
+        cls,
+        path: str | Path,
+        checkpoint: str | Path | None = None,
+        threshold: float | None = None,
+        score: str | None = None,
     ) -> Gallery:
-        """The gallery saved at `path`, or a new empty one for `checkpoint` if there is none."""
+        """The gallery saved at `path`, or a new empty one for `checkpoint` if there is none
+        (`score` only applies to a new one: a saved gallery keeps its own)."""
         path = Path(path)
         if path.exists():
-            return cls.load(path, checkpoint, threshold=threshold)
+            gallery = cls.load(path, checkpoint, threshold=threshold)
+            if score is not None and score != gallery.score:
+                raise ValueError(
+                    f"{path}: this gallery scores by {gallery.score!r}, not {score!r}; a "
+                    "gallery keeps the score it was created with"
+                )
+            return gallery
         if checkpoint is None:
             raise ValueError(
                 f"{path}: no such gallery file; give a Siamese checkpoint (--ckpt) to create it"
             )
-        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), path)
+        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), path, score)
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the gallery atomically: a temporary file in the same folder, then os.replace,
@@ -159,7 +202,7 @@ class Gallery:
             "fingerprint": self.verifier.fingerprint,
             "preprocessing": self.verifier.preprocessing,
             "dim": self.verifier.dim,
-            "score": SCORE,
+            "score": self.score,
             "writers": writers,
             "sources": [s for w in writers for s in self._sources[w]],
         }
@@ -225,29 +268,35 @@ class Gallery:
         return len(self._embeddings[writer])
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
-        """Rank the enrolled writers by score for a questioned signature; the best is the
-        answer if its score reaches the threshold, else the writer is unknown (None)."""
+        """Rank the enrolled writers by mean similarity to a questioned signature; the best is
+        the answer if that claim verifies (`verify`'s score reaches the threshold), else the
+        writer is unknown (None). So identify never names a writer that verify would reject."""
         self._require_writers()
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
         query = self.verifier.embed([image])[0]
         ranked = sorted(
-            (Candidate(w, self._score(query, w)) for w in self._embeddings),
+            (Candidate(w, self._rank(query, w)) for w in self._embeddings),
             key=lambda c: -c.score,
         )
-        best = ranked[0] if ranked[0].score >= self.threshold else None
+        best = ranked[0].writer
+        score = ranked[0].score if self.score == "mean" else self._score(query, best)
         shown = ranked if top_k is None else ranked[: int(top_k)]
-        return Identification(best.writer if best else None, shown, self.threshold)
+        found = best if score >= self.threshold else None
+        return Identification(found, shown, self.threshold, score)
 
     def verify(self, writer: str, image: Signature) -> Verdict:
-        """Is `image` by the enrolled `writer`? Score: mean similarity to their references."""
+        """Is `image` by the enrolled `writer`? Scored against their references (`score`)."""
         self._require_writers()
         writer = self._known(writer)
         query = self.verifier.embed([image])[0]
         return self.verifier.decide(self._score(query, writer))
 
     def _score(self, query: np.ndarray, writer: str) -> float:
-        return mean_similarity(self.verifier, query, self._embeddings[writer])
+        return writer_score(self.verifier, query, self._embeddings[writer], self.score)
+
+    def _rank(self, query: np.ndarray, writer: str) -> float:
+        return writer_score(self.verifier, query, self._embeddings[writer], "mean")
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else "the gallery"
@@ -271,11 +320,64 @@ class Gallery:
         return writer
 
 
-def mean_similarity(verifier: Verifier, query: np.ndarray, references: np.ndarray) -> float:
-    """A writer's score for a questioned embedding: the mean similarity to their reference
-    embeddings (see the module doc for why the mean). The evaluation protocols score with it
-    too (`sigid.protocols.writer_dependent`), so they measure what a gallery decides."""
-    return float(np.mean(verifier.scores(query, references)))
+def writer_score(
+    verifier: Verifier,
+    query: np.ndarray,
+    references: np.ndarray,
+    score: str,
+    genuine_distance: float | None = None,
+) -> float:
+    """A writer's score for a questioned embedding against their (K, dim) reference embeddings,
+    by the rule `score` (module doc). `genuine_distance` overrides the verifier's. The
+    evaluation protocols score with it too (`sigid.protocols.writer_dependent`), so they
+    measure what a gallery decides."""
+    if score == "mean":
+        return float(np.mean(verifier.scores(query, references)))
+    typical = verifier.genuine_distance if genuine_distance is None else genuine_distance
+    if typical is None:
+        raise ValueError(f"the {score!r} score needs the model's typical genuine distance")
+    return float(
+        verifier.similarity_at(
+            verifier.distances(query, references).mean()
+            - reference_spread(references, typical)
+            + typical
+        )
+    )
+
+
+def reference_spread(references: np.ndarray, default: float) -> float:
+    """The mean Euclidean distance between a writer's reference embeddings (each pair once);
+    `default` with fewer than two references."""
+    refs = np.asarray(references, dtype=np.float64)
+    if len(refs) < 2:
+        return float(default)
+    distances = np.sqrt(((refs[:, None, :] - refs[None, :, :]) ** 2).sum(-1))
+    upper = np.triu_indices(len(refs), k=1)
+    return float(distances[upper].mean())
+
+
+def check_score(verifier: Verifier, score: str | None) -> str:
+    """`score`, checked; None: the default for this model."""
+    if score is None:
+        return "normalized" if verifier.genuine_distance is not None else "mean"
+    if score not in SCORES:
+        raise ValueError(f"unknown gallery score {score!r}; expected one of {', '.join(SCORES)}")
+    if score == "normalized" and verifier.genuine_distance is None:
+        model = verifier.checkpoint or "this model"
+        raise ValueError(
+            f"{model} does not store the typical genuine distance that the 'normalized' score "
+            "needs (it was trained before sigid stored it); use score 'mean', or retrain"
+        )
+    return score
+
+
+def _stored_score(path: Path, meta: dict[str, Any]) -> str:
+    if meta["version"] == 1:
+        return "mean"
+    score = meta.get("score")
+    if score not in SCORES:
+        raise ValueError(f"{path}: damaged gallery file (unknown score {score!r})")
+    return score
 
 
 def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
@@ -296,7 +398,7 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: not a sigid gallery file ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a sigid gallery file (no {FORMAT!r} metadata)")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"{path}: gallery format version {meta.get('version')} is not supported")
     writers, sources = meta.get("writers"), meta.get("sources")
     n = len(embeddings)

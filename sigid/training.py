@@ -289,8 +289,9 @@ def evaluate(
 
     With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
     evaluation protocol of `sigid.protocols` instead and return its result; `options` are the
-    protocol's (``references``, ``seed``, ``out``). For "writer-independent", `checkpoint` is
-    the sweep folder of the folds (or a list of run folders) and `overrides` are not used.
+    protocol's (``references``, ``seed``, ``out``, ``score``). For "writer-independent",
+    `checkpoint` is the sweep folder of the folds (or a list of run folders) and `overrides` are
+    not used.
     """
     if protocol is not None:
         from sigid.protocols import run_protocol

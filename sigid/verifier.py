@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -144,9 +145,21 @@ class Verifier:
             rows.append(self.module.net.embed(batch).float().cpu())
         return torch.cat(rows).numpy()
 
-    @torch.inference_mode()
     def scores(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:
         """Similarity in (0, 1) of one embedding (dim,) to each row of `references` (N, dim)."""
+        return self.similarity_at(self.distances(query, references))
+
+    @property
+    def genuine_distance(self) -> float | None:
+        """The mean distance of the validation genuine pairs at the checkpoint's epoch (None for
+        checkpoints written before sigid stored it): the typical distance between two
+        signatures of one writer, which a gallery's normalised score is measured against."""
+        value = float(self.module.genuine_distance)
+        return value if math.isfinite(value) else None
+
+    @torch.inference_mode()
+    def distances(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """Euclidean distance of one embedding (dim,) to each row of `references` (N, dim)."""
         refs = torch.as_tensor(np.asarray(references, dtype=np.float32), device=self.device)
         one = torch.as_tensor(np.asarray(query, dtype=np.float32), device=self.device)
         if refs.ndim != 2 or one.shape != refs.shape[1:] or refs.shape[1] != self.dim:
@@ -154,8 +167,13 @@ class Verifier:
                 f"expected a ({self.dim},) query and (N, {self.dim}) references, got "
                 f"{tuple(one.shape)} and {tuple(refs.shape)}"
             )
-        distance = pair_distance(one.expand_as(refs), refs)
-        return self.module.net.head(distance).float().cpu().numpy()
+        return pair_distance(one.expand_as(refs), refs).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def similarity_at(self, distances: np.ndarray | float) -> np.ndarray:
+        """The network's similarity head applied to distances."""
+        values = torch.as_tensor(np.asarray(distances, dtype=np.float32), device=self.device)
+        return self.module.net.head(values).float().cpu().numpy()
 
     def similarity(self, a: Signature, b: Signature) -> float:
         """The network's similarity of two signatures, in (0, 1); higher = same writer."""

@@ -124,6 +124,7 @@ def test_siamese_metadata_lets_a_deployer_compute_the_similarity(checkpoints, ex
     assert all(0 <= d <= TOLERANCE for d in meta["checked_max_abs_difference"].values())
     head = meta["similarity"]
     assert head["threshold"] == pytest.approx(float(module.threshold))
+    assert head["genuine_distance"] == pytest.approx(float(module.genuine_distance))
     # Outside torch: ONNX embeddings and the JSON's head give the network's own similarity.
     a, b = _images(4, seed=1), _images(4, seed=2)
     ea, eb = _onnx(exported["siamese"]["onnx"], a), _onnx(exported["siamese"]["onnx"], b)

@@ -48,6 +48,16 @@ def other_ckpt(siamese_ckpt, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def older_ckpt(siamese_ckpt, tmp_path_factory) -> Path:
+    """The Siamese checkpoint as sigid wrote it before it stored the typical genuine distance."""
+    checkpoint = torch.load(siamese_ckpt, map_location="cpu", weights_only=True)
+    del checkpoint["state_dict"]["genuine_distance"]
+    path = tmp_path_factory.mktemp("older") / "older.ckpt"
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def verifier(siamese_ckpt) -> Verifier:
     return Verifier.from_checkpoint(siamese_ckpt)
 
@@ -160,10 +170,19 @@ def test_gallery_identifies_among_enrolled_writers(gallery_file, cedar_root):
     scores = [c.score for c in found.candidates]
     assert sorted(c.writer for c in found.candidates) == sorted(ENROLLED)
     assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    # ranked by mean similarity; the best is the answer if its claim verifies
+    bob = next(c for c in found.candidates if c.writer == "bob")
+    refs = [genuine(cedar_root, 2, n) for n in range(1, 6)]
+    assert bob.score == pytest.approx(
+        np.mean([gallery.verifier.similarity(genuine(cedar_root, 2, 10), r) for r in refs]),
+        abs=1e-5,
+    )
     best = found.candidates[0]
-    assert found.writer == (best.writer if best.score >= gallery.threshold else None)
+    claim = gallery.verify(best.writer, genuine(cedar_root, 2, 10))
+    assert found.score == pytest.approx(claim.score) and gallery.score == "normalized"
+    assert found.writer == (best.writer if claim.same else None)
     data = json.loads(json.dumps(found.to_dict()))
-    assert set(data) == {"writer", "candidates", "threshold"}
+    assert set(data) == {"writer", "candidates", "threshold", "score"}
     assert all(set(c) == {"writer", "score"} for c in data["candidates"])
     assert len(gallery.identify(genuine(cedar_root, 2, 10), top_k=2).candidates) == 2
 
@@ -177,19 +196,90 @@ def test_nobody_close_enough_is_an_unknown_writer(gallery_file, cedar_root):
     assert [c.writer for c in lenient.candidates] == [c.writer for c in strict.candidates]
 
 
-def test_gallery_verifies_a_claim_by_mean_similarity_to_the_references(
+def _distance(verifier: Verifier, a: Path, b: Path) -> float:
+    """Euclidean distance of two signatures' embeddings, computed here with numpy."""
+    first, second = verifier.embed([a, b]).astype(np.float64)
+    return float(np.sqrt(((first - second) ** 2).sum()))
+
+
+def _similarity_at(verifier: Verifier, distance: float) -> float:
+    """The checkpoint's head, sigmoid(offset - scale * d), from its stored parameters."""
+    head = verifier.module.net.head
+    offset, scale = float(head.offset.detach()), float(head.scale.detach())
+    return float(1.0 / (1.0 + np.exp(-(offset - scale * distance))))
+
+
+def test_gallery_verifies_a_claim_against_the_writers_own_spread(
     gallery_file, verifier, cedar_root
 ):
+    """The normalised score, by hand: the similarity of (mean distance to the references - the
+    references' mean distance to each other + the checkpoint's typical genuine distance)."""
     gallery = Gallery.load(gallery_file)
+    assert gallery.score == "normalized"
+    typical = verifier.genuine_distance
+    assert typical is not None and typical > 0
     query = forged(cedar_root, 2, 3)
     verdict = gallery.verify("bob", query)
     refs = [genuine(cedar_root, 2, n) for n in range(1, 6)]
-    mean = np.mean([verifier.similarity(query, ref) for ref in refs])
-    assert verdict.score == pytest.approx(mean, abs=1e-5)
+    to_query = np.mean([_distance(verifier, query, ref) for ref in refs])
+    spread = np.mean([_distance(verifier, a, b) for i, a in enumerate(refs) for b in refs[i + 1 :]])
+    expected = _similarity_at(verifier, to_query - spread + typical)
+    assert verdict.score == pytest.approx(expected, abs=1e-5)
     assert verdict.same == (verdict.score >= gallery.threshold == verifier.threshold)
     assert gallery.sources("bob") == [str(r) for r in refs]
     with pytest.raises(ValueError, match=r"'dan' is not enrolled .*ann, bob, cyd"):
         gallery.verify("dan", query)
+
+
+def test_one_reference_scores_as_the_pair_similarity(verifier, cedar_root):
+    gallery = Gallery(verifier)
+    gallery.enroll("ann", [genuine(cedar_root, 1, 1)])
+    query = genuine(cedar_root, 1, 2)
+    assert gallery.score == "normalized"
+    assert gallery.verify("ann", query).score == pytest.approx(
+        verifier.similarity(query, genuine(cedar_root, 1, 1)), abs=1e-5
+    )
+
+
+def test_a_mean_score_gallery_verifies_by_mean_similarity(verifier, cedar_root, tmp_path):
+    gallery = Gallery(verifier, score="mean")
+    refs = [genuine(cedar_root, 2, n) for n in range(1, 6)]
+    gallery.enroll("bob", refs)
+    query = forged(cedar_root, 2, 3)
+    mean = np.mean([verifier.similarity(query, ref) for ref in refs])
+    assert gallery.verify("bob", query).score == pytest.approx(mean, abs=1e-5)
+    found = gallery.identify(query)  # one writer: ranked and verified by the same score
+    assert found.score == found.candidates[0].score == pytest.approx(mean, abs=1e-5)
+    again = Gallery.load(gallery.save(tmp_path / "mean.npz"))
+    assert again.score == "mean"
+    assert again.verify("bob", query).score == pytest.approx(mean, abs=1e-5)
+    with pytest.raises(ValueError, match="unknown gallery score 'max'"):
+        Gallery(verifier, score="max")
+
+
+def test_a_version_1_gallery_file_still_scores_by_the_mean(gallery_file, verifier, cedar_root):
+    """Files written before the normalised score keep deciding as they did."""
+    with np.load(gallery_file, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(bytes(arrays["metadata"]).decode("utf-8"))
+    meta.update(version=1, score="mean similarity to the writer's references")
+    arrays["metadata"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    old = gallery_file.parent / "version1.npz"
+    np.savez(old, **arrays)
+    gallery = Gallery.load(old)
+    assert gallery.score == "mean"
+    query = forged(cedar_root, 2, 3)
+    refs = [genuine(cedar_root, 2, n) for n in range(1, 6)]
+    mean = np.mean([verifier.similarity(query, ref) for ref in refs])
+    assert gallery.verify("bob", query).score == pytest.approx(mean, abs=1e-5)
+
+
+def test_an_older_checkpoint_galleries_score_by_the_mean(older_ckpt, cedar_root):
+    verifier = Verifier.from_checkpoint(older_ckpt)
+    assert verifier.genuine_distance is None
+    assert Gallery(verifier).score == "mean"
+    with pytest.raises(ValueError, match="does not store the typical genuine distance"):
+        Gallery(verifier, score="normalized")
 
 
 def test_enrolling_an_enrolled_writer_adds_references(gallery_file, cedar_root, tmp_path):
@@ -209,7 +299,8 @@ def test_gallery_file_round_trips_without_pickle(gallery_file, siamese_ckpt, ver
         meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
         assert data["embeddings"].shape == (15, 16) and data["embeddings"].dtype == np.float32
         assert data["writer_index"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
-    assert meta["format"] == "sigid-gallery" and meta["version"] == 1
+    assert meta["format"] == "sigid-gallery" and meta["version"] == 2
+    assert meta["score"] == "normalized"
     assert meta["writers"] == list(ENROLLED) and len(meta["sources"]) == 15
     assert meta["checkpoint"] == str(siamese_ckpt.resolve())
     assert meta["fingerprint"] == verifier.fingerprint and len(meta["fingerprint"]) == 64
@@ -325,7 +416,7 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
         assert code == 0
     assert json.loads(out) == {
         "gallery": str(gallery), "writer": "cyd", "added": 5, "references": 5, "writers": 3,
-        "checkpoint": str(siamese_ckpt.resolve()),
+        "checkpoint": str(siamese_ckpt.resolve()), "score": "normalized",
     }  # fmt: skip
     code, out, _ = _run(capsys, "enroll", "--gallery", gallery, "--writer", "ann",
                         genuine(cedar_root, 1, 6), "--json")  # fmt: skip
@@ -349,11 +440,25 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
 
     code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query)
     assert code == 0 and out.startswith(("accepted: matches cyd", "rejected: does not match cyd"))
-    assert "mean similarity to 5 references" in out
+    assert "normalized score against 5 references" in out
     code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query, "--json")
     data = json.loads(out)
     assert code == 0 and data["writer"] == "cyd" and data["references"] == 5
     assert data["same"] == (data["score"] >= data["threshold"])
+    assert data["gallery_score"] == "normalized"
+
+
+def test_cli_enroll_can_create_a_mean_score_gallery(capsys, siamese_ckpt, cedar_root, tmp_path):
+    gallery = tmp_path / "mean.npz"
+    refs = [genuine(cedar_root, 1, n) for n in range(1, 4)]
+    code, out, _ = _run(capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery,
+                        "--writer", "ann", *refs, "--score", "mean", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["score"] == "mean"
+    assert Gallery.load(gallery).score == "mean"
+    code, out, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", "bob",
+                          genuine(cedar_root, 2, 1), "--score", "normalized")  # fmt: skip
+    assert code == 1 and "scores by 'mean', not 'normalized'" in err
+    assert Gallery.load(gallery).writers == ["ann"]
 
 
 def test_cli_errors_are_one_clear_line(

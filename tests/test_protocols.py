@@ -27,9 +27,12 @@ from sigid.data.layouts import Sample
 from sigid.protocols import identification, writer_independent_summary
 from sigid.protocols.curves import DET_LIMITS, probit
 from sigid.protocols.writer_dependent import (
+    MEAN,
     EmbeddedSplit,
+    Rule,
     evaluate_splits,
     gallery_identification,
+    protocol_rule,
     score_trials,
 )
 from sigid.sweep import write_summary
@@ -163,6 +166,55 @@ def test_references_skips_and_seeds(unit_verifier):
         evaluate_splits(unit_verifier, split, split, references=[4])
     with pytest.raises(ValueError, match="whole numbers >= 1"):
         evaluate_splits(unit_verifier, split, split, references=[0])
+
+
+# Two writers whose 3 genuine signatures form equilateral triangles, sides 1 (A, consistent) and
+# 3 (B, varied): with K=2, whichever two are drawn, the references are a side apart and the
+# questioned genuine one is a side from each. Each writer's forgery lies above the triangle's
+# centre, 0.2 farther from every vertex than a side. B lies far from A (random negatives).
+H_A, H_B = math.sqrt(1.44 - 1 / 3), math.sqrt(3.2**2 - 3)
+SPREAD = {
+    ("A", True): [(0, 0, 0), (1, 0, 0), (0.5, math.sqrt(3) / 2, 0)],
+    ("A", False): [(0.5, math.sqrt(3) / 6, H_A)],
+    ("B", True): [(0, 0, 50), (3, 0, 50), (1.5, 3 * math.sqrt(3) / 2, 50)],
+    ("B", False): [(1.5, math.sqrt(3) / 2, 50 + H_B)],
+}
+
+
+def test_the_normalized_score_by_hand(unit_verifier):
+    refs = np.array([(0, 0, 0), (3, 0, 0), (0, 4, 0)], dtype=np.float32)  # spread (3 + 4 + 5) / 3
+    query = np.array((0, 0, 1), dtype=np.float32)  # distances 1, sqrt(10), sqrt(17)
+    to_query = (1 + math.sqrt(10) + math.sqrt(17)) / 3
+    assert Rule("normalized", 2.5)(unit_verifier, query, refs) == pytest.approx(
+        s(to_query - 4 + 2.5), abs=1e-6
+    )
+    assert MEAN(unit_verifier, query, refs) == pytest.approx(
+        (s(1) + s(math.sqrt(10)) + s(math.sqrt(17))) / 3, abs=1e-6
+    )
+    # one reference: no spread, the pair's similarity whatever the typical distance
+    assert Rule("normalized", 7.0)(unit_verifier, query, refs[:1]) == pytest.approx(s(1), abs=1e-6)
+
+
+def test_the_normalized_score_serves_consistent_and_varied_writers_alike(unit_verifier):
+    split = _split(SPREAD)
+    # Mean similarity: genuine at 1 (A) and 3 (B), forgeries at 1.2 and 3.2: one threshold
+    # cannot separate them. Normalised: every genuine at 0 past its writer's spread, every
+    # forgery at 0.2.
+    (mean,), _ = evaluate_splits(unit_verifier, split, split, references=[2], rule=MEAN)
+    assert mean["test"]["skilled"]["eer"] == 0.5 and mean["test"]["skilled"]["auc"] == 0.75
+    for typical in (0.5, 2.0):
+        (normalized,), _ = evaluate_splits(
+            unit_verifier, split, split, references=[2], rule=Rule("normalized", typical)
+        )
+        assert normalized["test"]["skilled"]["eer"] == 0.0
+        assert normalized["test"]["skilled"]["auc"] == 1.0
+        assert normalized["threshold"] > s(0.2 + typical)
+    # This checkpoint stores no typical distance: the protocol takes the validation writers'
+    # mean spread (1 and 3); by default it scores as such a checkpoint's galleries do.
+    assert unit_verifier.genuine_distance is None
+    rule = protocol_rule(unit_verifier, split, "normalized")
+    assert rule.score == "normalized" and rule.typical == pytest.approx(2.0)
+    assert protocol_rule(unit_verifier, split, None) == MEAN
 
 
 # -- curves --------------------------------------------------------------------------------------
@@ -381,9 +433,19 @@ def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_p
     assert {"writer-dependent/roc_skilled", "writer-dependent/det_random"} <= _image_tags(
         out / "tensorboard"
     )
+    assert result["score"] == "normalized"  # the checkpoint's galleries' default
+    assert result["typical_genuine_distance"] == pytest.approx(
+        Verifier.from_checkpoint(siamese_ckpt).genuine_distance
+    )
     code, table, _ = _run(capsys, *base, *data)  # no --out, no --json: the table
     assert code == 0 and "threshold per K" in table and table.count("skilled") == 2
     assert f"{result['results'][0]['test']['skilled']['eer']:.4f}" in table
+    assert "score normalized" in table
+    code, stdout, err = _run(capsys, *base, "--score", "mean", "--json", *data)
+    mean = json.loads(stdout)
+    assert code == 0, err
+    assert mean["score"] == "mean" and mean["typical_genuine_distance"] is None
+    assert mean["results"][0]["threshold"] != result["results"][0]["threshold"]  # other scores
 
 
 def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path):
@@ -398,6 +460,8 @@ def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path)
         (["evaluate", "--protocol", "writer-independent", "--sweep", tmp_path], "no run folders"),
         (["evaluate", "--protocol", "identification", "--ckpt", cnn_ckpt, "--references", "5"],
          "--references applies"),
+        (["evaluate", "--protocol", "identification", "--ckpt", cnn_ckpt, "--score", "mean"],
+         "--score applies"),
     ]  # fmt: skip
     for argv, message in cases:
         code, out, err = _run(capsys, *argv)

@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from sigid import metrics
+from sigid.models.siamese import pair_distance
 from sigid.tasks import ClassifierModule, SiameseModule
 from sigid.tasks.common import build_optimizer, build_scheduler
 from sigid.tasks.siamese import contrastive_loss, kind_weights
@@ -240,6 +241,15 @@ def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
     assert threshold == float(module.threshold)
     assert threshold == pytest.approx(metrics.eer(val_scores, val_targets)[1], abs=1e-6)
     assert loaded.preprocessing == PREPROCESSING
+    # ... and the typical genuine distance, the mean distance of those weights' genuine pairs.
+    with torch.no_grad():
+        distances = []
+        for batch in val_batches:
+            embedded = loaded.net.embed(batch["images"])
+            distances.append(pair_distance(embedded[batch["left"]], embedded[batch["right"]]))
+    genuine = torch.cat(distances)[val_targets == 1]
+    assert float(loaded.genuine_distance) == pytest.approx(float(genuine.mean()), rel=1e-5)
+    assert float(loaded.genuine_distance) == float(module.genuine_distance)
 
     # Test never tunes the threshold: FAR / FRR are read at the validation threshold.
     targets = torch.cat([b["target"] for b in test_batches])
@@ -253,7 +263,8 @@ def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
 
     tags = event_tags(fit.logger.log_dir)
     expected = {"train/loss", "train/acc", "val/loss", "val/acc", "val/eer", "val/auroc"}
-    expected |= {"val/threshold", "val/eer_best", "test/loss", "test/acc", "test/eer"}
+    expected |= {"val/threshold", "val/genuine_distance", "val/eer_best", "test/loss", "test/acc"}
+    expected |= {"test/eer"}
     expected |= {"test/auroc", "test/far", "test/frr", "test/eer_skilled", "test/eer_random"}
     assert expected <= set(tags["scalars"])
     assert "test/roc" in tags["images"]

@@ -325,8 +325,8 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
         init_from(_module("model=cnn", *SMALL_CNN), siamese_ckpt)
     with pytest.raises(ValueError, match="checkpoint not found"):
         init_from(module, tmp_path / "missing.ckpt")
-    # the pixel embedding shares only the similarity head's scalars with the conv one
-    with pytest.raises(ValueError, match=r"only 3 of its \d+ weights fit this model"):
+    # the pixel embedding shares only the scalars (similarity head, threshold, genuine distance)
+    with pytest.raises(ValueError, match=r"only 4 of its \d+ weights fit this model"):
         init_from(_module("model=siamese", "model.dim=16"), siamese_ckpt)
 
 

@@ -44,13 +44,16 @@ def run_protocol(
     references: Sequence[int] = DEFAULT_REFERENCES,
     seed: int = 0,
     out: str | Path | None = None,
+    score: str | None = None,
 ) -> dict[str, Any]:
     """Run `protocol` by name. `target`: a checkpoint, or for "writer-independent" the sweep
     folder of the folds (or their run folders); `overrides`: Hydra data overrides."""
+    if score is not None and protocol != "writer-dependent":
+        raise ValueError("a gallery score applies to the writer-dependent protocol only")
     if protocol == "identification":
         return identification(_one(target), overrides, out=out)
     if protocol == "writer-dependent":
-        return writer_dependent(_one(target), overrides, references, seed, out=out)
+        return writer_dependent(_one(target), overrides, references, seed, out=out, score=score)
     if protocol == "writer-independent":
         if overrides:
             raise ValueError(

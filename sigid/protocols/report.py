@@ -47,7 +47,7 @@ def _identification(result: dict[str, Any]) -> list[str]:
 def _writer_dependent(result: dict[str, Any]) -> list[str]:
     writers = result["writers"]
     lines = [
-        f"writer-dependent verification: {result['score']}",
+        f"writer-dependent verification, score {result['score']}: {result['score_rule']}",
         f"threshold per K: the EER threshold of the {len(writers['val'])} validation writer(s); "
         f"metrics on the {len(writers['test'])} test writer(s)",
         f"  {'K':>3}  {'threshold':>9}  {'forgeries':<9}  {'EER':>6}  {'AUC':>6}  {'FAR':>6}  "

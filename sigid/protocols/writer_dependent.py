@@ -1,8 +1,10 @@
 """Writer-dependent use of a Siamese model: each writer enrolled with K reference signatures.
 
 This is how a deployment uses the model (`sigid.gallery.Gallery`): a questioned signature is
-scored against the claimed writer's K references with the gallery's rule (the mean similarity,
-`sigid.gallery.mean_similarity`) and accepted when the score reaches one global threshold.
+scored against the claimed writer's K references with a gallery's rule (`sigid.gallery.SCORES`,
+`sigid.gallery.writer_score`; by default the one a new gallery of this checkpoint would use) and
+accepted when the score reaches one global threshold. The gallery identification of the test
+writers ranks them by the mean similarity, as `sigid.gallery.Gallery.identify` does.
 
 Per writer, with K references drawn at random (seeded per writer, so a writer's draw does not
 depend on which other writers exist, and K=12's references extend K=5's):
@@ -35,7 +37,7 @@ from sigid import metrics
 from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import Sample, natural_key
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
-from sigid.gallery import SCORE, mean_similarity
+from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
 from sigid.training import evaluation_datamodule
 from sigid.verifier import Verifier
@@ -53,10 +55,25 @@ class EmbeddedSplit(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Rule:
+    """How a writer is scored: a `sigid.gallery.SCORES` name and, for ``normalized``, the
+    typical genuine distance it measures against."""
+
+    score: str
+    typical: float | None = None
+
+    def __call__(self, verifier: Verifier, query: np.ndarray, references: np.ndarray) -> float:
+        return writer_score(verifier, query, references, self.score, self.typical)
+
+
+MEAN = Rule("mean")
+
+
+@dataclass(frozen=True)
 class Trials:
     """Questioned signatures scored against their claimed writer's K references."""
 
-    scores: np.ndarray  # float64, mean similarity to the references
+    scores: np.ndarray  # float64, the rule's score against the references
     targets: np.ndarray  # 1: genuine, 0: forgery
     kinds: np.ndarray  # sigid.data.pairs codes: GENUINE, SKILLED, RANDOM
     writers: list[str]  # scored
@@ -84,7 +101,9 @@ def _draw(writer: str, own: list[int], k: int, seed: int) -> tuple[list[int], li
     return drawn[:k], drawn[k:]
 
 
-def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0) -> Trials:
+def score_trials(
+    verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0, rule: Rule = MEAN
+) -> Trials:
     """Score every questioned signature of a split with K references per writer."""
     genuine, forged = _by_writer(split)
     writers = sorted(genuine, key=natural_key)
@@ -103,7 +122,7 @@ def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
         questioned = [(GENUINE, positives), (SKILLED, forged[writer]), (RANDOM, randoms)]
         for kind, indices in questioned:
             for i in indices:
-                rows.append((mean_similarity(verifier, split.embeddings[i], references), kind))
+                rows.append((rule(verifier, split.embeddings[i], references), kind))
         scored.append(writer)
     scores = np.array([score for score, _ in rows], dtype=np.float64)
     kinds = np.array([kind for _, kind in rows], dtype=np.int64)
@@ -111,11 +130,12 @@ def score_trials(verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
 
 
 def gallery_identification(
-    verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0
+    verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0, rule: Rule = MEAN
 ) -> dict[str, Any]:
     """Enroll every writer of the split with the same K references as `score_trials` and
-    identify each of their other genuine signatures among all of them (closed set, the
-    gallery's rule): top-1 and top-5 accuracy. No retraining: the writers are unseen."""
+    identify each of their other genuine signatures among all of them (closed set): top-1 and
+    top-5 accuracy. No retraining: the writers are unseen. A gallery ranks by the mean
+    similarity (`MEAN`, `sigid.gallery.Gallery.identify`); `rule` ranks otherwise."""
     genuine, _ = _by_writer(split)
     writers = [w for w in sorted(genuine, key=natural_key) if len(genuine[w]) >= k + 1]
     if len(writers) < 2:
@@ -126,9 +146,7 @@ def gallery_identification(
     for truth, writer in enumerate(writers):
         for i in drawn[writer][1]:
             query = split.embeddings[i]
-            scores = [
-                mean_similarity(verifier, query, split.embeddings[drawn[w][0]]) for w in writers
-            ]
+            scores = [rule(verifier, query, split.embeddings[drawn[w][0]]) for w in writers]
             rank = int((np.asarray(scores) > scores[truth]).sum())  # ties count for the truth
             for top in hits:
                 hits[top] += rank < top
@@ -173,13 +191,14 @@ def evaluate_splits(
     test: EmbeddedSplit,
     references: Sequence[int] = DEFAULT_REFERENCES,
     seed: int = 0,
+    rule: Rule = MEAN,
 ) -> tuple[list[dict[str, Any]], list[Curve]]:
     """The protocol on embedded validation and test splits: one result per K, and the test
     curves (per K and forgery kind)."""
     results, curves = [], []
     for k in _check_references(references):
-        val_trials = _scorable(score_trials(verifier, val, k, seed), k, "validation")
-        test_trials = _scorable(score_trials(verifier, test, k, seed), k, "test")
+        val_trials = _scorable(score_trials(verifier, val, k, seed, rule), k, "validation")
+        test_trials = _scorable(score_trials(verifier, test, k, seed, rule), k, "test")
         try:  # the only place a threshold is chosen: validation writers' trials
             val_eer, threshold = metrics.eer(val_trials.scores, val_trials.targets)
         except ValueError as err:
@@ -208,10 +227,12 @@ def writer_dependent(
     references: Sequence[int] = DEFAULT_REFERENCES,
     seed: int = 0,
     out: str | Path | None = None,
+    score: str | None = None,
 ) -> dict[str, Any]:
     """The writer-dependent protocol for a Siamese checkpoint on the validation and test writers
     of the data config (`overrides`, e.g. ``["data=cedar", "data.root=...",
-    "data.split.fold=1"]``). With `out`, also ROC and DET PNGs, TensorBoard and
+    "data.split.fold=1"]``), scored by `score` (`sigid.gallery.SCORES`; default: what a new
+    gallery of this checkpoint would use). With `out`, also ROC and DET PNGs, TensorBoard and
     ``evaluation.json``."""
     references = _check_references(references)
     verifier = Verifier.from_checkpoint(checkpoint)
@@ -226,13 +247,18 @@ def writer_dependent(
         )
         for name in ("val", "test")
     }
-    results, curves = evaluate_splits(verifier, splits["val"], splits["test"], references, seed)
+    rule = protocol_rule(verifier, splits["val"], score)
+    results, curves = evaluate_splits(
+        verifier, splits["val"], splits["test"], references, seed, rule
+    )
     result = {
         "protocol": "writer-dependent",
         "checkpoint": str(Path(checkpoint).resolve()),
         "data": overrides,
         "seed": seed,
-        "score": f"{SCORE} (K references per writer)",
+        "score": rule.score,
+        "score_rule": f"{SCORES[rule.score]} (K references per writer)",
+        "typical_genuine_distance": rule.typical,
         "threshold_rule": "EER threshold of the validation writers, per K",
         "writers": {
             name: sorted({s.writer for s in split.samples}, key=natural_key)
@@ -248,6 +274,19 @@ def writer_dependent(
         for name in ("eer", "auc", "far", "frr")
     ]
     return write_outputs(result, out, curves=curves, scalars=scalars)
+
+
+def protocol_rule(verifier: Verifier, val: EmbeddedSplit, score: str | None) -> Rule:
+    """The rule `score` for this verifier. A checkpoint written before sigid stored its typical
+    genuine distance can still be evaluated with ``normalized``: the distance then comes from the
+    validation writers (the mean spread of their genuine signatures), which moves the threshold
+    found on them but not the EERs, AUCs or rankings (the score is monotone in it)."""
+    if score == "normalized" and verifier.genuine_distance is None:
+        genuine, _ = _by_writer(val)
+        spreads = [reference_spread(val.embeddings[rows], np.nan) for rows in genuine.values()]
+        return Rule("normalized", float(np.nanmean(spreads)))
+    score = check_score(verifier, score)
+    return Rule(score, verifier.genuine_distance if score == "normalized" else None)
 
 
 def _check_references(references: Sequence[int]) -> list[int]:

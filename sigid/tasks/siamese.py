@@ -18,9 +18,11 @@ ensemble's distance.
 
 The decision threshold is the validation set's EER threshold, recomputed at the end of every
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
-all test metrics use it, and testing never tunes it. ``train/acc`` is the paper's (Keras) accuracy
-at the fixed 0.5: training-mode scores (dropout, batch statistics) are not on the scale of the
-eval-mode validation scores the threshold comes from.
+all test metrics use it, and testing never tunes it. The same epoch's mean distance of the
+validation genuine pairs is kept in the ``genuine_distance`` buffer: a gallery's normalised
+score (`sigid.gallery`) measures each writer's distances against it. ``train/acc`` is the
+paper's (Keras) accuracy at the fixed 0.5: training-mode scores (dropout, batch statistics) are
+not on the scale of the eval-mode validation scores the threshold comes from.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class SiameseModule(LightningModule):
                 with torch.random.fork_rng(devices=[]):  # see sigid.models.build_siamese
                     self.branch_head = nn.Linear(self.net.embedding.writer.dim, branch_writers)
         self.register_buffer("threshold", torch.tensor(0.5))
+        self.register_buffer("genuine_distance", torch.tensor(float("nan")))
         self.train_acc = BinaryAccuracy()
         self.val_eer_best = MinMetric()
         for stage in ("val", "test"):
@@ -379,6 +382,7 @@ class SiameseModule(LightningModule):
             eer = auroc = float("nan")
         else:
             self.threshold.fill_(threshold)
+            self.genuine_distance.fill_(pairs["distances"][targets == 1].mean())
             self.val_eer_best(eer)
         self.log_dict(
             {
@@ -386,6 +390,7 @@ class SiameseModule(LightningModule):
                 "val/auroc": auroc,
                 "val/acc": metrics.accuracy(scores, targets, float(self.threshold)),
                 "val/threshold": float(self.threshold),
+                "val/genuine_distance": float(self.genuine_distance),
             },
             prog_bar=True,
         )
@@ -394,6 +399,11 @@ class SiameseModule(LightningModule):
 
     def on_train_start(self) -> None:
         self.val_eer_best.reset()  # forget the sanity check
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before the buffer existed: unknown (galleries then score by the
+        # mean similarity, `sigid.gallery`)
+        checkpoint["state_dict"].setdefault("genuine_distance", torch.tensor(float("nan")))
 
     def on_test_epoch_end(self) -> None:
         pairs = self._collect("test")
