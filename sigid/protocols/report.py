@@ -69,8 +69,9 @@ def _writer_dependent(result: dict[str, Any]) -> list[str]:
         found = entry["test"].get("identification")
         if found:
             lines.append(
-                f"  gallery of the {found['writers']} test writers, K={entry['references']}: "
-                f"identification top-1 {found['top1']:.4f}, top-5 {found['top5']:.4f} "
+                f"  gallery of the {found['writers']} test writers, K={entry['references']}, "
+                f"ranked by mean similarity: identification top-1 {found['top1']:.4f}, "
+                f"top-5 {found['top5']:.4f} "
                 f"({found['queries']} questioned genuine signatures)"
             )
     return lines
