@@ -280,7 +280,7 @@ class Gallery:
             key=lambda c: -c.score,
         )
         best = ranked[0].writer
-        score = ranked[0].score if self.score == "mean" else self._score(query, best)
+        score = self._score(query, best)
         shown = ranked if top_k is None else ranked[: int(top_k)]
         found = best if score >= self.threshold else None
         return Identification(found, shown, self.threshold, score)
