@@ -190,6 +190,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from sigid.ensemble import combine
+
+    # run folders and checkpoints are paths; Hydra data overrides are KEY=VALUE
+    overrides = [i for i in args.items if "=" in i and not Path(i).exists()]
+    runs = [i for i in args.items if i not in overrides]
+    result = combine(runs, args.out, overrides)
+    lines = [
+        f"ensemble of {len(runs)} runs ({result['embeddings']} embeddings) in {args.out}",
+        f"  checkpoint        {result['checkpoint']}",
+        f"  threshold         {result['threshold']:.4f} (validation EER {result['val/eer']:.4f})",
+    ]
+    for key in ("test/eer_skilled", "test/eer_random", "test/auroc", "test/far", "test/frr"):
+        if key in result:
+            lines.append(f"  {key:<17} {result[key]:.4f}")
+    return _emit(args, result, lines)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from sigid.probe import shortcut_probe
 
@@ -336,6 +354,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", help="file name stem (default: embedding or classifier)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "ensemble",
+        help="combine Siamese runs of one split into one checkpoint (no retraining)",
+        usage="sigid ensemble --out DIR [--json] RUN RUN [RUN ...] [overrides ...]",
+    )
+    p.add_argument(
+        "items", nargs="+", metavar="RUN",
+        help="training run folders (or their checkpoints), then the data overrides of their "
+        "fold, e.g. data=cedar data.root=PATH data.split.fold=1",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser(
         "probe",

@@ -135,8 +135,12 @@ def _is_run(folder: Path) -> bool:
 
 
 def _overrides(folder: Path) -> list[str]:
+    """The run's Hydra overrides; for an ensemble (`sigid ensemble`), its data overrides."""
     path = folder / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+    if path.is_file():
+        return [str(o) for o in OmegaConf.load(path)]
+    ensemble = _read(folder / "ensemble.json")
+    return [str(o) for o in ensemble.get("overrides", [])] if isinstance(ensemble, dict) else []
 
 
 def _settings(folder: Path) -> dict[str, str]:

@@ -1,0 +1,228 @@
+"""Separately trained Siamese runs of one split, combined into one checkpoint (`sigid ensemble`).
+
+Networks that start from different pretrainings make different mistakes, and their mean squared
+distance separates writers better than either (RESULTS.md, "An ensemble of the two pretrained
+recipes"). The members' embeddings become one `EnsembleEmbedding`, so the Verifier, galleries
+and export use the result like any checkpoint. Nothing is retrained: the similarity head is
+refit on the validation pairs (a two-parameter logistic fit of the ensemble's distance), and the
+threshold and typical genuine distance are chosen on them exactly as training does.
+
+Every member must have been trained on the same writers (each run's ``split.json``), and the
+data the ensemble is validated and tested on must be that split: otherwise its threshold, or
+its test figures, would come from writers that a member trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from sigid.atomic import atomic_path, write_json
+from sigid.callbacks import tensor_to_float
+from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
+from sigid.tasks import SiameseModule, load_checkpoint
+from sigid.training import evaluation_datamodule
+
+# SiameseModule arguments that shape the training, not the network (everything else must agree).
+TRAINING_KEYS = (
+    "preprocessing", "optimizer", "scheduler", "loss", "margin", "pair_weighting", "writer_loss",
+    "num_writers", "branch_writers", "members",
+)  # fmt: skip
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Member:
+    """One run to combine: its checkpoint, the trained module, and the writers of its split."""
+
+    checkpoint: Path
+    module: SiameseModule
+    writers: dict[str, list[str]]
+
+    @property
+    def network(self) -> dict[str, Any]:
+        return {k: v for k, v in self.module.hparams.items() if k not in TRAINING_KEYS}
+
+    @property
+    def embeddings(self) -> list[nn.Module]:
+        embedding = self.module.net.embedding
+        return list(embedding.members) if isinstance(embedding, EnsembleEmbedding) else [embedding]
+
+
+def load_member(run: str | Path) -> Member:
+    """A training run folder (its ``checkpoints/best.ckpt``), or a checkpoint inside one."""
+    path = Path(run)
+    checkpoint = path if path.is_file() else path / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        raise ValueError(f"{checkpoint}: checkpoint not found (give a training run folder)")
+    folder = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else path
+    module = load_checkpoint(checkpoint)
+    if not isinstance(module, SiameseModule):
+        raise ValueError(f"{checkpoint}: a CNN classifier; an ensemble combines Siamese runs")
+    if isinstance(module.net.embedding, FusedEmbedding):
+        raise ValueError(f"{checkpoint}: has a writer branch; combining those is not supported")
+    split_file = folder / "split.json"
+    try:
+        split = read_split(split_file)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"{split_file}: {err}; an ensemble needs each run's split.json, to check that the "
+            "members were trained on the same writers"
+        ) from err
+    return Member(checkpoint, module, split)
+
+
+def read_split(path: Path) -> dict[str, list[str]]:
+    data = json.loads(path.read_text())
+    try:
+        return {name: sorted(data[name]["writers"]) for name in SPLITS}
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"no writers of the {err} split") from err
+
+
+def check_members(members: Sequence[Member]) -> None:
+    """Refuse members that could not be one network or were trained on different writers."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 runs, got {len(members)}")
+    first = members[0]
+    for other in members[1:]:
+        where = f"{other.checkpoint} and {first.checkpoint}"
+        if other.module.preprocessing != first.module.preprocessing:
+            raise ValueError(f"{where} prepare their images differently (preprocessing)")
+        keys = sorted(set(other.network) | set(first.network))
+        differ = [k for k in keys if other.network.get(k) != first.network.get(k)]
+        if differ:
+            raise ValueError(f"{where} have different networks ({', '.join(differ)})")
+        for name in SPLITS:
+            if other.writers[name] != first.writers[name]:
+                raise ValueError(
+                    f"{where} were trained on different splits (their {name} writers differ); "
+                    "combine the runs of one fold"
+                )
+
+
+def build_ensemble(members: Sequence[Member]) -> SiameseModule:
+    """One SiameseModule holding every member's embedding (members' own ensembles flattened)."""
+    hparams = members[0].module.hparams
+    embeddings = [e for m in members for e in m.embeddings]
+    module = SiameseModule(
+        preprocessing=hparams.preprocessing,
+        optimizer=hparams.optimizer,
+        scheduler=hparams.scheduler,
+        loss=hparams.loss,
+        margin=hparams.margin,
+        pair_weighting=hparams.pair_weighting,
+        members=len(embeddings),
+        **members[0].network,
+    )
+    for target, source in zip(module.net.embedding.members, embeddings, strict=True):
+        target.load_state_dict(source.state_dict())
+    return module.eval()
+
+
+def fit_head(head: SimilarityHead, distances: torch.Tensor, targets: torch.Tensor) -> None:
+    """Logistic fit of similarity = sigmoid(offset - scale * distance) to the pairs' targets."""
+    distances, targets = distances.detach().double(), targets.detach().double()
+    scale = torch.zeros((), dtype=torch.float64, requires_grad=True)  # through a softplus
+    offset = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():  # start at the midpoint between the two kinds' mean distances
+        mid = 0.5 * (distances[targets == 1].mean() + distances[targets == 0].mean())
+        offset.fill_(float(mid) * float(torch.nn.functional.softplus(scale)))
+    optimizer = torch.optim.LBFGS([scale, offset], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = offset - torch.nn.functional.softplus(scale) * distances
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    fitted, shift = float(torch.nn.functional.softplus(scale.detach())), float(offset.detach())
+    if not (fitted > 0 and math.isfinite(fitted) and math.isfinite(shift)):
+        raise ValueError("the similarity head could not be fit to the validation pairs' distances")
+    with torch.no_grad():
+        head.set_parameters(scale=fitted, offset=shift)
+
+
+@torch.inference_mode()
+def validation_distances(
+    module: SiameseModule, dataloader: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    distances, targets = [], []
+    for batch in dataloader:
+        distances.append(module.net.distance(batch["images"], batch["left"], batch["right"]))
+        targets.append(batch["target"])
+    return torch.cat(distances).float(), torch.cat(targets).float()
+
+
+def combine(
+    runs: Sequence[str | Path], out: str | Path, overrides: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Combine the runs into ``out`` (a run folder: ``checkpoints/best.ckpt``, ``split.json``,
+    ``metrics.json`` with its test metrics, ``ensemble.json``) and return its metrics.
+
+    `overrides` choose the data as for `sigid evaluate` (``data=cedar data.root=...
+    data.split.fold=F``); the writers they give must be the members' split.
+    """
+    start = time.perf_counter()
+    members = [load_member(run) for run in runs]
+    check_members(members)
+    module = build_ensemble(members)
+    overrides = list(overrides or [])
+    datamodule = evaluation_datamodule(module, overrides)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    manifest = datamodule.split_manifest()
+    for name in SPLITS:
+        if sorted(manifest[name]["writers"]) != members[0].writers[name]:
+            raise ValueError(
+                f"the data {overrides} give other {name} writers than the members were trained "
+                f"on ({members[0].checkpoint}); pass the overrides of their fold"
+            )
+    distances, targets = validation_distances(module, datamodule.val_dataloader())
+    fit_head(module.net.head, distances, targets)
+
+    trainer = L.Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    validated = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    out = Path(out)
+    checkpoint = out / "checkpoints" / "best.ckpt"
+    with atomic_path(checkpoint) as temp:
+        trainer.save_checkpoint(temp)
+    head = module.net.head
+    summary: dict[str, Any] = {k: float(v) for k, v in sorted(tested.items())}
+    summary.update({k: tensor_to_float(v) for k, v in sorted(validated.items())})
+    summary.update(
+        {
+            "members": [str(m.checkpoint) for m in members],
+            "embeddings": len(module.net.embedding.members),
+            "head": {"scale": float(head.scale.detach()), "offset": float(head.offset.detach())},
+            "threshold": float(module.threshold),
+            "genuine_distance": float(module.genuine_distance),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+            "checkpoint": str(checkpoint),
+        }
+    )
+    write_json(out / "split.json", manifest)
+    write_json(out / "ensemble.json", {"members": summary["members"], "overrides": overrides})
+    write_json(out / "metrics.json", summary)
+    write_json(out / "status.json", {"status": "ok"})
+    return summary
