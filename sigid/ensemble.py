@@ -176,6 +176,9 @@ def combine(
     data.split.fold=F``); the writers they give must be the members' split.
     """
     start = time.perf_counter()
+    out = Path(out)
+    if (out / "metrics.json").exists() and not (out / "ensemble.json").exists():
+        raise ValueError(f"{out}: holds a training run; write the ensemble to another folder")
     members = [load_member(run) for run in runs]
     check_members(members)
     module = build_ensemble(members)
@@ -203,7 +206,6 @@ def combine(
     )
     validated = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    out = Path(out)
     checkpoint = out / "checkpoints" / "best.ckpt"
     with atomic_path(checkpoint) as temp:
         trainer.save_checkpoint(temp)

@@ -162,6 +162,14 @@ def test_a_run_without_its_split_is_refused_naming_the_file(runs, tmp_path):
         combine([runs["a"], tmp_path / "nothing"], tmp_path / "out", SMALL_DATA)
 
 
+def test_a_training_run_is_never_overwritten(runs):
+    before = (runs["a"] / "checkpoints" / "best.ckpt").read_bytes()
+    with pytest.raises(ValueError, match="holds a training run; write the ensemble to another"):
+        combine([runs["a"], runs["b"]], runs["a"], SMALL_DATA)
+    assert (runs["a"] / "checkpoints" / "best.ckpt").read_bytes() == before
+    assert not (runs["a"] / "ensemble.json").exists()
+
+
 def test_a_classifier_is_refused(runs, cnn_ckpt, tmp_path):
     with pytest.raises(ValueError, match="a CNN classifier; an ensemble combines Siamese runs"):
         combine([runs["a"], cnn_ckpt], tmp_path / "out", SMALL_DATA)
