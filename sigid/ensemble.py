@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 
@@ -30,7 +29,7 @@ from sigid.atomic import atomic_path, write_json
 from sigid.callbacks import tensor_to_float
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
 from sigid.tasks import SiameseModule, load_checkpoint
-from sigid.training import evaluation_datamodule
+from sigid.training import evaluation_datamodule, evaluation_trainer
 
 # SiameseModule arguments that shape the training, not the network (everything else must agree).
 TRAINING_KEYS = (
@@ -196,14 +195,7 @@ def combine(
     distances, targets = validation_distances(module, datamodule.val_dataloader())
     fit_head(module.net.head, distances, targets)
 
-    trainer = L.Trainer(
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = evaluation_trainer()
     validated = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     checkpoint = out / "checkpoints" / "best.ckpt"

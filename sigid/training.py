@@ -264,15 +264,21 @@ def run_test(
             f"{checkpoint}: trained on writers {module.class_names}, but the data has "
             f"{datamodule.class_names}; a classifier can only be tested on its own writers"
         )
-    trainer = L.Trainer(
+    tested = evaluation_trainer().test(module, datamodule=datamodule, verbose=False)[0]
+    return module, {name: float(value) for name, value in tested.items()}
+
+
+def evaluation_trainer() -> L.Trainer:
+    """A quiet one-device Trainer to validate or test a trained module (no logs, no checkpoints;
+    the caller saves what it means to keep)."""
+    return L.Trainer(
         accelerator="auto",
         devices=1,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=False,
     )
-    tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-    return module, {name: float(value) for name, value in tested.items()}
 
 
 def evaluate(
