@@ -63,7 +63,9 @@ def load_member(run: str | Path) -> Member:
     checkpoint = path if path.is_file() else path / "checkpoints" / "best.ckpt"
     if not checkpoint.is_file():
         raise ValueError(f"{checkpoint}: checkpoint not found (give a training run folder)")
-    folder = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else path
+    folder = checkpoint.parent  # the run folder: above checkpoints/, where training writes
+    if folder.name == "checkpoints":
+        folder = folder.parent
     module = load_checkpoint(checkpoint)
     if not isinstance(module, SiameseModule):
         raise ValueError(f"{checkpoint}: a CNN classifier; an ensemble combines Siamese runs")

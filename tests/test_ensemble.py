@@ -156,6 +156,10 @@ def test_a_run_without_its_split_is_refused_naming_the_file(runs, tmp_path):
     shutil.copy(runs["b"] / "checkpoints" / "best.ckpt", bare / "checkpoints" / "best.ckpt")
     with pytest.raises(ValueError, match=r"bare/split.json: .*trained on the same writers"):
         combine([runs["a"], bare], tmp_path / "out", SMALL_DATA)
+    loose = tmp_path / "loose.ckpt"  # a checkpoint outside any run folder
+    shutil.copy(runs["b"] / "checkpoints" / "best.ckpt", loose)
+    with pytest.raises(ValueError, match=f"{tmp_path}/split.json: "):
+        combine([runs["a"], loose], tmp_path / "out", SMALL_DATA)
     with pytest.raises(ValueError, match="at least 2 runs"):
         combine([runs["a"]], tmp_path / "out", SMALL_DATA)
     with pytest.raises(ValueError, match="checkpoint not found"):
@@ -177,7 +181,8 @@ def test_a_classifier_is_refused(runs, cnn_ckpt, tmp_path):
 
 def test_the_command_prints_the_ensemble_and_fails_cleanly(runs, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["ensemble", "--out", str(out), str(runs["a"]), str(runs["b"]), *SMALL_DATA]) == 0
+    second = runs["b"] / "checkpoints" / "best.ckpt"  # a run folder or its checkpoint
+    assert main(["ensemble", "--out", str(out), str(runs["a"]), str(second), *SMALL_DATA]) == 0
     text = capsys.readouterr().out
     assert f"ensemble of 2 runs (2 embeddings) in {out}" in text
     assert "test/eer_skilled" in text and (out / "checkpoints" / "best.ckpt").is_file()
