@@ -15,7 +15,6 @@ its test figures, would come from writers that a member trained on.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sigid.atomic import atomic_path, write_json
 from sigid.callbacks import tensor_to_float
@@ -131,32 +131,26 @@ def build_ensemble(members: Sequence[Member]) -> SiameseModule:
 
 
 def fit_head(head: SimilarityHead, distances: torch.Tensor, targets: torch.Tensor) -> None:
-    """Logistic fit of similarity = sigmoid(offset - scale * distance) to the pairs' targets."""
-    distances, targets = distances.detach().double(), targets.detach().double()
-    scale = torch.zeros((), dtype=torch.float64, requires_grad=True)  # through a softplus
-    offset = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    with torch.no_grad():  # start at the midpoint between the two kinds' mean distances
-        mid = 0.5 * (distances[targets == 1].mean() + distances[targets == 0].mean())
-        offset.fill_(float(mid) * float(torch.nn.functional.softplus(scale)))
-    optimizer = torch.optim.LBFGS([scale, offset], max_iter=200, line_search_fn="strong_wolfe")
+    """Logistic fit of the head, sigmoid(offset - scale * distance), to the pairs' targets."""
+    distances, targets = distances.detach().float(), targets.detach().float()
+    mid = 0.5 * (distances[targets == 1].mean() + distances[targets == 0].mean())
+    with torch.no_grad():  # start with the decision at the midpoint of the two kinds' means
+        head.set_parameters(scale=1.0, offset=float(mid))
+    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = offset - torch.nn.functional.softplus(scale) * distances
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        loss = F.binary_cross_entropy_with_logits(head.logits(distances), targets)
         loss.backward()
         return loss
 
     with torch.enable_grad():
         optimizer.step(closure)
-    fitted, shift = float(torch.nn.functional.softplus(scale.detach())), float(offset.detach())
-    if not (fitted > 0 and math.isfinite(fitted) and math.isfinite(shift)):
+    if not all(bool(torch.isfinite(p).all()) for p in head.parameters()):
         raise ValueError("the similarity head could not be fit to the validation pairs' distances")
-    with torch.no_grad():
-        head.set_parameters(scale=fitted, offset=shift)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the head is fit to these distances with autograd
 def validation_distances(
     module: SiameseModule, dataloader: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
