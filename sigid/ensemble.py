@@ -103,12 +103,17 @@ def check_members(members: Sequence[Member]) -> None:
         differ = [k for k in keys if other.network.get(k) != first.network.get(k)]
         if differ:
             raise ValueError(f"{where} have different networks ({', '.join(differ)})")
-        for name in SPLITS:
-            if other.writers[name] != first.writers[name]:
-                raise ValueError(
-                    f"{where} were trained on different splits (their {name} writers differ); "
-                    "combine the runs of one fold"
-                )
+        name = differing_split(other.writers, first.writers)
+        if name is not None:
+            raise ValueError(
+                f"{where} were trained on different splits (their {name} writers differ); "
+                "combine the runs of one fold"
+            )
+
+
+def differing_split(a: dict[str, list[str]], b: dict[str, list[str]]) -> str | None:
+    """The first split whose writers differ between two splits' writer lists, else None."""
+    return next((name for name in SPLITS if sorted(a[name]) != sorted(b[name])), None)
 
 
 def build_ensemble(members: Sequence[Member]) -> SiameseModule:
@@ -182,12 +187,12 @@ def combine(
     datamodule.prepare_data()
     datamodule.setup("fit")
     manifest = datamodule.split_manifest()
-    for name in SPLITS:
-        if sorted(manifest[name]["writers"]) != members[0].writers[name]:
-            raise ValueError(
-                f"the data {overrides} give other {name} writers than the members were trained "
-                f"on ({members[0].checkpoint}); pass the overrides of their fold"
-            )
+    name = differing_split({k: v["writers"] for k, v in manifest.items()}, members[0].writers)
+    if name is not None:
+        raise ValueError(
+            f"the data {overrides} give other {name} writers than the members were trained "
+            f"on ({members[0].checkpoint}); pass the overrides of their fold"
+        )
     distances, targets = validation_distances(module, datamodule.val_dataloader())
     fit_head(module.net.head, distances, targets)
 
