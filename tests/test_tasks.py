@@ -399,7 +399,7 @@ def test_siamese_ensemble_members_learn_from_their_own_distances() -> None:
         d = (emb[left] - emb[right]).pow(2).sum(-1).add(1e-8).sqrt()
         expected = expected + bce(module.net.head.logits(d), target) / 2
         expected = expected + 0.25 * F.cross_entropy(head(emb[known]), writers[known])
-    assert out["loss"].item() == pytest.approx(float(expected), rel=1e-5)
+    assert out["loss"].detach().item() == pytest.approx(expected.detach().item(), rel=1e-5)
     assert out["embeddings"].shape == (8, 2 * CONV_SNN["dim"])
     # a member's gradients come from its own loss only: the other's do not move it
     module.zero_grad()
