@@ -72,13 +72,19 @@ def eer(scores: ArrayLike, targets: ArrayLike) -> tuple[float, float]:
     """
     scores, targets = _prepare(scores, targets)
     fpr, tpr, thresholds = roc(scores, targets)
-    frr = 1.0 - tpr
-    gap = (fpr - frr).abs().double()
-    mean = ((fpr + frr) / 2).double()
-    # Among the points of smallest gap (up to float noise), the one with the lowest mean.
-    closest = gap <= gap.min() + 1e-9
-    best = int(torch.argmin(torch.where(closest, mean, torch.full_like(mean, math.inf))))
-    return float(mean[best]), _midpoint_threshold(scores, thresholds, best)
+    # torchmetrics' rates are float32, in which two equal gaps can differ by rounding; compare
+    # exact counts instead: false accepts and false rejects at each point, cross-multiplied.
+    positives = int(targets.sum())
+    negatives = targets.numel() - positives
+    false_accepts = torch.round(fpr.double() * negatives).long()
+    false_rejects = positives - torch.round(tpr.double() * positives).long()
+    far_scaled, frr_scaled = false_accepts * positives, false_rejects * negatives
+    gap, total = (far_scaled - frr_scaled).abs(), far_scaled + frr_scaled
+    # Among the points of smallest gap, the one with the lowest mean.
+    closest = gap == gap.min()
+    best = int(torch.argmin(torch.where(closest, total, torch.full_like(total, total.max() + 1))))
+    eer_value = float(total[best]) / (2.0 * positives * negatives)
+    return eer_value, _midpoint_threshold(scores, thresholds, best)
 
 
 def _midpoint_threshold(scores: torch.Tensor, thresholds: torch.Tensor, best: int) -> float:

@@ -65,6 +65,17 @@ def test_ties_and_inverted_scores() -> None:
     assert value == pytest.approx(0.25)
 
 
+def test_equal_gaps_are_broken_by_the_lower_mean_exactly() -> None:
+    """Two ROC points whose gaps are equal in exact fractions (5/21) but not in float32."""
+    scores = [4.0, 1.0, 5.0, 4.0, 5.0, 1.0, 1.0, 5.0, 5.0, 0.0]
+    targets = [0, 1, 0, 1, 0, 0, 0, 1, 0, 0]
+    # Accept >= 5: FAR 3/7, FRR 2/3 (mean 23/42); accept >= 4: FAR 4/7, FRR 1/3 (mean 19/42).
+    value, threshold = eer(scores, targets)
+    assert value == pytest.approx(19 / 42, abs=1e-12)
+    assert threshold == pytest.approx(2.5)
+    assert far_frr(scores, targets, threshold) == pytest.approx((4 / 7, 1 / 3))
+
+
 def test_scores_outside_unit_interval_keep_their_units() -> None:
     """torchmetrics would squash these with a sigmoid (which saturates); ranks do not."""
     value, threshold = eer([100.0, 200.0, 300.0, 400.0], [0, 0, 1, 1])
