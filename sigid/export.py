@@ -184,7 +184,7 @@ def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]
         specific: dict[str, Any] = {
             "output": {
                 "name": "embeddings",
-                "shape": ["batch", int(hparams.get("dim", 128))],
+                "shape": ["batch", int(module.net.embedding.dim)],  # members, branch
                 "meaning": "one embedding per image; compare two with 'similarity'",
             },
             "similarity": {

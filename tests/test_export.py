@@ -74,7 +74,7 @@ def test_exported_models_match_pytorch_for_any_batch_size(kind, batch, checkpoin
 
 def _exported_embeddings(tmp_path, *overrides: str) -> torch.Tensor:
     """Train a tiny conv Siamese network (dim 16) with `overrides`, export it, check both files
-    against PyTorch on 3 images, and return PyTorch's embeddings of them."""
+    and its sidecar against PyTorch on 3 images, and return PyTorch's embeddings of them."""
     checkpoint = tiny_checkpoint(tmp_path / "run", "model=siamese_conv", "model.dim=16", *overrides)
     files = export(checkpoint, tmp_path / "deploy")
     images = _images(3, seed=9)
@@ -82,6 +82,9 @@ def _exported_embeddings(tmp_path, *overrides: str) -> torch.Tensor:
     assert float((_torchscript(files["torchscript"], images) - expected).abs().max()) <= TOLERANCE
     onnx = torch.from_numpy(_onnx(files["onnx"], images))
     assert float((onnx - expected).abs().max()) <= TOLERANCE
+    # the sidecar tells a deployer the embedding's real size
+    metadata = json.loads(files["metadata"].read_text())
+    assert metadata["output"]["shape"] == ["batch", expected.shape[1]]
     return expected
 
 
