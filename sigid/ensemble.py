@@ -141,7 +141,9 @@ def fit_head(head: SimilarityHead, distances: torch.Tensor, targets: torch.Tenso
     mid = 0.5 * (distances[targets == 1].mean() + distances[targets == 0].mean())
     with torch.no_grad():  # start with the decision at the midpoint of the two kinds' means
         head.set_parameters(scale=1.0, offset=float(mid))
-    optimizer = torch.optim.LBFGS(head.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+    parameters = list(head.parameters())
+    trainable = [p.requires_grad for p in parameters]  # contrastive runs freeze their head
+    optimizer = torch.optim.LBFGS(parameters, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -149,8 +151,14 @@ def fit_head(head: SimilarityHead, distances: torch.Tensor, targets: torch.Tenso
         loss.backward()
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
+    try:
+        with torch.enable_grad():
+            for parameter in parameters:
+                parameter.requires_grad_(True)
+            optimizer.step(closure)
+    finally:
+        for parameter, flag in zip(parameters, trainable, strict=True):
+            parameter.requires_grad_(flag)
     if not all(bool(torch.isfinite(p).all()) for p in head.parameters()):
         raise ValueError("the similarity head could not be fit to the validation pairs' distances")
 

@@ -16,8 +16,9 @@ from runs import QUIET, SMALL, SMALL_DATA, SMALL_NET
 import sigid
 from sigid import metrics
 from sigid.cli import main
-from sigid.ensemble import combine
+from sigid.ensemble import combine, load_member
 from sigid.protocols import writer_independent_summary
+from sigid.tasks import load_checkpoint
 from sigid.verifier import Verifier
 
 
@@ -91,6 +92,19 @@ def test_the_head_is_the_logistic_fit_of_the_validation_pairs(ensemble):
     verifier = Verifier.from_checkpoint(out / "checkpoints" / "best.ckpt")
     assert verifier.threshold == pytest.approx(threshold, abs=1e-5)
     assert verifier.genuine_distance == pytest.approx(result["genuine_distance"])
+
+
+def test_members_trained_with_the_contrastive_loss_get_a_fitted_head(tmp_path):
+    """Contrastive training freezes its head at a fixed formula; the ensemble still refits it."""
+    members = [_train(tmp_path / f"c{s}", f"seed={s}", "model.loss=contrastive") for s in (5, 6)]
+    result = combine(members, tmp_path / "ensemble", SMALL_DATA)
+    frozen = load_member(members[0]).module.net.head
+    fitted = load_checkpoint(tmp_path / "ensemble" / "checkpoints" / "best.ckpt").net.head
+    assert (float(fitted.scale), float(fitted.offset)) == pytest.approx(
+        (result["head"]["scale"], result["head"]["offset"])
+    )
+    assert float(fitted.scale) != pytest.approx(float(frozen.scale), rel=1e-3)
+    assert 0.0 <= result["test/eer"] <= 1.0
 
 
 def test_the_run_folder_holds_what_a_training_run_leaves(runs, ensemble):
