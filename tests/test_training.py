@@ -3,6 +3,7 @@
 import contextlib
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -317,6 +318,9 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
     # the source has no writer head; this run's (sized by its own writers) keeps its initialisation
     assert "writer_head.weight" in copied["kept_initialised"]
     assert torch.equal(module.writer_head.weight, fresh_head)
+    # the threshold and typical genuine distance belong to the other run's validation writers
+    assert float(source["threshold"]) != 0.5 and float(module.threshold) == 0.5
+    assert math.isnan(float(module.genuine_distance))
 
     wider = _module("model=siamese_conv", "data.preprocess.size=[48,96]")
     with pytest.raises(ValueError, match=rf"{siamese_ckpt.name}: its images were prepared as"):
@@ -325,8 +329,8 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
         init_from(_module("model=cnn", *SMALL_CNN), siamese_ckpt)
     with pytest.raises(ValueError, match="checkpoint not found"):
         init_from(module, tmp_path / "missing.ckpt")
-    # the pixel embedding shares only the scalars (similarity head, threshold, genuine distance)
-    with pytest.raises(ValueError, match=r"only 4 of its \d+ weights fit this model"):
+    # the pixel embedding shares only the similarity head's two scalars
+    with pytest.raises(ValueError, match=r"only 2 of its \d+ weights fit this model"):
         init_from(_module("model=siamese", "model.dim=16"), siamese_ckpt)
 
 

@@ -14,6 +14,9 @@ from lightning import LightningModule
 
 from sigid.tasks import load_checkpoint
 
+# What a run chooses on its own validation data, not weights: never carried over.
+RUN_STATE = frozenset({"threshold", "genuine_distance"})
+
 
 def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
     """Copy the matching weights of the sigid checkpoint at `path` into `module`.
@@ -36,7 +39,8 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
             f"{path}: its images were prepared as {prepared}, this run prepares them as "
             f"{preparing}; set data.preprocess to match"
         )
-    target, theirs = module.state_dict(), source.state_dict()
+    target = module.state_dict()
+    theirs = {k: v for k, v in source.state_dict().items() if k not in RUN_STATE}
     fitting = {
         name: tensor
         for name, tensor in theirs.items()
