@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from sigid.atomic import atomic_path, write_json
 from sigid.callbacks import tensor_to_float
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
+from sigid.provenance import run_folder
 from sigid.tasks import SiameseModule, load_checkpoint
 from sigid.training import evaluation_datamodule, evaluation_trainer
 
@@ -63,9 +64,7 @@ def load_member(run: str | Path) -> Member:
     checkpoint = path if path.is_file() else path / "checkpoints" / "best.ckpt"
     if not checkpoint.is_file():
         raise ValueError(f"{checkpoint}: checkpoint not found (give a training run folder)")
-    folder = checkpoint.parent  # the run folder: above checkpoints/, where training writes
-    if folder.name == "checkpoints":
-        folder = folder.parent
+    folder = run_folder(checkpoint)
     module = load_checkpoint(checkpoint)
     if not isinstance(module, SiameseModule):
         raise ValueError(f"{checkpoint}: a CNN classifier; an ensemble combines Siamese runs")

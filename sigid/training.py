@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.atomic import write_json
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
+from sigid.provenance import check_unseen
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
@@ -259,6 +260,7 @@ def run_test(
     module = module if module is not None else load_checkpoint(checkpoint)
     datamodule = evaluation_datamodule(module, overrides)
     datamodule.setup("test")
+    check_unseen(checkpoint, datamodule.split_manifest(), ["test"])
     if isinstance(module, ClassifierModule) and datamodule.class_names != module.class_names:
         raise ValueError(
             f"{checkpoint}: trained on writers {module.class_names}, but the data has "

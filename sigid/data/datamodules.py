@@ -224,7 +224,7 @@ class SignatureDataModule(L.LightningDataModule):
         return {
             name: {
                 "writers": sorted({s.writer for s in samples}),
-                "files": [str(s.path) for s in samples],
+                "files": [str(s.path.absolute()) for s in samples],
             }
             for name, samples in self.samples.items()
         }

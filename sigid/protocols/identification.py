@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sigid.protocols.output import Scalar, write_outputs
+from sigid.provenance import split_record
 from sigid.tasks import ClassifierModule, load_checkpoint
 from sigid.tasks.classifier import confusion_figure
 from sigid.training import run_test
@@ -39,6 +40,7 @@ def identification(
         "protocol": "identification",
         "checkpoint": str(Path(checkpoint).resolve()),
         "data": overrides,
+        "training_split": str(record) if (record := split_record(checkpoint)) else None,
         "writers": [str(w) for w in writers],
         "test_signatures": int(confusion.sum()),
         "top1": tested["test/acc"],

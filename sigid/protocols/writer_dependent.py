@@ -39,6 +39,7 @@ from sigid.data.layouts import Sample, natural_key
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
+from sigid.provenance import check_unseen
 from sigid.training import evaluation_datamodule
 from sigid.verifier import Verifier
 
@@ -241,6 +242,7 @@ def writer_dependent(
     if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
         raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")
     datamodule.setup("test")
+    record = check_unseen(checkpoint, datamodule.split_manifest(), ["val", "test"])
     splits = {
         name: EmbeddedSplit(
             datamodule.samples[name], verifier.embed_prepared(datamodule.images[name])
@@ -255,6 +257,7 @@ def writer_dependent(
         "protocol": "writer-dependent",
         "checkpoint": str(Path(checkpoint).resolve()),
         "data": overrides,
+        "training_split": str(record) if record else None,
         "seed": seed,
         "score": rule.score,
         "score_rule": f"{SCORES[rule.score]} (K references per writer)",

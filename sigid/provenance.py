@@ -1,0 +1,71 @@
+"""What a checkpoint was trained on (its run's ``split.json``), and the check that evaluation data
+is not among it.
+
+Evaluation rebuilds its split from data overrides and seeds, so a wrong ``data.split.fold`` or
+``seed`` would silently test a model on writers (or, for the classifier, files) it trained on.
+Every training run writes ``split.json`` beside ``checkpoints/``; the evaluation commands compare
+against it and refuse an overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+SPLIT_FILE = "split.json"
+
+
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder of a checkpoint: above ``checkpoints/``, where training writes."""
+    folder = Path(checkpoint).parent
+    return folder.parent if folder.name == "checkpoints" else folder
+
+
+def split_record(checkpoint: str | Path) -> Path | None:
+    """The ``split.json`` of the checkpoint's run, None where there is none."""
+    record = run_folder(checkpoint) / SPLIT_FILE
+    return record if record.is_file() else None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A ``split.json``: {split: {"writers": [...], "files": [...]}}; ValueError when malformed."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("train"), dict):
+        raise ValueError(f"{path}: no 'train' split recorded")
+    return data
+
+
+def _real(paths: Iterable[str | Path]) -> set[str]:
+    return {os.path.realpath(p) for p in paths}
+
+
+def check_unseen(
+    checkpoint: str | Path, manifest: dict[str, Any], splits: Sequence[str]
+) -> Path | None:
+    """Refuse evaluation data whose `splits` hold files the checkpoint's run trained on.
+
+    `manifest` is the evaluation data's own split manifest
+    (`SignatureDataModule.split_manifest`). Files are compared by their real paths, so another
+    data set with writers of the same names is not refused. Returns the ``split.json`` checked,
+    or None where the checkpoint is not in a run folder that has one (nothing to check against).
+    """
+    record = split_record(checkpoint)
+    if record is None:
+        return None
+    trained = _real(read_manifest(record)["train"].get("files", []))
+    for name in splits:
+        entry = manifest.get(name, {})
+        seen = sorted(_real(entry.get("files", [])) & trained)
+        if seen:
+            raise ValueError(
+                f"{checkpoint}: {len(seen)} of the {name} signatures of this data were trained on, "
+                f"e.g. {seen[0]} (see {record}); give the data settings the run was trained "
+                "with (data.split.fold, data.seed)"
+            )
+    return record

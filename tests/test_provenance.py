@@ -1,0 +1,82 @@
+"""Evaluation refuses data that the checkpoint's run trained on (its ``split.json``), and only
+that: another data set with writers of the same names is fine, and a checkpoint outside its
+run folder is evaluated without the check (and says so)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from runs import SMALL_DATA
+
+import sigid
+from sigid.cli import main
+from sigid.protocols import identification, writer_dependent
+from sigid.provenance import check_unseen, read_manifest, run_folder
+
+
+def _fails_naming_the_split(call, checkpoint: Path, split: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        call()
+    message = str(refused.value)
+    assert f"of the {split} signatures of this data were trained on" in message
+    assert str(run_folder(checkpoint) / "split.json") in message
+
+
+def test_another_fold_of_the_writers_a_siamese_run_trained_on_is_refused(siamese_ckpt):
+    """The tiny run trained on fold 0 of 3; fold 1 tests on writers of its training split (and
+    validates on the same writers as fold 0)."""
+    other_fold = [*SMALL_DATA, "data.split.fold=1"]
+    trained = set(read_manifest(run_folder(siamese_ckpt) / "split.json")["train"]["writers"])
+    result = writer_dependent(siamese_ckpt, SMALL_DATA, references=2)  # its own fold: fine
+    assert result["training_split"] == str(run_folder(siamese_ckpt) / "split.json")
+    assert not trained & {w for ws in result["writers"].values() for w in ws}
+    _fails_naming_the_split(
+        lambda: writer_dependent(siamese_ckpt, other_fold, references=2), siamese_ckpt, "test"
+    )
+    _fails_naming_the_split(lambda: sigid.evaluate(siamese_ckpt, other_fold), siamese_ckpt, "test")
+
+
+def test_another_per_writer_split_of_the_classifier_is_refused(cnn_ckpt):
+    """Same writers, another draw of files (`data.seed`): test files the run trained on."""
+    assert identification(cnn_ckpt, SMALL_DATA)["training_split"] is not None
+    _fails_naming_the_split(
+        lambda: identification(cnn_ckpt, [*SMALL_DATA, "data.seed=5"]), cnn_ckpt, "test"
+    )
+
+
+def test_writers_of_the_same_names_in_other_data_are_not_refused(siamese_ckpt):
+    """Another synthetic set has writers named as the run's, but they are other files."""
+    other_data = [*SMALL_DATA, "data.synthetic.seed=7", "data.split.fold=1"]
+    result = writer_dependent(siamese_ckpt, other_data, references=2)
+    assert result["training_split"] is not None
+
+
+def test_a_checkpoint_outside_its_run_folder_is_evaluated_unchecked(siamese_ckpt, tmp_path):
+    copy = tmp_path / "moved.ckpt"
+    shutil.copy(siamese_ckpt, copy)
+    result = writer_dependent(copy, [*SMALL_DATA, "data.split.fold=1"], references=2)
+    assert result["training_split"] is None
+    assert check_unseen(copy, {"test": {"files": []}}, ["test"]) is None
+
+
+def test_a_malformed_split_record_is_an_error_naming_it(siamese_ckpt, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(siamese_ckpt, run / "checkpoints" / "best.ckpt")
+    (run / "split.json").write_text("{not json")
+    with pytest.raises(ValueError, match=re.escape(f"{run / 'split.json'}: not valid JSON")):
+        check_unseen(run / "checkpoints" / "best.ckpt", {}, ["test"])
+
+
+def test_the_cli_refusal_is_one_line(siamese_ckpt, capsys):
+    argv = ["evaluate", "--protocol", "writer-dependent", "--ckpt", str(siamese_ckpt),
+            "--references", "2", *SMALL_DATA, "data.split.fold=1"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sigid evaluate: error: ") and "were trained on" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert json.loads((run_folder(siamese_ckpt) / "split.json").read_text())["train"]
