@@ -335,6 +335,12 @@ def test_writer_independent_summarises_several_seeds_per_fold(tmp_path, capsys):
     )
     code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
     assert code == 0 and "2 seeds, 6 fold runs" in out and "seed=1" in out and "0.2500" in out
+    # a seed missing a fold (failed, say) would bias its mean: refused, naming the folds
+    finished = (sweep / "5" / "metrics.json").read_text()
+    (sweep / "5" / "metrics.json").unlink()
+    with pytest.raises(ValueError, match=r"seed=1: folds \[0, 1\]"):
+        writer_independent_summary(sweep)
+    (sweep / "5" / "metrics.json").write_text(finished)
     # a fold twice within one seed is still refused
     _fold(sweep, 6, {"test/eer_skilled": 0.1}, "seed=1", "data.seed=0", "data.split.fold=2")
     with pytest.raises(ValueError, match="more than once"):

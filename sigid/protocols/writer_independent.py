@@ -62,6 +62,7 @@ def writer_independent_summary(
         result = {"protocol": "writer-independent", **per_seed[0], "failed": failed}
         del result["seed"]
     else:
+        _check_same_folds(groups)
         means = [{k: v["mean"] for k, v in s["metrics"].items()} for s in per_seed]
         disjoint = [s["test_writers_disjoint"] for s in per_seed]
         result = {
@@ -191,6 +192,17 @@ def _check_distinct_folds(folds: list[dict[str, Any]]) -> None:
     repeated = sorted({n for n in numbers if numbers.count(n) > 1})
     if repeated:
         raise ValueError(f"fold(s) {repeated} appear more than once; give each fold's run once")
+
+
+def _check_same_folds(groups: dict[str, list[dict[str, Any]]]) -> None:
+    """Seeds' means are comparable only over the same folds (a failed fold would bias one)."""
+    covered = {seed: sorted(f["fold"] for f in folds) for seed, folds in groups.items()}
+    if len({tuple(c) for c in covered.values()}) > 1:
+        listed = "; ".join(f"{seed or 'seed'}: folds {c}" for seed, c in covered.items())
+        raise ValueError(
+            f"the seeds cover different folds ({listed}); the mean over seeds needs every "
+            "seed's same folds: rerun the missing folds or give the folds all seeds share"
+        )
 
 
 def _test_writers_disjoint(folders: list[Path]) -> bool | None:
