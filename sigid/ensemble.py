@@ -93,6 +93,11 @@ def check_members(members: Sequence[Member]) -> None:
     """Refuse members that could not be one network or were trained on different writers."""
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least 2 runs, got {len(members)}")
+    seen: set[Path] = set()
+    for member in members:
+        if member.checkpoint.resolve() in seen:
+            raise ValueError(f"{member.checkpoint}: given twice; an ensemble needs distinct runs")
+        seen.add(member.checkpoint.resolve())
     first = members[0]
     for other in members[1:]:
         where = f"{other.checkpoint} and {first.checkpoint}"

@@ -176,6 +176,8 @@ def test_a_run_without_its_split_is_refused_naming_the_file(runs, tmp_path):
         combine([runs["a"], loose], tmp_path / "out", SMALL_DATA)
     with pytest.raises(ValueError, match="at least 2 runs"):
         combine([runs["a"]], tmp_path / "out", SMALL_DATA)
+    with pytest.raises(ValueError, match="given twice; an ensemble needs distinct runs"):
+        combine([runs["a"], runs["a"] / "checkpoints" / "best.ckpt"], tmp_path / "out", SMALL_DATA)
     with pytest.raises(ValueError, match="checkpoint not found"):
         combine([runs["a"], tmp_path / "nothing"], tmp_path / "out", SMALL_DATA)
 
