@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,14 @@ class SweepSummary(Callback):
         for path in write_summary(sweep_dir):
             log.info("sweep summary: %s", path)
             print(f"sweep summary: {path}")
+        failed = [row["job"] for row in collect(sweep_dir) if row["status"] != "ok"]
+        if failed:  # the sweep ran every job; its exit status still says that some failed
+            print(
+                f"sigid-train: {len(failed)} job(s) failed: {', '.join(failed)} "
+                f"(see {sweep_dir / 'summary.md'})",
+                file=sys.stderr,
+            )
+            raise SystemExit(1)
 
 
 def _curve_label(params: dict[str, str]) -> str:

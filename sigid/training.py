@@ -317,23 +317,31 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except Exception as err:
-        if not multirun:
-            if isinstance(err, (ValueError, OSError)):  # bad input or config: say it in one line
-                log.error("%s", err)
-                print(f"sigid-train: error: {err}", file=sys.stderr)
-                raise SystemExit(1) from err
-            raise
-        log.exception("job failed")
+        log.exception("run failed")  # the whole story in train.log
         write_json(
             output_dir / "status.json",
             {"status": "failed", "error": f"{type(err).__name__}: {err}",
              "wall_time_s": round(time.perf_counter() - start, 2)},
         )  # fmt: skip
-        return None
+        clean = isinstance(err, (ValueError, OSError))  # bad input or config: one line
+        if multirun:  # recorded, and the sweep goes on (it exits 1 at the end)
+            message = f"{err}" if clean else f"{type(err).__name__}: {err}"
+            print(f"sigid-train: job {output_dir.name} failed: {message}", file=sys.stderr)
+            return None
+        if clean:
+            print(f"sigid-train: error: {err}", file=sys.stderr)
+            raise SystemExit(1) from err
+        raise
     write_json(output_dir / "status.json", {"status": "ok"})
-    print(f"\nsigid-train: {cfg.model._target_.rsplit('.', 1)[-1]} finished")
-    print(format_metrics(result.metrics))
-    print(f"  run folder: {result.output_dir}")
+    report = "\n".join(
+        [
+            f"sigid-train: {cfg.model._target_.rsplit('.', 1)[-1]} finished",
+            format_metrics(result.metrics),
+            f"  run folder: {result.output_dir}",
+        ]
+    )
+    log.info("%s", report)
+    print(f"\n{report}")
     return result.metrics.get("val_best")
 
 

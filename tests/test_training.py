@@ -225,7 +225,10 @@ def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp
         tmp_path, "-m", *SMALL, *SMALL_CNN, "logger=none", "hydra.sweep.dir=sweep",
         "model.depth=2,3,9", "trainer.max_epochs=1,2",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    # every job ran; the exit status says that some failed, and which
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "sigid-train: 2 job(s) failed: " in done.stderr
+    assert done.stderr.count("depth") >= 2 and "Traceback" not in done.stderr
     sweep = tmp_path / "sweep"
     with (sweep / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -242,6 +245,8 @@ def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp
     assert float(mean["test/acc"]) == pytest.approx(sum(accuracy) / 4, abs=1e-4)
     assert (sweep / "summary.md").read_text().count("\n") == 10
     assert (sweep / "accuracy_vs_epoch.png").stat().st_size > 5000
+    job = sweep / ok[0]["job"]
+    assert "run folder: " in (job / "train.log").read_text()  # each job's log, as documented
 
 
 def test_configs_are_found_after_a_regular_install(tmp_path):
@@ -271,7 +276,12 @@ def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
     done = _sigid_train(tmp_path, "data=folders", f"data.root={tmp_path / 'nowhere'}")
     assert done.returncode == 1
     assert "sigid-train: error:" in done.stderr and "nowhere: no such file or folder" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("nowhere: no such file") == 1
+    # the run folder says so too: status.json, and the details in train.log
+    (run,) = (tmp_path / "outputs").glob("*/*")
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and "nowhere: no such file" in status["error"]
+    assert "nowhere: no such file" in (run / "train.log").read_text()
 
 
 def test_the_pretraining_experiment_builds_cedar_snns_network_for_init_from():
