@@ -317,7 +317,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except Exception as err:
-        log.exception("run failed")  # the whole story in train.log
+        # The traceback for train.log only (INFO: the console shows WARNING and up); the
+        # console gets one line below, or the traceback itself for an unexpected error.
+        log.info("run failed", exc_info=err)
         write_json(
             output_dir / "status.json",
             {"status": "failed", "error": f"{type(err).__name__}: {err}",
