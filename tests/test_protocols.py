@@ -367,6 +367,26 @@ def test_writer_independent_refuses_mixed_configurations_and_leaky_folds(tmp_pat
         writer_independent_summary(tmp_path / "leaky" / "0" / ".hydra")
 
 
+def test_writer_independent_names_damaged_and_empty_run_records(tmp_path):
+    sweep = tmp_path / "damaged"
+    _fold(sweep, 0, {"test/eer": 0.1}, "data.split.fold=0")
+    _fold(sweep, 1, {"test/eer": 0.2}, "data.split.fold=1")
+    (sweep / "1" / "metrics.json").write_text("{bad")  # damaged: the fold is listed, and why
+    result = writer_independent_summary(sweep)
+    assert result["folds"] == 1
+    assert result["failed"] == [{"run": str(sweep / "1"), "error": "metrics.json is not a JSON "
+                                 "object (damaged?)"}]  # fmt: skip
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"test/eer": "x", "monitor": "val/eer"}))
+    with pytest.raises(ValueError, match=r"0: metrics.json holds no numeric test/ metrics"):
+        writer_independent_summary(sweep)
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"test/eer": 0.1}))
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- a: [\n")
+    with pytest.raises(ValueError, match=r"0/.hydra/overrides.yaml: not readable as YAML"):
+        writer_independent_summary(sweep)
+    with pytest.raises(ValueError, match=r"metrics\.json: a file; give the sweep folder"):
+        writer_independent_summary(sweep / "0" / "metrics.json")
+
+
 def test_sweep_summary_ends_with_mean_and_std_rows_over_the_ok_jobs(tmp_path):
     sweep = _sweep(tmp_path)
     write_summary(sweep)

@@ -48,14 +48,18 @@ def writer_independent_summary(
     for folder in folders:
         status = _read(folder / "status.json") or {}
         metrics = _read(folder / "metrics.json")
-        if status.get("status", "ok") != "ok" or not isinstance(metrics, dict):
-            error = status.get("error") or "no metrics.json (unfinished?)"
-            failed.append({"run": str(folder), "error": error})
+        test = (
+            {k: v for k, v in metrics.items() if k.startswith("test/") and _is_number(v)}
+            if isinstance(metrics, dict)
+            else {}
+        )
+        if status.get("status", "ok") != "ok" or not test:
+            failed.append({"run": str(folder), "error": _why_unusable(folder, status, metrics)})
             continue
-        test = {k: v for k, v in metrics.items() if k.startswith("test/") and _is_number(v)}
         folds.append({"run": str(folder), "fold": _fold(folder), "metrics": test})
     if not folds:
-        raise ValueError(f"no finished fold among {len(folders)} run folder(s): {failed}")
+        listed = "; ".join(f"{f['run']}: {f['error']}" for f in failed)
+        raise ValueError(f"no finished fold among {len(folders)} run folder(s) ({listed})")
     groups = _by_seed(folds)
     per_seed = [{"seed": seed, **_over_folds(group)} for seed, group in groups.items()]
     if len(per_seed) == 1:
@@ -116,6 +120,8 @@ def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
     """The run folders: given ones, or the job folders of a sweep folder, in job order."""
     if isinstance(runs, (str, Path)):
         root = Path(runs)
+        if root.is_file():
+            raise ValueError(f"{root}: a file; give the sweep folder or the run folders")
         if not root.is_dir():
             raise ValueError(f"{root}: no such sweep or run folder")
         if _is_run(root):
@@ -135,11 +141,35 @@ def _is_run(folder: Path) -> bool:
     return any((folder / name).exists() for name in ("metrics.json", "status.json", ".hydra"))
 
 
+def _yaml(path: Path) -> Any:
+    """A run's Hydra record; a damaged one is an error that names it, in one line."""
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # yaml's and OmegaConf's own error types
+        message = " ".join(str(err).split())[:200]
+        raise ValueError(f"{path}: not readable as YAML ({message})") from err
+
+
+def _why_unusable(folder: Path, status: dict[str, Any], metrics: Any) -> str:
+    """Why a run folder gives no fold: failed, unfinished, or its metrics.json unreadable."""
+    if status.get("status", "ok") != "ok":
+        return str(status.get("error") or "failed")
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return "no metrics.json (unfinished?)"
+    if not isinstance(metrics, dict):
+        return "metrics.json is not a JSON object (damaged?)"
+    return "metrics.json holds no numeric test/ metrics"
+
+
 def _overrides(folder: Path) -> list[str]:
     """The run's Hydra overrides; for an ensemble (`sigid ensemble`), its data overrides."""
     path = folder / ".hydra" / "overrides.yaml"
     if path.is_file():
-        return [str(o) for o in OmegaConf.load(path)]
+        items = _yaml(path)
+        if not OmegaConf.is_list(items):
+            raise ValueError(f"{path}: not a list of Hydra overrides")
+        return [str(o) for o in items]
     ensemble = _read(folder / "ensemble.json")
     return [str(o) for o in ensemble.get("overrides", [])] if isinstance(ensemble, dict) else []
 
@@ -163,7 +193,7 @@ def _fold(folder: Path) -> int | None:
             return int(value)
     config = folder / ".hydra" / "config.yaml"
     if config.is_file():
-        value = OmegaConf.select(OmegaConf.load(config), FOLD_KEY, default=None)
+        value = OmegaConf.select(_yaml(config), FOLD_KEY, default=None)
         return int(value) if isinstance(value, int) else None
     return None
 
