@@ -41,6 +41,8 @@ DATAMODULES: dict[str, type[SignatureDataModule]] = {
     "sigid.tasks.classifier.ClassifierModule": ClassFolderDataModule,
     "sigid.tasks.siamese.SiameseModule": PairDataModule,
 }
+# Config keys that choose evaluation data (seed: data.seed follows it by default).
+DATA_KEYS = ("data", "seed", "paths")
 # Keys of conf/model/*.yaml read by train.py, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
 
@@ -235,6 +237,12 @@ def evaluation_datamodule(
     """
     model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
     overrides = list(overrides or [])
+    other = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] not in DATA_KEYS]
+    if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
+        raise ValueError(
+            f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
+            "the network, its training and preprocessing come from the checkpoint"
+        )
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
             cfg = compose("train", overrides=[f"model={model}", *overrides])

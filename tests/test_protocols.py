@@ -481,6 +481,8 @@ def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path)
         ([*wd, "--ckpt", cnn_ckpt, *DATA], "CNN writer-classifier checkpoint"),
         ([*wd, "--sweep", tmp_path], "give --ckpt"),
         ([*wd, "--ckpt", siamese_ckpt, "data.nope=1"], "data overrides ['data.nope=1']"),
+        ([*wd, "--ckpt", siamese_ckpt, "model.depth=9", *DATA],
+         "model.depth=9: evaluation takes data overrides only"),
         ([*wd, "--ckpt", siamese_ckpt, "--references", "0", *DATA], "whole numbers >= 1"),
         (["evaluate", "--protocol", "writer-independent", "--ckpt", cnn_ckpt], "give --sweep"),
         (["evaluate", "--protocol", "writer-independent", "--sweep", tmp_path], "no run folders"),
