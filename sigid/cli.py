@@ -47,8 +47,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from sigid.atomic import check_target
     from sigid.data.synthetic import generate, preview
 
+    if args.preview:
+        check_target(args.preview)  # before the set is drawn, not after
     start = time.perf_counter()
     out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start
@@ -72,7 +75,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     table.require_writers(1)
     sources = [(s.path, s.writer) for s in table.genuine]
     start = time.perf_counter()
-    dst = materialize(sources, args.dst, args.per_class, args.seed, settings)
+    dst = materialize(sources, args.dst, args.per_class, args.seed, settings, source_root=args.src)
     took = time.perf_counter() - start
     print(
         f"{len(table.writers)} writers x {args.per_class} images in {dst} "

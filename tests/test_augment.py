@@ -12,6 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
+from test_atomic import read_only_folder
 from torch.utils.data import DataLoader, Dataset
 
 from sigid.data import augment
@@ -299,3 +300,48 @@ def test_distort_deterministic(sources: list[tuple[Path, str]]) -> None:
     assert not np.array_equal(distort_deterministic(images, transform, seed=2), first)
     assert all(not np.array_equal(a, b) for a, b in zip(first, images, strict=True))
     assert np.array_equal(images, original)
+
+
+def test_materialize_refuses_a_dst_inside_or_around_the_sources(
+    tmp_path: Path, sources: list[tuple[Path, str]]
+) -> None:
+    scans = tmp_path / "scans"
+    before = _digests(scans)
+    for dst, why in [
+        (scans / "alice" / "out", "inside the source folder"),  # a writer's folder
+        (scans / "out", "inside the source folder"),  # the dataset folder, when named
+        (scans, "is the source folder"),
+        (scans / "carol", "is the source folder"),
+        (tmp_path, "holds the source folder"),
+    ]:
+        with pytest.raises(ValueError, match=why) as err:
+            materialize(sources, dst, per_class=5, seed=0, augment={}, source_root=scans)
+        assert str(err.value).startswith(f"{dst}: cannot write augmented images there")
+    with pytest.raises(ValueError, match="inside the source folder"):  # no root: writer folders
+        materialize(sources, scans / "bob" / "out", per_class=5, seed=0, augment={})
+    assert _digests(scans) == before and sorted(p.name for p in tmp_path.iterdir()) == ["scans"]
+    assert materialize(sources, tmp_path / "aug", 5, seed=0, augment={}, source_root=scans).is_dir()
+
+
+@pytest.mark.parametrize("dst", ["afile/aug", "afile/sub/aug"])
+def test_materialize_under_a_file_is_refused_naming_both(
+    tmp_path: Path, sources: list[tuple[Path, str]], dst: str
+) -> None:
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(NotADirectoryError) as err:
+        materialize(sources, tmp_path / dst, per_class=5, seed=0, augment={})
+    blocker = tmp_path / "afile"
+    assert str(err.value) == f"{tmp_path / dst}: cannot write: {blocker} is a file, not a folder"
+
+
+def test_materialize_read_only_parent_names_dst(
+    tmp_path: Path, sources: list[tuple[Path, str]]
+) -> None:
+    folder = read_only_folder(tmp_path / "ro")
+    try:
+        with pytest.raises(PermissionError) as err:
+            materialize(sources, folder / "aug", per_class=5, seed=0, augment={})
+        assert str(err.value) == f"{folder / 'aug'}: cannot write (permission denied)"
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []

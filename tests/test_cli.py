@@ -73,6 +73,23 @@ def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
     assert code == 1 and str(dst) in err
 
 
+def test_augment_refuses_an_output_inside_its_source_folder(capsys, tmp_path):
+    src = write_folders(tmp_path / "src", writers=2, per_writer=1)
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    code, _, err = _run(capsys, "augment", str(src), str(src / "aug"), "--per-class", "2")
+    assert code == 1 and "is inside the source folder" in err and err.count("\n") == 1
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # untouched
+
+
+def test_synth_checks_its_preview_path_before_drawing_the_set(capsys, tmp_path):
+    folder = tmp_path / "a_folder.png"
+    folder.mkdir()
+    args = ["--writers", "2", "--per-writer", "2", "--forgeries", "0", "--preview", str(folder)]
+    code, _, err = _run(capsys, "synth", str(tmp_path / "set"), *args)
+    assert code == 1 and "a_folder.png: cannot write: it is a folder, not a file" in err
+    assert not (tmp_path / "set").exists()
+
+
 def test_augment_rejects_an_unknown_preset(capsys, tmp_path):
     src = write_folders(tmp_path / "src", writers=2, per_writer=1)
     code, _, err = _run(capsys, "augment", str(src), str(tmp_path / "d"), "--preset", "wild")

@@ -148,3 +148,24 @@ def test_auto_detects_each_layout(tmp_path):
 
 def test_natural_key_orders_numbers_numerically():
     assert sorted(["w10", "w2", "w1"], key=natural_key) == ["w1", "w2", "w10"]
+
+
+def test_manifest_that_is_not_utf8_is_named(tmp_path):
+    csv = tmp_path / "bin.csv"
+    csv.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(DatasetError) as err:
+        scan(csv)
+    assert str(err.value) == f"{csv}: not UTF-8 text (cannot decode byte 0xff); " + (
+        "a manifest must be a UTF-8 CSV"
+    )
+    late = tmp_path / "late.csv"  # a bad byte after the first rows (past the first read chunk)
+    late.write_bytes(b"path,writer,label\n" + b"a.png,w,genuine\n" * 2000 + b"\xe9.png,w,g\n")
+    with pytest.raises(DatasetError, match=r"late\.csv: not UTF-8 text"):
+        scan(late)
+
+
+def test_manifest_path_with_a_nul_byte_is_named(tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_bytes(b"path,writer,label\n\x00a.png,w,genuine\n")
+    with pytest.raises(DatasetError, match=r"m\.csv, line 2: path .* contains a NUL byte"):
+        scan(csv)

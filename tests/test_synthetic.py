@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_atomic import read_only_folder
 
 from sigid.data import synthetic
 from sigid.data.images import load_image
@@ -320,3 +321,35 @@ def test_preview_refuses_a_folder_without_writers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one"):
         preview(tmp_path, tmp_path / "grid.png", 0, 0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_preview_into_a_folder_is_refused_naming_it(small_set: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "grid.png"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as err:
+        preview(small_set, folder)
+    assert str(err.value) == f"{folder}: cannot write: it is a folder, not a file"
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"] and not any(folder.iterdir())
+
+
+@pytest.mark.parametrize("out", ["afile/set", "afile/sub/set"])
+def test_output_under_a_file_is_refused_naming_both(tmp_path: Path, out: str) -> None:
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(NotADirectoryError) as err:
+        generate(tmp_path / out, 1, 1, 0)
+    blocker = tmp_path / "afile"
+    assert str(err.value) == f"{tmp_path / out}: cannot write: {blocker} is a file, not a folder"
+    with pytest.raises(NotADirectoryError, match="afile is a file, not a folder"):
+        preview(tmp_path, tmp_path / out / "grid.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_read_only_parent_names_the_output_not_a_temporary_folder(tmp_path: Path) -> None:
+    folder = read_only_folder(tmp_path / "ro")
+    try:
+        with pytest.raises(PermissionError) as err:
+            generate(folder / "set", 1, 1, 0)
+        assert str(err.value) == f"{folder / 'set'}: cannot write (permission denied)"
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []

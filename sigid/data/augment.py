@@ -29,6 +29,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from sigid.atomic import cannot_write, errors_about, make_parent
 from sigid.data.images import ImageLoadError, load_image
 from sigid.data.preprocess import background_level
 
@@ -179,12 +180,14 @@ def distort_deterministic(images: np.ndarray, transform: v2.Transform, seed: int
 
 def materialize(
     samples: Sequence[tuple[str | Path, str]], dst: str | Path, per_class: int, seed: int,
-    augment: Mapping[str, Any],
+    augment: Mapping[str, Any], source_root: str | Path | None = None,
 ) -> Path:  # fmt: skip
     """Write `per_class` images per writer to dst/<writer>/: the sources, then augmented variants.
 
     Reused when dst/augment.json matches (sources' size and mtime, per_class, seed, settings);
     built in a hidden sibling folder and renamed onto dst, so dst is complete or absent.
+    dst may not lie inside a folder that holds a source image or inside `source_root` (the
+    dataset folder the samples come from), nor hold a source: the source is never touched.
     """
     dst = Path(dst)
     if not _is_int(per_class) or per_class < 1 or not _is_int(seed):
@@ -196,6 +199,7 @@ def materialize(
         writers.setdefault(_check_writer(writer), []).append(str(Path(path).resolve()))
     if not writers:
         raise ValueError(f"no source images given to materialize into {dst}")
+    _check_apart(dst, [p for paths in writers.values() for p in paths], source_root)
     for writer, sources in writers.items():
         if len(sources) > per_class:
             n = len(sources)
@@ -209,6 +213,7 @@ def materialize(
     }
     if _reusable(dst, fingerprint):
         return dst
+    make_parent(dst)
     tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)  # a stale leftover of a crashed run of this pid
     total = sum(per_class - len(sources) for sources in writers.values())
@@ -217,29 +222,14 @@ def materialize(
     try:
         # Per image, intra-op threads cost more than they give (10x slower on a busy 2-core box).
         torch.set_num_threads(1)
-        tmp.mkdir(parents=True)
-        jobs = []
-        for writer, sources in writers.items():
-            (tmp / writer).mkdir()
-            cache = {i: load_image(path) for i, path in enumerate(sources)}
-            fills = [background_level(grey) for grey in cache.values()]
-            for i, grey in cache.items():
-                _save(grey, tmp / writer / f"{writer}_{i + 1:05d}.png")
-            stops = range(len(sources), per_class, CHUNK)
-            new = [_Job(writer, sources, fills, i, min(i + CHUNK, per_class)) for i in stops]
-            if parallel:
-                jobs += new
-            else:
-                for job in new:
-                    _render(job, seed, settings, tmp, cache)  # sources already decoded
-        if jobs:
-            _run_pool(jobs, seed, settings, tmp)
-        (tmp / MANIFEST).write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
+        with errors_about(dst, tmp):  # errors name dst, not the temporary folder
+            _build(writers, per_class, seed, settings, tmp, parallel)
+            (tmp / MANIFEST).write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
         try:
             os.replace(tmp, dst)  # atomic; also replaces an empty dst folder
-        except OSError:
+        except OSError as err:
             if not _reusable(dst, fingerprint):  # did a concurrent run finish it first?
-                raise
+                raise cannot_write(dst, err) from err
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -247,6 +237,30 @@ def materialize(
     finally:
         torch.set_num_threads(threads)
     return dst
+
+
+def _build(
+    writers: dict[str, list[str]], per_class: int, seed: int, settings: dict[str, float],
+    tmp: Path, parallel: bool,
+) -> None:  # fmt: skip
+    """Fill the new folder `tmp` with every writer's sources and augmented images."""
+    tmp.mkdir()
+    jobs = []
+    for writer, sources in writers.items():
+        (tmp / writer).mkdir()
+        cache = {i: load_image(path) for i, path in enumerate(sources)}
+        fills = [background_level(grey) for grey in cache.values()]
+        for i, grey in cache.items():
+            _save(grey, tmp / writer / f"{writer}_{i + 1:05d}.png")
+        stops = range(len(sources), per_class, CHUNK)
+        new = [_Job(writer, sources, fills, i, min(i + CHUNK, per_class)) for i in stops]
+        if parallel:
+            jobs += new
+        else:
+            for job in new:
+                _render(job, seed, settings, tmp, cache)  # sources already decoded
+    if jobs:
+        _run_pool(jobs, seed, settings, tmp)
 
 
 class _Job(NamedTuple):
@@ -301,6 +315,27 @@ def _worker_init() -> None:
 
 def _save(grey: np.ndarray, path: Path) -> None:
     Image.fromarray(grey, mode="L").save(path, format="PNG", compress_level=COMPRESS_LEVEL)
+
+
+def _check_apart(dst: Path, sources: list[str], source_root: str | Path | None) -> None:
+    """Refuse a dst inside the source tree, or one that holds a source: writing there would
+    change the dataset (new files among its images), or replace the sources themselves."""
+    out = dst.resolve()
+    folders = {Path(path).parent for path in sources}  # already resolved
+    if source_root is not None and Path(source_root).is_dir():  # not a manifest CSV
+        folders.add(Path(source_root).resolve())
+    around = sorted((f for f in folders if out.is_relative_to(f)), reverse=True)  # nearest first
+    if around:
+        where = "is" if around[0] == out else "is inside"
+        why = f"it {where} the source folder {around[0]}"
+    elif inside := sorted(f for f in folders if f.is_relative_to(out)):
+        why = f"it holds the source folder {inside[0]}"
+    else:
+        return
+    raise ValueError(
+        f"{dst}: cannot write augmented images there: {why}; choose an output folder outside "
+        "the sources (they are never modified)"
+    )
 
 
 def _is_int(value: object) -> bool:

@@ -227,12 +227,18 @@ def _scan_manifest(root: Path) -> SampleTable:
     base = csv_path.parent.resolve()
     table = SampleTable(csv_path, "manifest", [])
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"path", "writer", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            table.samples.extend(_manifest_row(csv_path, base, line, row, table))
+        try:
+            reader = csv.DictReader(handle)
+            missing = {"path", "writer", "label"} - set(reader.fieldnames or [])
+            if missing:
+                raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                table.samples.extend(_manifest_row(csv_path, base, line, row, table))
+        except UnicodeDecodeError as err:  # the codec's message names no file
+            raise DatasetError(
+                f"{csv_path}: not UTF-8 text (cannot decode byte {err.object[err.start]:#04x}); "
+                "a manifest must be a UTF-8 CSV"
+            ) from err
     return table
 
 
@@ -244,6 +250,8 @@ def _manifest_row(
     label = (row["label"] or "").strip().lower()
     if not rel or not writer:
         raise DatasetError(f"{where}: empty path or writer")
+    if "\0" in rel:  # the OS would refuse it with a message that names no file
+        raise DatasetError(f"{where}: path {rel!r} contains a NUL byte")
     path = (base / rel).resolve()
     if not path.is_relative_to(base):
         raise DatasetError(f"{where}: path {rel!r} leaves the manifest's folder {base}")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from sigid.atomic import atomic_path, check_target, errors_about, make_parent
 from sigid.data.images import is_image_file, load_image
 
 GENERATOR = "sigid.data.synthetic"
@@ -378,41 +379,47 @@ def generate(
     out = Path(out)
     if _existing(out, params):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out)
     # A sibling on the same file system, so that the final rename is atomic; unique per call.
     where = out.absolute()
     tmp = where.with_name(f"{where.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
     try:
-        jobs = []
-        for w, writer in enumerate(params["writer_names"]):
-            st = _style(params["seed"], w)
-            for forged, count in ((False, params["per_writer"]), (True, params["forgeries"])):
-                folder = tmp / (f"{writer}_forg" if forged else writer)
-                stem = f"{writer}_{'f' if forged else 'g'}"
-                for j in range(count):
-                    folder.mkdir(exist_ok=True)
-                    path = folder / f"{stem}{j + 1:0{max(3, len(str(count)))}d}.png"
-                    jobs.append((st, params["seed"], w, forged, j, path))
-        # Drawing, noise and PNG encoding release the GIL in part: threads suffice and stay safe
-        # inside any host process (no fork, no re-import of __main__).
-        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
-        try:
-            for _ in pool.map(_write, jobs):
-                pass
-        finally:
-            pool.shutdown(cancel_futures=True)
-        (tmp / "synthetic.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
-        try:
-            os.replace(tmp, out)  # also replaces an empty folder, on POSIX
-        except OSError:
-            if _existing(out, params):  # another process finished the same set first
-                return out
-            out.rmdir()  # an empty folder on a platform that will not replace it
-            os.replace(tmp, out)
+        with errors_about(out, tmp):  # errors name `out`, not the temporary folder
+            tmp.mkdir()
+            _fill(tmp, params)
+            try:
+                os.replace(tmp, out)  # also replaces an empty folder, on POSIX
+            except OSError:
+                if _existing(out, params):  # another process finished the same set first
+                    return out
+                out.rmdir()  # an empty folder on a platform that will not replace it
+                os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _fill(tmp: Path, params: dict[str, Any]) -> None:
+    """Write every image of the set, then synthetic.json, into the folder `tmp`."""
+    jobs = []
+    for w, writer in enumerate(params["writer_names"]):
+        st = _style(params["seed"], w)
+        for forged, count in ((False, params["per_writer"]), (True, params["forgeries"])):
+            folder = tmp / (f"{writer}_forg" if forged else writer)
+            stem = f"{writer}_{'f' if forged else 'g'}"
+            for j in range(count):
+                folder.mkdir(exist_ok=True)
+                path = folder / f"{stem}{j + 1:0{max(3, len(str(count)))}d}.png"
+                jobs.append((st, params["seed"], w, forged, j, path))
+    # Drawing, noise and PNG encoding release the GIL in part: threads suffice and stay safe
+    # inside any host process (no fork, no re-import of __main__).
+    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+    try:
+        for _ in pool.map(_write, jobs):
+            pass
+    finally:
+        pool.shutdown(cancel_futures=True)
+    (tmp / "synthetic.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
 def preview(
@@ -426,7 +433,7 @@ def preview(
     f = _check_int("forgeries_per_writer", forgeries_per_writer, 0)
     if g + f < 1:
         raise ValueError("preview needs at least one genuine or forged column")
-    root, png = Path(root), Path(png)
+    root, png = Path(root), check_target(png)  # before the work, not after it
     names = sorted(
         d.name for d in (root.iterdir() if root.is_dir() else ())
         if d.is_dir() and not d.name.startswith(".") and not d.name.endswith("_forg")
@@ -463,13 +470,8 @@ def preview(
             grid.paste(thumb, (x + (cw - thumb.width) // 2, y + (ch - thumb.height) // 2))
             if c >= g:  # forged cells are framed in red as well
                 draw.rectangle((x + 1, y + 1, x + cw - 2, y + ch - 2), outline=red, width=2)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(png) as tmp:
         grid.save(tmp, format="PNG")
-        os.replace(tmp, png)
-    finally:
-        tmp.unlink(missing_ok=True)
     return png
 
 
