@@ -33,8 +33,9 @@ from lightning import LightningModule
 from torch import nn
 
 from sigid import __version__
-from sigid.atomic import atomic_path
+from sigid.atomic import atomic_path, make_parent
 from sigid.models.siamese import DISTANCE_EPS
+from sigid.signatures import read_preprocessing
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
@@ -112,7 +113,8 @@ def export(
 
     `name` defaults to ``embedding`` (Siamese) or ``classifier`` (CNN). Returns the written paths
     by format, plus ``"metadata"``: the ``<name>.json`` sidecar. Raises ValueError for a missing
-    or foreign checkpoint, an unknown format, or missing ONNX packages (`MissingExportDependency`).
+    or foreign checkpoint, one without preprocessing settings, an unknown format, or missing ONNX
+    packages (`MissingExportDependency`).
     """
     chosen = check_formats(formats)
     if name is not None and (Path(name).name != name or name in (".", "..")):
@@ -120,10 +122,12 @@ def export(
     if "onnx" in chosen:
         require_onnx()
     module = load_checkpoint(checkpoint)
-    net, default_name, metadata = _deployable(module)
+    # the check sigid's own tools make: a sidecar without preprocessing is of no use
+    preprocessing = read_preprocessing(module, checkpoint)
+    net, default_name, metadata = _deployable(module, preprocessing)
     name = name or default_name
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_parent(out_dir / f"{name}.json")  # errors name the folder and why (a file there, say)
 
     generator = torch.Generator().manual_seed(0)
     height, width = metadata["input"]["shape"][2:]
@@ -162,8 +166,11 @@ def export(
     return written
 
 
-def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]]:
-    """The network to export (eval mode), its default file name and `module`'s metadata."""
+def _deployable(
+    module: LightningModule, preprocessing: dict[str, Any]
+) -> tuple[nn.Module, str, dict[str, Any]]:
+    """The network to export (eval mode), its default file name and `module`'s metadata, with
+    `preprocessing` as `sigid.signatures.read_preprocessing` checked it."""
     hparams = module.hparams
     size = [int(s) for s in hparams.get("image_size", (128, 128))]
     image = {
@@ -224,7 +231,7 @@ def _deployable(module: LightningModule) -> tuple[nn.Module, str, dict[str, Any]
         "sigid_version": __version__,
         "kind": kind,
         "input": image,
-        "preprocessing": module.preprocessing,
+        "preprocessing": preprocessing,
         **specific,
     }
     return net.eval(), default_name, metadata

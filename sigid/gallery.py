@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,24 @@ SCORES = {
 }
 # Enrolled writers named in an error message before "...".
 MAX_NAMES_SHOWN = 10
+# Metadata fields of every readable version, with their JSON types; checked on load.
+METADATA_FIELDS: dict[str, tuple[type, ...]] = {
+    "checkpoint": (str, type(None)),
+    "fingerprint": (str,),
+    "preprocessing": (dict,),
+    "dim": (int,),
+    "writers": (list,),
+    "sources": (list,),
+}
+JSON_TYPES: dict[type, str] = {
+    str: "a string",
+    type(None): "null",
+    dict: "an object",
+    int: "an integer",
+    list: "a list",
+}
+# How an .npz file (a zip archive, possibly empty) starts; np.load checks the same.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,11 @@ class Gallery:
                 f"or preprocessing ({verifier.fingerprint[:12]}); embeddings of different models "
                 "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
                 "again in a new gallery"
+            )
+        if meta["dim"] != verifier.dim:
+            raise ValueError(
+                f"{path}: the gallery holds {meta['dim']}-dimensional embeddings, but the model's "
+                f"are {verifier.dim}-dimensional"
             )
         gallery = cls(verifier, path, _stored_score(path, meta))
         sources = meta["sources"]
@@ -387,30 +411,61 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     if not path.is_file():
         raise ValueError(f"{path}: not a gallery file (not a regular file)")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("a single array, not an .npz archive")
-        with data:
+        with path.open("rb") as stream:
+            magic = stream.read(len(ZIP_MAGIC[0]))
+    except OSError as err:  # not a content problem: say what the system says
+        raise ValueError(f"{path}: cannot read: {(err.strerror or str(err)).lower()}") from err
+    if not magic:
+        raise ValueError(f"{path}: not a sigid gallery file (empty file, 0 bytes)")
+    if not magic.startswith(ZIP_MAGIC):  # else np.load tries pickle, and talks about that
+        raise ValueError(f"{path}: not a sigid gallery file (not an .npz (zip) archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
             embeddings = np.asarray(data["embeddings"], dtype=np.float32)
             index = np.asarray(data["writer_index"], dtype=np.int64)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:  # JSON errors included
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # JSON too
         raise ValueError(f"{path}: not a sigid gallery file ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a sigid gallery file (no {FORMAT!r} metadata)")
-    if meta.get("version") not in READABLE_VERSIONS:
-        raise ValueError(f"{path}: gallery format version {meta.get('version')} is not supported")
-    writers, sources = meta.get("writers"), meta.get("sources")
-    n = len(embeddings)
+    version = meta.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise ValueError(f"{path}: gallery format version {version} is not supported")
+    _check_metadata(path, meta)
+    writers, n = meta["writers"], len(embeddings)
     if (
         embeddings.ndim != 2
         or index.shape != (n,)
-        or not isinstance(writers, list)
         or len(set(writers)) != len(writers)
-        or not isinstance(sources, list)
-        or len(sources) != n
+        or len(meta["sources"]) != n
         or set(index.tolist()) != set(range(len(writers)))
-        or "fingerprint" not in meta
     ):
         raise ValueError(f"{path}: damaged gallery file (inconsistent arrays and metadata)")
+    if embeddings.shape[1] != meta["dim"]:
+        raise ValueError(
+            f"{path}: damaged gallery file ({embeddings.shape[1]}-dimensional embeddings, but "
+            f"the metadata says {meta['dim']})"
+        )
+    if not np.isfinite(embeddings).all():  # they would score NaN, silently never matching
+        raise ValueError(f"{path}: embeddings contain NaN or infinite values")
     return meta, embeddings, index
+
+
+def _check_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """Every field of `METADATA_FIELDS` is there with its type: a hand-edited or foreign file
+    fails here, naming the field, not later with a KeyError or TypeError from deep inside."""
+    for name, types in METADATA_FIELDS.items():
+        if name not in meta:
+            raise ValueError(f"{path}: damaged gallery file (no {name!r} in the metadata)")
+        value = meta[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            expected = " or ".join(JSON_TYPES[t] for t in types)
+            raise ValueError(
+                f"{path}: damaged gallery file (metadata {name!r} is not {expected}: "
+                f"{reprlib.repr(value)})"
+            )
+    for name in ("writers", "sources"):
+        if not all(isinstance(item, str) for item in meta[name]):
+            raise ValueError(
+                f"{path}: damaged gallery file (metadata {name!r} is not a list of strings)"
+            )

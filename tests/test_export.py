@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +17,9 @@ from runs import tiny_checkpoint
 
 from sigid.cli import build_parser, main
 from sigid.export import MissingExportDependency, export
+from sigid.identifier import Identifier
 from sigid.tasks import load_checkpoint
+from sigid.verifier import Verifier
 
 TOLERANCE = 1e-4
 NAMES = {"siamese": "embedding", "cnn": "classifier"}
@@ -187,6 +190,7 @@ def test_cli_exports_torchscript_without_the_onnx_packages(
         ("not_a_checkpoint", "not a sigid checkpoint"),
         ("unknown_format", "unknown export format"),
         ("bad_name", "plain file name"),
+        ("out_is_a_file", "cannot write: "),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_1(case, message, checkpoints, tmp_path, capsys):
@@ -198,11 +202,36 @@ def test_cli_errors_are_one_line_and_exit_1(case, message, checkpoints, tmp_path
         ckpt.write_text("not a checkpoint\n")
     elif case == "unknown_format":
         extra = ["--format", "torchscript", "tflite"]
-    else:
+    elif case == "bad_name":
         extra = ["--name", "../escape"]
     out = tmp_path / "out"
+    if case == "out_is_a_file":  # --out under an existing file: named, nothing written
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "out"
+        message += f"{tmp_path / 'file'} is a file, not a folder"
     assert main(["export", "--ckpt", str(ckpt), "--out", str(out), *extra]) == 1
     err = capsys.readouterr().err
     assert err.startswith("sigid export: error:") and message in err
     assert err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", list(NAMES))
+def test_a_checkpoint_without_preprocessing_is_refused(kind, checkpoints, tmp_path, capsys):
+    """The sidecar must say how to prepare images; the Verifier and Identifier refuse such a
+    checkpoint with the same message (`sigid.signatures.read_preprocessing`)."""
+    checkpoint = torch.load(checkpoints[kind], map_location="cpu", weights_only=True)
+    del checkpoint["hyper_parameters"]["preprocessing"]
+    ckpt = tmp_path / "unprepared.ckpt"
+    torch.save(checkpoint, ckpt)
+    out = tmp_path / "out"
+    message = f"{ckpt}: the model stores no preprocessing settings"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export(ckpt, out, formats=["torchscript"])
+    tool = Verifier if kind == "siamese" else Identifier
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tool.from_checkpoint(ckpt)
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sigid export: error: {message}") and err.count("\n") == 1
     assert not out.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning import LightningModule
@@ -13,17 +14,65 @@ from sigid.tasks.siamese import SiameseModule
 
 __all__ = ["ClassifierModule", "SiameseModule", "load_checkpoint"]
 
+# Entries of every Lightning checkpoint that rebuilding a module reads.
+CHECKPOINT_ENTRIES = ("pytorch-lightning_version", "hyper_parameters", "state_dict")
+# Longest reason quoted from a library error (state_dict errors list every tensor).
+MAX_REASON = 200
+
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningModule:
-    """Rebuild whichever module wrote the checkpoint, from the checkpoint alone (no configs)."""
+    """Rebuild whichever module wrote the checkpoint, from the checkpoint alone (no configs).
+
+    Any file that is not a sigid checkpoint, including a torch file of other contents or one
+    whose hyper-parameters or weights do not fit the module, is a one-line ValueError naming
+    the file: the modules' constructors and Lightning fail with many kinds of exceptions.
+    """
     path = Path(path)
+    hparams = _hyper_parameters(path)
+    cls = ClassifierModule if "num_classes" in hparams else SiameseModule
     try:
-        hparams = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
+        module = cls.load_from_checkpoint(path, map_location=map_location)
+    except (TypeError, KeyError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        reason = f"does not fit a {cls.__name__}: {_one_line(err)}"
+        raise ValueError(f"{path}: not a sigid checkpoint ({reason})") from err
+    return module.eval()
+
+
+def _hyper_parameters(path: Path) -> dict[str, Any]:
+    """The checkpoint's hyper-parameters, after checking that the file is readable, is a
+    PyTorch file and holds the entries of a Lightning checkpoint: a clear reason for each."""
+    try:
+        with path.open("rb") as stream:
+            empty = not stream.read(1)
     except FileNotFoundError as err:
         raise ValueError(f"{path}: checkpoint not found") from err
-    except pickle.UnpicklingError as err:  # any other file; its message runs over many lines
+    except OSError as err:  # not a content problem: say what the system says
+        reason = (err.strerror or str(err)).lower()
+        raise ValueError(f"{path}: cannot read: {reason}") from err
+    if empty:
+        raise ValueError(f"{path}: not a sigid checkpoint (empty file, 0 bytes)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, KeyError, EOFError, ValueError) as err:  # long messages
         raise ValueError(f"{path}: not a sigid checkpoint (not a PyTorch checkpoint file)") from err
-    except (KeyError, RuntimeError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a sigid checkpoint ({err})") from err
-    cls = ClassifierModule if "num_classes" in hparams else SiameseModule
-    return cls.load_from_checkpoint(path, map_location=map_location).eval()
+    except (RuntimeError, OSError) as err:
+        reason = f"damaged PyTorch file: {_one_line(err)}"
+        raise ValueError(f"{path}: not a sigid checkpoint ({reason})") from err
+    if not isinstance(checkpoint, dict):
+        reason = f"holds a {type(checkpoint).__name__}, not a checkpoint dictionary"
+        raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
+    missing = [key for key in CHECKPOINT_ENTRIES if key not in checkpoint]
+    if missing:
+        reason = f"no {', '.join(map(repr, missing))} entry"
+        raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
+    for key in ("hyper_parameters", "state_dict"):
+        if not isinstance(checkpoint[key], dict):
+            reason = f"{key!r} is not a dictionary but {type(checkpoint[key]).__name__}"
+            raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
+    return checkpoint["hyper_parameters"]
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line, cut to `MAX_REASON` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

@@ -1,0 +1,129 @@
+"""`load_checkpoint` on files that are not sigid checkpoints: one clear line naming the file.
+
+Each file is written for real into tmp_path: torch files of other contents, and the tiny trained
+checkpoints with their hyper-parameters or weights altered, as a hand edit or another program
+would leave them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from drawing import draw_signature
+
+from sigid.cli import main
+from sigid.tasks import load_checkpoint
+
+
+def _edited(source: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """`source`'s contents after `change`."""
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    change(checkpoint)
+    return checkpoint
+
+
+def _without_threshold(checkpoint: dict[str, Any]) -> None:
+    del checkpoint["state_dict"]["threshold"]
+
+
+def _with_extra_hparam(checkpoint: dict[str, Any]) -> None:
+    checkpoint["hyper_parameters"]["lr"] = 0.1
+
+
+# case -> (what the file holds, given the two tiny checkpoints; the reason in the message)
+CASES: dict[str, tuple[Callable[[Path, Path], Any], str]] = {
+    "tensor": (lambda snn, cnn: torch.zeros(3), "holds a Tensor, not a checkpoint dictionary"),
+    "list": (lambda snn, cnn: [1, 2], "holds a list, not a checkpoint dictionary"),
+    "foreign dict": (
+        lambda snn, cnn: {"hyper_parameters": {"foo": 1}, "state_dict": {}},
+        "no 'pytorch-lightning_version' entry",
+    ),
+    "hparams not a dict": (
+        lambda snn, cnn: {
+            "pytorch-lightning_version": "2.6",
+            "hyper_parameters": 5,
+            "state_dict": {},
+        },
+        "'hyper_parameters' is not a dictionary but int",
+    ),
+    "siamese extra hparam": (
+        lambda snn, cnn: _edited(snn, _with_extra_hparam),
+        "does not fit a SiameseModule: ",
+    ),
+    "classifier extra hparam": (
+        lambda snn, cnn: _edited(cnn, _with_extra_hparam),
+        "does not fit a ClassifierModule: ",
+    ),
+    "threshold removed": (
+        lambda snn, cnn: _edited(snn, _without_threshold),
+        'Missing key(s) in state_dict: "threshold"',
+    ),
+}
+
+
+@pytest.fixture
+def image(tmp_path) -> Path:
+    path = tmp_path / "signature.png"
+    draw_signature(1, 1).save(path)
+    return path
+
+
+def _cli_error(capsys, argv: list[Any]) -> str:
+    """stderr of a `sigid` command that must fail with one clean line."""
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sigid {argv[0]}: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_torch_files_that_are_not_sigid_checkpoints(
+    case, siamese_ckpt, cnn_ckpt, tmp_path, image, capsys
+):
+    contents, reason = CASES[case]
+    path = tmp_path / "foreign.ckpt"
+    torch.save(contents(siamese_ckpt, cnn_ckpt), path)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a sigid checkpoint (") and reason in message
+    assert "\n" not in message and message.endswith(")")
+    err = _cli_error(capsys, ["verify", image, image, "--ckpt", path])
+    assert f"{path}: not a sigid checkpoint (" in err and reason in err
+
+
+def test_an_empty_checkpoint_file_says_so(tmp_path, image, capsys):
+    path = tmp_path / "empty.ckpt"
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.ckpt: not a sigid checkpoint \(empty file"):
+        load_checkpoint(path)
+    err = _cli_error(capsys, ["verify", image, image, "--ckpt", path])
+    assert f"{path}: not a sigid checkpoint (empty file, 0 bytes)" in err
+
+
+def test_an_unreadable_checkpoint_is_not_called_foreign(tmp_path, image, capsys):
+    """What the system refuses is reported as such, with the file, not as its contents."""
+    with pytest.raises(ValueError, match="cannot read: is a directory"):
+        load_checkpoint(tmp_path)
+    err = _cli_error(capsys, ["verify", image, image, "--ckpt", tmp_path])
+    assert f"{tmp_path}: cannot read: is a directory" in err and "not a sigid" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_a_checkpoint_without_read_permission(siamese_ckpt, tmp_path):
+    path = tmp_path / "locked.ckpt"
+    path.write_bytes(siamese_ckpt.read_bytes())
+    path.chmod(0)
+    with pytest.raises(ValueError, match=r"locked\.ckpt: cannot read: permission denied"):
+        load_checkpoint(path)
+
+
+def test_the_real_checkpoints_still_load(siamese_ckpt, cnn_ckpt):
+    assert type(load_checkpoint(siamese_ckpt)).__name__ == "SiameseModule"
+    assert type(load_checkpoint(cnn_ckpt)).__name__ == "ClassifierModule"

@@ -1,0 +1,153 @@
+"""Damaged and foreign gallery files: one clear line naming the file and what is wrong.
+
+A real gallery is enrolled once with the tiny Siamese checkpoint (drawn signatures), then
+rewritten into tmp_path with one thing changed, as a hand edit or another program would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from drawing import draw_signature
+
+from sigid.cli import main
+from sigid.gallery import Gallery
+from sigid.verifier import Verifier
+
+
+@pytest.fixture(scope="session")
+def gallery_file(siamese_ckpt, tmp_path_factory) -> Path:
+    """Two writers with three drawn references each."""
+    gallery = Gallery(Verifier.from_checkpoint(siamese_ckpt))
+    for writer in (1, 2):
+        gallery.enroll(f"w{writer}", [np.asarray(draw_signature(writer, n)) for n in range(3)])
+    return gallery.save(tmp_path_factory.mktemp("gallery") / "people.npz")
+
+
+@pytest.fixture
+def query(tmp_path) -> Path:
+    path = tmp_path / "questioned.png"
+    draw_signature(1, 7).save(path)
+    return path
+
+
+def _rewrite(
+    source: Path,
+    target: Path,
+    meta: Callable[[dict[str, Any]], object] = lambda meta: None,
+    embeddings: Callable[[np.ndarray], np.ndarray] = lambda rows: rows,
+) -> Path:
+    """`source` written again at `target` with its metadata and embeddings changed."""
+    with np.load(source, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    stored = json.loads(bytes(arrays["metadata"]).decode("utf-8"))
+    meta(stored)
+    arrays["metadata"] = np.frombuffer(json.dumps(stored).encode("utf-8"), dtype=np.uint8)
+    arrays["embeddings"] = embeddings(arrays["embeddings"])
+    np.savez(target, **arrays)
+    return target
+
+
+def _refused(capsys, path: Path, query: Path, reason: str) -> None:
+    """Gallery.load and `sigid identify` both refuse `path` with one line naming it."""
+    with pytest.raises(ValueError) as caught:
+        Gallery.load(path)
+    assert str(caught.value).startswith(f"{path}: ") and reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert main(["identify", str(query), "--gallery", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"sigid identify: error: {caught.value}\n" and not out
+
+
+def test_the_unchanged_rewrite_loads(gallery_file, tmp_path):
+    """The rewriting below changes only what each test changes."""
+    gallery = Gallery.load(_rewrite(gallery_file, tmp_path / "same.npz"))
+    assert gallery.writers == ["w1", "w2"] and gallery.references("w1").shape == (3, 16)
+
+
+@pytest.mark.parametrize(
+    ("contents", "reason"),
+    [
+        (b"", "not a sigid gallery file (empty file, 0 bytes)"),
+        (b"writer,file\nann,a.png\n", "not a sigid gallery file (not an .npz (zip) archive)"),
+        (b"\x93NUMPY\x01\x00", "not a sigid gallery file (not an .npz (zip) archive)"),
+    ],
+    ids=["empty", "text", "npy"],
+)
+def test_files_that_are_not_npz_archives(contents, reason, tmp_path, query, capsys):
+    path = tmp_path / "people.npz"
+    path.write_bytes(contents)
+    _refused(capsys, path, query, reason)
+
+
+def _set(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """An edit of the metadata that sets `field` to `value`."""
+    return lambda meta: meta.update({field: value})
+
+
+# id -> (how the metadata is edited, the reason given)
+DAMAGED: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
+    "no-checkpoint": (lambda meta: meta.pop("checkpoint"), "no 'checkpoint' in the metadata"),
+    "no-fingerprint": (lambda meta: meta.pop("fingerprint"), "no 'fingerprint' in the metadata"),
+    "checkpoint-5": (_set("checkpoint", 5), "metadata 'checkpoint' is not a string or null: 5"),
+    "fingerprint-5": (_set("fingerprint", 5), "metadata 'fingerprint' is not a string: 5"),
+    "writers-ints": (_set("writers", [1, 2]), "metadata 'writers' is not a list of strings"),
+    "writers-str": (_set("writers", "w1"), "metadata 'writers' is not a list: 'w1'"),
+    "sources-ints": (_set("sources", [0] * 6), "metadata 'sources' is not a list of strings"),
+    "dim-str": (_set("dim", "16"), "metadata 'dim' is not an integer: '16'"),
+    "preprocessing-null": (
+        _set("preprocessing", None),
+        "metadata 'preprocessing' is not an object: None",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_metadata_fields_are_checked_on_load(case, gallery_file, tmp_path, query, capsys):
+    change, reason = DAMAGED[case]
+    path = _rewrite(gallery_file, tmp_path / "edited.npz", meta=change)
+    _refused(capsys, path, query, f"damaged gallery file ({reason})")
+
+
+def test_a_version_that_is_not_an_integer_is_refused(gallery_file, tmp_path, query, capsys):
+    path = _rewrite(gallery_file, tmp_path / "edited.npz", meta=_set("version", True))
+    _refused(capsys, path, query, "gallery format version True is not supported")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_embeddings_are_refused(value, gallery_file, tmp_path, query, capsys):
+    """They would score NaN: every claim silently rejected, with exit status 0."""
+
+    def spoil(rows: np.ndarray) -> np.ndarray:
+        rows = rows.copy()
+        rows[1, 3] = value
+        return rows
+
+    path = _rewrite(gallery_file, tmp_path / "spoilt.npz", embeddings=spoil)
+    _refused(capsys, path, query, "embeddings contain NaN or infinite values")
+
+
+def test_embedding_width_is_checked_against_the_metadata(gallery_file, tmp_path, query, capsys):
+    path = _rewrite(gallery_file, tmp_path / "narrow.npz", embeddings=lambda rows: rows[:, :5])
+    reason = "damaged gallery file (5-dimensional embeddings, but the metadata says 16)"
+    _refused(capsys, path, query, reason)
+
+
+def test_embedding_width_is_checked_against_the_model(gallery_file, tmp_path, query, capsys):
+    path = _rewrite(gallery_file, tmp_path / "narrow.npz", _set("dim", 5), lambda rows: rows[:, :5])
+    reason = "the gallery holds 5-dimensional embeddings, but the model's are 16-dimensional"
+    _refused(capsys, path, query, reason)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_a_gallery_without_read_permission(gallery_file, tmp_path, query, capsys):
+    path = tmp_path / "locked.npz"
+    path.write_bytes(gallery_file.read_bytes())
+    path.chmod(0)
+    _refused(capsys, path, query, "cannot read: permission denied")
