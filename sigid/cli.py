@@ -43,6 +43,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(json.dumps(table.summary(), indent=2))
     else:
         _print_table(table)
+    if not table.samples:  # reported, but a script must not mistake it for a dataset
+        print(f"sigid scan: error: {args.root}: no signature images found", file=sys.stderr)
+        return 1
     return 0
 
 

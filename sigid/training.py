@@ -90,6 +90,9 @@ def run(cfg: DictConfig) -> TrainResult:
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("init_from") and not Path(cfg.init_from).is_file():  # before preparing any data
         raise ValueError(f"{cfg.init_from}: checkpoint not found (init_from)")
+    epochs = cfg.trainer.get("max_epochs")
+    if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
+        raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()

@@ -48,6 +48,13 @@ def test_scan_of_a_missing_folder_fails_with_a_message(capsys, tmp_path):
     assert code == 1 and "absent: no such file or folder" in err
 
 
+def test_scan_of_a_folder_without_signatures_reports_and_fails(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out, err = _run(capsys, "scan", str(tmp_path / "empty"))
+    assert code == 1 and "writers: 0" in out
+    assert err == f"sigid scan: error: {tmp_path / 'empty'}: no signature images found\n"
+
+
 def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
     out_dir, png = tmp_path / "synth", tmp_path / "grid.png"
     code, out, _ = _run(

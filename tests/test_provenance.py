@@ -14,7 +14,7 @@ from runs import SMALL_DATA
 
 import sigid
 from sigid.cli import main
-from sigid.protocols import identification, writer_dependent
+from sigid.protocols import format_result, identification, writer_dependent
 from sigid.provenance import check_unseen, read_manifest, run_folder
 
 
@@ -60,6 +60,9 @@ def test_a_checkpoint_outside_its_run_folder_is_evaluated_unchecked(siamese_ckpt
     shutil.copy(siamese_ckpt, copy)
     result = writer_dependent(copy, [*SMALL_DATA, "data.split.fold=1"], references=2)
     assert result["training_split"] is None
+    assert "unseen data NOT checked: no split.json" in format_result(result)
+    checked = writer_dependent(siamese_ckpt, SMALL_DATA, references=2)
+    assert f"unseen data checked against {checked['training_split']}" in format_result(checked)
     assert check_unseen(copy, {"test": {"files": []}}, ["test"]) is None
 
 

@@ -284,6 +284,13 @@ def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
     assert "nowhere: no such file" in (run / "train.log").read_text()
 
 
+@pytest.mark.parametrize("epochs", ["0", "abc"])
+def test_an_epoch_count_that_trains_nothing_is_refused(tmp_path, epochs):
+    done = _sigid_train(tmp_path, *SMALL, f"trainer.max_epochs={epochs}")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "trainer.max_epochs must be a whole number >= 1" in done.stderr
+
+
 def test_the_pretraining_experiment_builds_cedar_snns_network_for_init_from():
     pretrain = _cfg("experiment=synth_pretrain")
     cedar = _cfg("experiment=cedar_snn")

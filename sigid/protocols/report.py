@@ -15,6 +15,14 @@ def format_result(result: dict[str, Any]) -> str:
         "writer-dependent": _writer_dependent,
         "writer-independent": _writer_independent,
     }[result["protocol"]](result)
+    if "training_split" in result:  # the JSON's null would pass unnoticed in a table
+        checked = result["training_split"]
+        lines.append(
+            f"unseen data checked against {checked}"
+            if checked
+            else "unseen data NOT checked: no split.json beside the checkpoint (moved out of "
+            "its run folder?)"
+        )
     if result.get("files"):
         lines.append(f"written: {result['files'][-1]} (and {len(result['files']) - 1} more)")
     return "\n".join(lines)
