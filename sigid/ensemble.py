@@ -213,7 +213,7 @@ def combine(
     tested = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     checkpoint = out / "checkpoints" / "best.ckpt"
     with atomic_path(checkpoint) as temp:
-        trainer.save_checkpoint(temp)
+        trainer.save_checkpoint(temp, weights_only=False)  # as training saves; no log line
     head = module.net.head
     summary: dict[str, Any] = {k: float(v) for k, v in sorted(tested.items())}
     summary.update({k: tensor_to_float(v) for k, v in sorted(validated.items())})
