@@ -18,6 +18,8 @@ import torch
 from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
 
+# Grey levels between the darkest and lightest pixel below which an image holds no ink.
+MIN_CONTRAST = 8
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
 Signature = str | os.PathLike | np.ndarray
 
@@ -53,6 +55,12 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
     else:
         raise ValueError(
             f"a signature is a file path or an HxW uint8 array, not {type(image).__name__}"
+        )
+    if grey.size == 0 or int(grey.max()) - int(grey.min()) < MIN_CONTRAST:
+        # preprocessing would turn it into some image all the same, and the network would score it
+        raise ValueError(
+            f"{describe(image)}: no ink found (every pixel within {MIN_CONTRAST} grey levels "
+            "of the others: a blank image?)"
         )
     size = preprocessing["size"]
     return preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sigid.cli import main
 from sigid.data import ImageLoadError, load_image, preprocess
@@ -130,6 +131,15 @@ def test_bad_signature_inputs_are_clear_errors(verifier, cedar_root, tmp_path):
         verifier.embed(genuine(cedar_root, 1, 1))
     with pytest.raises(ValueError, match="no signature"):
         verifier.embed([])
+    # a blank page (white, black, or almost uniform) has no signature to compare
+    for level, noise in ((255, 0), (0, 0), (240, 7)):
+        blank = np.full((40, 80), level, dtype=np.uint8)
+        blank[::5, ::5] -= np.uint8(noise)
+        with pytest.raises(ValueError, match=r"<array>: no ink found \(every pixel within 8"):
+            verifier.embed([blank])
+    faint = np.full((40, 80), 240, dtype=np.uint8)
+    faint[10:30, 10:70] = 228  # a faint stroke, 12 levels darker than the paper: still ink
+    assert verifier.embed([faint]).shape == (1, verifier.dim)
 
 
 def test_each_tool_refuses_the_other_kind_of_checkpoint(siamese_ckpt, cnn_ckpt):
@@ -325,7 +335,9 @@ def test_save_is_atomic(gallery_file, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    gallery.enroll("dan", [np.full((40, 80), 255, dtype=np.uint8)])
+    stroke = np.full((40, 80), 255, dtype=np.uint8)
+    stroke[15:25, 10:70] = 0  # some ink: a blank page is refused
+    gallery.enroll("dan", [stroke])
     with pytest.raises(OSError, match="disk full"):
         gallery.save()
     assert target.read_bytes() == before  # the old gallery, intact
@@ -467,6 +479,8 @@ def test_cli_errors_are_one_clear_line(
     img = genuine(cedar_root, 1, 1)
     absent = tmp_path / "absent.png"
     empty = Gallery(Verifier.from_checkpoint(siamese_ckpt)).save(tmp_path / "empty.npz")
+    white = tmp_path / "white.png"
+    Image.new("L", (300, 120), 255).save(white)
     cases = [
         (["verify", absent, img, "--ckpt", siamese_ckpt], "absent.png: cannot open file"),
         (["verify", img, img, "--ckpt", tmp_path / "no.ckpt"], "checkpoint not found"),
@@ -484,6 +498,8 @@ def test_cli_errors_are_one_clear_line(
         (["verify", "--gallery", empty, "--writer", "ann", img], "no writers enrolled"),
         (["identify", "--gallery", tmp_path, img], "not a regular file"),
         (["enroll", "--gallery", tmp_path / "new.npz", "--writer", "x", img], "give a Siamese"),
+        (["verify", img, white, "--ckpt", siamese_ckpt], "white.png: no ink found"),
+        (["identify", "--ckpt", cnn_ckpt, white], "white.png: no ink found"),
         (["enroll", "--gallery", tmp_path / "new.npz", "--ckpt", cnn_ckpt, "--writer", "x", img],
          "CNN writer-classifier checkpoint"),
     ]  # fmt: skip
