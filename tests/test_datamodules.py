@@ -209,3 +209,27 @@ def test_rotate_val_takes_each_folds_validation_writers_from_the_next_fold(datas
     assert [len(v) for v in rotated] == [1, 1, 1] and len(set().union(*rotated)) == 3
     for fold in range(3):
         assert rotated[fold] <= writers((fold + 1) % 3, "test")
+
+
+def test_forgeries_by_held_out_writers_stay_out_of_earlier_splits(dataset, tmp_path):
+    """A manifest names each forgery's forger: a training (or validation) writer's forgery made
+    by a test writer is in the test writer's hand, so it is left out of that split."""
+    rows = ["path,writer,label,forger"]
+    for w in range(1, 7):
+        rows += [f"w{w}/s{n}.png,w{w},genuine," for n in range(1, 9)]
+        forger = f"w{w % 6 + 1}"  # w1's forgeries by w2, ..., w6's by w1
+        rows += [f"w{w}_forg/f{n}.png,w{w},forged,{forger}" for n in range(1, 4)]
+    manifest = dataset / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    dm = _module(PairDataModule, manifest, tmp_path, layout="manifest")
+    dm.setup("fit")
+    writers = {name: {s.writer for s in dm.samples[name] if s.genuine} for name in dm.samples}
+    later = {"train": writers["val"] | writers["test"], "val": writers["test"], "test": set()}
+    dropped = 0
+    for name, samples in dm.samples.items():
+        forged = [s for s in samples if not s.genuine]
+        assert not {s.forger for s in forged} & later[name]
+        claimed = 3 * len(writers[name])  # every forgery of the split's writers
+        dropped += claimed - len(forged)
+    assert len([s for s in dm.samples["test"] if not s.genuine]) == 3 * len(writers["test"])
+    assert dropped > 0  # the cycle of forgers puts some forger in a later split

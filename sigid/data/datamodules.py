@@ -313,7 +313,9 @@ class PairDataModule(SignatureDataModule):
         self.pairs = {}
         skilled = float(self.pairs_cfg["skilled_fraction"])
         for offset, name in enumerate(SPLITS):
-            samples = samples_of(kept, writers[name])
+            # no forgery by a writer of a later split: training never sees a test writer's hand
+            later = [w for split in SPLITS[offset + 1 :] for w in writers[split]]
+            samples = samples_of(kept, writers[name], held_out=later)
             self.samples[name] = samples
             self.images[name] = images[[index[s.path] for s in samples]]
             count = int(self.pairs_cfg[name])

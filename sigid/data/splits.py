@@ -106,7 +106,11 @@ def split_writers(
     }
 
 
-def samples_of(samples: Sequence[Sample], writers: Sequence[str]) -> list[Sample]:
-    """The samples (genuine and forged) that claim to be one of `writers`."""
-    wanted = set(writers)
-    return [s for s in samples if s.writer in wanted]
+def samples_of(
+    samples: Sequence[Sample], writers: Sequence[str], held_out: Sequence[str] = ()
+) -> list[Sample]:
+    """The samples (genuine and forged) that claim to be one of `writers`, less the forgeries
+    whose known forger (a manifest's ``forger`` column) is a `held_out` writer: those are in that
+    writer's hand, which a split before theirs must not see."""
+    wanted, hidden = set(writers), set(held_out)
+    return [s for s in samples if s.writer in wanted and s.forger not in hidden]
