@@ -67,10 +67,13 @@ def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
         row["overrides"] = " ".join(shown)
 
 
-def write_summary(sweep_dir: str | Path) -> list[Path]:
-    """``summary.csv``, ``summary.md`` and ``accuracy_vs_epoch.png`` in the sweep folder."""
+def write_summary(
+    sweep_dir: str | Path, rows: list[dict[str, Any]] | None = None
+) -> list[Path]:
+    """``summary.csv``, ``summary.md`` and ``accuracy_vs_epoch.png`` in the sweep folder, from
+    `rows` (default: `collect` of it)."""
     sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir)
+    rows = collect(sweep_dir) if rows is None else rows
     test_keys = sorted(
         {k for r in rows for k in r["test"]}, key=lambda k: (k.startswith("test/"), k)
     )
@@ -170,10 +173,11 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        for path in write_summary(sweep_dir):
+        rows = collect(sweep_dir)
+        for path in write_summary(sweep_dir, rows):
             log.info("sweep summary: %s", path)
             print(f"sweep summary: {path}")
-        failed = [row["job"] for row in collect(sweep_dir) if row["status"] != "ok"]
+        failed = [row["job"] for row in rows if row["status"] != "ok"]
         if failed:  # the sweep ran every job; its exit status still says that some failed
             print(
                 f"sigid-train: {len(failed)} job(s) failed: {', '.join(failed)} "
