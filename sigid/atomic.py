@@ -39,12 +39,22 @@ def errors_about(path: str | Path, temp: str | Path) -> Iterator[None]:
 
 
 def check_target(path: str | Path) -> Path:
-    """Raise now, naming `path`, if it cannot become a file (it is a folder, or a parent is a
-    file): a command can check an output before long work instead of failing after it."""
+    """Raise now, naming `path`, if it cannot become a file (it is a folder, a read-only file, or
+    a parent is a file): a command can check an output before long work instead of failing after
+    it."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: cannot write: it is a folder, not a file")
+    if path.is_file() and not _writable(path):
+        raise PermissionError(f"{path}: cannot write: the file is read-only")
     return check_parent(path)
+
+
+def _writable(path: Path) -> bool:
+    """False for a file that open(path, "w") would refuse, and for one marked read-only (no write
+    bit at all): the rename that makes a write atomic would otherwise replace it silently, even
+    where the user protected it (root may write anything, but a 0444 file was meant to stay)."""
+    return os.access(path, os.W_OK) and bool(stat.S_IMODE(path.stat().st_mode) & 0o222)
 
 
 def check_parent(path: str | Path) -> Path:
@@ -87,7 +97,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside `path` (same suffix) to write to; renamed onto `path` on success,
     removed on failure. The folder is created if needed.
 
-    Mode as with open(path, "w"): a new file gets 0o666 & ~umask, an existing one keeps its mode.
+    Mode as with open(path, "w"): a new file gets 0o666 & ~umask, an existing one keeps its mode;
+    an existing file that is read-only is refused, as open(path, "w") refuses it.
     """
     path = make_parent(check_target(path))
     temp = _new_temp(path)

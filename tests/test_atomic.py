@@ -58,6 +58,23 @@ def test_existing_file_keeps_its_mode(tmp_path: Path, umask_022: None) -> None:
     assert target.read_text() == "new" and _mode(target) == 0o640
 
 
+@pytest.mark.parametrize("mode", [0o444, 0o400])
+def test_read_only_file_is_refused_and_kept(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "gallery.npz"
+    target.write_bytes(b"enrolled writers")
+    target.chmod(mode)
+    try:
+        with pytest.raises(PermissionError) as err:
+            write_text(target, "new")
+        assert str(err.value) == f"{target}: cannot write: the file is read-only"
+        with pytest.raises(PermissionError, match="read-only"):
+            atomic.check_target(target)
+        assert target.read_bytes() == b"enrolled writers"
+        assert [p.name for p in tmp_path.iterdir()] == ["gallery.npz"]  # no temporary file left
+    finally:
+        target.chmod(0o644)
+
+
 @pytest.mark.parametrize("out", ["afile/x.json", "afile/sub/x.json"])
 def test_parent_that_is_a_file_is_named(tmp_path: Path, out: str) -> None:
     (tmp_path / "afile").write_text("keep me")

@@ -473,6 +473,23 @@ def test_cli_enroll_can_create_a_mean_score_gallery(capsys, siamese_ckpt, cedar_
     assert Gallery.load(gallery).writers == ["ann"]
 
 
+def test_cli_enroll_keeps_a_read_only_gallery(capsys, gallery_file, cedar_root, tmp_path):
+    gallery = tmp_path / "kept.npz"
+    gallery.write_bytes(gallery_file.read_bytes())
+    gallery.chmod(0o444)
+    try:
+        code, out, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", "dan",
+                              genuine(cedar_root, 4, 1))  # fmt: skip
+        assert code == 1 and out == ""
+        assert err == f"sigid enroll: error: {gallery}: cannot write: the file is read-only\n"
+        assert gallery.read_bytes() == gallery_file.read_bytes()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npz"]
+        code, out, _ = _run(capsys, "identify", "--gallery", gallery, genuine(cedar_root, 1, 9))
+        assert code == 0 and out.startswith(("best match: ", "unknown writer"))  # still readable
+    finally:
+        gallery.chmod(0o644)
+
+
 def test_cli_errors_are_one_clear_line(
     capsys, siamese_ckpt, cnn_ckpt, other_ckpt, gallery_file, cedar_root, tmp_path
 ):
