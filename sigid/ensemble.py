@@ -14,7 +14,6 @@ its test figures, would come from writers that a member trained on.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from torch.nn import functional as F
 from sigid.atomic import atomic_path, write_json
 from sigid.callbacks import tensor_to_float
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
-from sigid.provenance import run_folder
+from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
 from sigid.tasks import SiameseModule, load_checkpoint
 from sigid.training import evaluation_datamodule, evaluation_trainer
 
@@ -70,23 +69,29 @@ def load_member(run: str | Path) -> Member:
         raise ValueError(f"{checkpoint}: a CNN classifier; an ensemble combines Siamese runs")
     if isinstance(module.net.embedding, FusedEmbedding):
         raise ValueError(f"{checkpoint}: has a writer branch; combining those is not supported")
-    split_file = folder / "split.json"
+    split_file = folder / SPLIT_FILE
     try:
         split = read_split(split_file)
     except (OSError, ValueError) as err:
+        why = f"{split_file}: {err.strerror.lower()}" if isinstance(err, OSError) else str(err)
         raise ValueError(
-            f"{split_file}: {err}; an ensemble needs each run's split.json, to check that the "
-            "members were trained on the same writers"
+            f"{why}; an ensemble needs each run's split.json, to check that the members were "
+            "trained on the same writers"
         ) from err
     return Member(checkpoint, module, split)
 
 
 def read_split(path: Path) -> dict[str, list[str]]:
-    data = json.loads(path.read_text())
-    try:
-        return {name: sorted(data[name]["writers"]) for name in SPLITS}
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"no writers of the {err} split") from err
+    """The writers of each split in a run's ``split.json`` (parsed as evaluation parses it)."""
+    data = read_manifest(path)
+    writers = {}
+    for name in SPLITS:
+        entry = data.get(name)
+        found = entry.get("writers") if isinstance(entry, dict) else None
+        if not isinstance(found, list):
+            raise ValueError(f"{path}: no writers recorded for the {name!r} split")
+        writers[name] = sorted(map(str, found))
+    return writers
 
 
 def check_members(members: Sequence[Member]) -> None:

@@ -168,7 +168,17 @@ def test_a_run_without_its_split_is_refused_naming_the_file(runs, tmp_path):
     bare = tmp_path / "bare"
     (bare / "checkpoints").mkdir(parents=True)
     shutil.copy(runs["b"] / "checkpoints" / "best.ckpt", bare / "checkpoints" / "best.ckpt")
-    with pytest.raises(ValueError, match=r"bare/split.json: .*trained on the same writers"):
+    with pytest.raises(ValueError) as err:
+        combine([runs["a"], bare], tmp_path / "out", SMALL_DATA)
+    assert str(err.value) == (
+        f"{bare / 'split.json'}: no such file or directory; an ensemble needs each run's "
+        "split.json, to check that the members were trained on the same writers"
+    )
+    (bare / "split.json").write_text('{"train": {"writers": ["w1"]')  # cut short
+    with pytest.raises(ValueError, match=r"bare/split.json: not valid JSON .*same writers"):
+        combine([runs["a"], bare], tmp_path / "out", SMALL_DATA)
+    (bare / "split.json").write_text('{"train": {"writers": ["w1"]}, "val": {}}')
+    with pytest.raises(ValueError, match=r"split.json: no writers recorded for the 'val' split"):
         combine([runs["a"], bare], tmp_path / "out", SMALL_DATA)
     loose = tmp_path / "loose.ckpt"  # a checkpoint outside any run folder
     shutil.copy(runs["b"] / "checkpoints" / "best.ckpt", loose)
