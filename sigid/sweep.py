@@ -67,9 +67,7 @@ def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
         row["overrides"] = " ".join(shown)
 
 
-def write_summary(
-    sweep_dir: str | Path, rows: list[dict[str, Any]] | None = None
-) -> list[Path]:
+def write_summary(sweep_dir: str | Path, rows: list[dict[str, Any]] | None = None) -> list[Path]:
     """``summary.csv``, ``summary.md`` and ``accuracy_vs_epoch.png`` in the sweep folder, from
     `rows` (default: `collect` of it)."""
     sweep_dir = Path(sweep_dir)
