@@ -1,4 +1,6 @@
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,11 +117,15 @@ def test_materialized_training_folders_replace_on_the_fly_augmentation(dataset, 
     assert len(dm.samples["train"]) == 60  # 6 writers x 10
     assert dm.dataset("train").transform is None
     # only the training split is written out: validation/test images never leak into it
-    held_out = {s.path.name for s in dm.samples["val"] + dm.samples["test"]}
-    assert len(dm.images["train"]) == 60 and held_out
+    held_out = {str(s.path.resolve()) for s in dm.samples["val"] + dm.samples["test"]}
+    assert len(dm.images["train"]) == 60 and len(held_out) == 24  # 6 writers x (2 + 2)
     folders = list((tmp_path / "cache" / "augmented").iterdir())
     assert len(folders) == 1
     assert {p.name for p in folders[0].iterdir() if p.is_dir()} == set(dm.class_names)
+    sources = json.loads((folders[0] / "augment.json").read_text())["sources"]
+    used = {str(Path(e["path"]).resolve()) for e in sources}
+    assert len(used) == 24 and not used & held_out  # 6 writers x 4 training signatures
+    assert {e["writer"] for e in sources} == set(dm.class_names)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

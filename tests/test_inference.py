@@ -9,6 +9,7 @@ CEDAR files. The models are far too small to be accurate, so the tests check the
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -204,6 +205,16 @@ def test_nobody_close_enough_is_an_unknown_writer(gallery_file, cedar_root):
     lenient = Gallery.load(gallery_file, threshold=0.0).identify(image)
     assert lenient.writer == lenient.candidates[0].writer
     assert [c.writer for c in lenient.candidates] == [c.writer for c in strict.candidates]
+    # The decision is the verify score of the best-ranked writer against the threshold, which
+    # it reaches when equal; the ranking score (the mean similarity) plays no part in it.
+    best, score = lenient.candidates[0], lenient.score
+    assert score != pytest.approx(best.score, abs=1e-3)  # the two scores differ for this image
+    at = Gallery.load(gallery_file, threshold=score).identify(image)
+    assert at.writer == best.writer
+    above = Gallery.load(gallery_file, threshold=math.nextafter(score, 2.0)).identify(image)
+    assert above.writer is None
+    between = Gallery.load(gallery_file, threshold=(best.score + score) / 2).identify(image)
+    assert between.writer == (best.writer if score > best.score else None)
 
 
 def _distance(verifier: Verifier, a: Path, b: Path) -> float:
@@ -356,6 +367,19 @@ def test_a_gallery_refuses_another_checkpoint(gallery_file, siamese_ckpt, other_
     assert str(other_ckpt.resolve()) in str(caught.value)
 
 
+def test_a_gallery_refuses_the_same_weights_with_other_preprocessing(
+    gallery_file, siamese_ckpt, tmp_path
+):
+    checkpoint = torch.load(siamese_ckpt, map_location="cpu", weights_only=True)
+    preprocessing = checkpoint["hyper_parameters"]["preprocessing"]
+    assert preprocessing["mode"] == "normalized"
+    preprocessing["mode"] = "paper"  # the same weights, fed plain grey resizes
+    paper = tmp_path / "paper.ckpt"
+    torch.save(checkpoint, paper)
+    with pytest.raises(ValueError, match="different weights or preprocessing"):
+        Gallery.load(gallery_file, paper)
+
+
 def test_a_moved_checkpoint_is_given_again(siamese_ckpt, cedar_root, tmp_path):
     moved = tmp_path / "moved.ckpt"
     shutil.copy(siamese_ckpt, moved)
@@ -399,6 +423,11 @@ def test_cli_verify_a_pair(capsys, siamese_ckpt, cedar_root):
     data = json.loads(out)
     assert code == 0 and data["decision"] in ("same", "different")
     assert data["same"] == (data["score"] >= data["threshold"]) and 0 < data["score"] < 1
+    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "0")
+    assert code == 0 and out.startswith("same writer  (similarity ") and ">= threshold 0" in out
+    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "1")
+    assert code == 0 and out.startswith("different writers  (similarity ")
+    assert "< threshold 1" in out
 
 
 def test_cli_identify_with_a_cnn(capsys, cnn_ckpt, cedar_root):
@@ -458,6 +487,11 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
     assert code == 0 and data["writer"] == "cyd" and data["references"] == 5
     assert data["same"] == (data["score"] >= data["threshold"])
     assert data["gallery_score"] == "normalized"
+    verdicts = {"0": "accepted: matches cyd", "1": "rejected: does not match cyd"}
+    for threshold, verdict in verdicts.items():
+        code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query,
+                            "--threshold", threshold)  # fmt: skip
+        assert code == 0 and out.startswith(verdict), out
 
 
 def test_cli_enroll_can_create_a_mean_score_gallery(capsys, siamese_ckpt, cedar_root, tmp_path):

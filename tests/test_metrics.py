@@ -85,6 +85,9 @@ def test_scores_outside_unit_interval_keep_their_units() -> None:
     value, threshold = eer(-distances, torch.tensor([1, 1, 0, 0]))
     assert value == 0.0
     assert -threshold == pytest.approx(0.95)
+    assert auroc([100.0, 200.0, 300.0, 400.0], [0, 0, 1, 1]) == 1.0  # 0.5 if squashed
+    assert auroc(-distances, torch.tensor([1, 1, 0, 0])) == 1.0
+    assert auroc([1e3, 2e3, 3e3, 4e3], [1, 0, 1, 0]) == pytest.approx(0.25)  # 1 of 4 pairs
 
 
 def test_roc_points() -> None:

@@ -311,6 +311,20 @@ def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, cap
     assert code == 0 and json.loads(out)["metrics"] == metrics
 
 
+def test_a_writer_tested_in_two_folds_is_reported(tmp_path):
+    sweep = tmp_path / "overlap"
+    for fold, test in enumerate((["x", "y"], ["y", "z"])):  # writer y tested twice
+        writers = {"train": ["t"], "val": ["v"], "test": test}
+        _fold(sweep, fold, {"test/eer": 0.1}, f"data.split.fold={fold}", writers=writers)
+    assert writer_independent_summary(sweep)["test_writers_disjoint"] is False
+    _fold(tmp_path / "bare", 0, {"test/eer": 0.1}, "data.split.fold=0")  # no split.json
+    assert writer_independent_summary(tmp_path / "bare")["test_writers_disjoint"] is None
+    leak = {"train": ["t", "x"], "val": ["v"], "test": ["x"]}  # a test writer trained on
+    _fold(tmp_path / "leak", 0, {"test/eer": 0.1}, "data.split.fold=0", writers=leak)
+    with pytest.raises(ValueError, match=r"test writers \['x'\] were also used in training"):
+        writer_independent_summary(tmp_path / "leak")
+
+
 def test_writer_independent_summarises_several_seeds_per_fold(tmp_path, capsys):
     """seed=0,1 x 3 folds: each seed over its folds, then the mean and spread of the seeds'
     means; the same folds in two seeds are draws, not repeated folds."""

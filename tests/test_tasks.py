@@ -272,6 +272,25 @@ def test_siamese_fit_test_and_standalone_reload(tmp_path: Path) -> None:
     assert (Path(fit.logger.log_dir) / "projector_config.pbtxt").exists()
 
 
+def test_per_kind_test_eer_uses_only_that_kinds_negatives(tmp_path: Path) -> None:
+    seed_everything(0)
+    module = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING)
+    fit, _ = trainer(tmp_path, "val/eer", "min")
+    fit.fit(module, loader(pair_batches(3, seed=1)), loader(pair_batches(2, seed=2)))
+    batches = pair_batches(2, seed=3)
+    for batch in batches:  # "skilled" negatives: half the same-writer pairs, hard on purpose
+        batch["kind"][batch["target"] == 0] = 2
+        relabel = (batch["target"] == 1).nonzero().flatten()[::2]
+        batch["target"][relabel], batch["kind"][relabel] = 0.0, 1
+    (results,) = fit.test(module, loader(batches), verbose=False)
+    scores, targets, kinds = module.test_scores, module.test_targets, module.test_kinds
+    for code, kind in ((1, "skilled"), (2, "random")):
+        keep = (targets == 1) | (kinds == code)
+        expected = metrics.eer(scores[keep], targets[keep])[0]
+        assert results[f"test/eer_{kind}"] == pytest.approx(expected, abs=1e-6)
+    assert results["test/eer_skilled"] > results["test/eer_random"]
+
+
 def test_siamese_step_embeds_once_and_uses_bce() -> None:
     module = SiameseModule(**CONV_SNN)
     (batch,) = pair_batches(1, seed=4)
