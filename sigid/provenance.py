@@ -15,6 +15,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
+
 SPLIT_FILE = "split.json"
 
 
@@ -22,6 +26,28 @@ def run_folder(checkpoint: str | Path) -> Path:
     """The run folder of a checkpoint: above ``checkpoints/``, where training writes."""
     folder = Path(checkpoint).parent
     return folder.parent if folder.name == "checkpoints" else folder
+
+
+def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
+    """The command-line overrides the checkpoint's run was trained with, those whose key is one
+    of `keys` (``.hydra/overrides.yaml``; an ensemble's ``ensemble.json``); [] where there are
+    none. Evaluation starts from them, so a run is tested on its own data settings by default."""
+    folder = run_folder(checkpoint)
+    hydra, ensemble = folder / ".hydra" / "overrides.yaml", folder / "ensemble.json"
+    try:
+        if hydra.is_file():
+            found = OmegaConf.to_container(OmegaConf.load(hydra))
+        elif ensemble.is_file():
+            found = json.loads(ensemble.read_text()).get("overrides", [])
+        else:
+            return []
+    except (OSError, ValueError, OmegaConfBaseException, YAMLError, AttributeError) as err:
+        where = hydra if hydra.is_file() else ensemble
+        raise ValueError(f"{where}: unreadable ({' '.join(str(err).split())})") from err
+    if not isinstance(found, list) or not all(isinstance(o, str) for o in found):
+        where = hydra if hydra.is_file() else ensemble
+        raise ValueError(f"{where}: not a list of overrides")
+    return [o for o in found if o.lstrip("+~").split("=")[0].split(".")[0] in keys]
 
 
 def split_record(checkpoint: str | Path) -> Path | None:

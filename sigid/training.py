@@ -26,10 +26,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from sigid.atomic import write_json
+from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.provenance import check_unseen
+from sigid.provenance import check_unseen, run_overrides
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
@@ -43,6 +43,8 @@ DATAMODULES: dict[str, type[SignatureDataModule]] = {
 }
 # Config keys that choose evaluation data (seed: data.seed follows it by default).
 DATA_KEYS = ("data", "seed", "paths")
+# What of a run's own overrides evaluation starts from: its experiment sets its data.
+RUN_DATA_KEYS = ("experiment", *DATA_KEYS)
 # Keys of conf/model/*.yaml read by train.py, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
 
@@ -222,6 +224,11 @@ def train(overrides: list[str] | None = None) -> TrainResult:
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.name = "train"
+    # as sigid-train's runs: the overrides (which evaluation starts from) and the config
+    task = [o for o in overrides or [] if not o.startswith("hydra.")]
+    write_text(run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(task)))
+    config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
     HydraConfig.instance().set_config(cfg)
     try:
         return run(cfg)
@@ -230,12 +237,17 @@ def train(overrides: list[str] | None = None) -> TrainResult:
 
 
 def evaluation_datamodule(
-    module: L.LightningModule, overrides: list[str] | None = None
+    module: L.LightningModule,
+    overrides: list[str] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> SignatureDataModule:
     """The DataModule the config describes for a trained module, with its own preprocessing.
 
-    `overrides` choose the data (e.g. ``["data=cedar", "data.root=...", "data.split.fold=1"]``);
-    the preprocessing always comes from the checkpoint, so images are prepared exactly as in
+    The data settings start from those the `checkpoint`'s run was trained with (its experiment
+    and data overrides, `run_overrides`), so a run is tested on its own data by default;
+    `overrides` change them (``["data.split.fold=1"]``), or describe other data from the
+    defaults when they choose a data config (``["data=cedar", "data.root=..."]``).
+    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training. Config errors (an unknown group, a missing value) become ValueError, one line.
     """
     model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
@@ -246,15 +258,19 @@ def evaluation_datamodule(
             f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
             "the network, its training and preprocessing come from the checkpoint"
         )
+    # a data config chosen here (data=cedar) describes other data: start from the defaults
+    fresh = any(o.lstrip("+~").split("=")[0] == "data" for o in overrides)
+    trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[f"model={model}", *overrides])
+            cfg = compose("train", overrides=[f"model={model}", *trained, *overrides])
         if module.hparams.preprocessing:
             cfg.data.preprocess = module.hparams.preprocessing
         return build_datamodule(cfg)
     except (HydraException, OmegaConfBaseException) as err:
         message = " ".join(str(err).split()) or type(err).__name__
-        raise ValueError(f"data overrides {overrides}: {message}") from err
+        after = f" (after the run's own {trained})" if trained else ""
+        raise ValueError(f"data overrides {overrides}{after}: {message}") from err
 
 
 def run_test(
@@ -269,7 +285,7 @@ def run_test(
     network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
     """
     module = module if module is not None else load_checkpoint(checkpoint)
-    datamodule = evaluation_datamodule(module, overrides)
+    datamodule = evaluation_datamodule(module, overrides, checkpoint)
     datamodule.setup("test")
     check_unseen(checkpoint, datamodule.split_manifest(), ["test"])
     if isinstance(module, ClassifierModule) and datamodule.class_names != module.class_names:
@@ -301,10 +317,12 @@ def evaluate(
     protocol: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Test a checkpoint on the data the config describes (default: the run's own data settings).
+    """Test a checkpoint on the data its run was trained with, or as `overrides` change it.
 
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training; `overrides` choose the data (e.g. ``["data=cedar", "data.root=..."]``).
+    training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
+    run's own settings (its ``.hydra/overrides.yaml``; the defaults for a checkpoint outside a
+    run folder).
 
     With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
     evaluation protocol of `sigid.protocols` instead and return its result; `options` are the

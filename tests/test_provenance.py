@@ -15,7 +15,7 @@ from runs import SMALL_DATA
 import sigid
 from sigid.cli import main
 from sigid.protocols import format_result, identification, writer_dependent
-from sigid.provenance import check_unseen, read_manifest, run_folder
+from sigid.provenance import check_unseen, read_manifest, run_folder, run_overrides
 
 
 def _fails_naming_the_split(call, checkpoint: Path, split: str) -> None:
@@ -83,3 +83,26 @@ def test_the_cli_refusal_is_one_line(siamese_ckpt, capsys):
     assert err.startswith("sigid evaluate: error: ") and "were trained on" in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert json.loads((run_folder(siamese_ckpt) / "split.json").read_text())["train"]
+
+
+def test_run_overrides_keep_the_chosen_keys_and_name_a_damaged_file(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    hydra = tmp_path / "run" / ".hydra"
+    hydra.mkdir(parents=True)
+    assert run_overrides(ckpt, ("data",)) == []  # no overrides.yaml: nothing to start from
+    (hydra / "overrides.yaml").write_text(
+        "- experiment=cedar_snn\n- data.root=/scans\n- +data.x=1\n- model.depth=9\n- seed=3\n"
+    )
+    assert run_overrides(ckpt, ("experiment", "data", "seed")) == [
+        "experiment=cedar_snn", "data.root=/scans", "+data.x=1", "seed=3",
+    ]  # fmt: skip
+    (hydra / "overrides.yaml").write_text("- data.root=/scans\n  nested: [")
+    with pytest.raises(ValueError, match=r"\.hydra/overrides\.yaml: unreadable"):
+        run_overrides(ckpt, ("data",))
+    (hydra / "overrides.yaml").write_text("data.root: /scans\n")
+    with pytest.raises(ValueError, match=r"overrides\.yaml: not a list of overrides"):
+        run_overrides(ckpt, ("data",))
+    ensemble = tmp_path / "ens"
+    ensemble.mkdir()
+    (ensemble / "ensemble.json").write_text(json.dumps({"overrides": ["data=cedar", "x.y=1"]}))
+    assert run_overrides(ensemble / "best.ckpt", ("data",)) == ["data=cedar"]

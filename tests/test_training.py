@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from runs import QUIET, SMALL, SMALL_NET
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -196,9 +197,16 @@ def test_writer_branch_pretraining_trains_the_branch_then_the_pair_training_leav
 
 
 def test_evaluate_reproduces_a_runs_test_metrics_from_the_checkpoint_alone(tmp_path):
-    result = _train(tmp_path, "model=cnn", "model.depth=2", *SMALL_CNN)
-    again = sigid.evaluate(result.checkpoint, [s for s in SMALL if s.startswith("data.")])
+    result = _train(
+        tmp_path, "model=cnn", "model.depth=2", *SMALL_CNN, "data.test_distortion=heavy"
+    )
+    assert OmegaConf.load(result.output_dir / ".hydra" / "config.yaml").data.test_distortion
+    # the run's own data settings by default: its small set, and its heavier test images
+    again = sigid.evaluate(result.checkpoint)
     assert again["test/acc"] == pytest.approx(result.metrics["test/acc"])
+    assert again["test/loss"] == pytest.approx(result.metrics["test/loss"])
+    plain = sigid.evaluate(result.checkpoint, ["data.test_distortion=null"])  # overrides win
+    assert plain["test/loss"] != pytest.approx(result.metrics["test/loss"])  # other images
     with pytest.raises(ValueError, match="trained on writers"):
         sigid.evaluate(result.checkpoint, ["data.synthetic.writers=3"])
 

@@ -238,7 +238,7 @@ def writer_dependent(
     references = _check_references(references)
     verifier = Verifier.from_checkpoint(checkpoint)
     overrides = list(overrides or [])
-    datamodule = evaluation_datamodule(verifier.module, overrides)
+    datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
     if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
         raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")
     datamodule.setup("test")
