@@ -36,6 +36,14 @@ def test_paired_layout_reads_forg_folders_as_forgeries_of_that_writer(tmp_path):
     assert len(table.genuine) == 6 and len(table.forged) == 4
     assert {s.writer for s in table.forged} == {"w1", "w2"}
     assert all(s.path.parent.name.endswith("_forg") for s in table.forged)
+    # the folders layout would make "w1_forg" a writer: refused, naming the folder and the fix
+    with pytest.raises(DatasetError) as err:
+        scan(tmp_path, "folders")
+    assert str(err.value).startswith(f"{tmp_path / 'w1_forg'}: skilled forgeries of writer 'w1'")
+    assert "data.layout=paired" in str(err.value)
+    (tmp_path / "w2").rename(tmp_path / "ann")  # a lone "<name>_forg" folder stays a writer
+    (tmp_path / "w1").rename(tmp_path / "bob")
+    assert scan(tmp_path, "folders").writers == ["ann", "bob", "w1_forg", "w2_forg"]
 
 
 def test_cedar_layout_parses_writer_numbers_and_skips_misnamed_files(tmp_path):

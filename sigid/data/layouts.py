@@ -175,6 +175,16 @@ def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleT
 
 def _scan_folders(root: Path) -> SampleTable:
     table = SampleTable(root, "folders", [])
+    names = {p.name for p in _files(root) if p.is_dir()}
+    paired = sorted(
+        n for n in names if n.endswith(FORGERY_SUFFIX) and n[: -len(FORGERY_SUFFIX)] in names
+    )
+    if paired:  # each writer's forgeries would become a writer of their own, in any split
+        raise DatasetError(
+            f"{root / paired[0]}: skilled forgeries of writer {paired[0][: -len(FORGERY_SUFFIX)]!r}"
+            " (the paired layout), which the folders layout would take as a writer of its own; "
+            "use data.layout=paired (or auto)"
+        )
     for path in _files(root):
         if path.is_dir() and not path.name.startswith("."):
             _scan_writer_folder(path, path.name, True, table)
