@@ -28,26 +28,31 @@ def run_folder(checkpoint: str | Path) -> Path:
     return folder.parent if folder.name == "checkpoints" else folder
 
 
+def override_key(override: str) -> str:
+    """The config key an override sets: ``data.root`` for ``+data.root=x``, ``data`` for
+    ``data=cedar``."""
+    return override.lstrip("+~").split("=")[0]
+
+
 def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
-    """The command-line overrides the checkpoint's run was trained with, those whose key is one
-    of `keys` (``.hydra/overrides.yaml``; an ensemble's ``ensemble.json``); [] where there are
-    none. Evaluation starts from them, so a run is tested on its own data settings by default."""
+    """The command-line overrides the checkpoint's run was trained with, those whose top-level
+    key is one of `keys` (``.hydra/overrides.yaml``; an ensemble's ``ensemble.json``); [] where
+    there are none. Evaluation starts from them, so a run is tested on its own data settings."""
     folder = run_folder(checkpoint)
-    hydra, ensemble = folder / ".hydra" / "overrides.yaml", folder / "ensemble.json"
+    files = (folder / ".hydra" / "overrides.yaml", folder / "ensemble.json")
+    where = next((f for f in files if f.is_file()), None)
+    if where is None:
+        return []
     try:
-        if hydra.is_file():
-            found = OmegaConf.to_container(OmegaConf.load(hydra))
-        elif ensemble.is_file():
-            found = json.loads(ensemble.read_text()).get("overrides", [])
+        if where.suffix == ".yaml":
+            found = OmegaConf.to_container(OmegaConf.load(where))
         else:
-            return []
+            found = json.loads(where.read_text()).get("overrides", [])
     except (OSError, ValueError, OmegaConfBaseException, YAMLError, AttributeError) as err:
-        where = hydra if hydra.is_file() else ensemble
         raise ValueError(f"{where}: unreadable ({' '.join(str(err).split())})") from err
     if not isinstance(found, list) or not all(isinstance(o, str) for o in found):
-        where = hydra if hydra.is_file() else ensemble
         raise ValueError(f"{where}: not a list of overrides")
-    return [o for o in found if o.lstrip("+~").split("=")[0].split(".")[0] in keys]
+    return [o for o in found if override_key(o).split(".")[0] in keys]
 
 
 def split_record(checkpoint: str | Path) -> Path | None:

@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.provenance import check_unseen, run_overrides
+from sigid.provenance import check_unseen, override_key, run_overrides
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
@@ -252,14 +252,14 @@ def evaluation_datamodule(
     """
     model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
     overrides = list(overrides or [])
-    other = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] not in DATA_KEYS]
+    other = [o for o in overrides if override_key(o).split(".")[0] not in DATA_KEYS]
     if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
         raise ValueError(
             f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
             "the network, its training and preprocessing come from the checkpoint"
         )
     # a data config chosen here (data=cedar) describes other data: start from the defaults
-    fresh = any(o.lstrip("+~").split("=")[0] == "data" for o in overrides)
+    fresh = any(override_key(o) == "data" for o in overrides)
     trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
