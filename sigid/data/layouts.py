@@ -175,7 +175,8 @@ def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleT
 
 def _scan_folders(root: Path) -> SampleTable:
     table = SampleTable(root, "folders", [])
-    names = {p.name for p in _files(root) if p.is_dir()}
+    entries = _files(root)
+    names = {p.name for p in entries if p.is_dir()}
     paired = sorted(
         n for n in names if n.endswith(FORGERY_SUFFIX) and n[: -len(FORGERY_SUFFIX)] in names
     )
@@ -185,7 +186,7 @@ def _scan_folders(root: Path) -> SampleTable:
             " (the paired layout), which the folders layout would take as a writer of its own; "
             "use data.layout=paired (or auto)"
         )
-    for path in _files(root):
+    for path in entries:
         if path.is_dir() and not path.name.startswith("."):
             _scan_writer_folder(path, path.name, True, table)
         else:
