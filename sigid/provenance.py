@@ -34,11 +34,11 @@ def override_key(override: str) -> str:
     return override.lstrip("+~").split("=")[0]
 
 
-def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
-    """The command-line overrides the checkpoint's run was trained with, those whose top-level
-    key is one of `keys` (``.hydra/overrides.yaml``; an ensemble's ``ensemble.json``); [] where
-    there are none. Evaluation starts from them, so a run is tested on its own data settings."""
-    folder = run_folder(checkpoint)
+def recorded_overrides(folder: str | Path) -> list[str]:
+    """The command-line overrides a run folder was made with: its ``.hydra/overrides.yaml``, or
+    an ensemble's ``ensemble.json`` (`sigid ensemble`); [] where there is neither. A damaged
+    record is an error that names it, in one line."""
+    folder = Path(folder)
     files = (folder / ".hydra" / "overrides.yaml", folder / "ensemble.json")
     where = next((f for f in files if f.is_file()), None)
     if where is None:
@@ -49,9 +49,19 @@ def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
         else:
             found = json.loads(where.read_text()).get("overrides", [])
     except (OSError, ValueError, OmegaConfBaseException, YAMLError, AttributeError) as err:
-        raise ValueError(f"{where}: unreadable ({' '.join(str(err).split())})") from err
+        what = "YAML" if where.suffix == ".yaml" else "JSON"
+        message = " ".join(str(err).split())[:200]
+        raise ValueError(f"{where}: not readable as {what} ({message})") from err
     if not isinstance(found, list) or not all(isinstance(o, str) for o in found):
         raise ValueError(f"{where}: not a list of overrides")
+    return found
+
+
+def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
+    """The overrides the checkpoint's run was trained with (`recorded_overrides`), those whose
+    top-level key is one of `keys`. Evaluation starts from them, so a run is tested on its own
+    data settings."""
+    found = recorded_overrides(run_folder(checkpoint))
     return [o for o in found if override_key(o).split(".")[0] in keys]
 
 

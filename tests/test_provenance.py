@@ -97,7 +97,7 @@ def test_run_overrides_keep_the_chosen_keys_and_name_a_damaged_file(tmp_path):
         "experiment=cedar_snn", "data.root=/scans", "+data.x=1", "seed=3",
     ]  # fmt: skip
     (hydra / "overrides.yaml").write_text("- data.root=/scans\n  nested: [")
-    with pytest.raises(ValueError, match=r"\.hydra/overrides\.yaml: unreadable"):
+    with pytest.raises(ValueError, match=r"\.hydra/overrides\.yaml: not readable as YAML"):
         run_overrides(ckpt, ("data",))
     (hydra / "overrides.yaml").write_text("data.root: /scans\n")
     with pytest.raises(ValueError, match=r"overrides\.yaml: not a list of overrides"):
@@ -106,3 +106,6 @@ def test_run_overrides_keep_the_chosen_keys_and_name_a_damaged_file(tmp_path):
     ensemble.mkdir()
     (ensemble / "ensemble.json").write_text(json.dumps({"overrides": ["data=cedar", "x.y=1"]}))
     assert run_overrides(ensemble / "best.ckpt", ("data",)) == ["data=cedar"]
+    (ensemble / "ensemble.json").write_text('{"overrides": ["data=cedar"')
+    with pytest.raises(ValueError, match=r"ensemble\.json: not readable as JSON"):
+        run_overrides(ensemble / "best.ckpt", ("data",))

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from sigid.protocols.output import Scalar, write_outputs
+from sigid.provenance import recorded_overrides
 from sigid.sweep import _is_number, _job_number, _read, mean_std
 
 FOLD_KEY = "data.split.fold"
@@ -162,22 +163,10 @@ def _why_unusable(folder: Path, status: dict[str, Any], metrics: Any) -> str:
     return "metrics.json holds no numeric test/ metrics"
 
 
-def _overrides(folder: Path) -> list[str]:
-    """The run's Hydra overrides; for an ensemble (`sigid ensemble`), its data overrides."""
-    path = folder / ".hydra" / "overrides.yaml"
-    if path.is_file():
-        items = _yaml(path)
-        if not OmegaConf.is_list(items):
-            raise ValueError(f"{path}: not a list of Hydra overrides")
-        return [str(o) for o in items]
-    ensemble = _read(folder / "ensemble.json")
-    return [str(o) for o in ensemble.get("overrides", [])] if isinstance(ensemble, dict) else []
-
-
 def _settings(folder: Path) -> dict[str, str]:
     """The run's overrides other than the fold (and Hydra's own)."""
     out = {}
-    for item in _overrides(folder):
+    for item in recorded_overrides(folder):
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
         if key != FOLD_KEY and not key.startswith("hydra."):
@@ -187,7 +176,7 @@ def _settings(folder: Path) -> dict[str, str]:
 
 def _fold(folder: Path) -> int | None:
     """The run's test fold: its ``data.split.fold`` override, else its resolved config's."""
-    for item in _overrides(folder):
+    for item in recorded_overrides(folder):
         key, _, value = item.partition("=")
         if key.lstrip("+~") == FOLD_KEY and value.strip().isdigit():
             return int(value)
