@@ -19,6 +19,8 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
+from sigid.errors import one_line
+
 SPLIT_FILE = "split.json"
 
 
@@ -50,8 +52,7 @@ def recorded_overrides(folder: str | Path) -> list[str]:
             found = json.loads(where.read_text()).get("overrides", [])
     except (OSError, ValueError, OmegaConfBaseException, YAMLError, AttributeError) as err:
         what = "YAML" if where.suffix == ".yaml" else "JSON"
-        message = " ".join(str(err).split())[:200]
-        raise ValueError(f"{where}: not readable as {what} ({message})") from err
+        raise ValueError(f"{where}: not readable as {what} ({one_line(err)})") from err
     if not isinstance(found, list) or not all(isinstance(o, str) for o in found):
         raise ValueError(f"{where}: not a list of overrides")
     return found

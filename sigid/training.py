@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
+from sigid.errors import one_line
 from sigid.provenance import check_unseen, override_key, run_overrides
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
@@ -268,7 +269,7 @@ def evaluation_datamodule(
             cfg.data.preprocess = module.hparams.preprocessing
         return build_datamodule(cfg)
     except (HydraException, OmegaConfBaseException) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
+        message = one_line(err, limit=None)
         after = f" (after the run's own {trained})" if trained else ""
         raise ValueError(f"data overrides {overrides}{after}: {message}") from err
 

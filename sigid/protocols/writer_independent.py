@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
 from sigid.provenance import recorded_overrides
 from sigid.sweep import _is_number, _job_number, _read, mean_std
@@ -147,8 +148,7 @@ def _yaml(path: Path) -> Any:
     try:
         return OmegaConf.load(path)
     except Exception as err:  # yaml's and OmegaConf's own error types
-        message = " ".join(str(err).split())[:200]
-        raise ValueError(f"{path}: not readable as YAML ({message})") from err
+        raise ValueError(f"{path}: not readable as YAML ({one_line(err)})") from err
 
 
 def _why_unusable(folder: Path, status: dict[str, Any], metrics: Any) -> str:

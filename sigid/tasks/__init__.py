@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from lightning import LightningModule
 
+from sigid.errors import one_line
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 
@@ -16,8 +17,6 @@ __all__ = ["ClassifierModule", "SiameseModule", "load_checkpoint"]
 
 # Entries of every Lightning checkpoint that rebuilding a module reads.
 CHECKPOINT_ENTRIES = ("pytorch-lightning_version", "hyper_parameters", "state_dict")
-# Longest reason quoted from a library error (state_dict errors list every tensor).
-MAX_REASON = 200
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningModule:
@@ -33,7 +32,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningMod
     try:
         module = cls.load_from_checkpoint(path, map_location=map_location)
     except (TypeError, KeyError, ValueError, RuntimeError, IndexError, AttributeError) as err:
-        reason = f"does not fit a {cls.__name__}: {_one_line(err)}"
+        reason = f"does not fit a {cls.__name__}: {one_line(err)}"
         raise ValueError(f"{path}: not a sigid checkpoint ({reason})") from err
     return module.eval()
 
@@ -56,7 +55,7 @@ def _hyper_parameters(path: Path) -> dict[str, Any]:
     except (pickle.UnpicklingError, KeyError, EOFError, ValueError) as err:  # long messages
         raise ValueError(f"{path}: not a sigid checkpoint (not a PyTorch checkpoint file)") from err
     except (RuntimeError, OSError) as err:
-        reason = f"damaged PyTorch file: {_one_line(err)}"
+        reason = f"damaged PyTorch file: {one_line(err)}"
         raise ValueError(f"{path}: not a sigid checkpoint ({reason})") from err
     if not isinstance(checkpoint, dict):
         reason = f"holds a {type(checkpoint).__name__}, not a checkpoint dictionary"
@@ -70,9 +69,3 @@ def _hyper_parameters(path: Path) -> dict[str, Any]:
             reason = f"{key!r} is not a dictionary but {type(checkpoint[key]).__name__}"
             raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
     return checkpoint["hyper_parameters"]
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception's message on one line, cut to `MAX_REASON` characters."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
