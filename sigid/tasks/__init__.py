@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,31 +28,35 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningMod
     the file: the modules' constructors and Lightning fail with many kinds of exceptions.
     """
     path = Path(path)
-    hparams = _hyper_parameters(path)
+    content = _read_bytes(path)
+    hparams = _hyper_parameters(path, content)
     cls = ClassifierModule if "num_classes" in hparams else SiameseModule
-    try:
-        module = cls.load_from_checkpoint(path, map_location=map_location)
+    try:  # from the bytes already read: the file is read once, and checked is what is loaded
+        module = cls.load_from_checkpoint(io.BytesIO(content), map_location=map_location)
     except (TypeError, KeyError, ValueError, RuntimeError, IndexError, AttributeError) as err:
         reason = f"does not fit a {cls.__name__}: {one_line(err)}"
         raise ValueError(f"{path}: not a sigid checkpoint ({reason})") from err
     return module.eval()
 
 
-def _hyper_parameters(path: Path) -> dict[str, Any]:
-    """The checkpoint's hyper-parameters, after checking that the file is readable, is a
-    PyTorch file and holds the entries of a Lightning checkpoint: a clear reason for each."""
+def _read_bytes(path: Path) -> bytes:
+    """The checkpoint file's content; a missing or unreadable file is named with the reason."""
     try:
-        with path.open("rb") as stream:
-            empty = not stream.read(1)
+        return path.read_bytes()
     except FileNotFoundError as err:
         raise ValueError(f"{path}: checkpoint not found") from err
     except OSError as err:  # not a content problem: say what the system says
         reason = (err.strerror or str(err)).lower()
         raise ValueError(f"{path}: cannot read: {reason}") from err
-    if empty:
+
+
+def _hyper_parameters(path: Path, content: bytes) -> dict[str, Any]:
+    """The checkpoint's hyper-parameters, after checking that `content` (the file at `path`) is
+    a PyTorch file holding the entries of a Lightning checkpoint: a clear reason for each."""
+    if not content:
         raise ValueError(f"{path}: not a sigid checkpoint (empty file, 0 bytes)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, KeyError, EOFError, ValueError) as err:  # long messages
         raise ValueError(f"{path}: not a sigid checkpoint (not a PyTorch checkpoint file)") from err
     except (RuntimeError, OSError) as err:
