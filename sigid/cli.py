@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
+from sigid.errors import hide_dependency_noise
 from sigid.presets import augment_preset
 
 # sigid evaluate --protocol (sigid.protocols.PROTOCOLS; not imported: it loads Lightning)
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hide_dependency_noise()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,9 +1,14 @@
-"""Error messages for people: an exception restated on one line, to follow a file's name."""
+"""Messages for people: an exception restated on one line, to follow a file's name; and no
+warnings between our dependencies that no user can act on."""
 
 from __future__ import annotations
 
+import warnings
+
 # Longest reason quoted from a library error (state_dict errors list every tensor).
 MAX_REASON = 200
+# Lightning 2.6 on torch 2.14, at every fit/validate/test: Lightning's to mend, not the user's.
+DEPENDENCY_NOISE = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
 def one_line(err: BaseException, limit: int | None = MAX_REASON) -> str:
@@ -13,3 +18,10 @@ def one_line(err: BaseException, limit: int | None = MAX_REASON) -> str:
     if limit is None or len(text) <= limit:
         return text
     return text[: limit - 3] + "..."
+
+
+def hide_dependency_noise() -> None:
+    """Ignore the `DEPENDENCY_NOISE` warnings from here on (the commands call this; the Python
+    API leaves the caller's warning filters alone)."""
+    for message in DEPENDENCY_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)

@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.errors import one_line
+from sigid.errors import hide_dependency_noise, one_line
 from sigid.provenance import check_unseen, override_key, run_overrides
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
@@ -341,6 +341,7 @@ def evaluate(
 @hydra.main(config_path="pkg://sigid.conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """`sigid-train [overrides]`; in a multirun a failing job is recorded, not fatal."""
+    hide_dependency_noise()
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     output_dir = Path(cfg.paths.output_dir)
     start = time.perf_counter()

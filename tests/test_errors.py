@@ -1,4 +1,8 @@
-from sigid.errors import one_line
+import warnings
+
+from lightning.pytorch.utilities._pytree import _tree_flatten
+
+from sigid.errors import hide_dependency_noise, one_line
 
 
 def test_one_line_collapses_whitespace_cuts_long_messages_and_names_a_bare_exception():
@@ -9,3 +13,12 @@ def test_one_line_collapses_whitespace_cuts_long_messages_and_names_a_bare_excep
     assert long == "x" * 17 + "..." and len(long) == 20
     assert one_line(RuntimeError("x" * 500), limit=None) == "x" * 500
     assert one_line(KeyError()) == "KeyError"
+
+
+def test_the_commands_hide_lightnings_leafspec_warning_and_nothing_else():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        hide_dependency_noise()
+        _tree_flatten({"batch": [1, 2]})  # what every Trainer.fit/test does on torch 2.14
+        warnings.warn("another deprecation", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["another deprecation"]

@@ -22,9 +22,6 @@ from sigid.tasks import ClassifierModule, SiameseModule
 from sigid.tasks.common import build_optimizer, build_scheduler
 from sigid.tasks.siamese import contrastive_loss, kind_weights
 
-# lightning 2.6 against torch 2.14's pytree, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")
-
 SIZE = 32
 PREPROCESSING = {"mode": "normalized", "size": [SIZE, SIZE]}
 CNN = {"kind": "cnn", "depth": 2, "channels": [8, 16], "image_size": [SIZE, SIZE], "hidden": 32}
