@@ -147,7 +147,14 @@ def test_a_gallery_enrolls_with_an_ensemble(ensemble, cedar_root, tmp_path):
     gallery.enroll("w1", scans[:2])
     assert gallery.score == "normalized"
     verdict = gallery.verify("w1", scans[2])
-    assert 0.0 <= verdict.score <= 1.0
+    # the normalised score by hand, from the ensemble's own embedding and genuine distance
+    combined = Verifier.from_checkpoint(out / "checkpoints" / "best.ckpt")
+    refs, query = combined.embed(scans[:2]), combined.embed([scans[2]])[0]
+    mean = np.linalg.norm(refs - query, axis=1).mean()
+    spread = np.linalg.norm(refs[0] - refs[1])
+    expected = combined.similarity_at(mean - spread + combined.genuine_distance)
+    assert verdict.score == pytest.approx(expected, abs=1e-5)
+    assert verdict.same == bool(expected >= combined.threshold)
 
 
 @pytest.mark.parametrize(
