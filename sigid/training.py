@@ -215,8 +215,11 @@ def train(overrides: list[str] | None = None) -> TrainResult:
 
     Each call gets a fresh run folder under ``outputs/`` unless ``hydra.run.dir`` is overridden.
     """
-    with initialize_config_module("sigid.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
+    try:
+        with initialize_config_module("sigid.conf", version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ValueError(f"config overrides: {one_line(err, limit=None)}") from err
     run_dir = Path(cfg.hydra.run.dir)
     if not any(o.startswith("hydra.run.dir=") for o in overrides or []):
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
@@ -231,10 +234,26 @@ def train(overrides: list[str] | None = None) -> TrainResult:
     config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
     HydraConfig.instance().set_config(cfg)
+    start = time.perf_counter()
     try:
-        return run(cfg)
+        result = run(cfg)
+    except Exception as err:  # recorded as sigid-train records it, and raised to the caller
+        write_status(run_dir, start, err)
+        raise
     finally:
         HydraConfig.instance().cfg = None
+    write_status(run_dir, start)
+    return result
+
+
+def write_status(output_dir: Path, start: float, error: BaseException | None = None) -> None:
+    """The run's ``status.json``: ok, or failed with the error, which the fold summary
+    (`sigid evaluate --protocol writer-independent`) reports instead of averaging the run."""
+    status: dict[str, Any] = {"status": "ok"}
+    if error is not None:
+        status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    status["wall_time_s"] = round(time.perf_counter() - start, 2)
+    write_json(output_dir / "status.json", status)
 
 
 def evaluation_datamodule(
@@ -351,11 +370,7 @@ def main(cfg: DictConfig) -> float | None:
         # The traceback for train.log only (INFO: the console shows WARNING and up); the
         # console gets one line below, or the traceback itself for an unexpected error.
         log.info("run failed", exc_info=err)
-        write_json(
-            output_dir / "status.json",
-            {"status": "failed", "error": f"{type(err).__name__}: {err}",
-             "wall_time_s": round(time.perf_counter() - start, 2)},
-        )  # fmt: skip
+        write_status(output_dir, start, err)
         clean = isinstance(err, (ValueError, OSError))  # bad input or config: one line
         if multirun:  # recorded, and the sweep goes on (it exits 1 at the end)
             message = f"{err}" if clean else f"{type(err).__name__}: {err}"
@@ -365,7 +380,7 @@ def main(cfg: DictConfig) -> float | None:
             print(f"sigid-train: error: {err}", file=sys.stderr)
             raise SystemExit(1) from err
         raise
-    write_json(output_dir / "status.json", {"status": "ok"})
+    write_status(output_dir, start)
     report = "\n".join(
         [
             f"sigid-train: {cfg.model._target_.rsplit('.', 1)[-1]} finished",

@@ -75,6 +75,7 @@ def test_cnn_run_writes_metrics_checkpoint_and_tensorboard(tmp_path):
     saved = json.loads((result.output_dir / "metrics.json").read_text())
     assert {"test/acc", "test/loss", "val_best", "best_epoch", "wall_time_s"} <= set(saved)
     assert saved == result.metrics and 0.0 <= saved["test/acc"] <= 1.0
+    assert json.loads((result.output_dir / "status.json").read_text())["status"] == "ok"
     split = json.loads((result.output_dir / "split.json").read_text())
     assert set(split) == {"train", "val", "test"}
     loaded = ClassifierModule.load_from_checkpoint(result.checkpoint, map_location="cpu")
@@ -290,6 +291,18 @@ def test_a_bad_setting_ends_a_single_run_with_a_one_line_error(tmp_path):
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and "nowhere: no such file" in status["error"]
     assert "nowhere: no such file" in (run / "train.log").read_text()
+
+
+def test_a_failed_python_api_run_raises_and_records_why(tmp_path):
+    run = f"hydra.run.dir={tmp_path / 'run'}"
+    with pytest.raises(ValueError, match="nowhere: no such file or folder"):
+        sigid.train(["data=folders", f"data.root={tmp_path / 'nowhere'}", run])
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "failed" and "nowhere: no such file" in status["error"]
+    # an override that does not compose is a ValueError too, before any run folder is made
+    with pytest.raises(ValueError, match=r"config overrides: Could not override 'data.nope'"):
+        sigid.train(["data.nope=1", f"hydra.run.dir={tmp_path / 'other'}"])
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.parametrize("epochs", ["0", "abc"])
