@@ -4,6 +4,7 @@ from drawing import write_folders
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from sigid.data.cache import default_cache_dir
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.layouts import DatasetError
 
@@ -74,3 +75,15 @@ def test_own_data_without_a_root_is_refused_not_replaced_by_synthetic(name):
     dm = ClassFolderDataModule(**_data(f"data={name}"))
     with pytest.raises(DatasetError, match=r"data\.root is not set"):
         dm.prepare_data()
+
+
+def test_the_cache_folder_follows_the_environment_without_needing_home(tmp_path, monkeypatch):
+    # Windows has no $HOME: the config must not need it when $SIGID_CACHE says where
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setenv("SIGID_CACHE", str(tmp_path / "sigid"))
+    assert ClassFolderDataModule(**_data()).cache_dir == tmp_path / "sigid"
+    # without $SIGID_CACHE, the same folder as `sigid probe`: $XDG_CACHE_HOME/sigid
+    monkeypatch.delenv("SIGID_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ClassFolderDataModule(**_data()).cache_dir == tmp_path / "xdg" / "sigid"
+    assert ClassFolderDataModule(**_data()).cache_dir == default_cache_dir()
