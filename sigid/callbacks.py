@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from sigid.atomic import write_json
+from sigid.seeding import own_random_streams
 
 
 class MetricHistory(L.Callback):
@@ -36,7 +37,10 @@ class MetricHistory(L.Callback):
 
 
 class SampleGrid(L.Callback):
-    """Log a grid of augmented training images to TensorBoard once, at the start of training."""
+    """Log a grid of augmented training images to TensorBoard once, at the start of training.
+
+    The batch is drawn on the side (`own_random_streams`): with or without TensorBoard, a seed
+    trains the same."""
 
     def __init__(self, count: int = 32) -> None:
         self.count = count
@@ -45,7 +49,8 @@ class SampleGrid(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or trainer.datamodule is None:
             return
-        batch = next(iter(trainer.datamodule.train_dataloader()))
+        with own_random_streams():
+            batch = next(iter(trainer.datamodule.train_dataloader()))
         images = batch["images"] if isinstance(batch, dict) else batch[0]
         grid = make_grid(images[: self.count].float(), nrow=8, padding=2, pad_value=0.5)
         for logger in loggers:

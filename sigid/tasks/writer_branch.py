@@ -14,20 +14,17 @@ the same pair embedding, and run-to-run spread does not pass for its effect.
 
 from __future__ import annotations
 
-import random
 import time
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-import numpy as np
-import torch
 from torch import nn
 
 from sigid.data.datamodules import PairDataModule
 from sigid.models.siamese import FusedEmbedding, WriterFeatures
+from sigid.seeding import own_random_streams
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 
@@ -37,20 +34,6 @@ PRETRAIN_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 PRETRAIN_SCHEDULER = {"name": "cosine", "interval": "step"}
 PRETRAIN_DROPOUT = 0.2
 PRETRAIN_BATCH_SIZE = 32
-
-
-@contextmanager
-def own_random_streams() -> Iterator[None]:
-    """Run the body on copies of Python's, NumPy's and torch's global random states, restored
-    afterwards: whatever the body draws, the caller's sequence continues as if it had not run."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
 
 
 def pretrain_writer_branch(
