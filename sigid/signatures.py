@@ -17,6 +17,7 @@ import torch
 
 from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
+from sigid.data.preprocess import MIN_INK_CONTRAST
 
 # Grey levels between the darkest and lightest pixel below which an image holds no ink.
 MIN_CONTRAST = 8
@@ -63,7 +64,14 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
             "of the others: a blank image?)"
         )
     size = preprocessing["size"]
-    return preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))
+    prepared = preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))
+    if preprocessing["mode"] == "normalized" and not prepared.any():
+        # `normalized` found no stroke to crop: the network would score an empty canvas
+        raise ValueError(
+            f"{describe(image)}: no ink found (no strokes stand out from the paper by "
+            f"{MIN_INK_CONTRAST} grey levels: a blank or very faint image?)"
+        )
+    return prepared
 
 
 def as_list(images: Sequence[Signature] | np.ndarray) -> list[Signature]:
