@@ -156,6 +156,10 @@ def test_auto_detects_each_layout(tmp_path):
 
 def test_natural_key_orders_numbers_numerically():
     assert sorted(["w10", "w2", "w1"], key=natural_key) == ["w1", "w2", "w10"]
+    # names that differ only in case or leading zeros: one order, whatever order they came in
+    names = ["anna", "w1", "Anna", "w01", "bob"]
+    expected = ["Anna", "anna", "bob", "w01", "w1"]
+    assert sorted(names, key=natural_key) == sorted(names[::-1], key=natural_key) == expected
 
 
 def test_manifest_that_is_not_utf8_is_named(tmp_path):

@@ -97,8 +97,11 @@ class SampleTable:
 
 
 def natural_key(name: str) -> tuple:
-    """Sort key under which writer '2' comes before writer '10'."""
-    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name))
+    """Sort key under which writer '2' comes before writer '10'. Names equal but for case or
+    leading zeros ('Anna', 'anna'; 'w01', 'w1') are ordered by the name itself, so no order
+    (and no split drawn from it) depends on the order they were found in."""
+    tokens = tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name))
+    return (tokens, name)
 
 
 def scan(
