@@ -96,6 +96,12 @@ def run(cfg: DictConfig) -> TrainResult:
     epochs = cfg.trainer.get("max_epochs")
     if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
         raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
+    if str(cfg.trainer.get("strategy") or "").startswith("ddp") and "Siamese" in cfg.model._target_:
+        raise ValueError(
+            f"trainer.strategy={cfg.trainer.strategy} trains the CNN classifier only: the Siamese "
+            "network's writer batches and validation EER are computed in one process; train it "
+            "on one device (trainer=gpu), several runs side by side in a multirun"
+        )
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()

@@ -306,6 +306,12 @@ def test_a_failed_python_api_run_raises_and_records_why(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_ddp_is_refused_for_the_siamese_network_before_any_data_is_prepared(tmp_path):
+    with pytest.raises(ValueError, match=r"trainer\.strategy=ddp trains the CNN classifier only"):
+        _train(tmp_path, "model=siamese_conv", "trainer=ddp")
+    assert not (tmp_path / "run" / "split.json").exists()
+
+
 @pytest.mark.parametrize("epochs", ["0", "abc"])
 def test_an_epoch_count_that_trains_nothing_is_refused(tmp_path, epochs):
     done = _sigid_train(tmp_path, *SMALL, f"trainer.max_epochs={epochs}")
