@@ -114,7 +114,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as temp:
-        temp.write_text(text)
+        temp.write_text(text, encoding="utf-8")  # as JSON and YAML readers expect
     return Path(path)
 
 

@@ -241,13 +241,11 @@ class Gallery:
             ).astype(np.int32),
             "metadata": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         }
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        with atomic_path(target) as temp:
+        with atomic_path(target) as temp:  # modes as open(target, "w"): the umask is honoured
             with temp.open("wb") as stream:
                 np.savez(stream, **arrays)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.chmod(temp, mode)
         self.path = target
         return target
 

@@ -151,3 +151,17 @@ def test_a_gallery_without_read_permission(gallery_file, tmp_path, query, capsys
     path.write_bytes(gallery_file.read_bytes())
     path.chmod(0)
     _refused(capsys, path, query, "cannot read: permission denied")
+
+
+def test_a_saved_gallery_file_honours_the_umask_and_keeps_an_existing_mode(gallery_file, tmp_path):
+    # signature embeddings of people: a private umask keeps a new gallery private
+    gallery = Gallery.load(gallery_file)
+    old = os.umask(0o077)
+    try:
+        new = gallery.save(tmp_path / "private.npz")
+    finally:
+        os.umask(old)
+    assert new.stat().st_mode & 0o777 == 0o600
+    new.chmod(0o640)  # an owner's choice survives a rewrite
+    gallery.save(new)
+    assert new.stat().st_mode & 0o777 == 0o640
