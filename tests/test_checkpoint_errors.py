@@ -8,6 +8,9 @@ would leave them.
 from __future__ import annotations
 
 import os
+import re
+import struct
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +108,24 @@ def test_an_empty_checkpoint_file_says_so(tmp_path, image, capsys):
         load_checkpoint(path)
     err = _cli_error(capsys, ["verify", image, image, "--ckpt", path])
     assert f"{path}: not a sigid checkpoint (empty file, 0 bytes)" in err
+
+
+def test_a_checkpoint_with_damaged_weights_is_refused_not_scored(
+    siamese_ckpt, tmp_path, image, capsys
+):
+    # flipped bytes inside a weight tensor: torch.load would read them as other weights
+    content = bytearray(siamese_ckpt.read_bytes())
+    with zipfile.ZipFile(siamese_ckpt) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)  # the largest tensor
+    names, extra = struct.unpack_from("<HH", content, info.header_offset + 26)  # local header
+    start = info.header_offset + 30 + names + extra
+    content[start + 16 : start + 48] = bytes(b ^ 0x5A for b in content[start + 16 : start + 48])
+    path = tmp_path / "flipped.ckpt"
+    path.write_bytes(bytes(content))
+    reason = f"damaged file: {info.filename} fails its CRC check"
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not a sigid checkpoint ({reason})")):
+        load_checkpoint(path)
+    assert reason in _cli_error(capsys, ["verify", image, image, "--ckpt", path])
 
 
 def test_an_unreadable_checkpoint_is_not_called_foreign(tmp_path, image, capsys):

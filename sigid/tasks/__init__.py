@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ def _hyper_parameters(path: Path, content: bytes) -> dict[str, Any]:
     a PyTorch file holding the entries of a Lightning checkpoint: a clear reason for each."""
     if not content:
         raise ValueError(f"{path}: not a sigid checkpoint (empty file, 0 bytes)")
+    if damaged := _damaged_member(content):  # torch.load does not check the zip's CRCs
+        reason = f"damaged file: {damaged}"
+        raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
     try:
         checkpoint = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, KeyError, EOFError, ValueError) as err:  # long messages
@@ -74,3 +78,18 @@ def _hyper_parameters(path: Path, content: bytes) -> dict[str, Any]:
             reason = f"{key!r} is not a dictionary but {type(checkpoint[key]).__name__}"
             raise ValueError(f"{path}: not a sigid checkpoint ({reason})")
     return checkpoint["hyper_parameters"]
+
+
+def _damaged_member(content: bytes) -> str | None:
+    """The first member of a zip-format torch file whose data fails its CRC-32 (or why the
+    archive cannot be read), else None; None too for content that is not a zip archive at all:
+    torch.load then says what is wrong with it."""
+    stream = io.BytesIO(content)
+    if not zipfile.is_zipfile(stream):
+        return None
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            member = archive.testzip()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as err:
+        return one_line(err)
+    return f"{member} fails its CRC check" if member else None
