@@ -241,11 +241,11 @@ class Gallery:
             ).astype(np.int32),
             "metadata": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         }
-        with atomic_path(target) as temp:  # modes as open(target, "w"): the umask is honoured
-            with temp.open("wb") as stream:
-                np.savez(stream, **arrays)
-                stream.flush()
-                os.fsync(stream.fileno())
+        # modes as open(target, "w"): the umask is honoured, an existing file's mode kept
+        with atomic_path(target) as temp, temp.open("wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
         self.path = target
         return target
 
