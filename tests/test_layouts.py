@@ -105,11 +105,18 @@ def test_manifest_refuses_a_path_that_leaves_its_folder(tmp_path):
         ("file,writer,label\nx.png,a,genuine\n", "missing column.*path"),
         ("path,writer,label\nx.png,a,maybe\n", "line 2.*'maybe'"),
         ("path,writer,label\n,a,genuine\n", "line 2.*empty path"),
+        # one image twice (here as genuine and as a forgery): it could land in train and test
+        (
+            "path,writer,label\nx.png,a,genuine\ny.png,a,genuine\n./x.png,b,forged\n",
+            r"line 4: '\./x\.png' is already listed on line 2",
+        ),
     ],
 )
 def test_manifest_errors_name_the_csv_and_the_problem(tmp_path, content, message):
     csv = tmp_path / "m.csv"
     csv.write_text(content)
+    for name in ("x.png", "y.png"):
+        draw_signature(1, 0).save(tmp_path / name)
     with pytest.raises(DatasetError, match=message) as err:
         scan(csv)
     assert str(csv) in str(err.value)

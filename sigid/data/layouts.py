@@ -240,24 +240,31 @@ def _scan_manifest(root: Path) -> SampleTable:
         raise DatasetError(f"{csv_path}: manifest CSV not found")
     base = csv_path.parent.resolve()
     table = SampleTable(csv_path, "manifest", [])
+    listed: dict[Path, int] = {}  # resolved path -> the line that listed it
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
         try:
             reader = csv.DictReader(handle)
             missing = {"path", "writer", "label"} - set(reader.fieldnames or [])
             if missing:
                 raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
-            for line, row in enumerate(reader, start=2):
-                table.samples.extend(_manifest_row(csv_path, base, line, row, table))
+            rows = list(enumerate(reader, start=2))  # all decoded before any row is judged
         except UnicodeDecodeError as err:  # the codec's message names no file
             raise DatasetError(
                 f"{csv_path}: not UTF-8 text (cannot decode byte {err.object[err.start]:#04x}); "
                 "a manifest must be a UTF-8 CSV"
             ) from err
+    for line, row in rows:
+        table.samples.extend(_manifest_row(csv_path, base, line, row, table, listed))
     return table
 
 
 def _manifest_row(
-    csv_path: Path, base: Path, line: int, row: dict[str, str], table: SampleTable
+    csv_path: Path,
+    base: Path,
+    line: int,
+    row: dict[str, str],
+    table: SampleTable,
+    listed: dict[Path, int],
 ) -> list[Sample]:
     where = f"{csv_path}, line {line}"
     rel, writer = (row["path"] or "").strip(), (row["writer"] or "").strip()
@@ -271,6 +278,9 @@ def _manifest_row(
         raise DatasetError(f"{where}: path {rel!r} leaves the manifest's folder {base}")
     if label not in _GENUINE_LABELS | _FORGED_LABELS:
         raise DatasetError(f"{where}: label {label!r} is neither 'genuine' nor 'forged'")
+    if path in listed:  # twice in one table, it could be split into train and test at once
+        raise DatasetError(f"{where}: {rel!r} is already listed on line {listed[path]}")
+    listed[path] = line
     if (reason := _skip_reason(path)) is not None:
         table.skipped.append(Skipped(path, reason))
         return []
