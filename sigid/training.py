@@ -31,6 +31,7 @@ from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.errors import hide_dependency_noise, one_line
 from sigid.provenance import check_unseen, override_key, run_overrides
+from sigid.rundir import check_new_run_dir
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
@@ -231,6 +232,7 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         run_dir = Path("outputs") / "api" / stamp
     run_dir = run_dir.resolve()
+    check_new_run_dir(run_dir)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.name = "train"

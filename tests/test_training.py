@@ -312,6 +312,41 @@ def test_ddp_is_refused_for_the_siamese_network_before_any_data_is_prepared(tmp_
     assert not (tmp_path / "run" / "split.json").exists()
 
 
+def _finished_run(folder: Path) -> str:
+    """A run folder as a finished run leaves it; returns its overrides record."""
+    (folder / ".hydra").mkdir(parents=True)
+    record = "- experiment=paper_cnn\n"
+    (folder / ".hydra" / "overrides.yaml").write_text(record)
+    (folder / "metrics.json").write_text(json.dumps({"test/acc": 0.9}))
+    return record
+
+
+def test_a_folder_holding_a_finished_run_is_refused_before_anything_is_written(tmp_path):
+    record = _finished_run(tmp_path / "done")
+    done = _sigid_train(tmp_path, *SMALL, "trainer.max_epochs=0", "hydra.run.dir=done")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "sigid-train: error: done: holds a finished run (its metrics.json); train into another "
+        "folder (hydra.run.dir=...) or remove that one first"
+    )
+    assert (tmp_path / "done" / ".hydra" / "overrides.yaml").read_text() == record
+    assert not (tmp_path / "done" / "status.json").exists()
+    # the same from Python, and for a sweep folder holding a finished job
+    with pytest.raises(ValueError, match="done: holds a finished run"):
+        sigid.train([*SMALL, f"hydra.run.dir={tmp_path / 'done'}"])
+    assert (tmp_path / "done" / ".hydra" / "overrides.yaml").read_text() == record
+    _finished_run(tmp_path / "sweep" / "1")
+    done = _sigid_train(tmp_path, "-m", *SMALL, "seed=0,1", "hydra.sweep.dir=sweep")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "sweep: holds finished runs (jobs 1)" in done.stderr
+    assert not (tmp_path / "sweep" / "0").exists()
+    # a file is not a run folder
+    (tmp_path / "file").write_text("x")
+    done = _sigid_train(tmp_path, *SMALL, "hydra.run.dir=file")
+    assert done.returncode == 1 and "file: cannot write a run there: it is a file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("epochs", ["0", "abc"])
 def test_an_epoch_count_that_trains_nothing_is_refused(tmp_path, epochs):
     done = _sigid_train(tmp_path, *SMALL, f"trainer.max_epochs={epochs}")
