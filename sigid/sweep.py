@@ -26,12 +26,13 @@ COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per job folder (those holding Hydra's ``.hydra``), in job order."""
     rows = []
-    for job in sorted(Path(sweep_dir).iterdir(), key=_job_number):
+    for job in sorted(Path(sweep_dir).iterdir(), key=job_number):
         if not (job / ".hydra").is_dir():
             continue
         overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
-        metrics = _read(job / "metrics.json") or {}
-        status = _read(job / "status.json") or {"status": "failed", "error": "no result written"}
+        metrics = read_json(job / "metrics.json") or {}
+        unfinished = {"status": "failed", "error": "no result written"}
+        status = read_json(job / "status.json") or unfinished
         # the test metrics, plus the validation accuracy of the best epoch
         test = {k: v for k, v in metrics.items() if k.startswith("test/") or k == "best_val/acc"}
         rows.append(
@@ -45,7 +46,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "test": test,
                 "wall_time_s": metrics.get("wall_time_s", status.get("wall_time_s")),
                 "error": status.get("error", ""),
-                "history": _read(job / "history.json") or [],
+                "history": read_json(job / "history.json") or [],
                 "params": dict(o.split("=", 1) for o in overrides if "=" in o),
             }
         )
@@ -108,7 +109,7 @@ def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[st
     stats: dict[str, tuple[float | None, float | None]] = {}
     for key in keys:
         values = [r["test"].get(key, r.get(key)) for r in ok]
-        stats[key] = mean_std([v for v in values if _is_number(v)])
+        stats[key] = mean_std([v for v in values if is_number(v)])
     return [
         {
             "job": name,
@@ -120,7 +121,8 @@ def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[st
     ]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether a JSON value is a number (an int or a float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -199,13 +201,15 @@ def _cell(row: dict[str, Any], key: str) -> Any:
     return "" if value is None else str(value).replace("\n", " ").replace("|", "/")
 
 
-def _read(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON in a run's file; None where it is missing or damaged (an unfinished job)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _job_number(path: Path) -> tuple[int, str]:
+def job_number(path: Path) -> tuple[int, str]:
+    """Sort key of a sweep's job folders: by Hydra's job number ("10" after "9"), then name."""
     head = path.name.split("_", 1)[0]
     return (int(head), path.name) if head.isdigit() else (1 << 30, path.name)

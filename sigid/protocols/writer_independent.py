@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
 from sigid.provenance import recorded_overrides
-from sigid.sweep import _is_number, _job_number, _read, mean_std
+from sigid.sweep import is_number, job_number, mean_std, read_json
 
 FOLD_KEY = "data.split.fold"
 # Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
@@ -48,10 +48,10 @@ def writer_independent_summary(
     folders = _run_folders(runs)
     folds, failed = [], []
     for folder in folders:
-        status = _read(folder / "status.json") or {}
-        metrics = _read(folder / "metrics.json")
+        status = read_json(folder / "status.json") or {}
+        metrics = read_json(folder / "metrics.json")
         test = (
-            {k: v for k, v in metrics.items() if k.startswith("test/") and _is_number(v)}
+            {k: v for k, v in metrics.items() if k.startswith("test/") and is_number(v)}
             if isinstance(metrics, dict)
             else {}
         )
@@ -128,7 +128,7 @@ def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
             raise ValueError(f"{root}: no such sweep or run folder")
         if _is_run(root):
             return [root]
-        found = sorted((p for p in root.iterdir() if p.is_dir() and _is_run(p)), key=_job_number)
+        found = sorted((p for p in root.iterdir() if p.is_dir() and _is_run(p)), key=job_number)
         if not found:
             raise ValueError(f"{root}: no run folders (with metrics.json or .hydra/) in it")
         return found
@@ -230,7 +230,7 @@ def _test_writers_disjoint(folders: list[Path]) -> bool | None:
     whose test writers were seen in training is an error: it is not writer-independent."""
     tested: list[set[str]] = []
     for folder in folders:
-        split = _read(folder / "split.json")
+        split = read_json(folder / "split.json")
         if not isinstance(split, dict) or "test" not in split:
             return None
         test = set(split["test"]["writers"])
