@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
+from sigid.provenance import override_key
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     for job in sorted(Path(sweep_dir).iterdir(), key=job_number):
         if not (job / ".hydra").is_dir():
             continue
-        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        overrides = [str(o) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
         metrics = read_json(job / "metrics.json") or {}
         unfinished = {"status": "failed", "error": "no result written"}
         status = read_json(job / "status.json") or unfinished
@@ -38,7 +39,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         rows.append(
             {
                 "job": job.name,
-                "overrides": list(overrides),
+                "overrides": overrides,
                 "status": status["status"],
                 "monitor": metrics.get("monitor"),
                 "val_best": metrics.get("val_best"),
@@ -47,24 +48,34 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "wall_time_s": metrics.get("wall_time_s", status.get("wall_time_s")),
                 "error": status.get("error", ""),
                 "history": read_json(job / "history.json") or [],
-                "params": dict(o.split("=", 1) for o in overrides if "=" in o),
+                "params": _settings(overrides),
             }
         )
     _keep_varying_overrides(rows)
     return rows
 
 
+def _settings(overrides: list[str]) -> dict[str, str]:
+    """A job's overrides as {config key: value}: ``+key=1`` and ``key=1`` set the same key."""
+    return {
+        override_key(o): o.partition("=")[2]
+        for o in overrides
+        if "=" in o and not o.startswith("~")
+    }
+
+
+def _varying_keys(rows: list[dict[str, Any]]) -> set[str]:
+    """The config keys set differently between jobs (or set in some only): the sweep's axes."""
+    keys = set().union(*(row["params"] for row in rows))
+    return {k for k in keys if len({row["params"].get(k) for row in rows}) > 1}
+
+
 def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
     """Show in each row only the overrides that differ between jobs: the sweep's axes."""
-    seen: dict[str, set[str]] = {}
-    for row in rows:
-        for item in row["overrides"]:
-            key, _, value = item.partition("=")
-            seen.setdefault(key, set()).add(value)
-    varying = {k for k, values in seen.items() if len(values) > 1}
+    varying = _varying_keys(rows)
     for row in rows:
         items = row["overrides"]
-        shown = [o for o in items if o.partition("=")[0] in varying] if varying else items
+        shown = [o for o in items if override_key(o) in varying] if varying else items
         row["overrides"] = " ".join(shown)
 
 

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
-from sigid.provenance import recorded_overrides
+from sigid.provenance import override_key, recorded_overrides
 from sigid.sweep import is_number, job_number, mean_std, read_json
 
 FOLD_KEY = "data.split.fold"
@@ -167,18 +167,17 @@ def _settings(folder: Path) -> dict[str, str]:
     """The run's overrides other than the fold (and Hydra's own)."""
     out = {}
     for item in recorded_overrides(folder):
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
+        key = override_key(item)
         if key != FOLD_KEY and not key.startswith("hydra."):
-            out[key] = value
+            out[key] = item.partition("=")[2]
     return out
 
 
 def _fold(folder: Path) -> int | None:
     """The run's test fold: its ``data.split.fold`` override, else its resolved config's."""
     for item in recorded_overrides(folder):
-        key, _, value = item.partition("=")
-        if key.lstrip("+~") == FOLD_KEY and value.strip().isdigit():
+        value = item.partition("=")[2]
+        if override_key(item) == FOLD_KEY and value.strip().isdigit():
             return int(value)
     config = folder / ".hydra" / "config.yaml"
     if config.is_file():
