@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
@@ -140,14 +142,9 @@ def is_number(value: Any) -> bool:
 def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
     """Validation accuracy per epoch, one curve per depth (the paper's Fig. 7).
 
-    Jobs that differ only in epoch count share a depth; the longest run's curve is drawn.
+    Jobs that differ only in epoch count share a depth; the longest run's curve is drawn. A
+    `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     curves: dict[str, list[dict[str, float]]] = {}
     for row in rows:
         history = [h for h in row["history"] if "val/acc" in h]
@@ -158,7 +155,8 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
             curves[label] = history
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label in sorted(curves):
         history = curves[label]
         ax.plot(
@@ -173,7 +171,6 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
     fig.tight_layout()
     with atomic_path(png) as temp:
         fig.savefig(temp, dpi=120)
-    plt.close(fig)
     return png
 
 
