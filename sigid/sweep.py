@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
+EPOCHS = "trainer.max_epochs"
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -139,20 +140,38 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
-    """Validation accuracy per epoch, one curve per depth (the paper's Fig. 7).
+def accuracy_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """The validation-accuracy histories to draw, by legend label: the overrides that vary
+    between the jobs (the depth first), as in the summary's rows.
 
-    Jobs that differ only in epoch count share a depth; the longest run's curve is drawn. A
-    `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    Jobs that differ only in epoch count are one curve, the longest run's; jobs whose overrides
+    cannot tell them apart are labelled with their job as well.
     """
-    curves: dict[str, list[dict[str, float]]] = {}
+    varying = _varying_keys(rows) - {EPOCHS}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        history = [h for h in row["history"] if "val/acc" in h]
-        if not history:
-            continue
-        label = _curve_label(row["params"])
-        if len(history) > len(curves.get(label, [])):
-            curves[label] = history
+        if any("val/acc" in h for h in row["history"]):
+            groups.setdefault(_curve_label(row["params"], varying), []).append(row)
+    curves = {}
+    for label, group in groups.items():
+        histories = [[h for h in row["history"] if "val/acc" in h] for row in group]
+        epochs = [row["params"].get(EPOCHS) for row in group]
+        if len(set(epochs)) == len(epochs):
+            curves[label] = max(histories, key=len)
+        else:
+            curves.update(
+                (f"{label} (job {row['job']})", h) for row, h in zip(group, histories, strict=True)
+            )
+    return curves
+
+
+def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """Validation accuracy per epoch, one curve per setting of the sweep's axes (the paper's
+    Fig. 7: one per depth); see `accuracy_curves`.
+
+    A `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    """
+    curves = accuracy_curves(rows)
     if not curves:
         return None
     fig = Figure(figsize=(7, 4.5))
@@ -195,11 +214,12 @@ class SweepSummary(Callback):
             raise SystemExit(1)
 
 
-def _curve_label(params: dict[str, str]) -> str:
-    varying = {k: v for k, v in params.items() if k != "trainer.max_epochs"}
+def _curve_label(params: dict[str, str], varying: set[str]) -> str:
+    """A job's legend label: its setting of each varying key, the depth first."""
+    parts = [f"{k}={params.get(k, 'unset')}" for k in sorted(varying - {"model.depth"})]
     if "model.depth" in varying:
-        return f"depth {varying['model.depth']}"
-    return ", ".join(f"{k}={v}" for k, v in sorted(varying.items())) or "run"
+        parts.insert(0, f"depth {params.get('model.depth', 'unset')}")
+    return ", ".join(parts) or "run"
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:

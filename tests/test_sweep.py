@@ -1,4 +1,4 @@
-"""The multirun summary's axes and its accuracy-vs-epoch figure, on job folders written here."""
+"""The multirun summary's axes and the accuracy-vs-epoch figure, on job folders written here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib import colors
+from PIL import Image
 
 from sigid import sweep
 
@@ -23,6 +26,48 @@ def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0
     (folder / "status.json").write_text(json.dumps({"status": "ok"}))
 
 
+def _colours_drawn(png: Path) -> set[int]:
+    """Which of the default colour cycle's first seven colours (C7, grey, is also the frame's
+    anti-aliasing) appear in the image."""
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
+    present = {tuple(p) for p in np.unique(pixels, axis=0)}
+    cycle = [tuple(round(255 * c) for c in colors.to_rgb(f"C{i}")) for i in range(7)]
+    return {i for i, rgb in enumerate(cycle) if rgb in present}
+
+
+def test_curves_of_one_depth_with_different_seeds_are_drawn_apart(tmp_path):
+    root = tmp_path / "sweep"
+    for job, (depth, seed) in enumerate((d, s) for d in (2, 3) for s in (0, 1)):
+        acc = (0.3 + 0.1 * job, 0.5 + 0.1 * job)
+        _job(root, job, "experiment=cnn", f"model.depth={depth}", f"seed={seed}", accuracy=acc)
+    rows = sweep.collect(root)
+    curves = sweep.accuracy_curves(rows)
+    assert sorted(curves) == ["depth 2, seed=0", "depth 2, seed=1", "depth 3, seed=0",
+                              "depth 3, seed=1"]  # fmt: skip
+    assert [h["val/acc"] for h in curves["depth 3, seed=0"]] == pytest.approx([0.5, 0.7])
+    sweep.write_summary(root, rows)
+    assert _colours_drawn(root / "accuracy_vs_epoch.png") == {0, 1, 2, 3}  # four curves
+
+
+def test_a_fold_sweep_is_labelled_by_its_fold_alone(tmp_path):
+    root = tmp_path / "folds"
+    for fold in range(3):
+        _job(root, fold, "experiment=cedar_snn", "data.root=/data/cedar", f"data.split.fold={fold}")
+    curves = sweep.accuracy_curves(sweep.collect(root))
+    assert sorted(curves) == [f"data.split.fold={fold}" for fold in range(3)]
+
+
+def test_jobs_that_differ_only_in_epochs_share_a_curve_and_twins_are_told_by_job(tmp_path):
+    root = tmp_path / "epochs"
+    _job(root, 0, "model.depth=2", "trainer.max_epochs=1", accuracy=(0.4,))
+    _job(root, 1, "model.depth=2", "trainer.max_epochs=3", accuracy=(0.4, 0.5, 0.6))
+    _job(root, 2, "model.depth=3", "trainer.max_epochs=1", accuracy=(0.3,))
+    _job(root, 3, "model.depth=3", "trainer.max_epochs=1", accuracy=(0.35,))  # job 2's twin
+    curves = sweep.accuracy_curves(sweep.collect(root))
+    assert sorted(curves) == ["depth 2", "depth 3 (job 2)", "depth 3 (job 3)"]
+    assert len(curves["depth 2"]) == 3  # the longest run of depth 2
+
+
 def test_plus_key_and_key_are_one_axis_of_the_sweep(tmp_path):
     root = tmp_path / "plus"
     _job(root, 0, "experiment=cnn", "+trainer.limit_train_batches=2")
@@ -34,6 +79,11 @@ def test_plus_key_and_key_are_one_axis_of_the_sweep(tmp_path):
         "+trainer.limit_train_batches=2",
         "trainer.limit_train_batches=3",
         "trainer.limit_train_batches=3 +data.extra=1",
+    ]
+    assert sorted(sweep.accuracy_curves(rows)) == [
+        "data.extra=1, trainer.limit_train_batches=3",
+        "data.extra=unset, trainer.limit_train_batches=2",
+        "data.extra=unset, trainer.limit_train_batches=3",
     ]
 
 
