@@ -96,11 +96,12 @@ def writer_independent_summary(
 
 def _over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """One configuration's folds: mean and sample std of each test metric."""
-    _check_distinct_folds(folds)
+    disjoint = _test_writers_disjoint([Path(f["run"]) for f in folds])
+    _check_distinct_folds(folds, disjoint)
     return {
         "folds": len(folds),
         "std": "sample standard deviation over folds (n - 1); null with one fold",
-        "test_writers_disjoint": _test_writers_disjoint([Path(f["run"]) for f in folds]),
+        "test_writers_disjoint": disjoint,
         "metrics": _summarise([f["metrics"] for f in folds], "folds"),
         "runs": folds,
     }
@@ -205,15 +206,29 @@ def _by_seed(folds: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _check_distinct_folds(folds: list[dict[str, Any]]) -> None:
+def _check_distinct_folds(folds: list[dict[str, Any]], disjoint: bool | None) -> None:
+    """Each fold once: told by its number, or, for runs whose number is unknown, by the runs'
+    test writers (`disjoint`, from their split.json) being different."""
     numbers = [f["fold"] for f in folds if f["fold"] is not None]
     repeated = sorted({n for n in numbers if numbers.count(n) > 1})
     if repeated:
         raise ValueError(f"fold(s) {repeated} appear more than once; give each fold's run once")
+    if len(folds) > 1 and disjoint is not True:
+        _check_folds_known(folds, "nor tell from split.json that their test writers differ")
+
+
+def _check_folds_known(folds: list[dict[str, Any]], why: str) -> None:
+    unknown = [f["run"] for f in folds if f["fold"] is None]
+    if unknown:
+        raise ValueError(
+            f"cannot tell the fold of {', '.join(unknown)} (no {FOLD_KEY} override, no "
+            f".hydra/config.yaml) {why}; a run made with {FOLD_KEY}=F records its fold"
+        )
 
 
 def _check_same_folds(groups: dict[str, list[dict[str, Any]]]) -> None:
     """Seeds' means are comparable only over the same folds (a failed fold would bias one)."""
+    _check_folds_known([f for folds in groups.values() for f in folds], "to match the seeds' folds")
     covered = {seed: sorted(f["fold"] for f in folds) for seed, folds in groups.items()}
     if len({tuple(c) for c in covered.values()}) > 1:
         listed = "; ".join(f"{seed or 'seed'}: folds {c}" for seed, c in covered.items())
