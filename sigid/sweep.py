@@ -13,31 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
+from sigid.provenance import override_key
 
 log = logging.getLogger(__name__)
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
+EPOCHS = "trainer.max_epochs"
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per job folder (those holding Hydra's ``.hydra``), in job order."""
     rows = []
-    for job in sorted(Path(sweep_dir).iterdir(), key=_job_number):
+    for job in sorted(Path(sweep_dir).iterdir(), key=job_number):
         if not (job / ".hydra").is_dir():
             continue
-        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
-        metrics = _read(job / "metrics.json") or {}
-        status = _read(job / "status.json") or {"status": "failed", "error": "no result written"}
+        overrides = [str(o) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
+        metrics = read_json(job / "metrics.json") or {}
+        unfinished = {"status": "failed", "error": "no result written"}
+        status = read_json(job / "status.json") or unfinished
         # the test metrics, plus the validation accuracy of the best epoch
         test = {k: v for k, v in metrics.items() if k.startswith("test/") or k == "best_val/acc"}
         rows.append(
             {
                 "job": job.name,
-                "overrides": list(overrides),
+                "overrides": overrides,
                 "status": status["status"],
                 "monitor": metrics.get("monitor"),
                 "val_best": metrics.get("val_best"),
@@ -45,25 +50,35 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "test": test,
                 "wall_time_s": metrics.get("wall_time_s", status.get("wall_time_s")),
                 "error": status.get("error", ""),
-                "history": _read(job / "history.json") or [],
-                "params": dict(o.split("=", 1) for o in overrides if "=" in o),
+                "history": read_json(job / "history.json") or [],
+                "params": _settings(overrides),
             }
         )
     _keep_varying_overrides(rows)
     return rows
 
 
+def _settings(overrides: list[str]) -> dict[str, str]:
+    """A job's overrides as {config key: value}: ``+key=1`` and ``key=1`` set the same key."""
+    return {
+        override_key(o): o.partition("=")[2]
+        for o in overrides
+        if "=" in o and not o.startswith("~")
+    }
+
+
+def _varying_keys(rows: list[dict[str, Any]]) -> set[str]:
+    """The config keys set differently between jobs (or set in some only): the sweep's axes."""
+    keys = set().union(*(row["params"] for row in rows))
+    return {k for k in keys if len({row["params"].get(k) for row in rows}) > 1}
+
+
 def _keep_varying_overrides(rows: list[dict[str, Any]]) -> None:
     """Show in each row only the overrides that differ between jobs: the sweep's axes."""
-    seen: dict[str, set[str]] = {}
-    for row in rows:
-        for item in row["overrides"]:
-            key, _, value = item.partition("=")
-            seen.setdefault(key, set()).add(value)
-    varying = {k for k, values in seen.items() if len(values) > 1}
+    varying = _varying_keys(rows)
     for row in rows:
         items = row["overrides"]
-        shown = [o for o in items if o.partition("=")[0] in varying] if varying else items
+        shown = [o for o in items if override_key(o) in varying] if varying else items
         row["overrides"] = " ".join(shown)
 
 
@@ -108,7 +123,7 @@ def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[st
     stats: dict[str, tuple[float | None, float | None]] = {}
     for key in keys:
         values = [r["test"].get(key, r.get(key)) for r in ok]
-        stats[key] = mean_std([v for v in values if _is_number(v)])
+        stats[key] = mean_std([v for v in values if is_number(v)])
     return [
         {
             "job": name,
@@ -120,32 +135,47 @@ def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[st
     ]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether a JSON value is a number (an int or a float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
-    """Validation accuracy per epoch, one curve per depth (the paper's Fig. 7).
+def accuracy_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """The validation-accuracy histories to draw, by legend label: the overrides that vary
+    between the jobs (the depth first), as in the summary's rows.
 
-    Jobs that differ only in epoch count share a depth; the longest run's curve is drawn.
+    Jobs that differ only in epoch count are one curve, the longest run's; jobs whose overrides
+    cannot tell them apart are labelled with their job as well.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    curves: dict[str, list[dict[str, float]]] = {}
+    varying = _varying_keys(rows) - {EPOCHS}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        history = [h for h in row["history"] if "val/acc" in h]
-        if not history:
-            continue
-        label = _curve_label(row["params"])
-        if len(history) > len(curves.get(label, [])):
-            curves[label] = history
+        if any("val/acc" in h for h in row["history"]):
+            groups.setdefault(_curve_label(row["params"], varying), []).append(row)
+    curves = {}
+    for label, group in groups.items():
+        histories = [[h for h in row["history"] if "val/acc" in h] for row in group]
+        epochs = [row["params"].get(EPOCHS) for row in group]
+        if len(set(epochs)) == len(epochs):
+            curves[label] = max(histories, key=len)
+        else:
+            curves.update(
+                (f"{label} (job {row['job']})", h) for row, h in zip(group, histories, strict=True)
+            )
+    return curves
+
+
+def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """Validation accuracy per epoch, one curve per setting of the sweep's axes (the paper's
+    Fig. 7: one per depth); see `accuracy_curves`.
+
+    A `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    """
+    curves = accuracy_curves(rows)
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label in sorted(curves):
         history = curves[label]
         ax.plot(
@@ -160,7 +190,6 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
     fig.tight_layout()
     with atomic_path(png) as temp:
         fig.savefig(temp, dpi=120)
-    plt.close(fig)
     return png
 
 
@@ -185,11 +214,12 @@ class SweepSummary(Callback):
             raise SystemExit(1)
 
 
-def _curve_label(params: dict[str, str]) -> str:
-    varying = {k: v for k, v in params.items() if k != "trainer.max_epochs"}
+def _curve_label(params: dict[str, str], varying: set[str]) -> str:
+    """A job's legend label: its setting of each varying key, the depth first."""
+    parts = [f"{k}={params.get(k, 'unset')}" for k in sorted(varying - {"model.depth"})]
     if "model.depth" in varying:
-        return f"depth {varying['model.depth']}"
-    return ", ".join(f"{k}={v}" for k, v in sorted(varying.items())) or "run"
+        parts.insert(0, f"depth {params.get('model.depth', 'unset')}")
+    return ", ".join(parts) or "run"
 
 
 def _cell(row: dict[str, Any], key: str) -> Any:
@@ -199,13 +229,15 @@ def _cell(row: dict[str, Any], key: str) -> Any:
     return "" if value is None else str(value).replace("\n", " ").replace("|", "/")
 
 
-def _read(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON in a run's file; None where it is missing or damaged (an unfinished job)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _job_number(path: Path) -> tuple[int, str]:
+def job_number(path: Path) -> tuple[int, str]:
+    """Sort key of a sweep's job folders: by Hydra's job number ("10" after "9"), then name."""
     head = path.name.split("_", 1)[0]
     return (int(head), path.name) if head.isdigit() else (1 << 30, path.name)

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 from statistics import NormalDist
 
@@ -386,6 +387,32 @@ def test_writer_independent_refuses_mixed_configurations_and_leaky_folds(tmp_pat
         writer_independent_summary(leaky)
     with pytest.raises(ValueError, match="no run folders"):
         writer_independent_summary(tmp_path / "leaky" / "0" / ".hydra")
+
+
+def test_runs_whose_fold_cannot_be_told_are_named(tmp_path):
+    """No data.split.fold override and no resolved config: the fold is unknown. Seeds are matched
+    by fold number, so there it is refused; within one seed the runs' split.json must show that
+    their test writers differ (two unknown folds could be one fold twice)."""
+    seeds = tmp_path / "seeds"
+    for job, seed in enumerate((0, 0, 1, 1)):
+        fold = ["data.split.fold=0"] if job % 2 == 0 else []  # jobs 1 and 3: fold unknown
+        writers = {"train": ["t"], "val": ["v"], "test": [f"x{job % 2}"]}
+        _fold(seeds, job, {"test/eer": 0.1}, f"seed={seed}", *fold, writers=writers)
+    with pytest.raises(ValueError, match=r"cannot tell the fold of .*seeds/1, .*seeds/3 \("):
+        writer_independent_summary(seeds)
+    twice = tmp_path / "twice"
+    for job in range(2):  # the same test writers: perhaps one fold twice
+        _fold(twice, job, {"test/eer": 0.1}, writers={"train": ["t"], "val": ["v"], "test": ["x"]})
+    with pytest.raises(ValueError, match=r"cannot tell the fold of .*twice/0, .*twice/1 \("):
+        writer_independent_summary(twice)
+    shutil.rmtree(twice / "1")  # a lone run: its mean is itself, whatever its fold
+    assert writer_independent_summary(twice)["runs"][0]["fold"] is None
+    apart = tmp_path / "apart"  # test writers disjoint: different folds, even unnumbered
+    for job in range(2):
+        writers = {"train": ["t"], "val": ["v"], "test": [f"x{job}"]}
+        _fold(apart, job, {"test/eer": 0.1 * (job + 1)}, writers=writers)
+    result = writer_independent_summary(apart)
+    assert result["folds"] == 2 and result["metrics"]["test/eer"]["mean"] == pytest.approx(0.15)
 
 
 def test_writer_independent_names_damaged_and_empty_run_records(tmp_path):

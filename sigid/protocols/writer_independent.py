@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 
 from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
-from sigid.provenance import recorded_overrides
-from sigid.sweep import _is_number, _job_number, _read, mean_std
+from sigid.provenance import override_key, recorded_overrides
+from sigid.sweep import is_number, job_number, mean_std, read_json
 
 FOLD_KEY = "data.split.fold"
 # Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
@@ -48,10 +48,10 @@ def writer_independent_summary(
     folders = _run_folders(runs)
     folds, failed = [], []
     for folder in folders:
-        status = _read(folder / "status.json") or {}
-        metrics = _read(folder / "metrics.json")
+        status = read_json(folder / "status.json") or {}
+        metrics = read_json(folder / "metrics.json")
         test = (
-            {k: v for k, v in metrics.items() if k.startswith("test/") and _is_number(v)}
+            {k: v for k, v in metrics.items() if k.startswith("test/") and is_number(v)}
             if isinstance(metrics, dict)
             else {}
         )
@@ -96,11 +96,12 @@ def writer_independent_summary(
 
 def _over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     """One configuration's folds: mean and sample std of each test metric."""
-    _check_distinct_folds(folds)
+    disjoint = _test_writers_disjoint([Path(f["run"]) for f in folds])
+    _check_distinct_folds(folds, disjoint)
     return {
         "folds": len(folds),
         "std": "sample standard deviation over folds (n - 1); null with one fold",
-        "test_writers_disjoint": _test_writers_disjoint([Path(f["run"]) for f in folds]),
+        "test_writers_disjoint": disjoint,
         "metrics": _summarise([f["metrics"] for f in folds], "folds"),
         "runs": folds,
     }
@@ -128,7 +129,7 @@ def _run_folders(runs: str | Path | Sequence[str | Path]) -> list[Path]:
             raise ValueError(f"{root}: no such sweep or run folder")
         if _is_run(root):
             return [root]
-        found = sorted((p for p in root.iterdir() if p.is_dir() and _is_run(p)), key=_job_number)
+        found = sorted((p for p in root.iterdir() if p.is_dir() and _is_run(p)), key=job_number)
         if not found:
             raise ValueError(f"{root}: no run folders (with metrics.json or .hydra/) in it")
         return found
@@ -167,18 +168,17 @@ def _settings(folder: Path) -> dict[str, str]:
     """The run's overrides other than the fold (and Hydra's own)."""
     out = {}
     for item in recorded_overrides(folder):
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
+        key = override_key(item)
         if key != FOLD_KEY and not key.startswith("hydra."):
-            out[key] = value
+            out[key] = item.partition("=")[2]
     return out
 
 
 def _fold(folder: Path) -> int | None:
     """The run's test fold: its ``data.split.fold`` override, else its resolved config's."""
     for item in recorded_overrides(folder):
-        key, _, value = item.partition("=")
-        if key.lstrip("+~") == FOLD_KEY and value.strip().isdigit():
+        value = item.partition("=")[2]
+        if override_key(item) == FOLD_KEY and value.strip().isdigit():
             return int(value)
     config = folder / ".hydra" / "config.yaml"
     if config.is_file():
@@ -206,15 +206,29 @@ def _by_seed(folds: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def _check_distinct_folds(folds: list[dict[str, Any]]) -> None:
+def _check_distinct_folds(folds: list[dict[str, Any]], disjoint: bool | None) -> None:
+    """Each fold once: told by its number, or, for runs whose number is unknown, by the runs'
+    test writers (`disjoint`, from their split.json) being different."""
     numbers = [f["fold"] for f in folds if f["fold"] is not None]
     repeated = sorted({n for n in numbers if numbers.count(n) > 1})
     if repeated:
         raise ValueError(f"fold(s) {repeated} appear more than once; give each fold's run once")
+    if len(folds) > 1 and disjoint is not True:
+        _check_folds_known(folds, "nor tell from split.json that their test writers differ")
+
+
+def _check_folds_known(folds: list[dict[str, Any]], why: str) -> None:
+    unknown = [f["run"] for f in folds if f["fold"] is None]
+    if unknown:
+        raise ValueError(
+            f"cannot tell the fold of {', '.join(unknown)} (no {FOLD_KEY} override, no "
+            f".hydra/config.yaml) {why}; a run made with {FOLD_KEY}=F records its fold"
+        )
 
 
 def _check_same_folds(groups: dict[str, list[dict[str, Any]]]) -> None:
     """Seeds' means are comparable only over the same folds (a failed fold would bias one)."""
+    _check_folds_known([f for folds in groups.values() for f in folds], "to match the seeds' folds")
     covered = {seed: sorted(f["fold"] for f in folds) for seed, folds in groups.items()}
     if len({tuple(c) for c in covered.values()}) > 1:
         listed = "; ".join(f"{seed or 'seed'}: folds {c}" for seed, c in covered.items())
@@ -230,7 +244,7 @@ def _test_writers_disjoint(folders: list[Path]) -> bool | None:
     whose test writers were seen in training is an error: it is not writer-independent."""
     tested: list[set[str]] = []
     for folder in folders:
-        split = _read(folder / "split.json")
+        split = read_json(folder / "split.json")
         if not isinstance(split, dict) or "test" not in split:
             return None
         test = set(split["test"]["writers"])

@@ -1,0 +1,110 @@
+"""The multirun summary's axes and the accuracy-vs-epoch figure, on job folders written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib import colors
+from PIL import Image
+
+from sigid import sweep
+
+
+def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0.5, 0.7)) -> None:
+    """A finished job folder as Hydra and sigid-train leave it, with its per-epoch history."""
+    folder = root / str(job)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    history = [{"epoch": e, "val/acc": a, "val/loss": 1 - a} for e, a in enumerate(accuracy)]
+    (folder / "history.json").write_text(json.dumps(history))
+    (folder / "metrics.json").write_text(json.dumps({"monitor": "val/acc", "test/acc": 0.6}))
+    (folder / "status.json").write_text(json.dumps({"status": "ok"}))
+
+
+def _colours_drawn(png: Path) -> set[int]:
+    """Which of the default colour cycle's first seven colours (C7, grey, is also the frame's
+    anti-aliasing) appear in the image."""
+    pixels = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3)
+    present = {tuple(p) for p in np.unique(pixels, axis=0)}
+    cycle = [tuple(round(255 * c) for c in colors.to_rgb(f"C{i}")) for i in range(7)]
+    return {i for i, rgb in enumerate(cycle) if rgb in present}
+
+
+def test_curves_of_one_depth_with_different_seeds_are_drawn_apart(tmp_path):
+    root = tmp_path / "sweep"
+    for job, (depth, seed) in enumerate((d, s) for d in (2, 3) for s in (0, 1)):
+        acc = (0.3 + 0.1 * job, 0.5 + 0.1 * job)
+        _job(root, job, "experiment=cnn", f"model.depth={depth}", f"seed={seed}", accuracy=acc)
+    rows = sweep.collect(root)
+    curves = sweep.accuracy_curves(rows)
+    assert sorted(curves) == ["depth 2, seed=0", "depth 2, seed=1", "depth 3, seed=0",
+                              "depth 3, seed=1"]  # fmt: skip
+    assert [h["val/acc"] for h in curves["depth 3, seed=0"]] == pytest.approx([0.5, 0.7])
+    sweep.write_summary(root, rows)
+    assert _colours_drawn(root / "accuracy_vs_epoch.png") == {0, 1, 2, 3}  # four curves
+
+
+def test_a_fold_sweep_is_labelled_by_its_fold_alone(tmp_path):
+    root = tmp_path / "folds"
+    for fold in range(3):
+        _job(root, fold, "experiment=cedar_snn", "data.root=/data/cedar", f"data.split.fold={fold}")
+    curves = sweep.accuracy_curves(sweep.collect(root))
+    assert sorted(curves) == [f"data.split.fold={fold}" for fold in range(3)]
+
+
+def test_jobs_that_differ_only_in_epochs_share_a_curve_and_twins_are_told_by_job(tmp_path):
+    root = tmp_path / "epochs"
+    _job(root, 0, "model.depth=2", "trainer.max_epochs=1", accuracy=(0.4,))
+    _job(root, 1, "model.depth=2", "trainer.max_epochs=3", accuracy=(0.4, 0.5, 0.6))
+    _job(root, 2, "model.depth=3", "trainer.max_epochs=1", accuracy=(0.3,))
+    _job(root, 3, "model.depth=3", "trainer.max_epochs=1", accuracy=(0.35,))  # job 2's twin
+    curves = sweep.accuracy_curves(sweep.collect(root))
+    assert sorted(curves) == ["depth 2", "depth 3 (job 2)", "depth 3 (job 3)"]
+    assert len(curves["depth 2"]) == 3  # the longest run of depth 2
+
+
+def test_plus_key_and_key_are_one_axis_of_the_sweep(tmp_path):
+    root = tmp_path / "plus"
+    _job(root, 0, "experiment=cnn", "+trainer.limit_train_batches=2")
+    _job(root, 1, "experiment=cnn", "trainer.limit_train_batches=3")
+    _job(root, 2, "experiment=cnn", "trainer.limit_train_batches=3", "+data.extra=1")
+    rows = sweep.collect(root)
+    # the summary shows the axes: the batch limit, and the key only one job sets
+    assert [r["overrides"] for r in rows] == [
+        "+trainer.limit_train_batches=2",
+        "trainer.limit_train_batches=3",
+        "trainer.limit_train_batches=3 +data.extra=1",
+    ]
+    assert sorted(sweep.accuracy_curves(rows)) == [
+        "data.extra=1, trainer.limit_train_batches=3",
+        "data.extra=unset, trainer.limit_train_batches=2",
+        "data.extra=unset, trainer.limit_train_batches=3",
+    ]
+
+
+@pytest.fixture
+def svg_backend():
+    """The caller's backend (a notebook's, say) set to another than Agg; restored after."""
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    yield
+    matplotlib.use(before)
+
+
+def test_the_plot_leaves_the_callers_matplotlib_alone(tmp_path, svg_backend):
+    root = tmp_path / "sweep"
+    for job in range(2):
+        _job(root, job, f"model.depth={job + 2}")
+    rows = sweep.collect(root)
+    open_figures = plt.get_fignums()
+    assert sweep.plot_accuracy_vs_epoch(rows, tmp_path / "a.png") == tmp_path / "a.png"
+    assert matplotlib.get_backend() == "svg"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        sweep.plot_accuracy_vs_epoch(rows, tmp_path / "file" / "a.png")
+    assert plt.get_fignums() == open_figures  # no figure left behind by the failed save
