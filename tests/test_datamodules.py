@@ -128,6 +128,49 @@ def test_materialized_training_folders_replace_on_the_fly_augmentation(dataset, 
     assert {e["writer"] for e in sources} == set(dm.class_names)
 
 
+def test_materialized_runs_with_other_augmentation_get_their_own_folders(dataset, tmp_path):
+    first = _module(ClassFolderDataModule, dataset, tmp_path, materialize=6)
+    first.setup("fit")
+    other = _module(
+        ClassFolderDataModule, dataset, tmp_path, materialize=6, augment={**AUGMENT, "shear": 20}
+    )
+    other.setup("fit")  # not refused as "a different request" for the first run's folder
+    again = _module(ClassFolderDataModule, dataset, tmp_path, materialize=6)
+    again.setup("fit")
+    assert len(list((tmp_path / "cache" / "augmented").iterdir())) == 2  # the same one reused
+    assert np.array_equal(again.images["train"], first.images["train"])
+    assert not np.array_equal(other.images["train"], first.images["train"])
+
+
+def _ink_centroids(images: np.ndarray) -> np.ndarray:
+    """(N, 2) centre of ink mass (row, column) of normalized images (bright ink on 0)."""
+    weights = images.astype(np.float64)
+    rows, cols = np.indices(images.shape[1:])
+    total = weights.sum(axis=(1, 2))
+    return (
+        np.stack([(weights * rows).sum(axis=(1, 2)), (weights * cols).sum(axis=(1, 2))], 1)
+        / (total[:, None])
+    )
+
+
+def test_materialized_copies_are_drawn_like_on_the_fly_augmentation(dataset, tmp_path):
+    """Both augment the preprocessed image: augmenting the scan first, normalized preprocessing
+    would crop and centre the ink again and undo the shift."""
+    shift = {"width_shift": 0.2, "height_shift": 0.2}
+    written = _module(ClassFolderDataModule, dataset, tmp_path, augment=shift, materialize=20)
+    written.setup("fit")
+    copy = [int(s.path.stem.rsplit("_", 1)[1]) > 4 for s in written.samples["train"]]
+    copies = written.images["train"][np.array(copy)]  # not the 4 sources per writer
+    on_the_fly = _module(ClassFolderDataModule, dataset, tmp_path, augment=shift)
+    on_the_fly.setup("fit")
+    train = on_the_fly.dataset("train")
+    torch.manual_seed(0)
+    draws = [(train[i % len(train)][0][0] * 255).round().byte().numpy() for i in range(len(copies))]
+    spread, expected = _ink_centroids(copies).std(0), _ink_centroids(np.stack(draws)).std(0)
+    assert expected.min() > 2  # pixels: the shift moves the ink
+    assert np.all(spread > 0.6 * expected) and np.all(spread < 1.6 * expected)
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_pair_batches_embed_each_distinct_image_once(dataset, tmp_path, num_workers):
     dm = _module(PairDataModule, dataset, tmp_path, num_workers=num_workers)

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sigid.data.augment import build_transform_from_config, distort_deterministic, materialize
+from sigid.data.augment import (
+    build_transform_from_config,
+    distort_deterministic,
+    materialize,
+    request,
+)
 from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
@@ -187,10 +192,12 @@ class SignatureDataModule(L.LightningDataModule):
         table.require_writers(2)
         return table
 
-    def _load(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[Sample]]:
+    def _load(
+        self, samples: Sequence[Sample], preprocessed: bool = False
+    ) -> tuple[np.ndarray, list[Sample]]:
         images, kept, skipped = preprocess_samples(
             samples,
-            self.preprocess["mode"],
+            None if preprocessed else self.preprocess["mode"],
             tuple(self.preprocess["size"]),
             self.cache_dir,
             self.skip_bad_images,
@@ -234,7 +241,7 @@ class ClassFolderDataModule(SignatureDataModule):
     """Images labelled with their writer: per-writer stratified split of genuine signatures.
 
     With `materialize` (images per writer), the training split is written out as augmented
-    class folders first, as the paper did (2000 per writer from 88).
+    class folders of its preprocessed images first, as the paper did (2000 per writer from 88).
     """
 
     class_names: list[str]
@@ -256,18 +263,15 @@ class ClassFolderDataModule(SignatureDataModule):
         self._distort_test()
 
     def _use_materialized(self) -> None:
+        """Train on augmented copies of the training split, written to the cache: one folder
+        per request, so another request (other ranges, size, seed...) never meets this one's."""
         sources = [(s.path, s.writer) for s in self.samples["train"]]
-        fingerprint = hashlib.sha256(json.dumps([[str(p), w] for p, w in sources]).encode())
-        tag = f"{fingerprint.hexdigest()[:12]}-{self.materialize}-{self.seed}"
-        dst = materialize(
-            sources,
-            self.cache_dir / "augmented" / tag,
-            self.materialize,
-            self.seed,
-            self.augment or {},
-        )
-        table = scan(dst, "folders")
-        self.images["train"], self.samples["train"] = self._load(table.samples)
+        asked = (self.materialize, self.seed, self.augment or {})
+        made = json.dumps(request(sources, *asked, preprocess=self.preprocess), sort_keys=True)
+        folder = self.cache_dir / "augmented" / hashlib.sha256(made.encode()).hexdigest()[:16]
+        dst = materialize(sources, folder, *asked, preprocess=self.preprocess)
+        copies = scan(dst, "folders").samples
+        self.images["train"], self.samples["train"] = self._load(copies, preprocessed=True)
 
     @property
     def num_classes(self) -> int:
