@@ -11,6 +11,7 @@ from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
 from sigid.data.layouts import DatasetError
 from sigid.data.pairs import KINDS
+from sigid.provenance import check_unseen
 
 SPLIT = {"val": 2, "test": 2, "folds": 3, "fold": 0, "val_writers": 1}
 PAIRS = {"train": 40, "val": 20, "test": 20, "skilled_fraction": 0.5}
@@ -140,6 +141,34 @@ def test_materialized_runs_with_other_augmentation_get_their_own_folders(dataset
     assert len(list((tmp_path / "cache" / "augmented").iterdir())) == 2  # the same one reused
     assert np.array_equal(again.images["train"], first.images["train"])
     assert not np.array_equal(other.images["train"], first.images["train"])
+
+
+def test_materialized_run_records_its_source_scans_so_evaluation_can_refuse_them(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    dm.setup("fit")
+    files = dm.split_manifest()["train"]["files"]
+    assert len(files) == 24 and all(Path(f).is_relative_to(dataset.resolve()) for f in files)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.json").write_text(json.dumps(dm.split_manifest()))
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    own = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    own.setup("test")
+    assert check_unseen(checkpoint, own.split_manifest(), ["val", "test"]) == run / "split.json"
+    other_seed = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10, seed=1)
+    other_seed.setup("test")
+    with pytest.raises(ValueError, match="test signatures of this data were trained on"):
+        check_unseen(checkpoint, other_seed.split_manifest(), ["test"])
+
+
+def test_evaluation_stages_do_not_materialize(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    dm.setup("test")
+    dm.setup("validate")
+    assert not (tmp_path / "cache" / "augmented").exists()
+    assert len(dm.dataset("val")) == len(dm.dataset("test")) == 12
+    dm.setup("fit")
+    assert len(dm.dataset("train")) == 60 and len(dm.split_manifest()["train"]["files"]) == 24
 
 
 def _ink_centroids(images: np.ndarray) -> np.ndarray:

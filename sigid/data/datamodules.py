@@ -166,6 +166,8 @@ class SignatureDataModule(L.LightningDataModule):
         self.table: SampleTable | None = None
         self.samples: dict[str, list[Sample]] = {}
         self.images: dict[str, np.ndarray] = {}
+        # the dataset's samples of a split whose images are made from them (materialised copies)
+        self.sources: dict[str, list[Sample]] = {}
 
     # --- dataset location ---------------------------------------------------------------
     def dataset_root(self) -> Path:
@@ -227,11 +229,14 @@ class SignatureDataModule(L.LightningDataModule):
         )
 
     def split_manifest(self) -> dict[str, Any]:
-        """Writers and files of each split, for ``split.json``: proof of what was trained on."""
+        """Writers and files of each split, for ``split.json``: proof of what was trained on.
+
+        The files are the dataset's: for materialised copies, the scans they were made from.
+        """
         return {
             name: {
                 "writers": sorted({s.writer for s in samples}),
-                "files": [str(s.path.absolute()) for s in samples],
+                "files": [str(s.path.absolute()) for s in self.sources.get(name, samples)],
             }
             for name, samples in self.samples.items()
         }
@@ -240,15 +245,20 @@ class SignatureDataModule(L.LightningDataModule):
 class ClassFolderDataModule(SignatureDataModule):
     """Images labelled with their writer: per-writer stratified split of genuine signatures.
 
-    With `materialize` (images per writer), the training split is written out as augmented
-    class folders of its preprocessed images first, as the paper did (2000 per writer from 88).
+    With `materialize` (images per writer), fitting first writes the training split out as
+    augmented class folders of its preprocessed images, as the paper did (2000 per writer from 88).
     """
 
     class_names: list[str]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.images:
-            return
+        if not self.images:
+            self._split()
+        # validation and testing never read the training images: only fitting writes them out
+        if self.materialize and stage in (None, "fit") and "train" not in self.sources:
+            self._use_materialized()
+
+    def _split(self) -> None:
         self.table = self._scan()
         genuine = self.table.genuine
         images, kept = self._load(genuine)
@@ -258,8 +268,6 @@ class ClassFolderDataModule(SignatureDataModule):
         for name in SPLITS:
             self.samples[name] = parts[name]
             self.images[name] = images[[index[s.path] for s in parts[name]]]
-        if self.materialize:
-            self._use_materialized()
         self._distort_test()
 
     def _use_materialized(self) -> None:
@@ -271,6 +279,7 @@ class ClassFolderDataModule(SignatureDataModule):
         folder = self.cache_dir / "augmented" / hashlib.sha256(made.encode()).hexdigest()[:16]
         dst = materialize(sources, folder, *asked, preprocess=self.preprocess)
         copies = scan(dst, "folders").samples
+        self.sources["train"] = self.samples["train"]
         self.images["train"], self.samples["train"] = self._load(copies, preprocessed=True)
 
     @property
