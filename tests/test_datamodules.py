@@ -200,6 +200,11 @@ def test_materialized_copies_are_drawn_like_on_the_fly_augmentation(dataset, tmp
     assert np.all(spread > 0.6 * expected) and np.all(spread < 1.6 * expected)
 
 
+def test_pair_data_refuses_materialize_naming_the_setting(dataset, tmp_path):
+    with pytest.raises(ValueError, match=r"data\.materialize"):
+        _module(PairDataModule, dataset, tmp_path, materialize=10).setup("fit")
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_pair_batches_embed_each_distinct_image_once(dataset, tmp_path, num_workers):
     dm = _module(PairDataModule, dataset, tmp_path, num_workers=num_workers)

@@ -310,6 +310,12 @@ class PairDataModule(SignatureDataModule):
     pairs: dict[str, list[Pair]]
 
     def setup(self, stage: str | None = None) -> None:
+        if self.materialize:
+            raise ValueError(
+                f"data.materialize={self.materialize}: augmented class folders are for "
+                "identification (ClassFolderDataModule); pairs are augmented on the fly "
+                "(data.augment), so set data.materialize=null"
+            )
         if self.images:
             return
         self.table = self._scan()
