@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 from pathlib import Path
@@ -24,6 +25,7 @@ from sigid.data.augment import (
     materialize,
 )
 from sigid.data.images import ImageLoadError, load_image
+from sigid.data.preprocess import preprocess
 from sigid.presets import augment_preset
 
 PAPER = 225  # light-grey paper, so a fill of 255 would be visible
@@ -209,6 +211,33 @@ def test_materialize_counts_and_content(tmp_path: Path, sources: list[tuple[Path
             assert int(pixels.max()) <= PAPER + 1
 
 
+def test_materialize_with_preprocessing_augments_the_preprocessed_image(
+    tmp_path: Path, sources: list[tuple[Path, str]]
+) -> None:
+    prepared = {"mode": "normalized", "size": [32, 64]}
+    dst = materialize(sources, tmp_path / "aug", 6, seed=0, augment=HEAVY, preprocess=prepared)
+    for writer in ("alice", "bob", "carol"):
+        files = sorted((dst / writer).iterdir())
+        own = [
+            preprocess(load_image(path), "normalized", (32, 64))
+            for path, w in sources
+            if w == writer
+        ]
+        for i, image in enumerate(own):  # the sources first, as training would see them
+            assert np.array_equal(load_image(files[i]), image)
+        for i in range(4, 6):
+            pixels = load_image(files[i])
+            assert pixels.shape == (32, 64) and not np.array_equal(pixels, own[i - 4])
+            assert pixels[0, 0] == 0  # uncovered areas take the normalized background
+    plain = materialize(sources, tmp_path / "plain", 6, seed=0, augment=HEAVY)
+    assert json.loads((dst / "augment.json").read_text())["preprocess"] == prepared
+    assert "preprocess" not in json.loads((plain / "augment.json").read_text())
+    with pytest.raises(ValueError, match="preprocess"):
+        materialize(
+            sources, dst, 6, seed=0, augment=HEAVY, preprocess={**prepared, "mode": "paper"}
+        )
+
+
 def test_materialize_is_deterministic_and_leaves_sources_alone(
     tmp_path: Path, sources: list[tuple[Path, str]]
 ) -> None:
@@ -223,13 +252,14 @@ def test_materialize_is_deterministic_and_leaves_sources_alone(
 
 
 @pytest.mark.slow  # spawns 2 processes that import torch: ~3 s idle, 20 s on a busy machine
+@pytest.mark.parametrize("prepared", [None, {"mode": "normalized", "size": [32, 64]}])
 def test_materialize_pool_matches_in_process(
-    tmp_path: Path, sources: list[tuple[Path, str]], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sources: list[tuple[Path, str]], monkeypatch: pytest.MonkeyPatch, prepared
 ) -> None:
-    serial = materialize(sources, tmp_path / "serial", 9, seed=5, augment=HEAVY)
+    serial = materialize(sources, tmp_path / "serial", 9, 5, HEAVY, preprocess=prepared)
     monkeypatch.setattr(augment, "PARALLEL_MIN", 0)
     monkeypatch.setattr(augment, "CHUNK", 2)
-    pooled = materialize(sources, tmp_path / "pooled", 9, seed=5, augment=HEAVY)
+    pooled = materialize(sources, tmp_path / "pooled", 9, 5, HEAVY, preprocess=prepared)
     assert _digests(pooled) == _digests(serial)
 
 

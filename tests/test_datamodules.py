@@ -11,6 +11,7 @@ from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
 from sigid.data.layouts import DatasetError
 from sigid.data.pairs import KINDS
+from sigid.provenance import check_unseen
 
 SPLIT = {"val": 2, "test": 2, "folds": 3, "fold": 0, "val_writers": 1}
 PAIRS = {"train": 40, "val": 20, "test": 20, "skilled_fraction": 0.5}
@@ -126,6 +127,82 @@ def test_materialized_training_folders_replace_on_the_fly_augmentation(dataset, 
     used = {str(Path(e["path"]).resolve()) for e in sources}
     assert len(used) == 24 and not used & held_out  # 6 writers x 4 training signatures
     assert {e["writer"] for e in sources} == set(dm.class_names)
+
+
+def test_materialized_runs_with_other_augmentation_get_their_own_folders(dataset, tmp_path):
+    first = _module(ClassFolderDataModule, dataset, tmp_path, materialize=6)
+    first.setup("fit")
+    other = _module(
+        ClassFolderDataModule, dataset, tmp_path, materialize=6, augment={**AUGMENT, "shear": 20}
+    )
+    other.setup("fit")  # not refused as "a different request" for the first run's folder
+    again = _module(ClassFolderDataModule, dataset, tmp_path, materialize=6)
+    again.setup("fit")
+    assert len(list((tmp_path / "cache" / "augmented").iterdir())) == 2  # the same one reused
+    assert np.array_equal(again.images["train"], first.images["train"])
+    assert not np.array_equal(other.images["train"], first.images["train"])
+
+
+def test_materialized_run_records_its_source_scans_so_evaluation_can_refuse_them(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    dm.setup("fit")
+    files = dm.split_manifest()["train"]["files"]
+    assert len(files) == 24 and all(Path(f).is_relative_to(dataset.resolve()) for f in files)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.json").write_text(json.dumps(dm.split_manifest()))
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    own = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    own.setup("test")
+    assert check_unseen(checkpoint, own.split_manifest(), ["val", "test"]) == run / "split.json"
+    other_seed = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10, seed=1)
+    other_seed.setup("test")
+    with pytest.raises(ValueError, match="test signatures of this data were trained on"):
+        check_unseen(checkpoint, other_seed.split_manifest(), ["test"])
+
+
+def test_evaluation_stages_do_not_materialize(dataset, tmp_path):
+    dm = _module(ClassFolderDataModule, dataset, tmp_path, materialize=10)
+    dm.setup("test")
+    dm.setup("validate")
+    assert not (tmp_path / "cache" / "augmented").exists()
+    assert len(dm.dataset("val")) == len(dm.dataset("test")) == 12
+    dm.setup("fit")
+    assert len(dm.dataset("train")) == 60 and len(dm.split_manifest()["train"]["files"]) == 24
+
+
+def _ink_centroids(images: np.ndarray) -> np.ndarray:
+    """(N, 2) centre of ink mass (row, column) of normalized images (bright ink on 0)."""
+    weights = images.astype(np.float64)
+    rows, cols = np.indices(images.shape[1:])
+    total = weights.sum(axis=(1, 2))
+    return (
+        np.stack([(weights * rows).sum(axis=(1, 2)), (weights * cols).sum(axis=(1, 2))], 1)
+        / (total[:, None])
+    )
+
+
+def test_materialized_copies_are_drawn_like_on_the_fly_augmentation(dataset, tmp_path):
+    """Both augment the preprocessed image: augmenting the scan first, normalized preprocessing
+    would crop and centre the ink again and undo the shift."""
+    shift = {"width_shift": 0.2, "height_shift": 0.2}
+    written = _module(ClassFolderDataModule, dataset, tmp_path, augment=shift, materialize=20)
+    written.setup("fit")
+    copy = [int(s.path.stem.rsplit("_", 1)[1]) > 4 for s in written.samples["train"]]
+    copies = written.images["train"][np.array(copy)]  # not the 4 sources per writer
+    on_the_fly = _module(ClassFolderDataModule, dataset, tmp_path, augment=shift)
+    on_the_fly.setup("fit")
+    train = on_the_fly.dataset("train")
+    torch.manual_seed(0)
+    draws = [(train[i % len(train)][0][0] * 255).round().byte().numpy() for i in range(len(copies))]
+    spread, expected = _ink_centroids(copies).std(0), _ink_centroids(np.stack(draws)).std(0)
+    assert expected.min() > 2  # pixels: the shift moves the ink
+    assert np.all(spread > 0.6 * expected) and np.all(spread < 1.6 * expected)
+
+
+def test_pair_data_refuses_materialize_naming_the_setting(dataset, tmp_path):
+    with pytest.raises(ValueError, match=r"data\.materialize"):
+        _module(PairDataModule, dataset, tmp_path, materialize=10).setup("fit")
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

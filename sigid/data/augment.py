@@ -31,7 +31,8 @@ from torchvision.transforms.v2 import functional as F
 
 from sigid.atomic import cannot_write, errors_about, make_parent
 from sigid.data.images import ImageLoadError, load_image
-from sigid.data.preprocess import background_level
+from sigid.data.preprocess import background_level, background_value
+from sigid.data.preprocess import preprocess as preprocess_image
 
 KEYS: tuple[str, ...] = ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch")
 
@@ -178,18 +179,12 @@ def distort_deterministic(images: np.ndarray, transform: v2.Transform, seed: int
     return out
 
 
-def materialize(
-    samples: Sequence[tuple[str | Path, str]], dst: str | Path, per_class: int, seed: int,
-    augment: Mapping[str, Any], source_root: str | Path | None = None,
-) -> Path:  # fmt: skip
-    """Write `per_class` images per writer to dst/<writer>/: the sources, then augmented variants.
-
-    Reused when dst/augment.json matches (sources' size and mtime, per_class, seed, settings);
-    built in a hidden sibling folder and renamed onto dst, so dst is complete or absent.
-    dst may not lie inside a folder that holds a source image or inside `source_root` (the
-    dataset folder the samples come from), nor hold a source: the source is never touched.
-    """
-    dst = Path(dst)
+def request(
+    samples: Sequence[tuple[str | Path, str]], per_class: int, seed: int,
+    augment: Mapping[str, Any], preprocess: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """What `materialize` makes a folder from, checked: the sources (with size and mtime),
+    per_class, seed, ranges and preprocessing. dst/augment.json records it."""
     if not _is_int(per_class) or per_class < 1 or not _is_int(seed):
         raise ValueError(f"need an integer per_class >= 1 and seed, got {per_class!r}, {seed!r}")
     per_class, seed = int(per_class), int(seed)
@@ -198,19 +193,45 @@ def materialize(
     for path, writer in samples:
         writers.setdefault(_check_writer(writer), []).append(str(Path(path).resolve()))
     if not writers:
-        raise ValueError(f"no source images given to materialize into {dst}")
-    _check_apart(dst, [p for paths in writers.values() for p in paths], source_root)
+        raise ValueError("no source images given to materialize")
     for writer, sources in writers.items():
         if len(sources) > per_class:
             n = len(sources)
             raise ValueError(f"writer {writer!r} has {n} source images, more than {per_class=}")
-    fingerprint = {
-        "version": FORMAT_VERSION,
-        "per_class": per_class,
-        "seed": seed,
-        "augment": settings,
-        "sources": [_source_entry(p, writer) for writer, paths in writers.items() for p in paths],
-    }
+    made = {"version": FORMAT_VERSION, "per_class": per_class, "seed": seed, "augment": settings}
+    if preprocess is not None:  # absent, not null: folders made before it stay reusable
+        made["preprocess"] = _check_preprocess(preprocess)
+    made["sources"] = [_source_entry(p, w) for w, paths in writers.items() for p in paths]
+    return made
+
+
+def materialize(
+    samples: Sequence[tuple[str | Path, str]], dst: str | Path, per_class: int, seed: int,
+    augment: Mapping[str, Any], source_root: str | Path | None = None,
+    preprocess: Mapping[str, Any] | None = None,
+) -> Path:  # fmt: skip
+    """Write `per_class` images per writer to dst/<writer>/: the sources, then augmented variants.
+
+    Without `preprocess` the scans themselves are augmented (uncovered areas take each scan's
+    paper grey). With it ({"mode", "size"}), each source is preprocessed first and then augmented,
+    as training does on the fly, so the files hold preprocessed images: preprocessing a shifted
+    scan again would crop and centre its ink, undoing the shift and zoom.
+    Reused when dst/augment.json matches the `request`; built in a hidden sibling folder and
+    renamed onto dst, so dst is complete or absent.
+    dst may not lie inside a folder that holds a source image or inside `source_root` (the
+    dataset folder the samples come from), nor hold a source: the source is never touched.
+    """
+    dst = Path(dst)
+    fingerprint = request(samples, per_class, seed, augment, preprocess)
+    per_class, seed, settings = (
+        fingerprint["per_class"],
+        fingerprint["seed"],
+        fingerprint["augment"],
+    )
+    writers: dict[str, list[str]] = {}
+    for entry in fingerprint["sources"]:
+        writers.setdefault(entry["writer"], []).append(entry["path"])
+    _check_apart(dst, [p for paths in writers.values() for p in paths], source_root)
     if _reusable(dst, fingerprint):
         return dst
     make_parent(dst)
@@ -223,7 +244,7 @@ def materialize(
         # Per image, intra-op threads cost more than they give (10x slower on a busy 2-core box).
         torch.set_num_threads(1)
         with errors_about(dst, tmp):  # errors name dst, not the temporary folder
-            _build(writers, per_class, seed, settings, tmp, parallel)
+            _build(writers, per_class, seed, settings, fingerprint.get("preprocess"), tmp, parallel)
             (tmp / MANIFEST).write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
         try:
             os.replace(tmp, dst)  # atomic; also replaces an empty dst folder
@@ -241,19 +262,21 @@ def materialize(
 
 def _build(
     writers: dict[str, list[str]], per_class: int, seed: int, settings: dict[str, float],
-    tmp: Path, parallel: bool,
+    prepare: dict[str, Any] | None, tmp: Path, parallel: bool,
 ) -> None:  # fmt: skip
     """Fill the new folder `tmp` with every writer's sources and augmented images."""
     tmp.mkdir()
     jobs = []
     for writer, sources in writers.items():
         (tmp / writer).mkdir()
-        cache = {i: load_image(path) for i, path in enumerate(sources)}
-        fills = [background_level(grey) for grey in cache.values()]
+        cache = {i: _source_image(path, prepare) for i, path in enumerate(sources)}
+        # the fill training's on-the-fly augmentation uses, or each raw scan's own paper grey
+        fills = [background_value(prepare["mode"]) if prepare else background_level(grey)
+                 for grey in cache.values()]  # fmt: skip
         for i, grey in cache.items():
             _save(grey, tmp / writer / f"{writer}_{i + 1:05d}.png")
         stops = range(len(sources), per_class, CHUNK)
-        new = [_Job(writer, sources, fills, i, min(i + CHUNK, per_class)) for i in stops]
+        new = [_Job(writer, sources, prepare, fills, i, min(i + CHUNK, per_class)) for i in stops]
         if parallel:
             jobs += new
         else:
@@ -268,18 +291,19 @@ class _Job(NamedTuple):
 
     writer: str
     sources: list[str]
-    fills: list[int]  # each source's paper level
+    prepare: dict[str, Any] | None  # the preprocessing before augmenting, if any
+    fills: list[int]  # the grey painted where a source's image no longer covers
     start: int
     stop: int
 
 
 def _render(job: _Job, seed: int, settings: dict[str, float], out: Path, cache: dict) -> None:
-    writer, sources, fills, start, stop = job
+    writer, sources, prepare, fills, start, stop = job
     transforms: dict[int, v2.Transform] = {}
     for index in range(start, stop):
         src = index % len(sources)
         if src not in cache:
-            cache[src] = load_image(sources[src])
+            cache[src] = _source_image(sources[src], prepare)
         if src not in transforms:
             transforms[src] = build_transform(**settings, fill=fills[src])
         grey = _apply_seeded(transforms[src], cache[src], derive_seed(seed, writer, index + 1))
@@ -311,6 +335,27 @@ def _run_pool(jobs: list[_Job], seed: int, settings: dict[str, float], out: Path
 
 def _worker_init() -> None:
     torch.set_num_threads(1)  # one process per core already
+
+
+def _source_image(path: str, prepare: dict[str, Any] | None) -> np.ndarray:
+    """A source as it is augmented: the scan, or preprocessed as training's data are."""
+    grey = load_image(path)
+    return preprocess_image(grey, prepare["mode"], prepare["size"]) if prepare else grey
+
+
+def _check_preprocess(prepare: Mapping[str, Any]) -> dict[str, Any]:
+    """{"mode", "size"} as plain values: a known mode, a (height, width) of positive integers."""
+    if not isinstance(prepare, Mapping) or set(prepare) != {"mode", "size"}:
+        raise ValueError(f"preprocess must be a mapping of mode and size, got {prepare!r}")
+    mode, size = prepare["mode"], prepare["size"]
+    background_value(mode)  # raises for an unknown mode
+    if (
+        not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(_is_int(v) and v >= 1 for v in size)
+    ):
+        raise ValueError(f"preprocess size must be (height, width) in pixels, got {size!r}")
+    return {"mode": str(mode), "size": [int(v) for v in size]}
 
 
 def _save(grey: np.ndarray, path: Path) -> None:

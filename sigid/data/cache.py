@@ -47,14 +47,15 @@ def file_fingerprint(paths: Sequence[Path]) -> list[list]:
 
 def preprocess_samples(
     samples: Sequence[Sample],
-    mode: str,
+    mode: str | None,
     size: tuple[int, int],
     cache_dir: str | Path | None = None,
     skip_bad_images: bool = False,
 ) -> tuple[np.ndarray, list[Sample], list[Skipped]]:
     """Preprocessed (N, H, W) uint8 images of the readable `samples`, those samples, and the rest.
 
-    An unreadable image raises `ImageLoadError` naming it, unless `skip_bad_images`.
+    An unreadable image raises `ImageLoadError` naming it, unless `skip_bad_images`. Mode None:
+    the files hold preprocessed images already (`data.materialize` folders): decoded, not changed.
     """
     size = (int(size[0]), int(size[1]))
     key = _key(samples, mode, size)
@@ -74,7 +75,9 @@ def preprocess_samples(
             log.warning("skipping %s", err)
             skipped.append(Skipped(sample.path, err.reason))
             continue
-        images.append(preprocess(grey, mode, size))
+        if mode is None and grey.shape != size:
+            raise ValueError(f"{sample.path}: {grey.shape} image among preprocessed {size} images")
+        images.append(preprocess(grey, mode, size) if mode is not None else grey)
         kept.append(sample)
     array = np.stack(images) if images else np.zeros((0, *size), dtype=np.uint8)
     if entry is not None and not skipped:

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sigid.data.augment import build_transform_from_config, distort_deterministic, materialize
+from sigid.data.augment import (
+    build_transform_from_config,
+    distort_deterministic,
+    materialize,
+    request,
+)
 from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
@@ -161,6 +166,8 @@ class SignatureDataModule(L.LightningDataModule):
         self.table: SampleTable | None = None
         self.samples: dict[str, list[Sample]] = {}
         self.images: dict[str, np.ndarray] = {}
+        # the dataset's samples of a split whose images are made from them (materialised copies)
+        self.sources: dict[str, list[Sample]] = {}
 
     # --- dataset location ---------------------------------------------------------------
     def dataset_root(self) -> Path:
@@ -187,10 +194,12 @@ class SignatureDataModule(L.LightningDataModule):
         table.require_writers(2)
         return table
 
-    def _load(self, samples: Sequence[Sample]) -> tuple[np.ndarray, list[Sample]]:
+    def _load(
+        self, samples: Sequence[Sample], preprocessed: bool = False
+    ) -> tuple[np.ndarray, list[Sample]]:
         images, kept, skipped = preprocess_samples(
             samples,
-            self.preprocess["mode"],
+            None if preprocessed else self.preprocess["mode"],
             tuple(self.preprocess["size"]),
             self.cache_dir,
             self.skip_bad_images,
@@ -220,11 +229,14 @@ class SignatureDataModule(L.LightningDataModule):
         )
 
     def split_manifest(self) -> dict[str, Any]:
-        """Writers and files of each split, for ``split.json``: proof of what was trained on."""
+        """Writers and files of each split, for ``split.json``: proof of what was trained on.
+
+        The files are the dataset's: for materialised copies, the scans they were made from.
+        """
         return {
             name: {
                 "writers": sorted({s.writer for s in samples}),
-                "files": [str(s.path.absolute()) for s in samples],
+                "files": [str(s.path.absolute()) for s in self.sources.get(name, samples)],
             }
             for name, samples in self.samples.items()
         }
@@ -233,15 +245,20 @@ class SignatureDataModule(L.LightningDataModule):
 class ClassFolderDataModule(SignatureDataModule):
     """Images labelled with their writer: per-writer stratified split of genuine signatures.
 
-    With `materialize` (images per writer), the training split is written out as augmented
-    class folders first, as the paper did (2000 per writer from 88).
+    With `materialize` (images per writer), fitting first writes the training split out as
+    augmented class folders of its preprocessed images, as the paper did (2000 per writer from 88).
     """
 
     class_names: list[str]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.images:
-            return
+        if not self.images:
+            self._split()
+        # validation and testing never read the training images: only fitting writes them out
+        if self.materialize and stage in (None, "fit") and "train" not in self.sources:
+            self._use_materialized()
+
+    def _split(self) -> None:
         self.table = self._scan()
         genuine = self.table.genuine
         images, kept = self._load(genuine)
@@ -251,23 +268,19 @@ class ClassFolderDataModule(SignatureDataModule):
         for name in SPLITS:
             self.samples[name] = parts[name]
             self.images[name] = images[[index[s.path] for s in parts[name]]]
-        if self.materialize:
-            self._use_materialized()
         self._distort_test()
 
     def _use_materialized(self) -> None:
+        """Train on augmented copies of the training split, written to the cache: one folder
+        per request, so another request (other ranges, size, seed...) never meets this one's."""
         sources = [(s.path, s.writer) for s in self.samples["train"]]
-        fingerprint = hashlib.sha256(json.dumps([[str(p), w] for p, w in sources]).encode())
-        tag = f"{fingerprint.hexdigest()[:12]}-{self.materialize}-{self.seed}"
-        dst = materialize(
-            sources,
-            self.cache_dir / "augmented" / tag,
-            self.materialize,
-            self.seed,
-            self.augment or {},
-        )
-        table = scan(dst, "folders")
-        self.images["train"], self.samples["train"] = self._load(table.samples)
+        asked = (self.materialize, self.seed, self.augment or {})
+        made = json.dumps(request(sources, *asked, preprocess=self.preprocess), sort_keys=True)
+        folder = self.cache_dir / "augmented" / hashlib.sha256(made.encode()).hexdigest()[:16]
+        dst = materialize(sources, folder, *asked, preprocess=self.preprocess)
+        copies = scan(dst, "folders").samples
+        self.sources["train"] = self.samples["train"]
+        self.images["train"], self.samples["train"] = self._load(copies, preprocessed=True)
 
     @property
     def num_classes(self) -> int:
@@ -297,6 +310,12 @@ class PairDataModule(SignatureDataModule):
     pairs: dict[str, list[Pair]]
 
     def setup(self, stage: str | None = None) -> None:
+        if self.materialize:
+            raise ValueError(
+                f"data.materialize={self.materialize}: augmented class folders are for "
+                "identification (ClassFolderDataModule); pairs are augmented on the fly "
+                "(data.augment), so set data.materialize=null"
+            )
         if self.images:
             return
         self.table = self._scan()
