@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ def override_key(override: str) -> str:
     """The config key an override sets: ``data.root`` for ``+data.root=x``, ``data`` for
     ``data=cedar``."""
     return override.lstrip("+~").split("=")[0]
+
+
+def override_group(override: str) -> str:
+    """The top-level config key an override belongs to: ``data`` for ``data.root=x``,
+    ``data=cedar`` and ``data/augment=none`` alike."""
+    return re.split(r"[./]", override_key(override))[0]
 
 
 def recorded_overrides(folder: str | Path) -> list[str]:
@@ -63,7 +70,7 @@ def run_overrides(checkpoint: str | Path, keys: Sequence[str]) -> list[str]:
     top-level key is one of `keys`. Evaluation starts from them, so a run is tested on its own
     data settings."""
     found = recorded_overrides(run_folder(checkpoint))
-    return [o for o in found if override_key(o).split(".")[0] in keys]
+    return [o for o in found if override_group(o) in keys]
 
 
 def split_record(checkpoint: str | Path) -> Path | None:

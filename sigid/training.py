@@ -30,7 +30,7 @@ from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.errors import hide_dependency_noise, one_line
-from sigid.provenance import check_unseen, override_key, run_overrides
+from sigid.provenance import check_unseen, override_group, override_key, run_overrides
 from sigid.rundir import check_new_run_dir
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
@@ -280,7 +280,7 @@ def evaluation_datamodule(
     """
     model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
     overrides = list(overrides or [])
-    other = [o for o in overrides if override_key(o).split(".")[0] not in DATA_KEYS]
+    other = [o for o in overrides if override_group(o) not in DATA_KEYS]
     if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
         raise ValueError(
             f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "

@@ -253,6 +253,14 @@ def test_identification_reports_top1_top5_and_the_confusion_matrix(cnn_ckpt, tmp
     assert "files" not in identification(cnn_ckpt, DATA)  # no folder, no files
 
 
+def test_evaluation_takes_data_group_overrides_and_refuses_other_groups(cnn_ckpt):
+    # data/augment=none chooses a data config group; training augmentation never reaches a test
+    plain = sigid.evaluate(cnn_ckpt, DATA)
+    assert sigid.evaluate(cnn_ckpt, [*DATA, "data/augment=none"]) == plain
+    with pytest.raises(ValueError, match="model/optimizer=sgd: evaluation takes data overrides"):
+        sigid.evaluate(cnn_ckpt, [*DATA, "model/optimizer=sgd"])
+
+
 # -- writer-independent --------------------------------------------------------------------------
 
 

@@ -92,9 +92,10 @@ def test_run_overrides_keep_the_chosen_keys_and_name_a_damaged_file(tmp_path):
     assert run_overrides(ckpt, ("data",)) == []  # no overrides.yaml: nothing to start from
     (hydra / "overrides.yaml").write_text(
         "- experiment=cedar_snn\n- data.root=/scans\n- +data.x=1\n- model.depth=9\n- seed=3\n"
+        "- data/augment=none\n- model/optimizer=sgd\n"
     )
     assert run_overrides(ckpt, ("experiment", "data", "seed")) == [
-        "experiment=cedar_snn", "data.root=/scans", "+data.x=1", "seed=3",
+        "experiment=cedar_snn", "data.root=/scans", "+data.x=1", "seed=3", "data/augment=none",
     ]  # fmt: skip
     (hydra / "overrides.yaml").write_text("- data.root=/scans\n  nested: [")
     with pytest.raises(ValueError, match=r"\.hydra/overrides\.yaml: not readable as YAML"):
