@@ -14,11 +14,13 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from sigid.errors import os_reason
+
 
 def cannot_write(path: str | Path, err: OSError) -> OSError:
     """`err` restated as "<path>: cannot write (<reason>)", of the same type and errno."""
     cls = type(err) if type(err).__module__ == "builtins" else OSError
-    new = cls(f"{path}: cannot write ({err.strerror.lower() if err.strerror else err})")
+    new = cls(f"{path}: cannot write ({os_reason(err).lower()})")
     new.errno = err.errno
     return new
 

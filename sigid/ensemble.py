@@ -26,6 +26,7 @@ from torch.nn import functional as F
 
 from sigid.atomic import atomic_path, write_json
 from sigid.callbacks import tensor_to_float
+from sigid.errors import os_reason
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
 from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
 from sigid.tasks import SiameseModule, load_checkpoint
@@ -73,7 +74,7 @@ def load_member(run: str | Path) -> Member:
     try:
         split = read_split(split_file)
     except (OSError, ValueError) as err:
-        why = f"{split_file}: {err.strerror.lower()}" if isinstance(err, OSError) else str(err)
+        why = f"{split_file}: {os_reason(err).lower()}" if isinstance(err, OSError) else str(err)
         raise ValueError(
             f"{why}; an ensemble needs each run's split.json, to check that the members were "
             "trained on the same writers"

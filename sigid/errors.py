@@ -20,6 +20,12 @@ def one_line(err: BaseException, limit: int | None = MAX_REASON) -> str:
     return text[: limit - 3] + "..."
 
 
+def os_reason(err: OSError) -> str:
+    """What the system says went wrong ("No such file or directory"), without the errno and
+    path that ``str(err)`` adds; the whole message where there is no such text."""
+    return err.strerror or one_line(err)
+
+
 def hide_dependency_noise() -> None:
     """Ignore the `DEPENDENCY_NOISE` warnings from here on (the commands call this; the Python
     API leaves the caller's warning filters alone)."""

@@ -2,7 +2,7 @@ import warnings
 
 from lightning.pytorch.utilities._pytree import _tree_flatten
 
-from sigid.errors import hide_dependency_noise, one_line
+from sigid.errors import hide_dependency_noise, one_line, os_reason
 
 
 def test_one_line_collapses_whitespace_cuts_long_messages_and_names_a_bare_exception():
@@ -22,3 +22,10 @@ def test_the_commands_hide_lightnings_leafspec_warning_and_nothing_else():
         _tree_flatten({"batch": [1, 2]})  # what every Trainer.fit/test does on torch 2.14
         warnings.warn("another deprecation", FutureWarning, stacklevel=1)
     assert [str(w.message) for w in seen] == ["another deprecation"]
+
+
+def test_os_reason_is_the_systems_words_or_the_whole_message():
+    assert os_reason(FileNotFoundError(2, "No such file or directory", "x.png")) == (
+        "No such file or directory"
+    )
+    assert os_reason(OSError("cannot seek in a pipe")) == "cannot seek in a pipe"  # no strerror

@@ -33,6 +33,7 @@ from sigid.atomic import cannot_write, errors_about, make_parent
 from sigid.data.images import ImageLoadError, load_image
 from sigid.data.preprocess import background_level, background_value
 from sigid.data.preprocess import preprocess as preprocess_image
+from sigid.errors import os_reason
 
 KEYS: tuple[str, ...] = ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch")
 
@@ -400,7 +401,7 @@ def _source_entry(path: str, writer: str) -> dict[str, Any]:
     try:
         stat = os.stat(path)
     except OSError as err:
-        raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+        raise ImageLoadError(path, f"cannot open file ({os_reason(err)})") from err
     return {"path": path, "writer": writer, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 

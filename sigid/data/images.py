@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sigid.errors import os_reason
+
 # Suffixes we try to decode; anything else in a dataset folder is skipped as a non-image.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 
@@ -44,7 +46,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+        raise ImageLoadError(path, f"cannot open file ({os_reason(err)})") from err
     if not path.is_file():
         raise ImageLoadError(path, "not a regular file")
     if size == 0:
@@ -53,7 +55,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         # Opened here, not by Pillow, so that an unreadable file is not reported as corrupt data.
         handle = path.open("rb")
     except OSError as err:
-        raise ImageLoadError(path, f"cannot open file ({err.strerror or err})") from err
+        raise ImageLoadError(path, f"cannot open file ({os_reason(err)})") from err
     try:
         with handle, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

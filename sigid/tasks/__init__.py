@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from lightning import LightningModule
 
-from sigid.errors import one_line
+from sigid.errors import one_line, os_reason
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 
@@ -47,7 +47,7 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError as err:
         raise ValueError(f"{path}: checkpoint not found") from err
     except OSError as err:  # not a content problem: say what the system says
-        reason = (err.strerror or str(err)).lower()
+        reason = os_reason(err).lower()
         raise ValueError(f"{path}: cannot read: {reason}") from err
 
 
