@@ -112,7 +112,10 @@ def shortcut_probe(
     table.require_writers(folds)
     if not table.forged or not table.genuine:
         raise DatasetError(f"{table.root}: the probe needs both genuine and forged signatures")
-    split = split_writers(table.writers, folds=folds, fold=fold, val=0, seed=seed)
+    # the writers the verification split divides: those with genuine signatures (a writer
+    # known only by forgeries of them would shift the folds)
+    writers = sorted({s.writer for s in table.samples if s.genuine})
+    split = split_writers(writers, folds=folds, fold=fold, val=0, seed=seed)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     # All samples in one call: one cache entry serves every fold.
     images, samples, _ = preprocess_samples(table.samples, PROBE_MODES[mode], size, cache)

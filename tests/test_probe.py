@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
 from sigid.cli import main
+from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import DatasetError
 from sigid.probe import shortcut_probe, thumbnails
 
@@ -136,3 +140,23 @@ def test_cedar_normalized_images_have_no_shortcut(cedar_probe):
     """After ``normalized`` the probe is near chance on held-out writers (the issue's bound)."""
     auc = cedar_probe["normalized"]["auc"]
     assert auc <= NORMALIZED_AUC_BOUND, f"normalized AUC {auc:.3f} > {NORMALIZED_AUC_BOUND}"
+
+
+def test_probe_tests_the_writers_the_verification_split_tests(planted, tmp_path):
+    # a writer known only by forgeries of them must not shift the probe's folds
+    root = tmp_path / "data"
+    shutil.copytree(planted, root)
+    for n in range(2):
+        _signature(11, 200 + n, 200, 24).save(tmp_path / "x.png")
+        (root / "w11_forg").mkdir(exist_ok=True)
+        shutil.move(tmp_path / "x.png", root / "w11_forg" / f"s{n}.png")
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["data=folders", "data.layout=paired", f"data.root={root}",
+                                          "data.split.folds=5", "data.preprocess.size=[32,64]",
+                                          f"data.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+    for fold in range(5):
+        cfg.data.split.fold = fold
+        verification = PairDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
+        verification.setup("fit")
+        probe = shortcut_probe(root, folds=5, fold=fold, size=(32, 64), cache_dir=tmp_path)
+        assert set(probe["test_writers"]) == set(verification.split_manifest()["test"]["writers"])
