@@ -69,6 +69,15 @@ def check_parent(path: str | Path) -> Path:
     return path
 
 
+def check_folder(path: str | Path) -> Path:
+    """Raise now, naming `path`, if it cannot become a folder of outputs (it, or one of its
+    parents, is a file): checked before long work, not after it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path}: cannot write: it is a file, not a folder")
+    return check_parent(path)
+
+
 def make_parent(path: str | Path) -> Path:
     """Create the folder of `path` if needed; errors name `path` and the reason."""
     path = check_parent(path)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sigid.atomic import atomic_path, write_json
+from sigid.atomic import atomic_path, check_folder, write_json
 from sigid.callbacks import tensor_to_float
 from sigid.errors import os_reason
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
@@ -194,7 +194,7 @@ def combine(
     data.split.fold=F``); the writers they give must be the members' split.
     """
     start = time.perf_counter()
-    out = Path(out)
+    out = check_folder(out)  # before embedding every validation image
     if (out / "metrics.json").exists() and not (out / "ensemble.json").exists():
         raise ValueError(f"{out}: holds a training run; write the ensemble to another folder")
     members = [load_member(run) for run in runs]

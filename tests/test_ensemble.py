@@ -224,3 +224,9 @@ def test_the_command_prints_the_ensemble_and_fails_cleanly(runs, tmp_path, capsy
     captured = capsys.readouterr()
     assert code == 1 and captured.out == ""
     assert captured.err.startswith("sigid ensemble: error: ") and "different splits" in captured.err
+
+
+def test_an_output_that_is_a_file_is_refused_before_any_work(runs, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="file: cannot write: it is a file, not a folder"):
+        combine([runs["a"], runs["b"]], tmp_path / "file", ["data.nope=1"])  # bad data: not reached

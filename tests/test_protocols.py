@@ -546,7 +546,13 @@ def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path)
          "--references applies"),
         (["evaluate", "--protocol", "identification", "--ckpt", cnn_ckpt, "--score", "mean"],
          "--score applies"),
+        # an output folder that cannot be made: said first, before any evaluation work
+        ([*wd, "--ckpt", siamese_ckpt, "--out", tmp_path / "file", "data.nope=1"],
+         f"{tmp_path / 'file'}: cannot write: it is a file, not a folder"),
+        ([*wd, "--ckpt", siamese_ckpt, "--out", tmp_path / "file" / "sub", *DATA],
+         f"{tmp_path / 'file' / 'sub'}: cannot write: {tmp_path / 'file'} is a file"),
     ]  # fmt: skip
+    (tmp_path / "file").write_text("not a folder")
     for argv, message in cases:
         code, out, err = _run(capsys, *argv)
         assert code == 1, (argv, out, err)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sigid.atomic import check_folder
 from sigid.protocols.identification import identification
 from sigid.protocols.report import format_result
 from sigid.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
@@ -50,6 +51,8 @@ def run_protocol(
     folder of the folds (or their run folders); `overrides`: Hydra data overrides."""
     if score is not None and protocol != "writer-dependent":
         raise ValueError("a gallery score applies to the writer-dependent protocol only")
+    if out is not None:
+        check_folder(out)  # before the evaluation, which can take minutes
     if protocol == "identification":
         return identification(_one(target), overrides, out=out)
     if protocol == "writer-dependent":

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from sigid.atomic import write_json
+from sigid.atomic import cannot_write, check_folder, write_json
 from sigid.protocols.curves import det_figure, roc_figure, save_png
 
 RESULT_FILE = "evaluation.json"
@@ -54,8 +54,11 @@ def write_outputs(
         return result
     from torch.utils.tensorboard import SummaryWriter
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_folder(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cannot_write(folder, err) from err
     protocol = result["protocol"]
     files: list[Path] = []
     board = SummaryWriter(log_dir=str(folder / "tensorboard"))
