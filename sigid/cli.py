@@ -41,7 +41,7 @@ def _print_table(table: SampleTable) -> None:
 def cmd_scan(args: argparse.Namespace) -> int:
     table = scan(args.root, args.layout, verify=True, skip_bad_images=args.skip_bad_images)
     if args.json:
-        print(json.dumps(table.summary(), indent=2))
+        print(json.dumps(table.summary(), indent=2, allow_nan=False))
     else:
         _print_table(table)
     if not table.samples:  # reported, but a script must not mistake it for a dataset
@@ -59,13 +59,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start
-    print(
+    data: dict[str, Any] = {
+        "out": str(out), "writers": args.writers, "per_writer": args.per_writer,
+        "forgeries": args.forgeries, "seed": args.seed, "wall_time_s": round(took, 2),
+    }  # fmt: skip
+    lines = [
         f"synthetic set: {args.writers} writers x {args.per_writer} genuine + "
         f"{args.forgeries} forgeries in {out} ({took:.1f} s)"
-    )
+    ]
     if args.preview:
-        print(f"preview grid: {preview(out, args.preview)}")
-    return 0
+        data["preview"] = str(preview(out, args.preview))
+        lines.append(f"preview grid: {data['preview']}")
+    return _emit(args, data, lines)
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
@@ -81,15 +86,21 @@ def cmd_augment(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     dst = materialize(sources, args.dst, args.per_class, args.seed, settings, source_root=args.src)
     took = time.perf_counter() - start
-    print(
+    data = {
+        "out": str(dst), "writers": len(table.writers), "per_class": args.per_class,
+        "sources": len(sources), "seed": args.seed, "augment": settings,
+        "wall_time_s": round(took, 2),
+    }  # fmt: skip
+    line = (
         f"{len(table.writers)} writers x {args.per_class} images in {dst} "
         f"from {len(sources)} genuine sources ({took:.1f} s)"
     )
-    return 0
+    return _emit(args, data, [line])
 
 
 def _emit(args: argparse.Namespace, data: dict, lines: list[str]) -> int:
-    print(json.dumps(data, indent=2) if args.json else "\n".join(lines))
+    """The human-readable lines, or with --json the data (strict JSON: no NaN)."""
+    print(json.dumps(data, indent=2, allow_nan=False) if args.json else "\n".join(lines))
     return 0
 
 
@@ -193,10 +204,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     written = export(args.ckpt, args.out, args.formats, name=args.name)
     took = time.perf_counter() - start
-    print(f"exported {args.ckpt} in {took:.1f} s:")
-    for kind, path in written.items():
-        print(f"  {kind:<12} {path}")
-    return 0
+    lines = [f"exported {args.ckpt} in {took:.1f} s:"]
+    lines += [f"  {kind:<12} {path}" for kind, path in written.items()]
+    data = {"checkpoint": str(args.ckpt), "files": {k: str(p) for k, p in written.items()},
+            "wall_time_s": round(took, 2)}  # fmt: skip
+    return _emit(args, data, lines)
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
@@ -266,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
-    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_result(result))
     return 0
 
 
@@ -292,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forgeries", type=int, default=24, help="skilled forgeries per writer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preview", type=Path, metavar="PNG", help="also save a grid of samples")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("augment", help="write augmented class folders (the paper's 2000/writer)")
@@ -303,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", help="conf/data/augment preset (paper, heavy)")
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
         p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=float, default=None)
+    p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_augment)
 
     ckpt_help = "with --gallery, default: the checkpoint the gallery was enrolled with"
@@ -362,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torchscript and/or onnx (default: both; onnx needs pip install 'sigid[export]')",
     )
     p.add_argument("--name", help="file name stem (default: embedding or classifier)")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(

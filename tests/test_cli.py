@@ -65,6 +65,13 @@ def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
     code, out, _ = _run(capsys, "scan", str(out_dir), "--json")
     report = json.loads(out)
     assert (report["writers"], report["genuine"], report["forged"]) == (3, 12, 6)
+    # --json: what was made, where
+    again = tmp_path / "again"
+    code, out, _ = _run(capsys, "synth", str(again), "--writers", "2", "--per-writer", "3",
+                        "--forgeries", "1", "--json")  # fmt: skip
+    made = json.loads(out)
+    assert code == 0 and made["out"] == str(again) and made["writers"] == 2
+    assert (made["per_writer"], made["forgeries"], made["seed"]) == (3, 1, 0)
 
 
 def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
@@ -78,6 +85,11 @@ def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
     assert code == 0 and before == {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
     code, _, err = _run(capsys, "augment", str(src), str(dst), "--per-class", "8", "--seed", "1")
     assert code == 1 and str(dst) in err
+    code, out, _ = _run(capsys, "augment", str(src), str(tmp_path / "j"), "--per-class", "4",
+                        "--rotation", "5", "--json")  # fmt: skip
+    made = json.loads(out)
+    assert code == 0 and made["out"] == str(tmp_path / "j") and made["writers"] == 2
+    assert made["per_class"] == 4 and made["sources"] == 6 and made["augment"]["rotation"] == 5
 
 
 def test_augment_refuses_an_output_inside_its_source_folder(capsys, tmp_path):

@@ -168,6 +168,11 @@ def test_cli_exports_torchscript_without_the_onnx_packages(
     assert main([*argv, "--name", "writers"]) == 0
     assert sorted(os.listdir(out)) == ["writers.json", "writers.pt"]
     assert str(out / "writers.pt") in capsys.readouterr().out
+    assert main([*argv, "--name", "again", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    files = {"torchscript": str(out / "again.pt"), "metadata": str(out / "again.json")}
+    assert made["files"] == files
+    assert made["checkpoint"] == ckpt
     meta = json.loads((out / "writers.json").read_text())
     assert meta["files"] == {"torchscript": "writers.pt"}
     images = _images(2)
