@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from sigid.atomic import atomic_path
+from sigid.identifier import check_top_k
 from sigid.signatures import Signature, as_list, describe
 from sigid.verifier import Verdict, Verifier
 
@@ -126,6 +127,12 @@ class Gallery:
     def __init__(
         self, verifier: Verifier, path: str | Path | None = None, score: str | None = None
     ) -> None:
+        if not isinstance(verifier, Verifier):
+            raise TypeError(
+                f"a Gallery needs a Verifier (Gallery(Verifier.from_checkpoint(ckpt))), not "
+                f"{type(verifier).__name__} {reprlib.repr(verifier)}; to read a gallery file, "
+                "use Gallery.load(path) or Gallery.open(path, ckpt)"
+            )
         self.verifier = verifier
         self.path = Path(path) if path is not None else None
         self.score = check_score(verifier, score)
@@ -173,6 +180,12 @@ class Gallery:
                 "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
                 "again in a new gallery"
             )
+        if meta["preprocessing"] != verifier.preprocessing:  # the fingerprint covers it
+            raise ValueError(
+                f"{path}: damaged gallery file (its metadata says preprocessing "
+                f"{meta['preprocessing']}, but its fingerprint is of the model's "
+                f"{verifier.preprocessing}: the file was edited)"
+            )
         if meta["dim"] != verifier.dim:
             raise ValueError(
                 f"{path}: the gallery holds {meta['dim']}-dimensional embeddings, but the model's "
@@ -219,6 +232,12 @@ class Gallery:
             raise ValueError("no path to save the gallery to")
         writers = self.writers
         embeddings = [self._embeddings[w] for w in writers]
+        for writer, rows in zip(writers, embeddings, strict=True):
+            if not np.isfinite(rows).all():  # a file that `load` would refuse
+                raise ValueError(
+                    f"{target}: not saved: the embeddings of writer {writer!r} contain NaN or "
+                    "infinite values"
+                )
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -241,11 +260,11 @@ class Gallery:
             ).astype(np.int32),
             "metadata": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         }
-        with atomic_path(target) as temp:  # modes as open(target, "w"): the umask is honoured
-            with temp.open("wb") as stream:
-                np.savez(stream, **arrays)
-                stream.flush()
-                os.fsync(stream.fileno())
+        # modes as open(target, "w"): the umask is honoured
+        with atomic_path(target) as temp, temp.open("wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
         self.path = target
         return target
 
@@ -279,7 +298,8 @@ class Gallery:
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
         """Add reference signatures for `writer` (new, or more for an enrolled one); returns
         the writer's number of references. Nothing is added if any image fails."""
-        writer = str(writer)
+        if not isinstance(writer, str):
+            raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
         if not writer.strip():
             raise ValueError("a writer name must not be empty")
         images = as_list(images)
@@ -294,8 +314,7 @@ class Gallery:
         the answer if that claim verifies (`verify`'s score reaches the threshold), else the
         writer is unknown (None). So identify never names a writer that verify would reject."""
         self._require_writers()
-        if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        top_k = check_top_k(top_k)
         query = self.verifier.embed([image])[0]
         ranked = sorted(
             (Candidate(w, self._rank(query, w)) for w in self._embeddings),
@@ -303,7 +322,7 @@ class Gallery:
         )
         best = ranked[0].writer
         score = self._score(query, best)
-        shown = ranked if top_k is None else ranked[: int(top_k)]
+        shown = ranked[:top_k]
         found = best if score >= self.threshold else None
         return Identification(found, shown, self.threshold, score)
 
@@ -420,8 +439,7 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
-            embeddings = np.asarray(data["embeddings"], dtype=np.float32)
-            index = np.asarray(data["writer_index"], dtype=np.int64)
+            embeddings, index = data["embeddings"], data["writer_index"]
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # JSON too
         raise ValueError(f"{path}: not a sigid gallery file ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -430,10 +448,16 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise ValueError(f"{path}: gallery format version {version} is not supported")
     _check_metadata(path, meta)
+    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
+        raise ValueError(f"{path}: damaged gallery file (embeddings are not a 2-D float array)")
+    if not np.issubdtype(index.dtype, np.integer):  # a cast would round 0.5 to a writer
+        raise ValueError(
+            f"{path}: damaged gallery file (writer_index holds {index.dtype} values, not integers)"
+        )
+    embeddings, index = embeddings.astype(np.float32), index.astype(np.int64)
     writers, n = meta["writers"], len(embeddings)
     if (
-        embeddings.ndim != 2
-        or index.shape != (n,)
+        index.shape != (n,)
         or len(set(writers)) != len(writers)
         or len(meta["sources"]) != n
         or set(index.tolist()) != set(range(len(writers)))

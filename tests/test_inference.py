@@ -592,3 +592,27 @@ def test_a_threshold_that_is_not_a_number_is_named(siamese_ckpt):
         with pytest.raises(ValueError, match=r"^threshold must be a number in \[0, 1\], got "):
             Verifier.from_checkpoint(siamese_ckpt, threshold=wrong)
     assert Verifier.from_checkpoint(siamese_ckpt, threshold=np.float32(0.25)).threshold == 0.25
+
+
+def test_gallery_top_k_is_a_whole_number_or_none_for_all(gallery_file, cedar_root):
+    gallery = Gallery.load(gallery_file)
+    image = genuine(cedar_root, 2, 10)
+    for wrong in (1.7, True, "3", 0):
+        with pytest.raises(ValueError, match="top_k"):
+            gallery.identify(image, top_k=wrong)
+    assert len(gallery.identify(image, top_k=None).candidates) == len(ENROLLED)
+    assert len(gallery.identify(image, top_k=2.0).candidates) == 2
+
+
+def test_a_gallery_is_made_from_a_verifier_not_a_path(gallery_file):
+    for wrong in (str(gallery_file), gallery_file, None):
+        with pytest.raises(TypeError, match=r"a Gallery needs a Verifier .*Gallery\.load\(path\)"):
+            Gallery(wrong)
+
+
+def test_a_writer_name_is_a_string(gallery_file, cedar_root):
+    gallery = Gallery.load(gallery_file)
+    for wrong in (None, 7):
+        with pytest.raises(TypeError, match="a writer name is a str"):
+            gallery.enroll(wrong, [genuine(cedar_root, 4, 1)])
+    assert gallery.writers == list(ENROLLED)
