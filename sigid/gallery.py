@@ -34,7 +34,7 @@ One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickl
 - ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
   ``checkpoint`` (absolute path), ``fingerprint`` (`sigid.verifier.fingerprint` of the embedding
   branch and its preprocessing), ``preprocessing``, ``dim``, ``score`` (one of `SCORES`),
-  ``writers`` and ``sources`` (each row's image file, or "<array>").
+  ``writers`` and ``sources`` (each row's image file by absolute path, or "<array>").
 
 It is written atomically (a temporary file in the same folder, then `os.replace`), and it can
 only be used with the model that made it: another checkpoint is refused.
@@ -86,6 +86,13 @@ JSON_TYPES: dict[type, str] = {
 }
 # How an .npz file (a zip archive, possibly empty) starts; np.load checks the same.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# Two embeddings this close (np.allclose) are of one image: batches round differently.
+SAME_EMBEDDING = {"rtol": 1e-4, "atol": 1e-5}
+# Why a reference is refused the second time.
+COUNTS_ONCE = (
+    "a reference counts once (identical references would make the writer look perfectly "
+    "consistent, and their own signatures fail to verify); nothing was enrolled"
+)
 
 
 @dataclass(frozen=True)
@@ -297,17 +304,43 @@ class Gallery:
 
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
         """Add reference signatures for `writer` (new, or more for an enrolled one); returns
-        the writer's number of references. Nothing is added if any image fails."""
+        the writer's number of references. Nothing is added if any image fails, or is one of
+        the writer's references already (`COUNTS_ONCE`). Files are recorded by absolute path."""
         if not isinstance(writer, str):
             raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
         if not writer.strip():
             raise ValueError("a writer name must not be empty")
         images = as_list(images)
         embeddings = self.verifier.embed(images)
+        self._refuse_repeats(writer, images, embeddings)
         old = self._embeddings.get(writer, np.zeros((0, self.verifier.dim), dtype=np.float32))
         self._embeddings[writer] = np.concatenate([old, embeddings])
-        self._sources[writer] = [*self._sources.get(writer, []), *map(describe, images)]
+        self._sources[writer] = [*self._sources.get(writer, []), *map(_source, images)]
         return len(self._embeddings[writer])
+
+    def _refuse_repeats(self, writer: str, images: list[Signature], embeddings: np.ndarray) -> None:
+        """Refuse a new reference that is one of `writer`'s, or given twice: the same file
+        (resolved path), or the same image (embedding; arrays, copies of a file)."""
+        earlier = [  # (name, resolved path or None, embedding, enrolled before this call)
+            (source, _resolved(source), row, True)
+            for source, row in zip(
+                self._sources.get(writer, []), self._embeddings.get(writer, []), strict=True
+            )
+        ]
+        for image, row in zip(images, embeddings, strict=True):
+            name, path = describe(image), _resolved(_source(image))
+            for source, other, embedding, enrolled in earlier:
+                same_file = path is not None and path == other
+                if not same_file and not np.allclose(row, embedding, **SAME_EMBEDDING):
+                    continue
+                what = "" if same_file else f"the same image as {source}, "
+                where = (
+                    f"already a reference of writer {writer!r}"
+                    if enrolled
+                    else f"given twice for writer {writer!r}"
+                )
+                raise ValueError(f"{name}: {what}{where}: {COUNTS_ONCE}")
+            earlier.append((name, path, row, False))
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is
@@ -359,6 +392,18 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def _source(image: Signature) -> str:
+    """How a reference is recorded: its file's absolute path, or "<array>"."""
+    return describe(image) if isinstance(image, np.ndarray) else os.path.abspath(image)
+
+
+def _resolved(source: str) -> Path | None:
+    """The file a recorded reference came from, symbolic links resolved; None for "<array>",
+    and for a relative path recorded by an older sigid (relative to a folder no longer known)."""
+    path = Path(source)
+    return path.resolve() if path.is_absolute() else None
 
 
 def writer_score(

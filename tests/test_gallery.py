@@ -214,3 +214,67 @@ def test_non_finite_embeddings_are_not_saved(gallery_file, tmp_path, monkeypatch
     with pytest.raises(ValueError, match=re.escape(message)):
         gallery.save(target)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def drawn(tmp_path) -> list[Path]:
+    """Three drawn signatures of one writer, as files."""
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    paths = [folder / f"s{n}.png" for n in range(3)]
+    for n, path in enumerate(paths):
+        draw_signature(3, n).save(path)
+    return paths
+
+
+def test_a_file_is_a_reference_of_a_writer_once(gallery_file, drawn, monkeypatch):
+    """The same reference twice has spread 0: the writer would look perfectly consistent and
+    the 'normalized' score reject their own signatures."""
+    gallery = Gallery.load(gallery_file)
+    before = gallery.references("w2")
+    a, b, c = drawn
+    monkeypatch.chdir(a.parent)
+    with pytest.raises(ValueError) as caught:
+        gallery.enroll("w3", [a, b, a])
+    assert str(caught.value).startswith(f"{a}: given twice for writer 'w3': a reference counts")
+    assert str(caught.value).endswith("; nothing was enrolled") and "w3" not in gallery
+    assert gallery.enroll("w3", [a, b]) == 2
+    assert gallery.sources("w3") == [str(a), str(b)]
+    for again in (a, Path("s0.png"), f"../{a.parent.name}/s1.png"):  # spelt another way
+        with pytest.raises(ValueError, match=r"already a reference of writer 'w3'"):
+            gallery.enroll("w3", [c, again])
+    copy = a.with_name("copy.png")
+    copy.write_bytes(a.read_bytes())
+    with pytest.raises(ValueError, match=rf"copy\.png: the same image as {re.escape(str(a))}, "):
+        gallery.enroll("w3", [copy])
+    assert gallery.sources("w3") == [str(a), str(b)]  # nothing added by the refused calls
+    assert gallery.enroll("w3", [c]) == 3
+    assert gallery.enroll("w2", [a]) == len(before) + 1  # another writer's reference: fine
+
+
+def test_an_array_is_a_reference_of_a_writer_once(gallery_file, drawn):
+    gallery = Gallery.load(gallery_file)
+    first, second = (np.asarray(draw_signature(3, n)) for n in (0, 1))
+    with pytest.raises(ValueError, match=r"^<array>: the same image as <array>, given twice"):
+        gallery.enroll("w3", [first, second, first.copy()])
+    assert gallery.enroll("w3", [first, second]) == 2
+    with pytest.raises(ValueError, match=r"^<array>: the same image as <array>, already a "):
+        gallery.enroll("w3", [second.copy()])
+    with pytest.raises(ValueError, match=r"s0\.png: the same image as <array>, already a "):
+        gallery.enroll("w3", [drawn[0]])  # the file of that image
+    assert len(gallery.references("w3")) == 2
+
+
+def test_cli_enroll_refuses_a_repeated_reference(siamese_ckpt, drawn, tmp_path, capsys):
+    target = tmp_path / "people.npz"
+    argv = ["enroll", "--gallery", target, "--ckpt", siamese_ckpt, "--writer", "same"]
+    assert main([str(a) for a in [*argv, drawn[0], drawn[0], drawn[0]]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sigid enroll: error: {drawn[0]}: given twice for writer 'same'")
+    assert err.count("\n") == 1 and not target.exists()
+    assert main([str(a) for a in [*argv, drawn[0]]]) == 0
+    capsys.readouterr()
+    saved = target.read_bytes()
+    assert main([str(a) for a in [*argv, drawn[1], drawn[0]]]) == 1
+    assert "already a reference of writer 'same'" in capsys.readouterr().err
+    assert target.read_bytes() == saved
