@@ -13,8 +13,9 @@ output means, so that a deployment needs nothing else.
 
 ONNX uses the torch.export-based exporter (``dynamo=True``, the default since torch 2.9; it needs
 ``onnx`` and ``onnxscript``): the legacy TorchScript-based one warns that it is deprecated and will
-be removed. Every file is written to a temporary name and renamed, the JSON last, so a reader never
-sees a half-written export, and each model file is loaded back and checked against PyTorch.
+be removed. Every file is written to a temporary name, and each model file is loaded back and
+checked against PyTorch; only then are they renamed, the JSON last, so a reader never sees a
+half-written export, and a failed one changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ from torch import nn
 from sigid import __version__
 from sigid.atomic import atomic_path, make_parent
 from sigid.models.siamese import DISTANCE_EPS
-from sigid.signatures import read_preprocessing
+from sigid.signatures import NOT_FINITE, checkpoint_path, read_preprocessing
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
+from sigid.verifier import stored_threshold
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -113,21 +115,22 @@ def export(
 
     `name` defaults to ``embedding`` (Siamese) or ``classifier`` (CNN). Returns the written paths
     by format, plus ``"metadata"``: the ``<name>.json`` sidecar. Raises ValueError for a missing
-    or foreign checkpoint, one without preprocessing settings, an unknown format, or missing ONNX
-    packages (`MissingExportDependency`).
+    or foreign checkpoint, one without preprocessing settings or whose network gives NaN, an
+    unknown format, missing ONNX packages (`MissingExportDependency`), or an exported model that
+    does not compute what PyTorch does; then nothing is written.
     """
     chosen = check_formats(formats)
     if name is not None and (Path(name).name != name or name in (".", "..")):
         raise ValueError(f"export name {name!r} must be a plain file name stem")
     if "onnx" in chosen:
         require_onnx()
+    checkpoint = checkpoint_path(checkpoint)
     module = load_checkpoint(checkpoint)
     # the check sigid's own tools make: a sidecar without preprocessing is of no use
     preprocessing = read_preprocessing(module, checkpoint)
-    net, default_name, metadata = _deployable(module, preprocessing)
+    net, default_name, metadata = _deployable(module, preprocessing, checkpoint)
     name = name or default_name
     out_dir = Path(out_dir)
-    make_parent(out_dir / f"{name}.json")  # errors name the folder and why (a file there, say)
 
     generator = torch.Generator().manual_seed(0)
     height, width = metadata["input"]["shape"][2:]
@@ -136,41 +139,70 @@ def export(
     check = torch.rand(CHECK_BATCH, channels, height, width, generator=generator)
     with torch.no_grad():
         expected = net(check)
+    if not torch.isfinite(expected).all():  # no export could be checked against it
+        raise ValueError(f"{checkpoint}: {NOT_FINITE}")
 
-    writers: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
-        "torchscript": _write_torchscript,
-        "onnx": _write_onnx,
-    }
-    runners: dict[str, Callable[[Path, torch.Tensor], torch.Tensor | None]] = {
-        "torchscript": _run_torchscript,
-        "onnx": _run_onnx,
-    }
-    written: dict[str, Path] = {}
-    checked: dict[str, float | None] = {}
-    for fmt in chosen:
-        path = out_dir / f"{name}{SUFFIXES[fmt]}"
-        with atomic_path(path) as tmp:
-            writers[fmt](net, example, tmp)
-            actual = runners[fmt](tmp, check)
-            checked[fmt] = None if actual is None else _max_difference(actual, expected, fmt)
-        written[fmt] = path
+    created = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
+    with _removed_on_error(created):
+        make_parent(out_dir / f"{name}.json")  # errors name the folder and why (a file there)
+        try:
+            return _write(net, (example, check, expected), chosen, out_dir, name, metadata)
+        except ValueError as err:  # an exported model that does not compute what PyTorch does
+            raise ValueError(f"{checkpoint}: {err}; nothing was written") from err
 
-    metadata["files"] = {fmt: path.name for fmt, path in written.items()}
-    metadata["checked_max_abs_difference"] = checked
-    if "onnx" in written:
-        metadata["onnx_opset"] = _onnx_opset(written["onnx"])
+
+@contextmanager
+def _removed_on_error(folders: Sequence[Path]) -> Iterator[None]:
+    """On an error in the block, remove those of `folders` (deepest first) that are empty: an
+    export that fails leaves no folder it made behind."""
+    try:
+        yield
+    except BaseException:
+        for folder in folders:
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write(
+    net: nn.Module,
+    images: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    formats: Sequence[str],
+    out_dir: Path,
+    name: str,
+    metadata: dict[str, Any],
+) -> dict[str, Path]:
+    """Write and check every format, then the sidecar; all of it or, on an error, none of it.
+
+    `images` are the trace's example batch, the check batch and PyTorch's output on the check
+    batch. Each file goes to a temporary name; only when all of them are written and checked
+    are they renamed, the JSON last (the exit stack renames in reverse order of entry).
+    """
+    example, check, expected = images
+    paths = {fmt: out_dir / f"{name}{SUFFIXES[fmt]}" for fmt in formats}
     json_path = out_dir / f"{name}.json"
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(metadata, indent=2) + "\n")
-    written["metadata"] = json_path
-    return written
+    checked: dict[str, float | None] = {}
+    with ExitStack() as stack:
+        json_tmp = stack.enter_context(atomic_path(json_path))
+        temps = {fmt: stack.enter_context(atomic_path(path)) for fmt, path in paths.items()}
+        for fmt, tmp in temps.items():
+            WRITERS[fmt](net, example, tmp)
+            actual = RUNNERS[fmt](tmp, check)
+            checked[fmt] = None if actual is None else _max_difference(actual, expected, fmt)
+        metadata["files"] = {fmt: path.name for fmt, path in paths.items()}
+        metadata["checked_max_abs_difference"] = checked
+        if "onnx" in temps:
+            metadata["onnx_opset"] = _onnx_opset(temps["onnx"])
+        json_tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+    return {**paths, "metadata": json_path}
 
 
 def _deployable(
-    module: LightningModule, preprocessing: dict[str, Any]
+    module: LightningModule, preprocessing: dict[str, Any], checkpoint: str | Path
 ) -> tuple[nn.Module, str, dict[str, Any]]:
     """The network to export (eval mode), its default file name and `module`'s metadata, with
-    `preprocessing` as `sigid.signatures.read_preprocessing` checked it."""
+    `preprocessing` as `sigid.signatures.read_preprocessing` checked it. `checkpoint` is
+    `module`'s file, named in errors."""
     hparams = module.hparams
     size = [int(s) for s in hparams.get("image_size", (128, 128))]
     image = {
@@ -186,6 +218,8 @@ def _deployable(
     }
     if isinstance(module, SiameseModule):
         head = module.net.head
+        if not (torch.isfinite(head.scale).all() and torch.isfinite(head.offset).all()):
+            raise ValueError(f"{checkpoint}: {NOT_FINITE}")  # the similarity head's
         net: nn.Module = _Embedder(module.net.embedding)
         default_name, kind = "embedding", "siamese"
         specific: dict[str, Any] = {
@@ -199,7 +233,7 @@ def _deployable(
                 "scale": float(head.scale.detach()),
                 "offset": float(head.offset.detach()),
                 "eps": DISTANCE_EPS,
-                "threshold": float(module.threshold),
+                "threshold": stored_threshold(module, checkpoint),
                 "decision": "same writer (genuine) when similarity >= threshold",
                 "threshold_source": "equal error rate on the validation writers",
                 "genuine_distance": (
@@ -286,12 +320,25 @@ def _run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor | None:
 
 
 def _max_difference(actual: torch.Tensor, expected: torch.Tensor, fmt: str) -> float:
+    """Max |actual - expected|; ValueError where the export does not compute what PyTorch does."""
     if actual.shape != expected.shape:
-        raise RuntimeError(f"{fmt} export gives shape {tuple(actual.shape)}, not {expected.shape}")
+        raise ValueError(
+            f"the {fmt} export gives shape {tuple(actual.shape)}, not {tuple(expected.shape)}"
+        )
     difference = float((actual - expected).abs().max())
     if not difference <= TOLERANCE:
-        raise RuntimeError(f"{fmt} export differs from PyTorch by {difference:.3g} > {TOLERANCE}")
+        raise ValueError(f"the {fmt} export differs from PyTorch by {difference:.3g} > {TOLERANCE}")
     return difference
+
+
+WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
+    "torchscript": _write_torchscript,
+    "onnx": _write_onnx,
+}
+RUNNERS: dict[str, Callable[[Path, torch.Tensor], torch.Tensor | None]] = {
+    "torchscript": _run_torchscript,
+    "onnx": _run_onnx,
+}
 
 
 def _onnx_opset(path: Path) -> int:

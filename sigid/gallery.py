@@ -34,7 +34,7 @@ One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickl
 - ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
   ``checkpoint`` (absolute path), ``fingerprint`` (`sigid.verifier.fingerprint` of the embedding
   branch and its preprocessing), ``preprocessing``, ``dim``, ``score`` (one of `SCORES`),
-  ``writers`` and ``sources`` (each row's image file, or "<array>").
+  ``writers`` and ``sources`` (each row's image file by absolute path, or "<array>").
 
 It is written atomically (a temporary file in the same folder, then `os.replace`), and it can
 only be used with the model that made it: another checkpoint is refused.
@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 
 from sigid.atomic import atomic_path
+from sigid.errors import os_reason
+from sigid.identifier import check_top_k
 from sigid.signatures import Signature, as_list, describe
 from sigid.verifier import Verdict, Verifier
 
@@ -85,6 +87,13 @@ JSON_TYPES: dict[type, str] = {
 }
 # How an .npz file (a zip archive, possibly empty) starts; np.load checks the same.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# Two embeddings this close (np.allclose) are of one image: batches round differently.
+SAME_EMBEDDING = {"rtol": 1e-4, "atol": 1e-5}
+# Why a reference is refused the second time.
+COUNTS_ONCE = (
+    "a reference counts once (identical references would make the writer look perfectly "
+    "consistent, and their own signatures fail to verify); nothing was enrolled"
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,12 @@ class Gallery:
     def __init__(
         self, verifier: Verifier, path: str | Path | None = None, score: str | None = None
     ) -> None:
+        if not isinstance(verifier, Verifier):
+            raise TypeError(
+                f"a Gallery needs a Verifier (Gallery(Verifier.from_checkpoint(ckpt))), not "
+                f"{type(verifier).__name__} {reprlib.repr(verifier)}; to read a gallery file, "
+                "use Gallery.load(path) or Gallery.open(path, ckpt)"
+            )
         self.verifier = verifier
         self.path = Path(path) if path is not None else None
         self.score = check_score(verifier, score)
@@ -173,6 +188,12 @@ class Gallery:
                 "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
                 "again in a new gallery"
             )
+        if meta["preprocessing"] != verifier.preprocessing:  # the fingerprint covers it
+            raise ValueError(
+                f"{path}: damaged gallery file (its metadata says preprocessing "
+                f"{meta['preprocessing']}, but its fingerprint is of the model's "
+                f"{verifier.preprocessing}: the file was edited)"
+            )
         if meta["dim"] != verifier.dim:
             raise ValueError(
                 f"{path}: the gallery holds {meta['dim']}-dimensional embeddings, but the model's "
@@ -219,6 +240,12 @@ class Gallery:
             raise ValueError("no path to save the gallery to")
         writers = self.writers
         embeddings = [self._embeddings[w] for w in writers]
+        for writer, rows in zip(writers, embeddings, strict=True):
+            if not np.isfinite(rows).all():  # a file that `load` would refuse
+                raise ValueError(
+                    f"{target}: not saved: the embeddings of writer {writer!r} contain NaN or "
+                    "infinite values"
+                )
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -278,24 +305,50 @@ class Gallery:
 
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
         """Add reference signatures for `writer` (new, or more for an enrolled one); returns
-        the writer's number of references. Nothing is added if any image fails."""
-        writer = str(writer)
+        the writer's number of references. Nothing is added if any image fails, or is one of
+        the writer's references already (`COUNTS_ONCE`). Files are recorded by absolute path."""
+        if not isinstance(writer, str):
+            raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
         if not writer.strip():
             raise ValueError("a writer name must not be empty")
         images = as_list(images)
         embeddings = self.verifier.embed(images)
+        self._refuse_repeats(writer, images, embeddings)
         old = self._embeddings.get(writer, np.zeros((0, self.verifier.dim), dtype=np.float32))
         self._embeddings[writer] = np.concatenate([old, embeddings])
-        self._sources[writer] = [*self._sources.get(writer, []), *map(describe, images)]
+        self._sources[writer] = [*self._sources.get(writer, []), *map(_source, images)]
         return len(self._embeddings[writer])
+
+    def _refuse_repeats(self, writer: str, images: list[Signature], embeddings: np.ndarray) -> None:
+        """Refuse a new reference that is one of `writer`'s, or given twice: the same file
+        (resolved path), or the same image (embedding; arrays, copies of a file)."""
+        earlier = [  # (name, resolved path or None, embedding, enrolled before this call)
+            (source, _resolved(source), row, True)
+            for source, row in zip(
+                self._sources.get(writer, []), self._embeddings.get(writer, []), strict=True
+            )
+        ]
+        for image, row in zip(images, embeddings, strict=True):
+            name, path = describe(image), _resolved(_source(image))
+            for source, other, embedding, enrolled in earlier:
+                same_file = path is not None and path == other
+                if not same_file and not np.allclose(row, embedding, **SAME_EMBEDDING):
+                    continue
+                what = "" if same_file else f"the same image as {source}, "
+                where = (
+                    f"already a reference of writer {writer!r}"
+                    if enrolled
+                    else f"given twice for writer {writer!r}"
+                )
+                raise ValueError(f"{name}: {what}{where}: {COUNTS_ONCE}")
+            earlier.append((name, path, row, False))
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is
         the answer if that claim verifies (`verify`'s score reaches the threshold), else the
         writer is unknown (None). So identify never names a writer that verify would reject."""
         self._require_writers()
-        if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        top_k = check_top_k(top_k)
         query = self.verifier.embed([image])[0]
         ranked = sorted(
             (Candidate(w, self._rank(query, w)) for w in self._embeddings),
@@ -303,7 +356,7 @@ class Gallery:
         )
         best = ranked[0].writer
         score = self._score(query, best)
-        shown = ranked if top_k is None else ranked[: int(top_k)]
+        shown = ranked[:top_k]
         found = best if score >= self.threshold else None
         return Identification(found, shown, self.threshold, score)
 
@@ -340,6 +393,18 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def _source(image: Signature) -> str:
+    """How a reference is recorded: its file's absolute path, or "<array>"."""
+    return describe(image) if isinstance(image, np.ndarray) else os.path.abspath(image)
+
+
+def _resolved(source: str) -> Path | None:
+    """The file a recorded reference came from, symbolic links resolved; None for "<array>",
+    and for a relative path recorded by an older sigid (relative to a folder no longer known)."""
+    path = Path(source)
+    return path.resolve() if path.is_absolute() else None
 
 
 def writer_score(
@@ -412,7 +477,7 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         with path.open("rb") as stream:
             magic = stream.read(len(ZIP_MAGIC[0]))
     except OSError as err:  # not a content problem: say what the system says
-        raise ValueError(f"{path}: cannot read: {(err.strerror or str(err)).lower()}") from err
+        raise ValueError(f"{path}: cannot read: {os_reason(err).lower()}") from err
     if not magic:
         raise ValueError(f"{path}: not a sigid gallery file (empty file, 0 bytes)")
     if not magic.startswith(ZIP_MAGIC):  # else np.load tries pickle, and talks about that
@@ -420,8 +485,7 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["metadata"]).decode("utf-8"))
-            embeddings = np.asarray(data["embeddings"], dtype=np.float32)
-            index = np.asarray(data["writer_index"], dtype=np.int64)
+            embeddings, index = data["embeddings"], data["writer_index"]
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # JSON too
         raise ValueError(f"{path}: not a sigid gallery file ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -430,10 +494,16 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise ValueError(f"{path}: gallery format version {version} is not supported")
     _check_metadata(path, meta)
+    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
+        raise ValueError(f"{path}: damaged gallery file (embeddings are not a 2-D float array)")
+    if not np.issubdtype(index.dtype, np.integer):  # a cast would round 0.5 to a writer
+        raise ValueError(
+            f"{path}: damaged gallery file (writer_index holds {index.dtype} values, not integers)"
+        )
+    embeddings, index = embeddings.astype(np.float32), index.astype(np.int64)
     writers, n = meta["writers"], len(embeddings)
     if (
-        embeddings.ndim != 2
-        or index.shape != (n,)
+        index.shape != (n,)
         or len(set(writers)) != len(writers)
         or len(meta["sources"]) != n
         or set(index.tolist()) != set(range(len(writers)))

@@ -6,13 +6,33 @@ signature by anyone else still gets the closest of them (use a `sigid.Gallery` f
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from sigid.signatures import Signature, read_preprocessing, to_batch
+from sigid.signatures import (
+    Signature,
+    checkpoint_path,
+    finite_output,
+    read_preprocessing,
+    to_batch,
+)
 from sigid.tasks import ClassifierModule, load_checkpoint
+
+
+def check_top_k(top_k: Any) -> int | None:
+    """How many ranked writers to show: a whole number >= 1, or None for all of them."""
+    if top_k is None:
+        return None
+    whole = isinstance(top_k, numbers.Integral) or (isinstance(top_k, float) and top_k.is_integer())
+    if isinstance(top_k, bool) or not whole:
+        raise ValueError(f"top_k must be a whole number of writers (or None: all), got {top_k!r}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    return int(top_k)
 
 
 class Identifier:
@@ -30,6 +50,7 @@ class Identifier:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> Identifier:
+        path = checkpoint_path(path)
         module = load_checkpoint(path, map_location)
         if not isinstance(module, ClassifierModule):
             raise ValueError(
@@ -43,12 +64,13 @@ class Identifier:
     def probabilities(self, image: Signature) -> np.ndarray:
         """Softmax probability of every writer (in `writers` order) for one signature."""
         logits = self.module(to_batch([image], self.preprocessing, self.device))
-        return torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+        probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+        return finite_output(probs, self.checkpoint or "the model")
 
-    def identify(self, image: Signature, top_k: int = 5) -> list[tuple[str, float]]:
-        """The `top_k` most probable writers, most probable first, as (writer, probability)."""
-        if int(top_k) < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
+    def identify(self, image: Signature, top_k: int | None = 5) -> list[tuple[str, float]]:
+        """The `top_k` most probable writers (None: all), most probable first, as (writer,
+        probability)."""
+        top_k = check_top_k(top_k)
         probs = self.probabilities(image)
-        order = np.argsort(-probs, kind="stable")[: int(top_k)]
+        order = np.argsort(-probs, kind="stable")[:top_k]
         return [(self.writers[i], float(probs[i])) for i in order]

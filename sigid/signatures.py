@@ -1,4 +1,5 @@
-"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor.
+"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor;
+and the checks each such tool makes on what a checkpoint stores and on what its network gives.
 
 Images go through exactly what training used: `sigid.data.load_image` for files, then
 `sigid.data.preprocess` with the checkpoint's stored ``preprocessing`` ({"mode", "size"}), then
@@ -7,6 +8,7 @@ the DataModules' own `sigid.data.datamodules.to_tensor`.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,12 +19,21 @@ import torch
 
 from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
-from sigid.data.preprocess import MIN_INK_CONTRAST
+from sigid.data.preprocess import MIN_INK_CONTRAST, MODES
 
 # Grey levels between the darkest and lightest pixel below which an image holds no ink.
 MIN_CONTRAST = 8
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
 Signature = str | os.PathLike | np.ndarray
+# What the tools say when a network's output is NaN or infinite.
+NOT_FINITE = "the network gives NaN or infinite values (damaged or diverged weights?)"
+
+
+def checkpoint_path(path: str | os.PathLike | None) -> str | os.PathLike:
+    """`path`, refused if empty: Path("") is the current folder, reported as "`.`: cannot read"."""
+    if path is None or not str(path).strip():
+        raise ValueError("no checkpoint path given")
+    return path
 
 
 def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:
@@ -34,7 +45,33 @@ def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dic
             f"{where}the model stores no preprocessing settings, so its input images cannot be "
             "prepared as in training"
         )
-    return {"mode": str(stored["mode"]), "size": [int(v) for v in stored["size"]]}
+    mode, size = stored["mode"], stored["size"]
+    # stored values, not the user's: a bad one means the file was damaged or edited
+    if mode not in MODES:
+        raise ValueError(
+            f"{where}damaged checkpoint (stored preprocessing mode {mode!r} is not one of "
+            f"{', '.join(MODES)})"
+        )
+    if (
+        isinstance(size, (str, bytes, Mapping))
+        or not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size
+        )
+    ):
+        raise ValueError(
+            f"{where}damaged checkpoint (stored preprocessing size {size!r} is not two positive "
+            "whole numbers)"
+        )
+    return {"mode": str(mode), "size": [int(v) for v in size]}
+
+
+def finite_output(values: np.ndarray, model: object) -> np.ndarray:
+    """`values`, a network's output, if all finite: NaN would score as a silent mismatch."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"{model}: {NOT_FINITE}")
+    return values
 
 
 def describe(image: Signature) -> str:
@@ -77,10 +114,11 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
 def as_list(images: Sequence[Signature] | np.ndarray) -> list[Signature]:
     """A non-empty list of signatures from a sequence (or an (N, H, W) uint8 stack)."""
     if isinstance(images, np.ndarray) and images.ndim == 3:
-        return list(images)
-    if isinstance(images, (str, os.PathLike, np.ndarray)):
+        images = list(images)
+    elif isinstance(images, (str, os.PathLike, np.ndarray)):
         raise ValueError("expected a sequence of signatures; wrap a single one in a list")
-    images = list(images)
+    else:
+        images = list(images)
     if not images:
         raise ValueError("no signature images given")
     return images

@@ -22,7 +22,14 @@ from torch import nn
 
 from sigid.data.datamodules import to_tensor
 from sigid.models.siamese import pair_distance
-from sigid.signatures import Signature, as_list, read_preprocessing, to_batch
+from sigid.signatures import (
+    Signature,
+    as_list,
+    checkpoint_path,
+    finite_output,
+    read_preprocessing,
+    to_batch,
+)
 from sigid.tasks import SiameseModule, load_checkpoint
 
 # Images embedded per forward pass.
@@ -66,6 +73,28 @@ def fingerprint(network: nn.Module, preprocessing: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def stored_threshold(module: SiameseModule, checkpoint: str | Path | None = None) -> float:
+    """The decision threshold stored in `module`, checked: a similarity lies in [0, 1]."""
+    value = float(module.threshold)
+    if not 0.0 <= value <= 1.0:  # NaN too
+        where = f"{checkpoint}: damaged checkpoint" if checkpoint is not None else "damaged model"
+        raise ValueError(f"{where} (stored threshold {value} is not in [0, 1])")
+    return value
+
+
+def given_threshold(threshold: Any) -> float:
+    """A threshold given by the caller, as a float in [0, 1]."""
+    try:
+        value = None if isinstance(threshold, bool) else float(threshold)
+    except (TypeError, ValueError):
+        value = None
+    if value is None:
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"a similarity threshold lies in [0, 1], got {value}")
+    return value
+
+
 def load_siamese(path: str | Path, map_location: str = "cpu") -> SiameseModule:
     """A Siamese checkpoint, or a clear error for a missing file or a CNN checkpoint."""
     module = load_checkpoint(path, map_location)
@@ -95,9 +124,11 @@ class Verifier:
         self.module = module.eval()
         self.checkpoint = Path(checkpoint).resolve() if checkpoint is not None else None
         self.preprocessing = read_preprocessing(module, checkpoint)
-        self.threshold = float(module.threshold) if threshold is None else float(threshold)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"a similarity threshold lies in [0, 1], got {self.threshold}")
+        self.threshold = (
+            stored_threshold(module, checkpoint)
+            if threshold is None
+            else given_threshold(threshold)
+        )
         self.device = next(module.parameters()).device
 
     @classmethod
@@ -105,6 +136,7 @@ class Verifier:
         cls, path: str | Path, threshold: float | None = None, map_location: str = "cpu"
     ) -> Verifier:
         """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold."""
+        path = checkpoint_path(path)
         return cls(load_siamese(path, map_location), path, threshold)
 
     @property
@@ -124,7 +156,7 @@ class Verifier:
         for start in range(0, len(images), BATCH_SIZE):
             batch = to_batch(images[start : start + BATCH_SIZE], self.preprocessing, self.device)
             rows.append(self.module.net.embed(batch).float().cpu())
-        return torch.cat(rows).numpy()
+        return self._finite(torch.cat(rows).numpy())
 
     @torch.inference_mode()
     def embed_prepared(self, images: np.ndarray) -> np.ndarray:
@@ -143,7 +175,10 @@ class Verifier:
             chunk = images[start : start + BATCH_SIZE]
             batch = torch.stack([to_tensor(image) for image in chunk]).to(self.device)
             rows.append(self.module.net.embed(batch).float().cpu())
-        return torch.cat(rows).numpy()
+        return self._finite(torch.cat(rows).numpy())
+
+    def _finite(self, values: np.ndarray) -> np.ndarray:
+        return finite_output(values, self.checkpoint or "the model")
 
     def scores(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:
         """Similarity in (0, 1) of one embedding (dim,) to each row of `references` (N, dim)."""
@@ -173,7 +208,7 @@ class Verifier:
     def similarity_at(self, distances: np.ndarray | float) -> np.ndarray:
         """The network's similarity head applied to distances."""
         values = torch.as_tensor(np.asarray(distances, dtype=np.float32), device=self.device)
-        return self.module.net.head(values).float().cpu().numpy()
+        return self._finite(self.module.net.head(values).float().cpu().numpy())
 
     def similarity(self, a: Signature, b: Signature) -> float:
         """The network's similarity of two signatures, in (0, 1); higher = same writer."""

@@ -1,4 +1,4 @@
-"""`load_checkpoint` on files that are not sigid checkpoints: one clear line naming the file.
+"""Files that are not sigid checkpoints, or damaged ones: one clear line naming the file.
 
 Each file is written for real into tmp_path: torch files of other contents, and the tiny trained
 checkpoints with their hyper-parameters or weights altered, as a hand edit or another program
@@ -20,7 +20,10 @@ import torch
 from drawing import draw_signature
 
 from sigid.cli import main
+from sigid.export import export
+from sigid.identifier import Identifier
 from sigid.tasks import load_checkpoint
+from sigid.verifier import Verifier
 
 
 def _edited(source: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -148,3 +151,89 @@ def test_a_checkpoint_without_read_permission(siamese_ckpt, tmp_path):
 def test_the_real_checkpoints_still_load(siamese_ckpt, cnn_ckpt):
     assert type(load_checkpoint(siamese_ckpt)).__name__ == "SiameseModule"
     assert type(load_checkpoint(cnn_ckpt)).__name__ == "ClassifierModule"
+
+
+def _diverged(checkpoint: dict[str, Any]) -> None:
+    """Every float weight of the network NaN, as a diverged run leaves them."""
+    for key, tensor in checkpoint["state_dict"].items():
+        if key.startswith("net.") and tensor.is_floating_point():
+            checkpoint["state_dict"][key] = tensor * float("nan")
+
+
+def _saved(checkpoint: dict[str, Any], path: Path) -> Path:
+    torch.save(checkpoint, path)
+    return path
+
+
+def test_a_diverged_checkpoint_is_refused_not_scored(siamese_ckpt, cnn_ckpt, tmp_path, capsys):
+    """NaN weights used to score NaN ("similarity nan < threshold", exit 0) and to enroll a
+    gallery that could not be loaded again."""
+    image = tmp_path / "signature.png"
+    draw_signature(1, 1).save(image)
+    snn = _saved(_edited(siamese_ckpt, _diverged), tmp_path / "snn-nan.ckpt")
+    cnn = _saved(_edited(cnn_ckpt, _diverged), tmp_path / "cnn-nan.ckpt")
+    reason = "the network gives NaN or infinite values (damaged or diverged weights?)"
+    with pytest.raises(ValueError, match=re.escape(f"{snn.name}: {reason}")):
+        Verifier.from_checkpoint(snn).verify(image, image)
+    with pytest.raises(ValueError, match=re.escape(f"{cnn.name}: {reason}")):
+        Identifier.from_checkpoint(cnn).identify(image)
+    gallery = tmp_path / "people.npz"
+    for argv, ckpt in (
+        (["verify", image, image, "--ckpt", snn], snn),
+        (["identify", image, "--ckpt", cnn], cnn),
+        (["enroll", "--gallery", gallery, "--writer", "ann", image, "--ckpt", snn], snn),
+    ):
+        assert f"{ckpt.resolve()}: {reason}" in _cli_error(capsys, argv)
+    assert not gallery.exists()
+
+
+# stored value -> the reason given (the hyper-parameters or buffers as a damaged file holds them)
+STORED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "threshold 5": (
+        lambda c: c["state_dict"]["threshold"].fill_(5.0),
+        "stored threshold 5.0 is not in [0, 1]",
+    ),
+    "threshold nan": (
+        lambda c: c["state_dict"]["threshold"].fill_(float("nan")),
+        "stored threshold nan is not in [0, 1]",
+    ),
+    "mode bogus": (
+        lambda c: c["hyper_parameters"]["preprocessing"].update(mode="bogus"),
+        "stored preprocessing mode 'bogus' is not one of paper, normalized",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STORED))
+def test_bad_values_stored_in_a_checkpoint_name_the_checkpoint(
+    case, siamese_ckpt, tmp_path, image, capsys
+):
+    """Not "a similarity threshold lies in [0, 1]", which reads as if the user had typed it."""
+    change, reason = STORED[case]
+    path = _saved(_edited(siamese_ckpt, change), tmp_path / "damaged.ckpt")
+    message = f"{path}: damaged checkpoint ({reason})"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Verifier.from_checkpoint(path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export(path, tmp_path / "out", formats=["torchscript"])
+    assert message in _cli_error(capsys, ["verify", image, image, "--ckpt", path])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_preprocessing_mode_in_a_classifier_checkpoint(cnn_ckpt, tmp_path, image, capsys):
+    change, reason = STORED["mode bogus"]
+    path = _saved(_edited(cnn_ckpt, change), tmp_path / "damaged.ckpt")
+    message = f"{path}: damaged checkpoint ({reason})"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Identifier.from_checkpoint(path)
+    assert message in _cli_error(capsys, ["identify", image, "--ckpt", path])
+
+
+def test_an_empty_checkpoint_path_says_none_was_given(tmp_path):
+    """Path("") is the current folder: "`.`: cannot read: is a directory" misleads."""
+    for load in (Verifier.from_checkpoint, Identifier.from_checkpoint):
+        for path in ("", None):
+            with pytest.raises(ValueError, match=r"^no checkpoint path given$"):
+                load(path)
+    with pytest.raises(ValueError, match=r"^no checkpoint path given$"):
+        export("", tmp_path / "out")

@@ -15,6 +15,7 @@ import pytest
 import torch
 from runs import tiny_checkpoint
 
+import sigid.export
 from sigid.cli import build_parser, main
 from sigid.export import MissingExportDependency, export
 from sigid.identifier import Identifier
@@ -240,3 +241,55 @@ def test_a_checkpoint_without_preprocessing_is_refused(kind, checkpoints, tmp_pa
     err = capsys.readouterr().err
     assert err.startswith(f"sigid export: error: {message}") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_diverged_checkpoint_is_not_exported(checkpoints, tmp_path, capsys):
+    """NaN weights used to fail the parity check with a RuntimeError traceback ("differs from
+    PyTorch by nan"), leaving an empty output folder."""
+    checkpoint = torch.load(checkpoints["siamese"], map_location="cpu", weights_only=True)
+    for key, tensor in checkpoint["state_dict"].items():
+        if key.startswith("net.") and tensor.is_floating_point():
+            checkpoint["state_dict"][key] = tensor * float("nan")
+    ckpt = tmp_path / "diverged.ckpt"
+    torch.save(checkpoint, ckpt)
+    out = tmp_path / "new" / "deploy"
+    message = f"{ckpt}: the network gives NaN or infinite values (damaged or diverged weights?)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export(ckpt, out, formats=["torchscript"])
+    assert main(["export", "--ckpt", str(ckpt), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"sigid export: error: {message}\n"
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(
+    checkpoints, tmp_path, monkeypatch, capsys
+):
+    """All files or none: a format that fails its check after another passed leaves the
+    previous export whole (the one that passed used to replace its earlier file)."""
+    out = tmp_path / "deploy"
+    before = export(checkpoints["siamese"], out, formats=["torchscript"], name="model")
+    kept = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def write(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+        path.write_bytes(b"onnx")
+
+    def run(path: Path, images: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(images), 6), 0.5)  # not the probabilities PyTorch gives
+
+    monkeypatch.setitem(sigid.export.WRITERS, "onnx", write)
+    monkeypatch.setitem(sigid.export.RUNNERS, "onnx", run)
+    ckpt = checkpoints["cnn"]
+    message = f"{ckpt}: the onnx export differs from PyTorch by "
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        export(ckpt, out, name="model")
+    assert str(caught.value).endswith("; nothing was written")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == kept
+    assert sorted(kept) == sorted(path.name for path in before.values())
+
+    fresh = tmp_path / "fresh" / "deploy"
+    argv = ["export", "--ckpt", str(ckpt), "--out", str(fresh)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sigid export: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "fresh").exists()

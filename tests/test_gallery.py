@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,17 @@ def _rewrite(
     target: Path,
     meta: Callable[[dict[str, Any]], object] = lambda meta: None,
     embeddings: Callable[[np.ndarray], np.ndarray] = lambda rows: rows,
+    index: Callable[[np.ndarray], np.ndarray] = lambda index: index,
 ) -> Path:
-    """`source` written again at `target` with its metadata and embeddings changed."""
+    """`source` written again at `target` with its metadata, embeddings and writer_index
+    changed."""
     with np.load(source, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     stored = json.loads(bytes(arrays["metadata"]).decode("utf-8"))
     meta(stored)
     arrays["metadata"] = np.frombuffer(json.dumps(stored).encode("utf-8"), dtype=np.uint8)
     arrays["embeddings"] = embeddings(arrays["embeddings"])
+    arrays["writer_index"] = index(arrays["writer_index"])
     np.savez(target, **arrays)
     return target
 
@@ -165,3 +169,112 @@ def test_a_saved_gallery_file_honours_the_umask_and_keeps_an_existing_mode(galle
     new.chmod(0o640)  # an owner's choice survives a rewrite
     gallery.save(new)
     assert new.stat().st_mode & 0o777 == 0o640
+
+
+def test_embeddings_that_are_not_a_table_are_refused(gallery_file, tmp_path, query, capsys):
+    """A 0-d array used to fail with a TypeError traceback (len() of an unsized object)."""
+    path = _rewrite(gallery_file, tmp_path / "scalar.npz", embeddings=lambda rows: np.float32(1))
+    _refused(capsys, path, query, "damaged gallery file (embeddings are not a 2-D float array)")
+
+
+def test_a_writer_index_of_floats_is_refused(gallery_file, tmp_path, query, capsys):
+    """0.5 was cast to writer 0 without a word."""
+    path = _rewrite(
+        gallery_file, tmp_path / "floats.npz", index=lambda index: np.where(index == 0, 0.5, 1.0)
+    )
+    reason = "damaged gallery file (writer_index holds float64 values, not integers)"
+    _refused(capsys, path, query, reason)
+
+
+def test_preprocessing_edited_in_the_metadata_is_refused(gallery_file, tmp_path, query, capsys):
+    """The fingerprint covers the preprocessing: metadata that disagrees was edited."""
+    path = _rewrite(
+        gallery_file,
+        tmp_path / "edited.npz",
+        meta=_set("preprocessing", {"mode": "paper", "size": [32, 64]}),
+    )
+    reason = (
+        "damaged gallery file (its metadata says preprocessing {'mode': 'paper', 'size': [32, 64]}"
+        ", but its fingerprint is of the model's {'mode': 'normalized', 'size': [32, 64]}: the "
+        "file was edited)"
+    )
+    _refused(capsys, path, query, reason)
+
+
+def test_non_finite_embeddings_are_not_saved(gallery_file, tmp_path, monkeypatch):
+    """What load refuses, save must refuse: the gallery would be lost at the next use."""
+    gallery = Gallery.load(gallery_file)
+    verifier = gallery.verifier
+    monkeypatch.setattr(
+        verifier, "embed", lambda images: np.full((len(images), verifier.dim), np.nan, np.float32)
+    )
+    gallery.enroll("w3", [np.asarray(draw_signature(3, 1))])
+    target = tmp_path / "people.npz"
+    message = f"{target}: not saved: the embeddings of writer 'w3' contain NaN or infinite values"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gallery.save(target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def drawn(tmp_path) -> list[Path]:
+    """Three drawn signatures of one writer, as files."""
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    paths = [folder / f"s{n}.png" for n in range(3)]
+    for n, path in enumerate(paths):
+        draw_signature(3, n).save(path)
+    return paths
+
+
+def test_a_file_is_a_reference_of_a_writer_once(gallery_file, drawn, monkeypatch):
+    """The same reference twice has spread 0: the writer would look perfectly consistent and
+    the 'normalized' score reject their own signatures."""
+    gallery = Gallery.load(gallery_file)
+    before = gallery.references("w2")
+    a, b, c = drawn
+    monkeypatch.chdir(a.parent)
+    with pytest.raises(ValueError) as caught:
+        gallery.enroll("w3", [a, b, a])
+    assert str(caught.value).startswith(f"{a}: given twice for writer 'w3': a reference counts")
+    assert str(caught.value).endswith("; nothing was enrolled") and "w3" not in gallery
+    assert gallery.enroll("w3", [a, b]) == 2
+    assert gallery.sources("w3") == [str(a), str(b)]
+    for again in (a, Path("s0.png"), f"../{a.parent.name}/s1.png"):  # spelt another way
+        with pytest.raises(ValueError, match=r"already a reference of writer 'w3'"):
+            gallery.enroll("w3", [c, again])
+    copy = a.with_name("copy.png")
+    copy.write_bytes(a.read_bytes())
+    with pytest.raises(ValueError, match=rf"copy\.png: the same image as {re.escape(str(a))}, "):
+        gallery.enroll("w3", [copy])
+    assert gallery.sources("w3") == [str(a), str(b)]  # nothing added by the refused calls
+    assert gallery.enroll("w3", [c]) == 3
+    assert gallery.enroll("w2", [a]) == len(before) + 1  # another writer's reference: fine
+
+
+def test_an_array_is_a_reference_of_a_writer_once(gallery_file, drawn):
+    gallery = Gallery.load(gallery_file)
+    first, second = (np.asarray(draw_signature(3, n)) for n in (0, 1))
+    with pytest.raises(ValueError, match=r"^<array>: the same image as <array>, given twice"):
+        gallery.enroll("w3", [first, second, first.copy()])
+    assert gallery.enroll("w3", [first, second]) == 2
+    with pytest.raises(ValueError, match=r"^<array>: the same image as <array>, already a "):
+        gallery.enroll("w3", [second.copy()])
+    with pytest.raises(ValueError, match=r"s0\.png: the same image as <array>, already a "):
+        gallery.enroll("w3", [drawn[0]])  # the file of that image
+    assert len(gallery.references("w3")) == 2
+
+
+def test_cli_enroll_refuses_a_repeated_reference(siamese_ckpt, drawn, tmp_path, capsys):
+    target = tmp_path / "people.npz"
+    argv = ["enroll", "--gallery", target, "--ckpt", siamese_ckpt, "--writer", "same"]
+    assert main([str(a) for a in [*argv, drawn[0], drawn[0], drawn[0]]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sigid enroll: error: {drawn[0]}: given twice for writer 'same'")
+    assert err.count("\n") == 1 and not target.exists()
+    assert main([str(a) for a in [*argv, drawn[0]]]) == 0
+    capsys.readouterr()
+    saved = target.read_bytes()
+    assert main([str(a) for a in [*argv, drawn[1], drawn[0]]]) == 1
+    assert "already a reference of writer 'same'" in capsys.readouterr().err
+    assert target.read_bytes() == saved

@@ -566,3 +566,53 @@ def test_cli_errors_are_one_clear_line(
         assert err.startswith(f"sigid {argv[0]}: error: ") and message in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "new.npz").exists()
+
+
+# -- Python API arguments ------------------------------------------------------------------------
+
+
+def test_an_empty_stack_of_images_is_no_signatures(verifier):
+    with pytest.raises(ValueError, match=r"^no signature images given$"):
+        verifier.embed(np.zeros((0, 10, 10), dtype=np.uint8))
+
+
+def test_identifier_top_k_is_a_whole_number_or_none_for_all(cnn_ckpt, cedar_root):
+    """2.9 used to be cut to 2, and None (all writers, as for a gallery) to raise TypeError."""
+    identifier = Identifier.from_checkpoint(cnn_ckpt)
+    image = genuine(cedar_root, 2, 10)
+    for wrong in (2.9, True, "3", 0, -1):
+        with pytest.raises(ValueError, match="top_k"):
+            identifier.identify(image, top_k=wrong)
+    assert len(identifier.identify(image, top_k=None)) == len(identifier.writers)
+    assert len(identifier.identify(image, top_k=np.int64(2))) == 2
+
+
+def test_a_threshold_that_is_not_a_number_is_named(siamese_ckpt):
+    for wrong in ("abc", True, [0.5]):
+        with pytest.raises(ValueError, match=r"^threshold must be a number in \[0, 1\], got "):
+            Verifier.from_checkpoint(siamese_ckpt, threshold=wrong)
+    assert Verifier.from_checkpoint(siamese_ckpt, threshold=np.float32(0.25)).threshold == 0.25
+
+
+def test_gallery_top_k_is_a_whole_number_or_none_for_all(gallery_file, cedar_root):
+    gallery = Gallery.load(gallery_file)
+    image = genuine(cedar_root, 2, 10)
+    for wrong in (1.7, True, "3", 0):
+        with pytest.raises(ValueError, match="top_k"):
+            gallery.identify(image, top_k=wrong)
+    assert len(gallery.identify(image, top_k=None).candidates) == len(ENROLLED)
+    assert len(gallery.identify(image, top_k=2.0).candidates) == 2
+
+
+def test_a_gallery_is_made_from_a_verifier_not_a_path(gallery_file):
+    for wrong in (str(gallery_file), gallery_file, None):
+        with pytest.raises(TypeError, match=r"a Gallery needs a Verifier .*Gallery\.load\(path\)"):
+            Gallery(wrong)
+
+
+def test_a_writer_name_is_a_string(gallery_file, cedar_root):
+    gallery = Gallery.load(gallery_file)
+    for wrong in (None, 7):
+        with pytest.raises(TypeError, match="a writer name is a str"):
+            gallery.enroll(wrong, [genuine(cedar_root, 4, 1)])
+    assert gallery.writers == list(ENROLLED)
