@@ -22,6 +22,13 @@ PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
 SCORE_NAMES = ("normalized", "mean")
 
 
+def _path(text: str) -> Path:
+    """A path argument; an empty one is refused (Path("") would quietly be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def _print_table(table: SampleTable) -> None:
     summary = table.summary()
     print(f"{summary['root']}  (layout: {summary['layout']})")
@@ -289,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("scan", help="find and count the signatures of a dataset")
-    p.add_argument("root", type=Path, help="dataset folder (or CSV manifest)")
+    p.add_argument("root", type=_path, help="dataset folder (or CSV manifest)")
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.add_argument(
@@ -298,18 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser("synth", help="generate the procedural signature dataset")
-    p.add_argument("out", type=Path, help="output folder (paired layout)")
+    p.add_argument("out", type=_path, help="output folder (paired layout)")
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--per-writer", type=int, default=88, help="genuine signatures per writer")
     p.add_argument("--forgeries", type=int, default=24, help="skilled forgeries per writer")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preview", type=Path, metavar="PNG", help="also save a grid of samples")
+    p.add_argument("--preview", type=_path, metavar="PNG", help="also save a grid of samples")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("augment", help="write augmented class folders (the paper's 2000/writer)")
-    p.add_argument("src", type=Path, help="source dataset (genuine images are used)")
-    p.add_argument("dst", type=Path, help="output folder, written atomically")
+    p.add_argument("src", type=_path, help="source dataset (genuine images are used)")
+    p.add_argument("dst", type=_path, help="output folder, written atomically")
     p.add_argument("--per-class", type=int, default=2000, help="images per writer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
@@ -327,9 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
         usage="sigid verify A B --ckpt C [--json]\n"
         "       sigid verify --gallery G --writer NAME IMG [--json]",
     )
-    p.add_argument("images", type=Path, nargs="+", metavar="IMG", help="signature images")
-    p.add_argument("--ckpt", type=Path, help=f"Siamese checkpoint ({ckpt_help})")
-    p.add_argument("--gallery", type=Path, help="gallery file (sigid enroll)")
+    p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="signature images")
+    p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint ({ckpt_help})")
+    p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
     p.add_argument("--json", action="store_true", help="machine-readable result")
@@ -341,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         usage="sigid identify --ckpt C IMG [--top-k 5] [--json]\n"
         "       sigid identify --gallery G IMG [--top-k 5] [--json]",
     )
-    p.add_argument("image", type=Path, metavar="IMG", help="questioned signature image")
-    p.add_argument("--ckpt", type=Path, help=f"CNN checkpoint, or Siamese ({ckpt_help})")
-    p.add_argument("--gallery", type=Path, help="gallery file (sigid enroll)")
+    p.add_argument("image", type=_path, metavar="IMG", help="questioned signature image")
+    p.add_argument("--ckpt", type=_path, help=f"CNN checkpoint, or Siamese ({ckpt_help})")
+    p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--top-k", type=int, default=5, help="candidates shown (default 5)")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
     p.add_argument("--json", action="store_true", help="machine-readable result")
@@ -354,9 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a writer's reference signatures to a gallery (no retraining)",
         usage="sigid enroll [--ckpt C] --gallery G --writer NAME IMG [IMG ...] [--json]",
     )
-    p.add_argument("images", type=Path, nargs="+", metavar="IMG", help="reference signatures")
-    p.add_argument("--ckpt", type=Path, help="Siamese checkpoint; needed to create the gallery")
-    p.add_argument("--gallery", type=Path, required=True, help="gallery file, created if absent")
+    p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="reference signatures")
+    p.add_argument("--ckpt", type=_path, help="Siamese checkpoint; needed to create the gallery")
+    p.add_argument("--gallery", type=_path, required=True, help="gallery file, created if absent")
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
     p.add_argument(
         "--score", choices=SCORE_NAMES,
@@ -365,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
-    p.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder, created if missing")
+    p.add_argument("--ckpt", type=_path, required=True, help="trained checkpoint")
+    p.add_argument("--out", type=_path, required=True, help="output folder, created if missing")
     p.add_argument(
         "--format",
         dest="formats",
@@ -389,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="training run folders (or their checkpoints), then the data overrides of their "
         "fold, e.g. data=cedar data.root=PATH data.split.fold=1",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, required=True, help="the ensemble's run folder")
+    p.add_argument("--out", type=_path, required=True, help="the ensemble's run folder")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_ensemble)
 
@@ -397,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         "probe",
         help="shortcut probe: can a linear model tell genuine from forged by the pixels alone?",
     )
-    p.add_argument("root", type=Path, help="dataset folder with skilled forgeries")
+    p.add_argument("root", type=_path, help="dataset folder with skilled forgeries")
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument(
         "--mode", choices=("normalized", "raw"), default="normalized",
@@ -419,9 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    p.add_argument("--ckpt", type=Path, help="checkpoint (CNN: identification; Siamese)")
+    p.add_argument("--ckpt", type=_path, help="checkpoint (CNN: identification; Siamese)")
     p.add_argument(
-        "--sweep", type=Path, nargs="+", metavar="DIR",
+        "--sweep", type=_path, nargs="+", metavar="DIR",
         help="writer-independent: the folds' sweep folder, or their run folders",
     )  # fmt: skip
     p.add_argument(
@@ -433,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="writer-dependent: the gallery score to evaluate (default: a new gallery's)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")
-    p.add_argument("--out", type=Path, help="write evaluation.json, PNGs and TensorBoard here")
+    p.add_argument("--out", type=_path, help="write evaluation.json, PNGs and TensorBoard here")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.add_argument(
         "overrides", nargs="*", metavar="override",

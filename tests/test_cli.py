@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from drawing import write_folders
 
 from sigid.cli import main
@@ -120,3 +121,11 @@ def test_console_script_is_installed_next_to_the_interpreter():
     assert exe, "the `sigid` console script is missing from the environment"
     done = subprocess.run([exe, "scan", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "--layout" in done.stdout
+
+
+def test_an_empty_path_argument_is_refused_by_name(capsys):
+    # Path("") is the current folder: "--ckpt ''" would be read as a folder named "."
+    with pytest.raises(SystemExit) as done:
+        main(["verify", "a.png", "b.png", "--ckpt", ""])
+    assert done.value.code == 2
+    assert "sigid verify: error: argument --ckpt: an empty path" in capsys.readouterr().err
