@@ -23,7 +23,7 @@ def _cedar() -> Path | None:
 
 @pytest.fixture(scope="session")
 def cedar_root() -> Path:
-    """The real CEDAR set (../shared/data/cedar, or $SIGID_CEDAR)."""
+    """The real CEDAR set ($SIGID_CEDAR if set, else ../shared/data/cedar)."""
     root = _cedar()
     if root is None:
         pytest.skip("CEDAR not found at ../shared/data/cedar (set SIGID_CEDAR to its folder)")

@@ -64,8 +64,10 @@ class PairCollate:
 
     Returns ``images`` (U, 1, H, W) float in [0, 1], ``left``/``right`` (B,) indices into it,
     ``target`` (B,) float, ``kind`` (B,) long (codes of `sigid.data.pairs.KINDS`) and
-    ``writer`` (U,) long: each image's writer index from `writers`, -1 where it has none (a
-    forgery, an unseen writer), for an auxiliary writer-classification loss.
+    ``writer`` (U,) long: each image's class from `writers` (`PairDataModule._writer_labels`:
+    a genuine image's writer index; a forgery's -1, no label, or with ``forgery_classes`` its
+    own class "a forgery of" the writer), for an auxiliary writer-classification loss; all -1
+    where `writers` is not given.
     """
 
     def __init__(
