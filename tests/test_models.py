@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from torch import nn
 
 from sigid.models import (
@@ -34,9 +38,20 @@ def test_classifier_shapes_for_every_depth(depth: int) -> None:
 def test_classifier_paper_architecture() -> None:
     """128x128 input, 3 conv/pool blocks -> 16x16 maps, Dense 256, one output per writer."""
     net = ConvClassifier(num_classes=10)
-    assert net.neck[1].in_features == 128 * 16 * 16
+    assert net.neck[1].in_features == 64 * 16 * 16
     assert net.neck[1].out_features == 256
     assert net(torch.rand(2, 1, 128, 128)).shape == (2, 10)
+
+
+def test_the_classifiers_code_defaults_are_its_config():
+    """sigid.models.ConvClassifier(...) from Python builds what `model=cnn` builds."""
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["model=cnn"])
+    defaults = inspect.signature(ConvClassifier).parameters
+    for key in ("depth", "channels", "hidden", "dropout", "batch_norm"):
+        expected = OmegaConf.to_container(cfg.model)[key]
+        got = defaults[key].default
+        assert (list(got) if isinstance(got, tuple) else got) == expected, key
 
 
 def test_classifier_non_square_and_batch_norm() -> None:

@@ -8,6 +8,9 @@ import torch
 from torch import nn
 
 DEFAULT_CHANNELS: tuple[int, ...] = (32, 64, 128, 128, 256)
+# The writer classifier's own defaults, as conf/model/cnn.yaml (tests keep the two in step).
+CLASSIFIER_CHANNELS: tuple[int, ...] = (16, 32, 64, 128, 256)
+CLASSIFIER_DROPOUT = 0.5
 # The paper compares 2, 3, 4 and 5 convolutional layers (3 was best).
 MIN_DEPTH, MAX_DEPTH = 2, 5
 
@@ -70,11 +73,11 @@ class ConvClassifier(nn.Module):
         self,
         num_classes: int,
         depth: int = 3,
-        channels: Sequence[int] = DEFAULT_CHANNELS,
+        channels: Sequence[int] = CLASSIFIER_CHANNELS,
         image_size: Sequence[int] = (128, 128),
         in_channels: int = 1,
         hidden: int = 256,
-        dropout: float = 0.0,
+        dropout: float = CLASSIFIER_DROPOUT,
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
