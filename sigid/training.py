@@ -19,7 +19,7 @@ import hydra
 import lightning as L
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -103,6 +103,7 @@ def run(cfg: DictConfig) -> TrainResult:
             "network's writer batches and validation EER are computed in one process; train it "
             "on one device (trainer=gpu), several runs side by side in a multirun"
         )
+    trainer, loggers, callbacks = build_trainer(cfg)  # a bad trainer setting fails before data
 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
@@ -118,13 +119,6 @@ def run(cfg: DictConfig) -> TrainResult:
         pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
         log.info("writer branch pretrained: %s", pretraining)
 
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    if not loggers:  # the learning rate goes to a logger; without one Lightning refuses it
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
-    )
     with warnings.catch_warnings():
         if pretraining is not None:  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -145,6 +139,24 @@ def run(cfg: DictConfig) -> TrainResult:
     write_json(output_dir / "metrics.json", summary)
     _log_hparams(loggers, cfg, summary)
     return TrainResult(summary, checkpoint, output_dir, [history[e] for e in sorted(history)])
+
+
+def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
+    """The run's Trainer, loggers and callbacks; a setting Lightning refuses (a precision, a
+    device count) is a one-line ValueError naming the config group."""
+    group = "logger"
+    try:
+        loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+        group = "callbacks"
+        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+        if not loggers:  # the learning rate goes to a logger; without one Lightning refuses it
+            callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        group = "trainer"
+        trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ValueError(f"{group}: {one_line(cause, limit=None)}") from err
+    return trainer, loggers, callbacks
 
 
 def _best_checkpoint(trainer: L.Trainer) -> Path | None:
@@ -222,6 +234,7 @@ def train(overrides: list[str] | None = None) -> TrainResult:
 
     Each call gets a fresh run folder under ``outputs/`` unless ``hydra.run.dir`` is overridden.
     """
+    overrides = override_list(overrides)
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
             cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
@@ -358,11 +371,24 @@ def evaluate(
     `checkpoint` is the sweep folder of the folds (or a list of run folders) and `overrides` are
     not used.
     """
+    overrides = override_list(overrides)
     if protocol is not None:
         from sigid.protocols import run_protocol
 
         return run_protocol(protocol, checkpoint, overrides, **options)
     return run_test(checkpoint, overrides)[1]
+
+
+def override_list(overrides: Any) -> list[str]:
+    """`overrides` as a list of strings; one string is refused (a list of its characters would
+    be read as overrides), and so is anything else that is not a list of strings."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise TypeError(
+            f"overrides must be a list of strings such as ['data.split.fold=1'], got {overrides!r}"
+        )
+    return list(overrides)
 
 
 @hydra.main(config_path="pkg://sigid.conf", config_name="train", version_base="1.3")

@@ -259,6 +259,8 @@ def test_evaluation_takes_data_group_overrides_and_refuses_other_groups(cnn_ckpt
     assert sigid.evaluate(cnn_ckpt, [*DATA, "data/augment=none"]) == plain
     with pytest.raises(ValueError, match="model/optimizer=sgd: evaluation takes data overrides"):
         sigid.evaluate(cnn_ckpt, [*DATA, "model/optimizer=sgd"])
+    with pytest.raises(TypeError, match="overrides must be a list of strings"):
+        sigid.evaluate(cnn_ckpt, "data.split.fold=1")  # one string, not a list
 
 
 # -- writer-independent --------------------------------------------------------------------------

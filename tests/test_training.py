@@ -306,6 +306,13 @@ def test_a_failed_python_api_run_raises_and_records_why(tmp_path):
     with pytest.raises(ValueError, match=r"config overrides: Could not override 'data.nope'"):
         sigid.train(["data.nope=1", f"hydra.run.dir={tmp_path / 'other'}"])
     assert not (tmp_path / "other").exists()
+    # a trainer setting Lightning refuses: a ValueError naming the group, before any data
+    with pytest.raises(ValueError, match=r"^trainer: Precision 'bogus' is invalid"):
+        sigid.train(["trainer.precision=bogus", f"hydra.run.dir={tmp_path / 'precision'}"])
+    assert not (tmp_path / "precision" / "split.json").exists()
+    # one string is not a list of overrides
+    with pytest.raises(TypeError, match="overrides must be a list of strings"):
+        sigid.train("experiment=paper_cnn")
 
 
 def test_ddp_is_refused_for_the_siamese_network_before_any_data_is_prepared(tmp_path):
