@@ -63,6 +63,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     if args.preview:
         check_target(args.preview)  # before the set is drawn, not after
+        if args.preview.suffix.lower() != ".png":
+            raise ValueError(f"{args.preview}: the preview is a PNG image; give a .png file name")
     start = time.perf_counter()
     out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start

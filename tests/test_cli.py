@@ -108,6 +108,10 @@ def test_synth_checks_its_preview_path_before_drawing_the_set(capsys, tmp_path):
     code, _, err = _run(capsys, "synth", str(tmp_path / "set"), *args)
     assert code == 1 and "a_folder.png: cannot write: it is a folder, not a file" in err
     assert not (tmp_path / "set").exists()
+    args[-1] = str(tmp_path / "grid.txt")  # a PNG written under another name: refused
+    code, _, err = _run(capsys, "synth", str(tmp_path / "set"), *args)
+    assert code == 1 and "grid.txt: the preview is a PNG image" in err
+    assert not (tmp_path / "set").exists() and not (tmp_path / "grid.txt").exists()
 
 
 def test_augment_rejects_an_unknown_preset(capsys, tmp_path):

@@ -434,6 +434,8 @@ def preview(
     if g + f < 1:
         raise ValueError("preview needs at least one genuine or forged column")
     root, png = Path(root), check_target(png)  # before the work, not after it
+    if png.suffix.lower() != ".png":
+        raise ValueError(f"{png}: the preview is a PNG image; give a file name ending in .png")
     names = sorted(
         d.name for d in (root.iterdir() if root.is_dir() else ())
         if d.is_dir() and not d.name.startswith(".") and not d.name.endswith("_forg")
