@@ -316,3 +316,11 @@ def test_forgeries_by_held_out_writers_stay_out_of_earlier_splits(dataset, tmp_p
         dropped += claimed - len(forged)
     assert len([s for s in dm.samples["test"] if not s.genuine]) == 3 * len(writers["test"])
     assert dropped > 0  # the cycle of forgers puts some forger in a later split
+
+
+def test_a_writer_split_that_cannot_be_made_names_the_data_and_the_settings(dataset, tmp_path):
+    dm = _module(PairDataModule, dataset, tmp_path, split={**SPLIT, "folds": 7})
+    with pytest.raises(DatasetError, match=r"6 writers cannot be split into 7 folds") as err:
+        dm.setup("fit")
+    assert str(err.value).startswith(f"{dataset}: ")
+    assert "(data.split.folds=7, data.split.fold=" in str(err.value)

@@ -309,6 +309,10 @@ class ClassFolderDataModule(SignatureDataModule):
         return self._loader(self.dataset("test"), shuffle=False)
 
 
+# The settings of a writer-disjoint split, named in its errors.
+SPLIT_KEYS = ("folds", "fold", "val_writers")
+
+
 class PairDataModule(SignatureDataModule):
     """Labelled same/different pairs over a writer-disjoint split (k-fold over writers)."""
 
@@ -325,14 +329,18 @@ class PairDataModule(SignatureDataModule):
             return
         self.table = self._scan()
         images, kept = self._load(self.table.samples)
-        writers = split_writers(
-            sorted({s.writer for s in kept if s.genuine}),
-            folds=int(self.split["folds"]),
-            fold=int(self.split["fold"]),
-            val=self.split["val_writers"],
-            seed=self.seed,
-            rotate_val=bool(self.split.get("rotate_val", False)),
-        )
+        try:
+            writers = split_writers(
+                sorted({s.writer for s in kept if s.genuine}),
+                folds=int(self.split["folds"]),
+                fold=int(self.split["fold"]),
+                val=self.split["val_writers"],
+                seed=self.seed,
+                rotate_val=bool(self.split.get("rotate_val", False)),
+            )
+        except DatasetError as err:  # say which data and which settings
+            keys = ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)
+            raise DatasetError(f"{self.table.root}: {err} ({keys})") from err
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}
         skilled = float(self.pairs_cfg["skilled_fraction"])
