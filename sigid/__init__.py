@@ -20,14 +20,15 @@ _MODULES = {
     "Identifier": "sigid.identifier",
     "TrainResult": "sigid.training",
     "Verifier": "sigid.verifier",
-    "evaluate": "sigid.training",
+    "evaluate": "sigid.evaluation",
     "train": "sigid.training",
 }
 
 if TYPE_CHECKING:
+    from sigid.evaluation import evaluate
     from sigid.gallery import Gallery
     from sigid.identifier import Identifier
-    from sigid.training import TrainResult, evaluate, train
+    from sigid.training import TrainResult, train
     from sigid.verifier import Verifier
 
 

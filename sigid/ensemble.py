@@ -27,10 +27,10 @@ from torch.nn import functional as F
 from sigid.atomic import atomic_path, check_folder, write_json
 from sigid.callbacks import tensor_to_float
 from sigid.errors import os_reason
+from sigid.evaluation import evaluation_datamodule, evaluation_trainer
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
 from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
 from sigid.tasks import SiameseModule, load_checkpoint
-from sigid.training import evaluation_datamodule, evaluation_trainer
 
 # SiameseModule arguments that shape the training, not the network (everything else must agree).
 TRAINING_KEYS = (

@@ -30,9 +30,8 @@ from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.errors import hide_dependency_noise, one_line
-from sigid.provenance import check_unseen, override_group, override_key, run_overrides
 from sigid.rundir import check_new_run_dir
-from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
+from sigid.tasks import ClassifierModule, SiameseModule
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
 
@@ -43,10 +42,6 @@ DATAMODULES: dict[str, type[SignatureDataModule]] = {
     "sigid.tasks.classifier.ClassifierModule": ClassFolderDataModule,
     "sigid.tasks.siamese.SiameseModule": PairDataModule,
 }
-# Config keys that choose evaluation data (seed: data.seed follows it by default).
-DATA_KEYS = ("data", "seed", "paths")
-# What of a run's own overrides evaluation starts from: its experiment sets its data.
-RUN_DATA_KEYS = ("experiment", *DATA_KEYS)
 # Keys of conf/model/*.yaml read by train.py, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
 
@@ -275,108 +270,6 @@ def write_status(output_dir: Path, start: float, error: BaseException | None = N
         status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     status["wall_time_s"] = round(time.perf_counter() - start, 2)
     write_json(output_dir / "status.json", status)
-
-
-def evaluation_datamodule(
-    module: L.LightningModule,
-    overrides: list[str] | None = None,
-    checkpoint: str | Path | None = None,
-) -> SignatureDataModule:
-    """The DataModule the config describes for a trained module, with its own preprocessing.
-
-    The data settings start from those the `checkpoint`'s run was trained with (its experiment
-    and data overrides, `run_overrides`), so a run is tested on its own data by default;
-    `overrides` change them (``["data.split.fold=1"]``), or describe other data from the
-    defaults when they choose a data config (``["data=cedar", "data.root=..."]``).
-    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training. Config errors (an unknown group, a missing value) become ValueError, one line.
-    """
-    model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
-    overrides = list(overrides or [])
-    other = [o for o in overrides if override_group(o) not in DATA_KEYS]
-    if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
-        raise ValueError(
-            f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
-            "the network, its training and preprocessing come from the checkpoint"
-        )
-    # a data config chosen here (data=cedar) describes other data: start from the defaults
-    fresh = any(override_key(o) == "data" for o in overrides)
-    trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
-    try:
-        with initialize_config_module("sigid.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[f"model={model}", *trained, *overrides])
-        if module.hparams.preprocessing:
-            cfg.data.preprocess = module.hparams.preprocessing
-        return build_datamodule(cfg)
-    except (HydraException, OmegaConfBaseException) as err:
-        message = one_line(err, limit=None)
-        after = f" (after the run's own {trained})" if trained else ""
-        raise ValueError(f"data overrides {overrides}{after}: {message}") from err
-
-
-def run_test(
-    checkpoint: str | Path,
-    overrides: list[str] | None = None,
-    module: L.LightningModule | None = None,
-) -> tuple[L.LightningModule, dict[str, float]]:
-    """(the module after testing, its test metrics); see `evaluate`. `module`: the checkpoint,
-    already loaded.
-
-    The module keeps what its test epoch computed (a CNN's ``test_confusion``, a Siamese
-    network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
-    """
-    module = module if module is not None else load_checkpoint(checkpoint)
-    datamodule = evaluation_datamodule(module, overrides, checkpoint)
-    datamodule.setup("test")
-    check_unseen(checkpoint, datamodule.split_manifest(), ["test"])
-    if isinstance(module, ClassifierModule) and datamodule.class_names != module.class_names:
-        raise ValueError(
-            f"{checkpoint}: trained on writers {module.class_names}, but the data has "
-            f"{datamodule.class_names}; a classifier can only be tested on its own writers"
-        )
-    tested = evaluation_trainer().test(module, datamodule=datamodule, verbose=False)[0]
-    return module, {name: float(value) for name, value in tested.items()}
-
-
-def evaluation_trainer() -> L.Trainer:
-    """A quiet one-device Trainer to validate or test a trained module (no logs, no checkpoints;
-    the caller saves what it means to keep)."""
-    return L.Trainer(
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-
-
-def evaluate(
-    checkpoint: str | Path,
-    overrides: list[str] | None = None,
-    *,
-    protocol: str | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Test a checkpoint on the data its run was trained with, or as `overrides` change it.
-
-    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
-    run's own settings (its ``.hydra/overrides.yaml``; the defaults for a checkpoint outside a
-    run folder).
-
-    With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
-    evaluation protocol of `sigid.protocols` instead and return its result; `options` are the
-    protocol's (``references``, ``seed``, ``out``, ``score``). For "writer-independent",
-    `checkpoint` is the sweep folder of the folds (or a list of run folders) and `overrides` are
-    not used.
-    """
-    overrides = override_list(overrides)
-    if protocol is not None:
-        from sigid.protocols import run_protocol
-
-        return run_protocol(protocol, checkpoint, overrides, **options)
-    return run_test(checkpoint, overrides)[1]
 
 
 def override_list(overrides: Any) -> list[str]:

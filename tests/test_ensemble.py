@@ -68,7 +68,7 @@ def test_the_ensemble_distance_is_the_members_root_mean_square(runs, ensemble, c
 def test_the_head_is_the_logistic_fit_of_the_validation_pairs(ensemble):
     out, result = ensemble
     from sigid.ensemble import build_ensemble, load_member, validation_distances
-    from sigid.training import evaluation_datamodule
+    from sigid.evaluation import evaluation_datamodule
 
     module = build_ensemble([load_member(m) for m in result["members"]])
     datamodule = evaluation_datamodule(module, SMALL_DATA)

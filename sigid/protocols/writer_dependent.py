@@ -37,10 +37,10 @@ from sigid import metrics
 from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import Sample, natural_key
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
+from sigid.evaluation import evaluation_datamodule
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
 from sigid.provenance import check_unseen
-from sigid.training import evaluation_datamodule
 from sigid.verifier import Verifier
 
 DEFAULT_REFERENCES = (5, 12)
