@@ -1,6 +1,6 @@
 """ROC and DET figures of verification scores (higher = same writer), for PNG and TensorBoard.
 
-The ROC figure is the one a training run logs (`sigid.tasks.siamese.roc_figure`). The DET curve
+The ROC figure is the one a training run logs (`sigid.figures.roc_figure`). The DET curve
 (Martin et al., 1997) plots the false rejection rate against the false acceptance rate on
 normal-deviate (probit) axes: normally distributed scores give straight lines, and the low error
 rates a deployment cares about get room instead of being crushed into a corner, which is why
@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from sigid import metrics
 from sigid.atomic import atomic_path
-from sigid.tasks.siamese import roc_figure
+from sigid.figures import roc_figure
 
 __all__ = ["det_figure", "probit", "roc_figure", "save_png"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sigid.evaluation import run_test
+from sigid.figures import confusion_figure
 from sigid.protocols.output import Scalar, write_outputs
 from sigid.provenance import split_record
 from sigid.tasks import ClassifierModule, load_checkpoint
-from sigid.tasks.classifier import confusion_figure
 
 # Top-5 accuracy is only informative with more writers than that.
 TOP_K = 5

@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 from lightning import LightningModule
-from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from sigid.figures import confusion_figure
 from sigid.models import build_classifier
 from sigid.tasks.common import (
     DEFAULT_OPTIMIZER,
@@ -24,7 +24,6 @@ from sigid.tasks.common import (
 )
 
 # Tick labels and cell counts stop being readable beyond these many classes.
-MAX_TICK_LABELS, MAX_CELL_LABELS = 60, 20
 
 
 class ClassifierModule(LightningModule):
@@ -160,28 +159,3 @@ class ClassifierModule(LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         return configure(self, self.hparams.optimizer, self.hparams.scheduler)
-
-
-def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str] | None = None) -> Figure:
-    """A confusion matrix heat map (rows: true writer, columns: predicted writer)."""
-    n = confusion.shape[0]
-    side = min(4.0 + 0.2 * n, 24.0)
-    fig = Figure(figsize=(side, side))
-    ax = fig.add_subplot()
-    image = ax.imshow(confusion.numpy(), cmap="Blues", interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xlabel("predicted writer")
-    ax.set_ylabel("true writer")
-    if n <= MAX_TICK_LABELS:
-        names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
-        ax.set_xticks(range(n), labels=names, rotation=90, fontsize=7)
-        ax.set_yticks(range(n), labels=names, fontsize=7)
-    if n <= MAX_CELL_LABELS:
-        top = float(confusion.max()) if confusion.numel() else 0.0
-        for row in range(n):
-            for col in range(n):
-                count = int(confusion[row, col])
-                colour = "white" if count > top / 2 else "black"
-                ax.text(col, row, count, ha="center", va="center", color=colour, fontsize=7)
-    fig.tight_layout()
-    return fig

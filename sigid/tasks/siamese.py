@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
-from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics import MinMetric
 from torchmetrics.aggregation import CatMetric
@@ -43,6 +42,7 @@ from torchmetrics.classification import BinaryAccuracy
 
 from sigid import metrics
 from sigid.data.pairs import KINDS
+from sigid.figures import roc_figure
 from sigid.models import build_siamese
 from sigid.models.siamese import (
     EnsembleEmbedding,
@@ -462,23 +462,3 @@ class SiameseModule(LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         return configure(self, self.hparams.optimizer, self.hparams.scheduler)
-
-
-def roc_figure(scores: torch.Tensor, targets: torch.Tensor, threshold: float) -> Figure:
-    """ROC curve with its EER point and the operating point of the stored threshold."""
-    fpr, tpr, _ = metrics.roc(scores, targets)
-    eer, _ = metrics.eer(scores, targets)
-    far, frr = metrics.far_frr(scores, targets, threshold)
-    fig = Figure(figsize=(5, 5))
-    ax = fig.add_subplot()
-    ax.plot(fpr.numpy(), tpr.numpy(), label=f"AUROC {metrics.auroc(scores, targets):.3f}")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.plot([eer], [1 - eer], "o", label=f"EER {eer:.3f}")
-    ax.plot([far], [1 - frr], "s", label=f"threshold {threshold:.3f} (from validation)")
-    ax.set_xlabel("false acceptance rate")
-    ax.set_ylabel("true acceptance rate (1 - FRR)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
