@@ -120,7 +120,7 @@ def export(
     does not compute what PyTorch does; then nothing is written.
     """
     chosen = check_formats(formats)
-    if name is not None and (Path(name).name != name or name in (".", "..")):
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise ValueError(f"export name {name!r} must be a plain file name stem")
     if "onnx" in chosen:
         require_onnx()

@@ -99,6 +99,12 @@ def test_augment_refuses_an_output_inside_its_source_folder(capsys, tmp_path):
     code, _, err = _run(capsys, "augment", str(src), str(src / "aug"), "--per-class", "2")
     assert code == 1 and "is inside the source folder" in err and err.count("\n") == 1
     assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # untouched
+    # nor inside an earlier augmented set, where it would read back as one of its writers
+    made = tmp_path / "aug"
+    assert _run(capsys, "augment", str(src), str(made), "--per-class", "2")[0] == 0
+    code, _, err = _run(capsys, "augment", str(src), str(made / "inner"), "--per-class", "2")
+    assert code == 1 and f"it is inside the augmented set {made.resolve()}" in err
+    assert not (made / "inner").exists()
 
 
 def test_synth_checks_its_preview_path_before_drawing_the_set(capsys, tmp_path):

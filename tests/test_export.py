@@ -196,6 +196,7 @@ def test_cli_exports_torchscript_without_the_onnx_packages(
         ("not_a_checkpoint", "not a sigid checkpoint"),
         ("unknown_format", "unknown export format"),
         ("bad_name", "plain file name"),
+        ("empty_name", "export name '' must be a plain file name stem"),
         ("out_is_a_file", "cannot write: "),
     ],
 )
@@ -210,6 +211,8 @@ def test_cli_errors_are_one_line_and_exit_1(case, message, checkpoints, tmp_path
         extra = ["--format", "torchscript", "tflite"]
     elif case == "bad_name":
         extra = ["--name", "../escape"]
+    elif case == "empty_name":  # not quietly the default name
+        extra = ["--name", ""]
     out = tmp_path / "out"
     if case == "out_is_a_file":  # --out under an existing file: named, nothing written
         (tmp_path / "file").write_text("x")

@@ -376,6 +376,9 @@ def _check_apart(dst: Path, sources: list[str], source_root: str | Path | None) 
         why = f"it {where} the source folder {around[0]}"
     elif inside := sorted(f for f in folders if f.is_relative_to(out)):
         why = f"it holds the source folder {inside[0]}"
+    elif made := next((p for p in out.parents if (p / MANIFEST).is_file()), None):
+        # a new set nested in an augmented one would read back as a writer of that set
+        why = f"it is inside the augmented set {made} (its {MANIFEST})"
     else:
         return
     raise ValueError(
