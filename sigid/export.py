@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -38,7 +37,7 @@ from sigid.atomic import atomic_path, make_parent
 from sigid.models.siamese import DISTANCE_EPS
 from sigid.signatures import NOT_FINITE, checkpoint_path, read_preprocessing
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
-from sigid.verifier import stored_threshold
+from sigid.verifier import stored_genuine_distance, stored_threshold
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -236,11 +235,7 @@ def _deployable(
                 "threshold": stored_threshold(module, checkpoint),
                 "decision": "same writer (genuine) when similarity >= threshold",
                 "threshold_source": "equal error rate on the validation writers",
-                "genuine_distance": (
-                    float(module.genuine_distance)
-                    if math.isfinite(float(module.genuine_distance))
-                    else None
-                ),
+                "genuine_distance": stored_genuine_distance(module, checkpoint),
                 "gallery_score": "similarity at (mean distance to a writer's references - "
                 "their mean distance to each other + genuine_distance); with one reference, or "
                 "genuine_distance null: the mean similarity to the references",

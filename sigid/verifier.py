@@ -82,6 +82,20 @@ def stored_threshold(module: SiameseModule, checkpoint: str | Path | None = None
     return value
 
 
+def stored_genuine_distance(
+    module: SiameseModule, checkpoint: str | Path | None = None
+) -> float | None:
+    """The typical genuine distance stored in `module` (None where none was stored: NaN),
+    checked: a distance is never negative."""
+    value = float(module.genuine_distance)
+    if not math.isfinite(value):
+        return None
+    if value < 0:
+        where = f"{checkpoint}: damaged checkpoint" if checkpoint is not None else "damaged model"
+        raise ValueError(f"{where} (stored genuine distance {value} is negative)")
+    return value
+
+
 def given_threshold(threshold: Any) -> float:
     """A threshold given by the caller, as a float in [0, 1]."""
     try:
@@ -129,6 +143,7 @@ class Verifier:
             if threshold is None
             else given_threshold(threshold)
         )
+        self._genuine_distance = stored_genuine_distance(module, checkpoint)
         self.device = next(module.parameters()).device
 
     @classmethod
@@ -189,8 +204,7 @@ class Verifier:
         """The mean distance of the validation genuine pairs at the checkpoint's epoch (None for
         checkpoints written before sigid stored it): the typical distance between two
         signatures of one writer, which a gallery's normalised score is measured against."""
-        value = float(self.module.genuine_distance)
-        return value if math.isfinite(value) else None
+        return self._genuine_distance
 
     @torch.inference_mode()
     def distances(self, query: np.ndarray, references: np.ndarray) -> np.ndarray:

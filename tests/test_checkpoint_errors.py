@@ -197,6 +197,10 @@ STORED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda c: c["state_dict"]["threshold"].fill_(float("nan")),
         "stored threshold nan is not in [0, 1]",
     ),
+    "genuine distance negative": (
+        lambda c: c["state_dict"]["genuine_distance"].fill_(-0.5),
+        "stored genuine distance -0.5 is negative",
+    ),
     "mode bogus": (
         lambda c: c["hyper_parameters"]["preprocessing"].update(mode="bogus"),
         "stored preprocessing mode 'bogus' is not one of paper, normalized",
