@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import sys
+import tempfile
 from pathlib import Path
 
 import sigid
 
-# Where file modes do not stop a read (root; Windows has no such modes): permission tests skip.
-READS_ANYTHING = sys.platform == "win32" or os.geteuid() == 0
+
+def _reads_anything() -> bool:
+    """Whether this process reads a file whose modes forbid it (root with its capabilities;
+    Windows, which has no such modes): the permission tests then skip."""
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.write_text("x")
+        locked.chmod(0)
+        try:
+            locked.read_text()
+        except PermissionError:
+            return False
+        finally:
+            locked.chmod(0o600)
+    return True
+
+
+READS_ANYTHING = _reads_anything()
+
 
 # A small synthetic set (6 writers), 32x64 images, small batches.
 SMALL_DATA = [
