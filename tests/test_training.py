@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from runs import QUIET, SMALL, SMALL_NET
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
+from sigid.rundir import check_new_run_dir, check_new_sweep_dir
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 from sigid.tasks.transfer import init_from
@@ -347,13 +349,30 @@ def test_a_folder_holding_a_finished_run_is_refused_before_anything_is_written(t
     _finished_run(tmp_path / "sweep" / "1")
     done = _sigid_train(tmp_path, "-m", *SMALL, "seed=0,1", "hydra.sweep.dir=sweep")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "sweep: holds finished runs (jobs 1)" in done.stderr
+    assert "sweep: holds the jobs of an earlier sweep (1), which would be summarised" in done.stderr
     assert not (tmp_path / "sweep" / "0").exists()
     # a file is not a run folder
     (tmp_path / "file").write_text("x")
     done = _sigid_train(tmp_path, *SMALL, "hydra.run.dir=file")
     assert done.returncode == 1 and "file: cannot write a run there: it is a file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_what_a_new_run_or_sweep_may_not_share_a_folder_with(tmp_path):
+    failed = tmp_path / "failed"  # failed before any checkpoint: may be reused
+    (failed / ".hydra").mkdir(parents=True)
+    (failed / "status.json").write_text(json.dumps({"status": "failed", "error": "OOM"}))
+    check_new_run_dir(failed)
+    (failed / "checkpoints").mkdir()  # died after its first epoch: its checkpoint would mix in
+    (failed / "checkpoints" / "best.ckpt").write_bytes(b"x")
+    with pytest.raises(ValueError, match=re.escape(
+        "failed: holds checkpoints of a run that did not finish (status.json: failed: OOM); "
+        "train into another folder (hydra.run.dir=...)"
+    )):  # fmt: skip
+        check_new_run_dir(failed)
+    with pytest.raises(ValueError, match=r"train into another folder \(hydra\.sweep\.dir=\.\.\.\)"):
+        check_new_sweep_dir(failed)  # a sweep into a run's folder: the sweep's option is named
+    check_new_sweep_dir(tmp_path / "new")
 
 
 @pytest.mark.parametrize("epochs", ["0", "abc"])
