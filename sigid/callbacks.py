@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from sigid.atomic import write_json
-from sigid.seeding import own_random_streams
+from sigid.seeding import cuda_devices, own_random_streams
 
 
 class MetricHistory(L.Callback):
@@ -49,7 +49,7 @@ class SampleGrid(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or trainer.datamodule is None:
             return
-        with own_random_streams():
+        with own_random_streams(cuda_devices(pl_module.device)):
             batch = next(iter(trainer.datamodule.train_dataloader()))
         images = batch["images"] if isinstance(batch, dict) else batch[0]
         grid = make_grid(images[: self.count].float(), nrow=8, padding=2, pad_value=0.5)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+import torch
 from torch import nn
 
 from sigid.data.datamodules import PairDataModule
@@ -55,8 +56,11 @@ def pretrain_writer_branch(
         for k, v in dict(trainer or {}).items()
         if k in ("accelerator", "precision", "deterministic")
     }
+    accelerator = str(settings.get("accelerator", "auto"))
+    auto_cuda = accelerator == "auto" and torch.cuda.is_available()
+    on_cuda = accelerator in ("gpu", "cuda") or auto_cuda
     start = time.perf_counter()
-    with own_random_streams():
+    with own_random_streams([0] if on_cuda else []):  # devices=1: the first visible GPU
         classifier = ClassifierModule(
             num_classes=len(writers),
             class_names=writers,
