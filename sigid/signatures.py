@@ -105,8 +105,8 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
     if preprocessing["mode"] == "normalized" and not prepared.any():
         # `normalized` found no stroke to crop: the network would score an empty canvas
         raise ValueError(
-            f"{describe(image)}: no ink found (no strokes stand out from the paper by "
-            f"{MIN_INK_CONTRAST} grey levels: a blank or very faint image?)"
+            f"{describe(image)}: no ink found (blurred by one pixel, the image spans fewer "
+            f"than {MIN_INK_CONTRAST} grey levels: blank, or very faint or thin strokes?)"
         )
     return prepared
 
