@@ -8,7 +8,6 @@ the DataModules' own `sigid.data.datamodules.to_tensor`.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 
 from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
-from sigid.data.preprocess import MIN_INK_CONTRAST, MODES
+from sigid.data.preprocess import MIN_INK_CONTRAST, check_preprocessing
 
 # Grey levels between the darkest and lightest pixel below which an image holds no ink.
 MIN_CONTRAST = 8
@@ -45,26 +44,10 @@ def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dic
             f"{where}the model stores no preprocessing settings, so its input images cannot be "
             "prepared as in training"
         )
-    mode, size = stored["mode"], stored["size"]
-    # stored values, not the user's: a bad one means the file was damaged or edited
-    if mode not in MODES:
-        raise ValueError(
-            f"{where}damaged checkpoint (stored preprocessing mode {mode!r} is not one of "
-            f"{', '.join(MODES)})"
-        )
-    if (
-        isinstance(size, (str, bytes, Mapping))
-        or not isinstance(size, Sequence)
-        or len(size) != 2
-        or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size
-        )
-    ):
-        raise ValueError(
-            f"{where}damaged checkpoint (stored preprocessing size {size!r} is not two positive "
-            "whole numbers)"
-        )
-    return {"mode": str(mode), "size": [int(v) for v in size]}
+    try:  # stored values, not the user's: a bad one means the file was damaged or edited
+        return check_preprocessing(stored)
+    except ValueError as err:
+        raise ValueError(f"{where}damaged checkpoint (stored preprocessing {err})") from err
 
 
 def finite_output(values: np.ndarray, model: object) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sigid.data.preprocess import (
     MODES,
     background_level,
     background_value,
+    check_preprocessing,
     ink_mask,
     normalize,
     otsu_threshold,
@@ -434,3 +436,22 @@ def test_cedar_genuine_and_forged_backgrounds_match_after_normalization(cedar_ro
     normalized_gap = abs(np.mean(normalized["genuine"]) - np.mean(normalized["forged"]))
     assert raw_gap > 8, f"raw background gap {raw_gap:.2f}: the acceptance test has no teeth"
     assert normalized_gap < 1, f"normalized background gap {normalized_gap:.3f} grey levels"
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"mode": "bogus", "size": [8, 8]}, "mode 'bogus' is not one of paper, normalized"),
+        ({"mode": "paper", "size": [8]}, "size [8] is not two positive whole numbers"),
+        ({"mode": "paper", "size": [8, 0]}, "size [8, 0] is not two positive whole numbers"),
+        ({"mode": "paper", "size": [8, True]}, "is not two positive whole numbers"),
+        ({"mode": "paper", "size": "88"}, "size '88' is not two positive whole numbers"),
+        ({"mode": "paper"}, "is not a mapping of mode and size"),
+    ],
+)
+def test_preprocessing_settings_are_checked_in_one_place(settings, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        check_preprocessing(settings)
+    assert check_preprocessing({"mode": "normalized", "size": (np.int64(4), 6)}) == {
+        "mode": "normalized", "size": [4, 6],
+    }  # fmt: skip

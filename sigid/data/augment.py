@@ -31,7 +31,7 @@ from torchvision.transforms.v2 import functional as F
 
 from sigid.atomic import cannot_write, errors_about, make_parent
 from sigid.data.images import ImageLoadError, load_image
-from sigid.data.preprocess import background_level, background_value
+from sigid.data.preprocess import background_level, background_value, check_preprocessing
 from sigid.data.preprocess import preprocess as preprocess_image
 from sigid.errors import os_reason
 
@@ -345,18 +345,13 @@ def _source_image(path: str, prepare: dict[str, Any] | None) -> np.ndarray:
 
 
 def _check_preprocess(prepare: Mapping[str, Any]) -> dict[str, Any]:
-    """{"mode", "size"} as plain values: a known mode, a (height, width) of positive integers."""
-    if not isinstance(prepare, Mapping) or set(prepare) != {"mode", "size"}:
-        raise ValueError(f"preprocess must be a mapping of mode and size, got {prepare!r}")
-    mode, size = prepare["mode"], prepare["size"]
-    background_value(mode)  # raises for an unknown mode
-    if (
-        not isinstance(size, Sequence)
-        or len(size) != 2
-        or not all(_is_int(v) and v >= 1 for v in size)
-    ):
-        raise ValueError(f"preprocess size must be (height, width) in pixels, got {size!r}")
-    return {"mode": str(mode), "size": [int(v) for v in size]}
+    """{"mode", "size"} as plain values (`check_preprocessing`), nothing else in it."""
+    if isinstance(prepare, Mapping) and set(prepare) - {"mode", "size"}:
+        raise ValueError(f"preprocess holds only mode and size, got {prepare!r}")
+    try:
+        return check_preprocessing(prepare)
+    except ValueError as err:
+        raise ValueError(f"preprocess: {err}") from err
 
 
 def _save(grey: np.ndarray, path: Path) -> None:

@@ -10,7 +10,9 @@ Two modes:
 
 from __future__ import annotations
 
-from typing import Literal
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -22,6 +24,29 @@ MODES: tuple[str, ...] = ("paper", "normalized")
 MIN_INK_CONTRAST = 40
 # Fraction of the cropped ink box left as empty border on the canvas.
 CANVAS_MARGIN = 0.04
+
+
+def check_preprocessing(settings: Any) -> dict[str, Any]:
+    """Preprocessing settings ``{"mode", "size"}`` as plain values: a known mode and a (height,
+    width) of positive whole numbers. The ValueError says which part is wrong; callers say
+    where the settings came from (a checkpoint, a request)."""
+    if not isinstance(settings, Mapping) or "mode" not in settings or "size" not in settings:
+        raise ValueError(f"{settings!r} is not a mapping of mode and size")
+    mode, size = settings["mode"], settings["size"]
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if (
+        isinstance(size, (str, bytes, Mapping))
+        or not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(_whole(v) and v > 0 for v in size)
+    ):
+        raise ValueError(f"size {size!r} is not two positive whole numbers")
+    return {"mode": str(mode), "size": [int(v) for v in size]}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def background_value(mode: str) -> int:
