@@ -58,13 +58,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from sigid.atomic import check_target
-    from sigid.data.synthetic import generate, preview
+    from sigid.data.synthetic import check_preview_path, generate, preview
 
     if args.preview:
-        check_target(args.preview)  # before the set is drawn, not after
-        if args.preview.suffix.lower() != ".png":
-            raise ValueError(f"{args.preview}: the preview is a PNG image; give a .png file name")
+        check_preview_path(args.preview)  # before the set is drawn, not after
     start = time.perf_counter()
     out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start

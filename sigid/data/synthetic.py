@@ -422,6 +422,15 @@ def _fill(tmp: Path, params: dict[str, Any]) -> None:
     (tmp / "synthetic.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
+def check_preview_path(png: str | Path) -> Path:
+    """Raise now, naming it, if `png` cannot take the preview grid: not a .png name, or not
+    writable (a folder, a read-only file); `sigid synth` checks it before drawing the set."""
+    png = check_target(png)
+    if png.suffix.lower() != ".png":
+        raise ValueError(f"{png}: the preview is a PNG image; give a file name ending in .png")
+    return png
+
+
 def preview(
     root: str | Path, png: str | Path, genuine_per_writer: int = 6, forgeries_per_writer: int = 2
 ) -> Path:
@@ -433,9 +442,7 @@ def preview(
     f = _check_int("forgeries_per_writer", forgeries_per_writer, 0)
     if g + f < 1:
         raise ValueError("preview needs at least one genuine or forged column")
-    root, png = Path(root), check_target(png)  # before the work, not after it
-    if png.suffix.lower() != ".png":
-        raise ValueError(f"{png}: the preview is a PNG image; give a file name ending in .png")
+    root, png = Path(root), check_preview_path(png)  # before the work, not after it
     names = sorted(
         d.name for d in (root.iterdir() if root.is_dir() else ())
         if d.is_dir() and not d.name.startswith(".") and not d.name.endswith("_forg")
