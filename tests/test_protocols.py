@@ -25,6 +25,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import sigid
 from sigid.cli import main
 from sigid.data.layouts import Sample
+from sigid.evaluation import evaluation_datamodule
+from sigid.presets import augment_preset
 from sigid.protocols import identification, writer_independent_summary
 from sigid.protocols.curves import DET_LIMITS, probit
 from sigid.protocols.writer_dependent import (
@@ -38,7 +40,7 @@ from sigid.protocols.writer_dependent import (
 )
 from sigid.provenance import run_folder
 from sigid.sweep import write_summary
-from sigid.tasks import SiameseModule
+from sigid.tasks import SiameseModule, load_checkpoint
 from sigid.verifier import Verifier
 
 DATA = SMALL_DATA
@@ -254,7 +256,11 @@ def test_identification_reports_top1_top5_and_the_confusion_matrix(cnn_ckpt, tmp
 
 
 def test_evaluation_takes_data_group_overrides_and_refuses_other_groups(cnn_ckpt):
-    # data/augment=none chooses a data config group; training augmentation never reaches a test
+    # data/augment=heavy chooses a data config group, and it is applied
+    module = load_checkpoint(cnn_ckpt)
+    heavy = evaluation_datamodule(module, [*DATA, "data/augment=heavy"], cnn_ckpt)
+    assert heavy.augment == augment_preset("heavy") != evaluation_datamodule(module, DATA).augment
+    # training augmentation never reaches a test: the same figures
     plain = sigid.evaluate(cnn_ckpt, DATA)
     assert sigid.evaluate(cnn_ckpt, [*DATA, "data/augment=none"]) == plain
     with pytest.raises(ValueError, match="model/optimizer=sgd: evaluation takes data overrides"):

@@ -23,8 +23,6 @@ from sigid.tasks.common import (
     to_plain,
 )
 
-# Tick labels and cell counts stop being readable beyond these many classes.
-
 
 class ClassifierModule(LightningModule):
     """Writer classifier. Every constructor argument is a plain builtin and is saved in the
