@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from sigid.atomic import atomic_path, check_folder, write_json
 from sigid.callbacks import tensor_to_float
-from sigid.errors import os_reason
+from sigid.errors import os_reason, quiet_dependency_noise
 from sigid.evaluation import evaluation_datamodule, evaluation_trainer
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
 from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
@@ -184,6 +184,7 @@ def validation_distances(
     return torch.cat(distances).float(), torch.cat(targets).float()
 
 
+@quiet_dependency_noise()
 def combine(
     runs: Sequence[str | Path], out: str | Path, overrides: Sequence[str] | None = None
 ) -> dict[str, Any]:

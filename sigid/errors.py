@@ -4,6 +4,8 @@ warnings between our dependencies that no user can act on."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Longest reason quoted from a library error (state_dict errors list every tensor).
 MAX_REASON = 200
@@ -27,7 +29,15 @@ def os_reason(err: OSError) -> str:
 
 
 def hide_dependency_noise() -> None:
-    """Ignore the `DEPENDENCY_NOISE` warnings from here on (the commands call this; the Python
-    API leaves the caller's warning filters alone)."""
+    """Ignore the `DEPENDENCY_NOISE` warnings from here on (the commands call this)."""
     for message in DEPENDENCY_NOISE:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+
+
+@contextmanager
+def quiet_dependency_noise() -> Iterator[None]:
+    """Ignore the `DEPENDENCY_NOISE` warnings inside the block only: the Python API's entry
+    points use it, and the caller's own warning filters are as they were afterwards."""
+    with warnings.catch_warnings():
+        hide_dependency_noise()
+        yield

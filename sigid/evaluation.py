@@ -17,7 +17,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.datamodules import SignatureDataModule
-from sigid.errors import one_line
+from sigid.errors import one_line, quiet_dependency_noise
 from sigid.provenance import check_unseen, override_group, override_key, run_overrides
 from sigid.tasks import ClassifierModule, load_checkpoint
 from sigid.training import build_datamodule, override_list
@@ -102,6 +102,7 @@ def evaluation_trainer() -> L.Trainer:
     )
 
 
+@quiet_dependency_noise()
 def evaluate(
     checkpoint: str | Path,
     overrides: list[str] | None = None,

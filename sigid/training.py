@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.errors import hide_dependency_noise, one_line
+from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
 from sigid.rundir import check_new_run_dir
 from sigid.tasks import ClassifierModule, SiameseModule
 from sigid.tasks.transfer import init_from
@@ -224,6 +224,7 @@ def format_metrics(summary: dict[str, Any]) -> str:
     )
 
 
+@quiet_dependency_noise()
 def train(overrides: list[str] | None = None) -> TrainResult:
     """Compose the same config as `sigid-train` from Python (a notebook, a loop) and run it.
 

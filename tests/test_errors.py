@@ -1,8 +1,10 @@
 import warnings
 
 from lightning.pytorch.utilities._pytree import _tree_flatten
+from runs import SMALL_DATA
 
-from sigid.errors import hide_dependency_noise, one_line, os_reason
+import sigid
+from sigid.errors import hide_dependency_noise, one_line, os_reason, quiet_dependency_noise
 
 
 def test_one_line_collapses_whitespace_cuts_long_messages_and_names_a_bare_exception():
@@ -29,3 +31,16 @@ def test_os_reason_is_the_systems_words_or_the_whole_message():
         "No such file or directory"
     )
     assert os_reason(OSError("cannot seek in a pipe")) == "cannot seek in a pipe"  # no strerror
+
+
+def test_the_python_api_hides_the_leafspec_warning_inside_its_calls_only(cnn_ckpt):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_dependency_noise():
+            _tree_flatten({"batch": [1, 2]})
+        assert seen == []
+        _tree_flatten({"batch": [1, 2]})  # the caller's filters again: shown
+        assert len(seen) == 1 and "LeafSpec" in str(seen[0].message)
+        seen.clear()
+        sigid.evaluate(cnn_ckpt, SMALL_DATA)  # a real Trainer.test, from the Python API
+    assert not [w for w in seen if "LeafSpec" in str(w.message)]

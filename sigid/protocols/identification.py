@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sigid.errors import quiet_dependency_noise
 from sigid.evaluation import run_test
 from sigid.figures import confusion_figure
 from sigid.protocols.output import Scalar, write_outputs
@@ -20,6 +21,7 @@ from sigid.tasks import ClassifierModule, load_checkpoint
 TOP_K = 5
 
 
+@quiet_dependency_noise()
 def identification(
     checkpoint: str | Path, overrides: list[str] | None = None, out: str | Path | None = None
 ) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from sigid import metrics
 from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import Sample, natural_key
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
+from sigid.errors import quiet_dependency_noise
 from sigid.evaluation import evaluation_datamodule
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
@@ -222,6 +223,7 @@ def evaluate_splits(
     return results, curves
 
 
+@quiet_dependency_noise()
 def writer_dependent(
     checkpoint: str | Path,
     overrides: list[str] | None = None,
