@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import statistics
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from sigid.atomic import atomic_path, write_text
 from sigid.provenance import override_key
 
-log = logging.getLogger(__name__)
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
@@ -202,7 +200,6 @@ class SweepSummary(Callback):
             return
         rows = collect(sweep_dir)
         for path in write_summary(sweep_dir, rows):
-            log.info("sweep summary: %s", path)
             print(f"sweep summary: {path}")
         failed = [row["job"] for row in rows if row["status"] != "ok"]
         if failed:  # the sweep ran every job; its exit status still says that some failed
