@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from sigid.atomic import atomic_path, write_text
 from sigid.provenance import override_key
 
-
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
 EPOCHS = "trainer.max_epochs"
