@@ -20,12 +20,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-import torch
 from torch import nn
 
 from sigid.data.datamodules import PairDataModule
 from sigid.models.siamese import FusedEmbedding, WriterFeatures
-from sigid.seeding import own_random_streams
+from sigid.seeding import cuda_devices, own_random_streams
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
 
@@ -56,11 +55,18 @@ def pretrain_writer_branch(
         for k, v in dict(trainer or {}).items()
         if k in ("accelerator", "precision", "deterministic")
     }
-    accelerator = str(settings.get("accelerator", "auto"))
-    auto_cuda = accelerator == "auto" and torch.cuda.is_available()
-    on_cuda = accelerator in ("gpu", "cuda") or auto_cuda
     start = time.perf_counter()
-    with own_random_streams([0] if on_cuda else []):  # devices=1: the first visible GPU
+    fit = L.Trainer(  # building it draws nothing; it says which device the body will use
+        **settings,
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    with own_random_streams(cuda_devices(fit.strategy.root_device)):
         classifier = ClassifierModule(
             num_classes=len(writers),
             class_names=writers,
@@ -70,16 +76,6 @@ def pretrain_writer_branch(
             **_shape(fused.writer),
             image_size=list(module.hparams.get("image_size", (128, 128))),
             dropout=PRETRAIN_DROPOUT,
-        )
-        fit = L.Trainer(
-            **settings,
-            devices=1,
-            max_epochs=epochs,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
         )
         with warnings.catch_warnings():  # no validation here: the pair training validates
             warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
