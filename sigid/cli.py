@@ -48,7 +48,7 @@ def _print_table(table: SampleTable) -> None:
 def cmd_scan(args: argparse.Namespace) -> int:
     table = scan(args.root, args.layout, verify=True, skip_bad_images=args.skip_bad_images)
     if args.json:
-        print(json.dumps(table.summary(), indent=2, allow_nan=False))
+        print(_json(table.summary()))
     else:
         _print_table(table)
     if not table.samples:  # reported, but a script must not mistake it for a dataset
@@ -104,9 +104,14 @@ def cmd_augment(args: argparse.Namespace) -> int:
     return _emit(args, data, [line])
 
 
+def _json(data: Any) -> str:
+    """What --json prints: strict JSON (a NaN is an error, not output a parser refuses)."""
+    return json.dumps(data, indent=2, allow_nan=False)
+
+
 def _emit(args: argparse.Namespace, data: dict, lines: list[str]) -> int:
-    """The human-readable lines, or with --json the data (strict JSON: no NaN)."""
-    print(json.dumps(data, indent=2, allow_nan=False) if args.json else "\n".join(lines))
+    """The human-readable lines, or with --json the data."""
+    print(_json(data) if args.json else "\n".join(lines))
     return 0
 
 
@@ -284,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
-    print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_result(result))
+    print(_json(result) if args.json else format_result(result))
     return 0
 
 
