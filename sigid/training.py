@@ -86,7 +86,7 @@ def run(cfg: DictConfig) -> TrainResult:
     start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
     if cfg.get("init_from") and not Path(cfg.init_from).is_file():  # before preparing any data
         raise ValueError(f"{cfg.init_from}: checkpoint not found (init_from)")
     epochs = cfg.trainer.get("max_epochs")
