@@ -3,6 +3,7 @@ warnings between our dependencies that no user can act on."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,19 @@ from contextlib import contextmanager
 MAX_REASON = 200
 # Lightning 2.6 on torch 2.14, at every fit/validate/test: Lightning's to mend, not the user's.
 DEPENDENCY_NOISE = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+# Lightning 2.6's advertisement for its cloud logger, printed by every Trainer.
+ADVERT_LOGGER = "lightning.pytorch.utilities.rank_zero"
+ADVERT_PREFIX = "\N{ELECTRIC LIGHT BULB} Tip:"
+
+
+class _HideAdvert(logging.Filter):
+    """Drops Lightning's "Tip:" advertisement; its other messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ADVERT_PREFIX)
+
+
+_HIDE_ADVERT = _HideAdvert()
 
 
 def one_line(err: BaseException, limit: int | None = MAX_REASON) -> str:
@@ -29,15 +43,24 @@ def os_reason(err: OSError) -> str:
 
 
 def hide_dependency_noise() -> None:
-    """Ignore the `DEPENDENCY_NOISE` warnings from here on (the commands call this)."""
+    """Ignore the `DEPENDENCY_NOISE` warnings and Lightning's advertisement from here on (the
+    commands call this)."""
     for message in DEPENDENCY_NOISE:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    logging.getLogger(ADVERT_LOGGER).addFilter(_HIDE_ADVERT)  # adding it twice keeps one
 
 
 @contextmanager
 def quiet_dependency_noise() -> Iterator[None]:
-    """Ignore the `DEPENDENCY_NOISE` warnings inside the block only: the Python API's entry
-    points use it, and the caller's own warning filters are as they were afterwards."""
+    """Ignore the `DEPENDENCY_NOISE` warnings and the advertisement inside the block only: the
+    Python API's entry points use it, and the caller's own warning and logging filters are as
+    they were afterwards."""
+    advert = logging.getLogger(ADVERT_LOGGER)
+    had_filter = _HIDE_ADVERT in advert.filters
     with warnings.catch_warnings():
         hide_dependency_noise()
-        yield
+        try:
+            yield
+        finally:
+            if not had_filter:
+                advert.removeFilter(_HIDE_ADVERT)

@@ -1,10 +1,19 @@
+import logging
 import warnings
 
+from lightning import Trainer
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities._pytree import _tree_flatten
 from runs import SMALL_DATA
 
 import sigid
-from sigid.errors import hide_dependency_noise, one_line, os_reason, quiet_dependency_noise
+from sigid.errors import (
+    ADVERT_LOGGER,
+    hide_dependency_noise,
+    one_line,
+    os_reason,
+    quiet_dependency_noise,
+)
 
 
 def test_one_line_collapses_whitespace_cuts_long_messages_and_names_a_bare_exception():
@@ -44,3 +53,30 @@ def test_the_python_api_hides_the_leafspec_warning_inside_its_calls_only(cnn_ckp
         seen.clear()
         sigid.evaluate(cnn_ckpt, SMALL_DATA)  # a real Trainer.test, from the Python API
     assert not [w for w in seen if "LeafSpec" in str(w.message)]
+
+
+def _lightning_messages(caplog, folder) -> list[str]:
+    caplog.clear()
+    Trainer(logger=CSVLogger(folder), enable_progress_bar=False, enable_model_summary=False)
+    return [r.getMessage() for r in caplog.records if r.name == ADVERT_LOGGER]
+
+
+def test_lightnings_advert_is_hidden_inside_the_apis_calls_and_by_the_commands(caplog, tmp_path):
+    advert = logging.getLogger(ADVERT_LOGGER)
+    before = list(advert.filters)
+    advert.filters[:] = []  # as a fresh process has it (in-process command tests add the filter)
+    caplog.set_level(logging.INFO, logger=ADVERT_LOGGER)
+    shown = _lightning_messages(caplog, tmp_path)
+    assert any("Tip:" in m for m in shown) and any("GPU available" in m for m in shown)
+    with quiet_dependency_noise():
+        inside = _lightning_messages(caplog, tmp_path)
+    assert not any("Tip:" in m for m in inside) and any("GPU available" in m for m in inside)
+    assert advert.filters == []  # the caller's logging as it was
+    assert any("Tip:" in m for m in _lightning_messages(caplog, tmp_path))
+    try:
+        hide_dependency_noise()
+        hide_dependency_noise()
+        assert len(advert.filters) == 1
+        assert not any("Tip:" in m for m in _lightning_messages(caplog, tmp_path))
+    finally:
+        advert.filters[:] = before
