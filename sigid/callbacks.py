@@ -35,6 +35,13 @@ class MetricHistory(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, "train/")
 
+    def state_dict(self) -> dict[str, Any]:
+        """The epochs so far travel in the checkpoint, so a resumed run's history is whole."""
+        return {"epochs": [self.epochs[e] for e in sorted(self.epochs)]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs = {int(row["epoch"]): dict(row) for row in state_dict.get("epochs", [])}
+
 
 class SampleGrid(L.Callback):
     """Log a grid of augmented training images to TensorBoard once, at the start of training.

@@ -6,7 +6,8 @@ command) would replace the run's ``.hydra/`` record first, so evaluation would r
 data for the checkpoint there; and Lightning would write its checkpoint as ``best-v1.ckpt``
 beside the old ``best.ckpt``, the one ``init_from`` and the README use. A folder whose run
 failed before writing a checkpoint may be reused; one with checkpoints of an unfinished run is
-refused too (they would be mixed up with the new run's), with what to remove. A sweep folder
+refused too (they would be mixed up with the new run's), unless the new run resumes it from
+one of them (``ckpt_path``). A sweep folder
 that holds job folders of an earlier sweep is refused, as their results would be summarised
 with the new sweep's.
 """
@@ -43,28 +44,49 @@ def _status(folder: Path) -> str:
     return f" (status.json: failed: {str(error)[:120]})" if error else ""
 
 
-def check_new_run_dir(folder: str | Path, option: str = "hydra.run.dir") -> None:
-    """ValueError unless `folder` can take a new run: absent, or a folder without another
-    run's results in it. `option` is the setting that chooses another folder."""
+class FolderTaken(ValueError):
+    """A run or sweep folder that holds earlier results: nothing may be written into it, not
+    even the refused run's status.json."""
+
+
+def check_new_run_dir(
+    folder: str | Path, option: str = "hydra.run.dir", resume: str | Path | None = None
+) -> None:
+    """FolderTaken unless `folder` can take a new run: absent, a folder without another run's
+    results in it, or an unfinished run that this one resumes from one of its checkpoints
+    (`resume`, the ``ckpt_path`` setting). `option` is the setting that chooses another
+    folder."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder}: cannot write a run there: it is a file, not a folder")
-    if (found := finished_run(folder)) is not None:
-        raise ValueError(
-            f"{folder}: holds {found}; train into another folder ({option}=...) or remove "
-            "that one first"
-        )
+        raise FolderTaken(f"{folder}: cannot write a run there: it is a file, not a folder")
+    found = finished_run(folder)
+    if found is None or (found.startswith("checkpoints") and _resumes(folder, resume)):
+        return
+    resume_it = ""
+    if found.startswith("checkpoints") and (folder / "checkpoints" / "last.ckpt").is_file():
+        resume_it = f"resume it (ckpt_path={folder / 'checkpoints' / 'last.ckpt'}), "
+    raise FolderTaken(
+        f"{folder}: holds {found}; {resume_it}train into another folder ({option}=...) or "
+        "remove that one first"
+    )
+
+
+def _resumes(folder: Path, resume: str | Path | None) -> bool:
+    """Whether `resume` is a checkpoint of `folder`'s own run."""
+    if not resume:
+        return False
+    return Path(resume).resolve().parent == (folder / "checkpoints").resolve()
 
 
 def check_new_sweep_dir(folder: str | Path) -> None:
-    """ValueError unless `folder` can take a new sweep: no run of its own, no job folders."""
+    """FolderTaken unless `folder` can take a new sweep: no run of its own, no job folders."""
     folder = Path(folder)
     check_new_run_dir(folder, option="hydra.sweep.dir")
     if not folder.is_dir():
         return
     jobs = sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
     if jobs:
-        raise ValueError(
+        raise FolderTaken(
             f"{folder}: holds the jobs of an earlier sweep ({', '.join(jobs)}), which would be "
             "summarised with this one's; sweep into another folder (hydra.sweep.dir=...) or "
             "remove that one first"
@@ -76,7 +98,7 @@ class KeepFinishedRuns(Callback):
     writes anything into it (``on_job_start`` would be too late: ``.hydra/`` is written)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _refuse(lambda: check_new_run_dir(config.hydra.run.dir))
+        _refuse(lambda: check_new_run_dir(config.hydra.run.dir, resume=config.get("ckpt_path")))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _refuse(lambda: check_new_sweep_dir(config.hydra.sweep.dir))

@@ -7,6 +7,7 @@ fits, tests the best checkpoint, and writes ``metrics.json`` and ``split.json`` 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import warnings
@@ -21,7 +22,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -30,8 +31,8 @@ from sigid.atomic import write_json, write_text
 from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
-from sigid.rundir import check_new_run_dir
-from sigid.tasks import ClassifierModule, SiameseModule
+from sigid.rundir import FolderTaken, check_new_run_dir
+from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
 from sigid.tasks.transfer import init_from
 from sigid.tasks.writer_branch import pretrain_writer_branch
 
@@ -70,25 +71,44 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
     for key in RUN_KEYS:
         kwargs.pop(key, None)
     kwargs["preprocessing"] = datamodule.preprocess
-    if target.endswith("ClassifierModule"):
-        return ClassifierModule(
-            num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
-        )
-    if kwargs.get("writer_loss", 0) > 0:
-        kwargs["num_writers"] = datamodule.writer_classes
-    if kwargs.get("writer_branch"):
-        kwargs["branch_writers"] = len(datamodule.train_writers)
-    return SiameseModule(**kwargs)
+    try:
+        if target.endswith("ClassifierModule"):
+            return ClassifierModule(
+                num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
+            )
+        if kwargs.get("writer_loss", 0) > 0:
+            kwargs["num_writers"] = datamodule.writer_classes
+        if kwargs.get("writer_branch"):
+            kwargs["branch_writers"] = len(datamodule.train_writers)
+        return SiameseModule(**kwargs)
+    except TypeError as err:  # a key the network does not take: `+model.lr=...`
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if unknown is None:
+            raise
+        raise ValueError(
+            f"model.{unknown.group(1)}: not a setting of this model (see conf/model/; the "
+            "learning rate is model.optimizer.lr)"
+        ) from err
 
 
 def run(cfg: DictConfig) -> TrainResult:
     """Train and test one configuration; the body of every `sigid-train` job."""
     start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
+    resume = cfg.get("ckpt_path")
+    # paths.output_dir may name another folder than the one Hydra checked (hydra.run.dir)
+    check_new_run_dir(output_dir, option="paths.output_dir", resume=resume)
     output_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
-    if cfg.get("init_from") and not Path(cfg.init_from).is_file():  # before preparing any data
-        raise ValueError(f"{cfg.init_from}: checkpoint not found (init_from)")
+    seed = cfg.get("seed")
+    if type(seed) is not int:  # the split needs it too: a random seed would change the writers
+        raise ValueError(
+            f"seed must be a whole number (it seeds the weights and the split), got {seed!r}"
+        )
+    L.seed_everything(seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
+    for key in ("init_from", "ckpt_path"):  # before preparing any data
+        if cfg.get(key) and not Path(cfg[key]).is_file():
+            raise ValueError(f"{cfg[key]}: checkpoint not found ({key})")
+    check_monitor(cfg)
     epochs = cfg.trainer.get("max_epochs")
     if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
         raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
@@ -106,18 +126,20 @@ def run(cfg: DictConfig) -> TrainResult:
     write_json(output_dir / "split.json", datamodule.split_manifest())
     module = build_module(cfg, datamodule)
     initialised = None
-    if cfg.get("init_from"):
+    if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
+        check_resumable(module, resume)
+    elif cfg.get("init_from"):
         initialised = init_from(module, cfg.init_from)
         log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
     pretraining = None
-    if isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
+    if not resume and isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
         pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
         log.info("writer branch pretrained: %s", pretraining)
 
     with warnings.catch_warnings():
         if pretraining is not None:  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
 
     checkpoint = _best_checkpoint(trainer)
     metrics: dict[str, Any] = {k: tensor_to_float(v) for k, v in trainer.callback_metrics.items()}
@@ -129,6 +151,8 @@ def run(cfg: DictConfig) -> TrainResult:
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
     if initialised is not None:
         summary["init_from"] = initialised
+    if resume:
+        summary["resumed_from"] = str(Path(resume).resolve())
     if pretraining is not None:
         summary["writer_branch_pretraining"] = pretraining
     write_json(output_dir / "metrics.json", summary)
@@ -141,9 +165,11 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
     device count) is a one-line ValueError naming the config group."""
     group = "logger"
     try:
-        loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+        loggers = [hydra.utils.instantiate(c) for c in _entries(cfg, "logger").values()]
         group = "callbacks"
-        callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+        named = {k: hydra.utils.instantiate(c) for k, c in _entries(cfg, "callbacks").items()}
+        _check_monitored(cfg, named)
+        callbacks = list(named.values())
         if not loggers:  # the learning rate goes to a logger; without one Lightning refuses it
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         group = "trainer"
@@ -152,6 +178,83 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
         cause = err.__cause__ or err
         raise ValueError(f"{group}: {one_line(cause, limit=None)}") from err
     return trainer, loggers, callbacks
+
+
+def _entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:
+    """The group's entries to instantiate; one set to null is left out (the template's way to
+    turn a default callback or logger off), one without ``_target_`` is refused by name."""
+    entries = cfg.get(group) or {}
+    for name, entry in entries.items():
+        if entry is not None and (not isinstance(entry, DictConfig) or "_target_" not in entry):
+            raise ValueError(
+                f"{group}.{name}: not one of this run's {group} ({', '.join(map(str, entries))}), "
+                f"so it has no _target_ to build; a default one is changed without '+' "
+                f"({group}.<name>.<key>=...) and turned off with {group}.<name>=null"
+            )
+    return {str(name): entry for name, entry in entries.items() if entry is not None}
+
+
+# The last part of a metric's name -> whether higher ("max") or lower ("min") is better.
+METRIC_DIRECTION = {
+    "acc": "max", "acc_top5": "max", "auroc": "max", "acc_best": "max",
+    "loss": "min", "eer": "min", "far": "min", "frr": "min", "eer_best": "min",
+}  # fmt: skip
+
+
+def check_monitor(cfg: DictConfig) -> None:
+    """model.monitor_mode must fit the metric: with ``min`` on an accuracy the checkpoint
+    would keep the worst epoch, and nothing else would say so."""
+    monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
+    if mode not in ("min", "max"):
+        raise ValueError(f"model.monitor_mode must be min or max, got {mode!r}")
+    better = METRIC_DIRECTION.get(str(monitor).rsplit("/", 1)[-1])
+    if better is not None and mode != better:
+        raise ValueError(
+            f"model.monitor={monitor} is better when {'higher' if better == 'max' else 'lower'}: "
+            f"set model.monitor_mode={better}"
+        )
+
+
+def _check_monitored(cfg: DictConfig, callbacks: dict[str, Any]) -> None:
+    """The checkpoint and early stopping follow model.monitor, which metrics.json, the summary
+    and HPARAMS report: a callback watching another metric would test another epoch than the
+    one they name."""
+    monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
+    for name, callback in callbacks.items():
+        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and (
+            callback.monitor != monitor or callback.mode != mode
+        ):
+            raise ValueError(
+                f"callbacks.{name}: {type(callback).__name__} watches {callback.monitor} "
+                f"({callback.mode}), but the run reports model.monitor={monitor} ({mode}); set "
+                "model.monitor and model.monitor_mode, which the callbacks follow"
+            )
+
+
+def check_resumable(module: L.LightningModule, path: str | Path) -> None:
+    """`ckpt_path` must be a checkpoint of this very network (same kind, same inputs, same
+    weights' names and shapes); Lightning's own refusal would be a long traceback."""
+    path = Path(path)
+    source = load_checkpoint(path)
+    if type(source) is not type(module):
+        raise ValueError(
+            f"{path}: a {type(source).__name__} checkpoint cannot resume a "
+            f"{type(module).__name__} run"
+        )
+    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
+    if prepared != preparing:
+        raise ValueError(
+            f"{path}: its images were prepared as {prepared}, this run prepares them as "
+            f"{preparing}; resume with the run's own settings"
+        )
+    theirs = {k: tuple(v.shape) for k, v in source.state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if theirs != ours:
+        differ = sorted(set(theirs.items()) ^ set(ours.items()))[:3]
+        raise ValueError(
+            f"{path}: its network differs from this run's ({', '.join(k for k, _ in differ)}, "
+            "...); resume with the run's own settings"
+        )
 
 
 def _best_checkpoint(trainer: L.Trainer) -> Path | None:
@@ -189,13 +292,25 @@ def _log_hparams(loggers: list, cfg: DictConfig, summary: dict[str, Any]) -> Non
     params.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
     params["trainer.max_epochs"] = cfg.trainer.max_epochs
     params["seed"] = cfg.seed
+    params["init_from"] = str(cfg.get("init_from"))  # pretrained or not: one column
+    params["experiment"] = str(_choice("experiment"))
     scores = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if k.startswith("test/")}
-    if summary.get("val_best") is not None:
-        scores["hp/val_best"] = summary["val_best"]
+    if summary.get("val_best") is not None:  # named after its metric: val/loss or val/eer
+        scores[f"hp/best_{summary['monitor'].replace('/', '_')}"] = summary["val_best"]
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(params, metrics=scores)
+            # Lightning wrote hparams.yaml at the first save, before these existed
+            write_text(Path(logger.log_dir) / "hparams.yaml", OmegaConf.to_yaml(params))
             logger.finalize("success")
+
+
+def _choice(group: str) -> Any:
+    """The option chosen for a config group (``experiment=cedar_snn``), None without Hydra."""
+    try:
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # no Hydra config set: run(cfg) called directly
+        return None
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -241,7 +356,7 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         run_dir = Path("outputs") / "api" / stamp
     run_dir = run_dir.resolve()
-    check_new_run_dir(run_dir)
+    check_new_run_dir(run_dir, resume=cfg.get("ckpt_path"))
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.name = "train"
@@ -252,22 +367,26 @@ def train(overrides: list[str] | None = None) -> TrainResult:
     write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
     HydraConfig.instance().set_config(cfg)
     start = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
     try:
         result = run(cfg)
-    except Exception as err:  # recorded as sigid-train records it, and raised to the caller
-        write_status(run_dir, start, err)
+    except BaseException as err:  # recorded as sigid-train records it, and raised to the caller
+        if not isinstance(err, FolderTaken):
+            write_status(output_dir, start, err)
         raise
     finally:
         HydraConfig.instance().cfg = None
-    write_status(run_dir, start)
+    write_status(output_dir, start)
     return result
 
 
 def write_status(output_dir: Path, start: float, error: BaseException | None = None) -> None:
-    """The run's ``status.json``: ok, or failed with the error, which the fold summary
-    (`sigid evaluate --protocol writer-independent`) reports instead of averaging the run."""
+    """The run's ``status.json``: ok, failed with the error, or interrupted (Ctrl-C), which the
+    fold and sweep summaries report instead of averaging the run."""
     status: dict[str, Any] = {"status": "ok"}
-    if error is not None:
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):  # Lightning ends Ctrl-C with exit 1
+        status = {"status": "interrupted", "error": "interrupted before it finished"}
+    elif error is not None:
         status = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     status["wall_time_s"] = round(time.perf_counter() - start, 2)
     write_json(output_dir / "status.json", status)
@@ -294,11 +413,15 @@ def main(cfg: DictConfig) -> float | None:
     start = time.perf_counter()
     try:
         result = run(cfg)
+    except (KeyboardInterrupt, SystemExit) as err:
+        write_status(output_dir, start, err)
+        raise
     except Exception as err:
         # The traceback for train.log only (INFO: the console shows WARNING and up); the
         # console gets one line below, or the traceback itself for an unexpected error.
         log.info("run failed", exc_info=err)
-        write_status(output_dir, start, err)
+        if not isinstance(err, FolderTaken):  # nothing is written into another run's folder
+            write_status(output_dir, start, err)
         clean = isinstance(err, (ValueError, OSError))  # bad input or config: one line
         if multirun:  # recorded, and the sweep goes on (it exits 1 at the end)
             message = f"{err}" if clean else f"{type(err).__name__}: {err}"

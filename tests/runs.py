@@ -5,6 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import lightning as L
+
 import sigid
 
 
@@ -54,3 +56,15 @@ def tiny_checkpoint(folder: Path, *overrides: str) -> Path:
     result = sigid.train([*SMALL, *SMALL_NET, *QUIET, *overrides, f"hydra.run.dir={folder}"])
     assert result.checkpoint is not None and result.checkpoint.is_file()
     return result.checkpoint
+
+
+class InterruptAt(L.Callback):
+    """Ctrl-C as the terminal delivers it, at the start of `epoch`: a run cut short after its
+    earlier epochs were checkpointed (a callback, so `sigid-train` takes it as an override)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt

@@ -17,7 +17,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
-from runs import QUIET, SMALL, SMALL_NET
+from runs import QUIET, SMALL, SMALL_NET, tiny_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
@@ -33,6 +33,7 @@ EXPERIMENTS = [
     "cedar_snn_pretrained",
 ]  # fmt: skip
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
+TESTS = Path(__file__).resolve().parent
 
 
 def _cfg(*overrides):
@@ -90,8 +91,16 @@ def test_cnn_run_writes_metrics_checkpoint_and_tensorboard(tmp_path):
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc"} <= tags["scalars"]
     assert {"train/augmented_samples", "test/confusion_matrix"} <= tags["images"]
     assert tags["hparams"], "the HPARAMS tab is empty"
+    # hparams.yaml holds what HPARAMS shows (Lightning writes it before the run's params exist)
+    hparams = OmegaConf.load(result.output_dir / "tensorboard" / "hparams.yaml")
+    assert hparams["model.depth"] == 2 and hparams["init_from"] == "None"
+    assert hparams["trainer.max_epochs"] == 2 and "experiment" in hparams
+    assert "hp/best_val_loss" in tags["scalars"]  # the best value, named after its metric
     history = json.loads((result.output_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1] and "val/acc" in history[0]
+    assert sorted(p.name for p in (result.output_dir / "checkpoints").iterdir()) == [
+        "best.ckpt", "last.ckpt"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("embedding", ["pixel", "conv"])
@@ -229,9 +238,12 @@ def test_same_seed_gives_the_same_metrics_with_or_without_tensorboard(tmp_path):
 
 def _sigid_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).parent / "sigid-train"
+    # the tests' own callbacks (`runs.InterruptAt`) importable as overrides
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
-        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900, check=False
-    )
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
 
 
 def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp_path):
@@ -449,3 +461,93 @@ def test_a_run_started_from_a_checkpoint_records_it(tmp_path, siamese_ckpt):
     done = _sigid_train(tmp_path, f"init_from={tmp_path / 'nowhere.ckpt'}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "nowhere.ckpt: checkpoint not found" in done.stderr
+
+
+def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp_path):
+    # Ctrl-C after the first epoch: `runs.InterruptAt` raises KeyboardInterrupt as the
+    # terminal would, and Lightning ends the process with exit status 1
+    args = [*SMALL, *SMALL_NET, "logger=none", "trainer.max_epochs=3", "hydra.run.dir=run"]
+    stop = "+callbacks.stop={_target_:runs.InterruptAt,epoch:1}"
+    done = _sigid_train(tmp_path, *args, stop)
+    run = tmp_path / "run"
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+    assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    # the same command again is refused, and the message says how to resume
+    again = _sigid_train(tmp_path, *args)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert f"resume it (ckpt_path=run{os.sep}checkpoints{os.sep}last.ckpt)" in again.stderr
+    resumed = _sigid_train(tmp_path, *args, "ckpt_path=run/checkpoints/last.ckpt")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and "test/acc" in metrics
+    assert metrics["resumed_from"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1, 2]  # the first epoch came with the checkpoint
+    assert all("train/loss" in h and "val/acc" in h for h in history)
+    assert json.loads((run / "status.json").read_text())["status"] == "ok"
+
+
+def test_resuming_from_another_networks_checkpoint_is_refused_by_name(tmp_path):
+    other = tiny_checkpoint(tmp_path / "other", "model=cnn", "model.depth=3")
+    with pytest.raises(ValueError, match=re.escape(f"{other}: its network differs from this")):
+        _train(tmp_path, "model=cnn", *SMALL_NET, *QUIET, f"ckpt_path={other}")
+    with pytest.raises(ValueError, match=r"nowhere.ckpt: checkpoint not found \(ckpt_path\)"):
+        _train(tmp_path, f"ckpt_path={tmp_path / 'nowhere.ckpt'}")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model.monitor=val/acc"],
+            "model.monitor=val/acc is better when higher: set model.monitor_mode=max",
+        ),
+        (
+            ["callbacks.model_checkpoint.monitor=val/acc", "callbacks.model_checkpoint.mode=max"],
+            "callbacks.model_checkpoint: ModelCheckpoint watches val/acc (max), but the run "
+            "reports model.monitor=val/loss (min); set model.monitor and model.monitor_mode",
+        ),
+        (
+            ["+callbacks.early_stopping.patience=1"],
+            "callbacks.early_stopping: not one of this run's callbacks (model_checkpoint, "
+            "learning_rate_monitor, metric_history, sample_grid, early_stopping)",
+        ),
+        (["+model.lr=0.01"], "model.lr: not a setting of this model"),
+        (["seed=null"], "seed must be a whole number (it seeds the weights and the split)"),
+    ],
+)  # fmt: skip
+def test_settings_that_would_report_another_epoch_or_crash_are_refused_in_one_line(
+    tmp_path, overrides, message
+):
+    done = _sigid_train(tmp_path, *SMALL, *SMALL_NET, "logger=none", *overrides)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]  # after Lightning's device lines, if any
+    assert last.startswith("sigid-train: error: ") and message in last
+
+
+def test_a_default_callback_or_logger_set_to_null_is_turned_off(tmp_path):
+    result = _train(tmp_path, "model=cnn", *SMALL_NET, "callbacks.sample_grid=null")
+    assert "train/augmented_samples" not in _tags(result.output_dir)["images"]
+    assert "val/loss" in _tags(result.output_dir)["scalars"]
+    quiet = sigid.train(
+        [*SMALL, *SMALL_NET, "logger.tensorboard=null", f"hydra.run.dir={tmp_path / 'quiet'}"]
+    )
+    assert quiet.checkpoint.is_file() and not (tmp_path / "quiet" / "tensorboard").exists()
+
+
+def test_paths_output_dir_naming_a_finished_run_is_refused_and_that_run_kept(tmp_path):
+    record = _finished_run(tmp_path / "done")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()}
+    done = _sigid_train(
+        tmp_path, *SMALL, f"paths.output_dir={tmp_path / 'done'}", "hydra.run.dir=new"
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        "done: holds a finished run (its metrics.json); train into another folder "
+        "(paths.output_dir=...)" in done.stderr
+    )
+    after = {p.name: p.read_bytes() for p in (tmp_path / "done").rglob("*") if p.is_file()}
+    assert (
+        after == before and (tmp_path / "done" / ".hydra" / "overrides.yaml").read_text() == record
+    )
