@@ -162,11 +162,12 @@ def accuracy_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, floa
     return curves
 
 
-def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+def accuracy_figure(rows: list[dict[str, Any]]) -> Figure | None:
     """Validation accuracy per epoch, one curve per setting of the sweep's axes (the paper's
-    Fig. 7: one per depth); see `accuracy_curves`.
+    Fig. 7: one per depth; see `accuracy_curves`); None if no job has one.
 
-    A `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    Epochs from 0, as ``best_epoch`` and TensorBoard count them. A `Figure` of its own, not
+    pyplot's: the caller's backend and open figures stay as they are.
     """
     curves = accuracy_curves(rows)
     if not curves:
@@ -175,16 +176,22 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
     ax = fig.subplots()
     for label in sorted(curves):
         history = curves[label]
-        ax.plot(
-            [h["epoch"] + 1 for h in history], [h["val/acc"] for h in history], "o-", label=label
-        )
+        ax.plot([h["epoch"] for h in history], [h["val/acc"] for h in history], "o-", label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch (from 0)")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy vs epoch")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """`accuracy_figure` of the jobs saved as `png`; None (nothing written) if it has no curve."""
+    fig = accuracy_figure(rows)
+    if fig is None:
+        return None
     with atomic_path(png) as temp:
         fig.savefig(temp, dpi=120)
     return png

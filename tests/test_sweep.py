@@ -22,7 +22,9 @@ def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     history = [{"epoch": e, "val/acc": a, "val/loss": 1 - a} for e, a in enumerate(accuracy)]
     (folder / "history.json").write_text(json.dumps(history))
-    (folder / "metrics.json").write_text(json.dumps({"monitor": "val/acc", "test/acc": 0.6}))
+    best = max(range(len(accuracy)), key=accuracy.__getitem__)
+    metrics = {"monitor": "val/acc", "val_best": accuracy[best], "best_epoch": best}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "test/acc": 0.6}))
     (folder / "status.json").write_text(json.dumps({"status": "ok"}))
 
 
@@ -85,6 +87,20 @@ def test_plus_key_and_key_are_one_axis_of_the_sweep(tmp_path):
         "data.extra=unset, trainer.limit_train_batches=2",
         "data.extra=unset, trainer.limit_train_batches=3",
     ]
+
+
+def test_the_plot_counts_epochs_from_0_as_best_epoch_does(tmp_path):
+    root = tmp_path / "sweep"
+    _job(root, 0, "model.depth=2", accuracy=(0.5, 0.9, 0.7))
+    _job(root, 1, "model.depth=3", accuracy=(0.8, 0.6, 0.7))
+    rows = sweep.collect(root)
+    ax = sweep.accuracy_figure(rows).axes[0]
+    assert ax.get_xlabel() == "epoch (from 0)"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for row in rows:
+        x, y = lines[f"depth {row['params']['model.depth']}"].get_data()
+        assert list(x) == [0, 1, 2]
+        assert x[np.argmax(y)] == row["best_epoch"]  # the summary's best epoch is the peak's
 
 
 @pytest.fixture
