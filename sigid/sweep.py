@@ -22,6 +22,8 @@ from sigid.provenance import override_key
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
 EPOCHS = "trainer.max_epochs"
+# overrides whose values repeat one setting (another draw, another fold) rather than change it
+REPETITIONS = frozenset({"seed", "data.seed", "data.split.fold"})
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -113,9 +115,13 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """A "mean" and a "std" summary row over the jobs that finished ("ok"), for the numeric
-    columns `keys`: the spread over a sweep's folds or seeds, read next to the jobs."""
+    columns `keys`: the spread over a sweep's folds or seeds, read next to the jobs.
+
+    No rows where the jobs also differ in other overrides (depth, epochs, ...): a mean over
+    different settings would read as one setting's result.
+    """
     ok = [r for r in rows if r["status"] == "ok"]
-    if not ok:
+    if not ok or not _varying_keys(rows) <= REPETITIONS:
         return []
     stats: dict[str, tuple[float | None, float | None]] = {}
     for key in keys:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from PIL import Image
 from sigid import sweep
 
 
-def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0.5, 0.7)) -> None:
+def _job(
+    root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0.5, 0.7), test=0.6
+) -> None:
     """A finished job folder as Hydra and sigid-train leave it, with its per-epoch history."""
     folder = root / str(job)
     (folder / ".hydra").mkdir(parents=True)
@@ -24,7 +27,7 @@ def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0
     (folder / "history.json").write_text(json.dumps(history))
     best = max(range(len(accuracy)), key=accuracy.__getitem__)
     metrics = {"monitor": "val/acc", "val_best": accuracy[best], "best_epoch": best}
-    (folder / "metrics.json").write_text(json.dumps({**metrics, "test/acc": 0.6}))
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "test/acc": test}))
     (folder / "status.json").write_text(json.dumps({"status": "ok"}))
 
 
@@ -101,6 +104,39 @@ def test_the_plot_counts_epochs_from_0_as_best_epoch_does(tmp_path):
         x, y = lines[f"depth {row['params']['model.depth']}"].get_data()
         assert list(x) == [0, 1, 2]
         assert x[np.argmax(y)] == row["best_epoch"]  # the summary's best epoch is the peak's
+
+
+def _summary_jobs(root: Path) -> list[str]:
+    """The job column of the summary written for `root`: its jobs, then any summary rows."""
+    sweep.write_summary(root)
+    with (root / "summary.csv").open() as handle:
+        jobs = [row["job"] for row in csv.DictReader(handle)]
+    md = (root / "summary.md").read_text().splitlines()[2:]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in md] == jobs
+    return jobs
+
+
+def test_mean_and_std_rows_summarise_repetitions_of_one_setting(tmp_path):
+    root = tmp_path / "seeds"
+    for job, (seed, fold) in enumerate((s, f) for s in (0, 1) for f in (0, 1)):
+        overrides = ("experiment=cnn", f"seed={seed}", f"+data.split.fold={fold}", "data.seed=0")
+        _job(root, job, *overrides, test=0.5 + 0.1 * job)
+    assert _summary_jobs(root) == ["0", "1", "2", "3", "mean", "std"]
+    with (root / "summary.csv").open() as handle:
+        mean = list(csv.DictReader(handle))[-2]
+    assert (mean["overrides"], mean["test/acc"]) == ("over 4 ok job(s)", "0.6500")
+
+
+def test_no_mean_or_std_rows_across_different_settings(tmp_path):
+    root = tmp_path / "depths"
+    for job, (depth, epochs) in enumerate((d, e) for d in (2, 3) for e in (1, 2)):
+        _job(root, job, f"model.depth={depth}", f"trainer.max_epochs={epochs}")
+    assert _summary_jobs(root) == ["0", "1", "2", "3"]
+    # seeds of two depths: still two settings
+    root = tmp_path / "depth_and_seed"
+    for job, (depth, seed) in enumerate((d, s) for d in (2, 3) for s in (0, 1)):
+        _job(root, job, f"model.depth={depth}", f"+seed={seed}")
+    assert _summary_jobs(root) == ["0", "1", "2", "3"]
 
 
 @pytest.fixture
