@@ -26,12 +26,26 @@ EPOCHS = "trainer.max_epochs"
 REPETITIONS = frozenset({"seed", "data.seed", "data.split.fold"})
 
 
+def job_folders(sweep_dir: str | Path) -> list[Path]:
+    """The job folders of a sweep folder (those holding Hydra's ``.hydra``: a multirun's jobs,
+    or runs of `sigid.train`), in job order; a ValueError naming the folder if it has none."""
+    root = Path(sweep_dir)
+    if root.is_file():
+        raise ValueError(f"{root}: a file; give the sweep folder")
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such sweep folder")
+    if (root / ".hydra").is_dir():
+        raise ValueError(f"{root}: a run folder; give the sweep folder that holds the runs")
+    jobs = sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=job_number)
+    if not jobs:
+        raise ValueError(f"{root}: no job folders (with .hydra/) in it")
+    return jobs
+
+
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per job folder (those holding Hydra's ``.hydra``), in job order."""
+    """One row per job folder (see `job_folders`), in job order."""
     rows = []
-    for job in sorted(Path(sweep_dir).iterdir(), key=job_number):
-        if not (job / ".hydra").is_dir():
-            continue
+    for job in job_folders(sweep_dir):
         overrides = [str(o) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
         metrics = read_json(job / "metrics.json") or {}
         unfinished = {"status": "failed", "error": "no result written"}
@@ -210,7 +224,11 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        rows = collect(sweep_dir)
+        try:
+            rows = collect(sweep_dir)
+        except ValueError as err:  # no job recorded (hydra.output_subdir=null): nothing to sum up
+            print(f"sigid-train: no sweep summary: {err}", file=sys.stderr)
+            return
         for path in write_summary(sweep_dir, rows):
             print(f"sweep summary: {path}")
         failed = [row["job"] for row in rows if row["status"] != "ok"]
