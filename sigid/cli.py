@@ -1,4 +1,5 @@
-"""The `sigid` command: dataset tools (scan, synth, augment) and trained-model tools."""
+"""The `sigid` command: dataset tools (scan, synth, augment), trained-model tools, and the
+sweep summary (summarize)."""
 
 from __future__ import annotations
 
@@ -257,6 +258,21 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return _emit(args, result, [line])
 
 
+def cmd_summarize(args: argparse.Namespace) -> int:
+    from sigid.sweep import collect, write_summary
+
+    rows = collect(args.sweep)
+    written = write_summary(args.sweep, rows)
+    failed = [{"job": r["job"], "error": r["error"]} for r in rows if r["status"] != "ok"]
+    ok = len(rows) - len(failed)
+    data = {"sweep": str(args.sweep), "jobs": len(rows), "ok": ok, "failed": failed,
+            "files": [str(path) for path in written]}  # fmt: skip
+    lines = [f"summary of {len(rows)} job(s) in {args.sweep}: {ok} ok, {len(failed)} failed"]
+    lines += [f"  job {f['job']} failed: {f['error']}" for f in failed]
+    lines += [f"  {path}" for path in written]
+    return _emit(args, data, lines)
+
+
 class _References(argparse.Action):
     """``--references 5 12``: whole numbers. nargs="+" also swallows the overrides that follow
     (``--references 5 12 data=cedar``); those are handed back to the overrides."""
@@ -419,6 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the writer split")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser(
+        "summarize",
+        help="(re)write a sweep's summary: after an interrupted sweep, or for sigid.train runs",
+    )
+    p.add_argument(
+        "sweep", type=_path, metavar="SWEEP_DIR",
+        help="the multirun folder, or a folder of run folders",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_summarize)
 
     p = sub.add_parser(
         "evaluate",

@@ -22,14 +22,30 @@ from sigid.provenance import override_key
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
 EPOCHS = "trainer.max_epochs"
+# overrides whose values repeat one setting (another draw, another fold) rather than change it
+REPETITIONS = frozenset({"seed", "data.seed", "data.split.fold"})
+
+
+def job_folders(sweep_dir: str | Path) -> list[Path]:
+    """The job folders of a sweep folder (those holding Hydra's ``.hydra``: a multirun's jobs,
+    or runs of `sigid.train`), in job order; a ValueError naming the folder if it has none."""
+    root = Path(sweep_dir)
+    if root.is_file():
+        raise ValueError(f"{root}: a file; give the sweep folder")
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such sweep folder")
+    if (root / ".hydra").is_dir():
+        raise ValueError(f"{root}: a run folder; give the sweep folder that holds the runs")
+    jobs = sorted((p for p in root.iterdir() if (p / ".hydra").is_dir()), key=job_number)
+    if not jobs:
+        raise ValueError(f"{root}: no job folders (with .hydra/) in it")
+    return jobs
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per job folder (those holding Hydra's ``.hydra``), in job order."""
+    """One row per job folder (see `job_folders`), in job order."""
     rows = []
-    for job in sorted(Path(sweep_dir).iterdir(), key=job_number):
-        if not (job / ".hydra").is_dir():
-            continue
+    for job in job_folders(sweep_dir):
         overrides = [str(o) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml")]
         metrics = read_json(job / "metrics.json") or {}
         unfinished = {"status": "failed", "error": "no result written"}
@@ -113,9 +129,13 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 def spread_rows(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """A "mean" and a "std" summary row over the jobs that finished ("ok"), for the numeric
-    columns `keys`: the spread over a sweep's folds or seeds, read next to the jobs."""
+    columns `keys`: the spread over a sweep's folds or seeds, read next to the jobs.
+
+    No rows where the jobs also differ in other overrides (depth, epochs, ...): a mean over
+    different settings would read as one setting's result.
+    """
     ok = [r for r in rows if r["status"] == "ok"]
-    if not ok:
+    if not ok or not _varying_keys(rows) <= REPETITIONS:
         return []
     stats: dict[str, tuple[float | None, float | None]] = {}
     for key in keys:
@@ -162,11 +182,12 @@ def accuracy_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, floa
     return curves
 
 
-def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+def accuracy_figure(rows: list[dict[str, Any]]) -> Figure | None:
     """Validation accuracy per epoch, one curve per setting of the sweep's axes (the paper's
-    Fig. 7: one per depth); see `accuracy_curves`.
+    Fig. 7: one per depth; see `accuracy_curves`); None if no job has one.
 
-    A `Figure` of its own, not pyplot's: the caller's backend and open figures stay as they are.
+    Epochs from 0, as ``best_epoch`` and TensorBoard count them. A `Figure` of its own, not
+    pyplot's: the caller's backend and open figures stay as they are.
     """
     curves = accuracy_curves(rows)
     if not curves:
@@ -175,16 +196,22 @@ def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None
     ax = fig.subplots()
     for label in sorted(curves):
         history = curves[label]
-        ax.plot(
-            [h["epoch"] + 1 for h in history], [h["val/acc"] for h in history], "o-", label=label
-        )
+        ax.plot([h["epoch"] for h in history], [h["val/acc"] for h in history], "o-", label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch (from 0)")
     ax.set_ylabel("validation accuracy")
     ax.set_title("Validation accuracy vs epoch")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_epoch(rows: list[dict[str, Any]], png: Path) -> Path | None:
+    """`accuracy_figure` of the jobs saved as `png`; None (nothing written) if it has no curve."""
+    fig = accuracy_figure(rows)
+    if fig is None:
+        return None
     with atomic_path(png) as temp:
         fig.savefig(temp, dpi=120)
     return png
@@ -197,7 +224,11 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        rows = collect(sweep_dir)
+        try:
+            rows = collect(sweep_dir)
+        except ValueError as err:  # no job recorded (hydra.output_subdir=null): nothing to sum up
+            print(f"sigid-train: no sweep summary: {err}", file=sys.stderr)
+            return
         for path in write_summary(sweep_dir, rows):
             print(f"sweep summary: {path}")
         failed = [row["job"] for row in rows if row["status"] != "ok"]

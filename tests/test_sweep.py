@@ -1,8 +1,11 @@
-"""The multirun summary's axes and the accuracy-vs-epoch figure, on job folders written here."""
+"""The multirun summary's axes and the accuracy-vs-epoch figure, on job folders written here;
+`sigid summarize` on those and on real `sigid.train` runs."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -10,19 +13,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib import colors
+from omegaconf import OmegaConf
 from PIL import Image
 
 from sigid import sweep
+from sigid.cli import main
 
 
-def _job(root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0.5, 0.7)) -> None:
+def _job(
+    root: Path, job: int, *overrides: str, accuracy: tuple[float, ...] = (0.5, 0.7), test=0.6
+) -> None:
     """A finished job folder as Hydra and sigid-train leave it, with its per-epoch history."""
     folder = root / str(job)
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     history = [{"epoch": e, "val/acc": a, "val/loss": 1 - a} for e, a in enumerate(accuracy)]
     (folder / "history.json").write_text(json.dumps(history))
-    (folder / "metrics.json").write_text(json.dumps({"monitor": "val/acc", "test/acc": 0.6}))
+    best = max(range(len(accuracy)), key=accuracy.__getitem__)
+    metrics = {"monitor": "val/acc", "val_best": accuracy[best], "best_epoch": best}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "test/acc": test}))
     (folder / "status.json").write_text(json.dumps({"status": "ok"}))
 
 
@@ -87,6 +96,53 @@ def test_plus_key_and_key_are_one_axis_of_the_sweep(tmp_path):
     ]
 
 
+def test_the_plot_counts_epochs_from_0_as_best_epoch_does(tmp_path):
+    root = tmp_path / "sweep"
+    _job(root, 0, "model.depth=2", accuracy=(0.5, 0.9, 0.7))
+    _job(root, 1, "model.depth=3", accuracy=(0.8, 0.6, 0.7))
+    rows = sweep.collect(root)
+    ax = sweep.accuracy_figure(rows).axes[0]
+    assert ax.get_xlabel() == "epoch (from 0)"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for row in rows:
+        x, y = lines[f"depth {row['params']['model.depth']}"].get_data()
+        assert list(x) == [0, 1, 2]
+        assert x[np.argmax(y)] == row["best_epoch"]  # the summary's best epoch is the peak's
+
+
+def _summary_jobs(root: Path) -> list[str]:
+    """The job column of the summary written for `root`: its jobs, then any summary rows."""
+    sweep.write_summary(root)
+    with (root / "summary.csv").open() as handle:
+        jobs = [row["job"] for row in csv.DictReader(handle)]
+    md = (root / "summary.md").read_text().splitlines()[2:]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in md] == jobs
+    return jobs
+
+
+def test_mean_and_std_rows_summarise_repetitions_of_one_setting(tmp_path):
+    root = tmp_path / "seeds"
+    for job, (seed, fold) in enumerate((s, f) for s in (0, 1) for f in (0, 1)):
+        overrides = ("experiment=cnn", f"seed={seed}", f"+data.split.fold={fold}", "data.seed=0")
+        _job(root, job, *overrides, test=0.5 + 0.1 * job)
+    assert _summary_jobs(root) == ["0", "1", "2", "3", "mean", "std"]
+    with (root / "summary.csv").open() as handle:
+        mean = list(csv.DictReader(handle))[-2]
+    assert (mean["overrides"], mean["test/acc"]) == ("over 4 ok job(s)", "0.6500")
+
+
+def test_no_mean_or_std_rows_across_different_settings(tmp_path):
+    root = tmp_path / "depths"
+    for job, (depth, epochs) in enumerate((d, e) for d in (2, 3) for e in (1, 2)):
+        _job(root, job, f"model.depth={depth}", f"trainer.max_epochs={epochs}")
+    assert _summary_jobs(root) == ["0", "1", "2", "3"]
+    # seeds of two depths: still two settings
+    root = tmp_path / "depth_and_seed"
+    for job, (depth, seed) in enumerate((d, s) for d in (2, 3) for s in (0, 1)):
+        _job(root, job, f"model.depth={depth}", f"+seed={seed}")
+    assert _summary_jobs(root) == ["0", "1", "2", "3"]
+
+
 @pytest.fixture
 def svg_backend():
     """The caller's backend (a notebook's, say) set to another than Agg; restored after."""
@@ -108,3 +164,76 @@ def test_the_plot_leaves_the_callers_matplotlib_alone(tmp_path, svg_backend):
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
         sweep.plot_accuracy_vs_epoch(rows, tmp_path / "file" / "a.png")
     assert plt.get_fignums() == open_figures  # no figure left behind by the failed save
+
+
+def _summarize(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["summarize", *(str(a) for a in argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summarize_writes_the_summary_of_an_interrupted_sweep(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    for job in range(3):
+        _job(root, job, f"model.depth={job + 2}", "trainer.max_epochs=2")
+    # Ctrl-C in job 2's second epoch: its history so far, no metrics.json or status.json
+    (root / "2" / "metrics.json").unlink()
+    (root / "2" / "status.json").unlink()
+    (root / "2" / "history.json").write_text(json.dumps([{"epoch": 0, "val/acc": 0.4}]))
+    (root / "multirun.yaml").write_text("hydra: {}\n")  # Hydra's own record, not a job
+    code, out, err = _summarize(capsys, root)
+    files = [root / name for name in ("summary.csv", "summary.md", "accuracy_vs_epoch.png")]
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"summary of 3 job(s) in {root}: 2 ok, 1 failed",
+        "  job 2 failed: no result written",
+        *(f"  {path}" for path in files),
+    ]
+    with (root / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "ok"), ("1", "ok"), ("2", "failed")]
+    assert rows[2]["error"] == "no result written"
+    code, out, _ = _summarize(capsys, root, "--json")
+    assert code == 0 and json.loads(out) == {
+        "sweep": str(root), "jobs": 3, "ok": 2,
+        "failed": [{"job": "2", "error": "no result written"}],
+        "files": [str(path) for path in files],
+    }  # fmt: skip
+
+
+def test_summarize_names_the_folder_it_cannot_summarise(tmp_path, capsys):
+    _job(tmp_path / "sweep", 0, "seed=0")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    for path, why in [
+        (tmp_path / "absent", "no such sweep folder"),
+        (tmp_path / "notes.txt", "a file; give the sweep folder"),
+        (tmp_path / "empty", "no job folders (with .hydra/) in it"),
+        (tmp_path / "sweep" / "0", "a run folder; give the sweep folder that holds the runs"),
+    ]:
+        code, out, err = _summarize(capsys, path)
+        assert (code, out, err) == (1, "", f"sigid summarize: error: {path}: {why}\n")
+        assert not list(tmp_path.rglob("summary.*"))
+
+
+def test_the_sweep_callback_reports_a_sweep_folder_without_jobs(tmp_path, capsys):
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    sweep.SweepSummary().on_multirun_end(config)  # returns: nothing to summarise, no error
+    why = "no job folders (with .hydra/) in it"
+    assert capsys.readouterr().err == f"sigid-train: no sweep summary: {tmp_path}: {why}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_summarize_takes_a_folder_of_python_api_runs(tmp_path, capsys, cnn_ckpt, siamese_ckpt):
+    runs = tmp_path / "runs"  # two real sigid.train runs (hydra.run.dir), side by side
+    for name, ckpt in (("cnn", cnn_ckpt), ("snn", siamese_ckpt)):
+        shutil.copytree(ckpt.parent.parent, runs / name)
+    code, out, _ = _summarize(capsys, runs)
+    assert code == 0 and out.startswith(f"summary of 2 job(s) in {runs}: 2 ok, 0 failed\n")
+    with (runs / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    # one row per run, in name order; no mean or std rows across two models
+    assert [(r["job"], r["status"], r["monitor"]) for r in rows] == [
+        ("cnn", "ok", "val/loss"), ("snn", "ok", "val/eer"),
+    ]  # fmt: skip
+    assert "model=cnn" in rows[0]["overrides"] and "model=siamese_conv" in rows[1]["overrides"]

@@ -258,18 +258,14 @@ def test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job(tmp
     sweep = tmp_path / "sweep"
     with (sweep / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    rows, (mean, std) = rows[:-2], rows[-2:]  # the last two: mean and std over the ok jobs
-    assert len(rows) == 6
+    assert len(rows) == 6  # one per job: no mean or std rows across depths and epoch counts
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(ok) == 4 and all(r["test/acc"] for r in ok)
     assert len(failed) == 2 and all("depth" in r["error"] for r in failed)
     axes = {frozenset(r["overrides"].split()) for r in ok}
     assert frozenset({"model.depth=2", "trainer.max_epochs=1"}) in axes
-    assert (mean["job"], std["job"], mean["overrides"]) == ("mean", "std", "over 4 ok job(s)")
-    accuracy = [float(r["test/acc"]) for r in ok]
-    assert float(mean["test/acc"]) == pytest.approx(sum(accuracy) / 4, abs=1e-4)
-    assert (sweep / "summary.md").read_text().count("\n") == 10
+    assert (sweep / "summary.md").read_text().count("\n") == 8
     assert (sweep / "accuracy_vs_epoch.png").stat().st_size > 5000
     job = sweep / ok[0]["job"]
     assert "run folder: " in (job / "train.log").read_text()  # each job's log, as documented
