@@ -124,6 +124,7 @@ def run(cfg: DictConfig) -> TrainResult:
     datamodule.prepare_data()
     datamodule.setup("fit")
     write_json(output_dir / "split.json", datamodule.split_manifest())
+    _log_data(datamodule)
     module = build_module(cfg, datamodule)
     initialised = None
     if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
@@ -178,6 +179,15 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
         cause = err.__cause__ or err
         raise ValueError(f"{group}: {one_line(cause, limit=None)}") from err
     return trainer, loggers, callbacks
+
+
+def _log_data(datamodule: SignatureDataModule) -> None:
+    """What the run trains on, for train.log: the splits' sizes and every file left out."""
+    for name, part in datamodule.split_manifest().items():
+        log.info("data: %s: %d writers, %d files", name, len(part["writers"]), len(part["files"]))
+    table = getattr(datamodule, "table", None)
+    for skipped in getattr(table, "skipped", []):
+        log.info("data: skipped %s: %s", skipped.path, skipped.reason)
 
 
 def _entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:

@@ -469,6 +469,9 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     assert done.returncode == 1, done.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert not (run / "metrics.json").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    log = (run / "train.log").read_text()  # what it trained on, and what it left out
+    assert "data: train: 6 writers," in log and "data: test: 6 writers," in log
+    assert re.search(r"data: skipped \S+synthetic\.json: not inside a writer folder", log)
     # the same command again is refused, and the message says how to resume
     again = _sigid_train(tmp_path, *args)
     assert again.returncode == 1 and "Traceback" not in again.stderr
