@@ -550,3 +550,12 @@ def test_paths_output_dir_naming_a_finished_run_is_refused_and_that_run_kept(tmp
     assert (
         after == before and (tmp_path / "done" / ".hydra" / "overrides.yaml").read_text() == record
     )
+
+
+def test_the_csv_logger_writes_every_epochs_metrics_beside_tensorboard(tmp_path):
+    result = _train(tmp_path, "model=cnn", *SMALL_NET, "logger=[tensorboard,csv]")
+    with (result.output_dir / "csv" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    epochs = sorted({int(r["epoch"]) for r in rows if r.get("val/loss")})
+    assert epochs == [0, 1] and any(r.get("test/acc") for r in rows)
+    assert "val/loss" in _tags(result.output_dir)["scalars"]
