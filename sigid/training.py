@@ -108,6 +108,12 @@ def run(cfg: DictConfig) -> TrainResult:
     for key in ("init_from", "ckpt_path"):  # before preparing any data
         if cfg.get(key) and not Path(cfg[key]).is_file():
             raise ValueError(f"{cfg[key]}: checkpoint not found ({key})")
+    if resume and Path(resume).resolve().parent != (output_dir / "checkpoints").resolve():
+        # Lightning would carry the other folder's best checkpoint over without its score
+        raise ValueError(
+            f"{resume}: ckpt_path resumes a run in its own folder (hydra.run.dir=<that run>); "
+            "to start a new run from its weights, use init_from"
+        )
     check_monitor(cfg)
     epochs = cfg.trainer.get("max_epochs")
     if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model

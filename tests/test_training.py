@@ -487,12 +487,19 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     assert json.loads((run / "status.json").read_text())["status"] == "ok"
 
 
-def test_resuming_from_another_networks_checkpoint_is_refused_by_name(tmp_path):
+def test_resuming_another_network_or_another_folders_run_is_refused_by_name(tmp_path):
     other = tiny_checkpoint(tmp_path / "other", "model=cnn", "model.depth=3")
-    with pytest.raises(ValueError, match=re.escape(f"{other}: its network differs from this")):
+    with pytest.raises(ValueError, match="ckpt_path resumes a run in its own folder"):
         _train(tmp_path, "model=cnn", *SMALL_NET, *QUIET, f"ckpt_path={other}")
     with pytest.raises(ValueError, match=r"nowhere.ckpt: checkpoint not found \(ckpt_path\)"):
         _train(tmp_path, f"ckpt_path={tmp_path / 'nowhere.ckpt'}")
+    # resumed with other settings than the run's own: a depth-3 network into a depth-2 run
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    shutil.copy(other, last)
+    with pytest.raises(ValueError, match=re.escape(f"{last}: its network differs from this")):
+        _train(tmp_path, "model=cnn", *SMALL_NET, *QUIET, f"ckpt_path={last}")
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize(
