@@ -287,6 +287,7 @@ class _References(argparse.Action):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sigid.protocols import format_result, run_protocol
+    from sigid.signatures import checkpoint_path
 
     if args.protocol == "writer-independent":
         if args.sweep is None or args.ckpt is not None:
@@ -295,7 +296,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if args.ckpt is None or args.sweep is not None:
             raise ValueError(f"{args.protocol}: give --ckpt CHECKPOINT (--sweep is for folds)")
-        target = args.ckpt
+        target = checkpoint_path(args.ckpt)  # a run folder: its checkpoints/best.ckpt
     if args.references is not None and args.protocol != "writer-dependent":
         raise ValueError("--references applies to --protocol writer-dependent only")
     if args.score is not None and args.protocol != "writer-dependent":
@@ -392,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
-    p.add_argument("--ckpt", type=_path, required=True, help="trained checkpoint")
+    p.add_argument(
+        "--ckpt", type=_path, required=True, help="trained checkpoint, or its run folder"
+    )
     p.add_argument("--out", type=_path, required=True, help="output folder, created if missing")
     p.add_argument(
         "--format",
@@ -457,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    p.add_argument("--ckpt", type=_path, help="checkpoint (CNN: identification; Siamese)")
+    p.add_argument(
+        "--ckpt", type=_path, help="checkpoint or run folder (CNN: identification; Siamese)"
+    )
     p.add_argument(
         "--sweep", type=_path, nargs="+", metavar="DIR",
         help="writer-independent: the folds' sweep folder, or their run folders",

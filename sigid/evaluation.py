@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line, quiet_dependency_noise
 from sigid.provenance import check_unseen, override_group, override_key, run_overrides
+from sigid.signatures import checkpoint_path
 from sigid.tasks import ClassifierModule, load_checkpoint
 from sigid.training import build_datamodule, override_list
 
@@ -76,6 +77,7 @@ def run_test(
     The module keeps what its test epoch computed (a CNN's ``test_confusion``, a Siamese
     network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
     """
+    checkpoint = checkpoint_path(checkpoint)
     module = module if module is not None else load_checkpoint(checkpoint)
     datamodule = evaluation_datamodule(module, overrides, checkpoint)
     datamodule.setup("test")
@@ -124,8 +126,10 @@ def evaluate(
     not used.
     """
     overrides = override_list(overrides)
-    if protocol is not None:
-        from sigid.protocols import run_protocol
+    if protocol is None:
+        return run_test(checkpoint, overrides)[1]
+    from sigid.protocols import run_protocol
 
-        return run_protocol(protocol, checkpoint, overrides, **options)
-    return run_test(checkpoint, overrides)[1]
+    if protocol != "writer-independent" and isinstance(checkpoint, (str, Path)):
+        checkpoint = checkpoint_path(checkpoint)  # a run folder: its checkpoints/best.ckpt
+    return run_protocol(protocol, checkpoint, overrides, **options)

@@ -255,6 +255,19 @@ def test_identification_reports_top1_top5_and_the_confusion_matrix(cnn_ckpt, tmp
     assert "files" not in identification(cnn_ckpt, DATA)  # no folder, no files
 
 
+def test_a_run_folder_is_evaluated_as_its_best_checkpoint(cnn_ckpt, siamese_ckpt, capsys):
+    result = sigid.evaluate(run_folder(cnn_ckpt), DATA, protocol="identification")
+    assert result["checkpoint"] == str(cnn_ckpt.resolve())
+    assert result["training_split"] == str(run_folder(cnn_ckpt) / "split.json")
+    assert result == identification(cnn_ckpt, DATA)
+    argv = ["evaluate", "--protocol", "writer-dependent", "--references", "2", "--json"]
+    code, out, err = _run(capsys, *argv, "--ckpt", run_folder(siamese_ckpt), *DATA)
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["checkpoint"] == str(siamese_ckpt.resolve())
+    assert found["training_split"] == str(run_folder(siamese_ckpt) / "split.json")
+
+
 def test_evaluation_takes_data_group_overrides_and_refuses_other_groups(cnn_ckpt):
     # data/augment=heavy chooses a data config group, and it is applied
     module = load_checkpoint(cnn_ckpt)

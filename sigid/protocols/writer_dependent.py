@@ -42,6 +42,7 @@ from sigid.evaluation import evaluation_datamodule
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
 from sigid.provenance import check_unseen
+from sigid.signatures import checkpoint_path
 from sigid.verifier import Verifier
 
 DEFAULT_REFERENCES = (5, 12)
@@ -238,6 +239,7 @@ def writer_dependent(
     gallery of this checkpoint would use). With `out`, also ROC and DET PNGs, TensorBoard and
     ``evaluation.json``."""
     references = _check_references(references)
+    checkpoint = checkpoint_path(checkpoint)
     verifier = Verifier.from_checkpoint(checkpoint)
     overrides = list(overrides or [])
     datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
