@@ -306,7 +306,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
-    print(_json(result) if args.json else format_result(result))
+    # K left out (too few genuine signatures for them): under the table, or beside the JSON
+    notes = [
+        f"K={s['references']} not evaluated: {s['reason']}"
+        for s in result.get("skipped_references", [])
+    ]
+    if args.json:
+        print(_json(result))
+        for note in notes:
+            print(f"sigid evaluate: note: {note}", file=sys.stderr)
+    else:
+        print("\n".join([format_result(result), *(f"  {note}" for note in notes)]))
     return 0
 
 
