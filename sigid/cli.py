@@ -188,8 +188,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from sigid.atomic import check_target
-    from sigid.gallery import Gallery
+    from sigid.gallery import Gallery, check_writer_name
 
+    check_writer_name(args.writer)  # before the checkpoint is loaded
     check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
     gallery = Gallery.open(args.gallery, args.ckpt, score=args.score)
     count = gallery.enroll(args.writer, args.images)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import reprlib
+import unicodedata
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,24 @@ COUNTS_ONCE = (
     "a reference counts once (identical references would make the writer look perfectly "
     "consistent, and their own signatures fail to verify); nothing was enrolled"
 )
+
+
+def check_writer_name(writer: Any) -> str:
+    """`writer`, refused where it would be another writer than it looks: "bob " and "bob" print
+    the same, and a newline or other control character breaks the listings."""
+    if not isinstance(writer, str):
+        raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
+    if not writer.strip():
+        raise ValueError("a writer name must not be empty")
+    if writer != writer.strip():
+        raise ValueError(
+            f"writer name {writer!r} begins or ends with white space, so it would be another "
+            f"writer than {writer.strip()!r}, printed the same; give the name without it"
+        )
+    control = next((c for c in writer if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise ValueError(f"writer name {writer!r} holds a control character ({control!r})")
+    return writer
 
 
 @dataclass(frozen=True)
@@ -305,12 +324,10 @@ class Gallery:
 
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
         """Add reference signatures for `writer` (new, or more for an enrolled one); returns
-        the writer's number of references. Nothing is added if any image fails, or is one of
-        the writer's references already (`COUNTS_ONCE`). Files are recorded by absolute path."""
-        if not isinstance(writer, str):
-            raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
-        if not writer.strip():
-            raise ValueError("a writer name must not be empty")
+        the writer's number of references. Nothing is added if the name is refused
+        (`check_writer_name`), if any image fails, or is one of the writer's references already
+        (`COUNTS_ONCE`). Files are recorded by absolute path."""
+        writer = check_writer_name(writer)
         images = as_list(images)
         embeddings = self.verifier.embed(images)
         self._refuse_repeats(writer, images, embeddings)

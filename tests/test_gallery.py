@@ -279,3 +279,28 @@ def test_cli_enroll_refuses_a_repeated_reference(siamese_ckpt, drawn, tmp_path, 
     assert main([str(a) for a in [*argv, drawn[1], drawn[0]]]) == 1
     assert "already a reference of writer 'same'" in capsys.readouterr().err
     assert target.read_bytes() == saved
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("bob ", "begins or ends with white space, so it would be another writer than 'bob'"),
+        (" bob", "begins or ends with white space"),
+        ("bob\t", "begins or ends with white space"),
+        ("bob\u00a0", "begins or ends with white space"),
+        ("bo\nb", "holds a control character ('\\n')"),
+        ("bo\x00b", "holds a control character ('\\x00')"),
+    ],
+)
+def test_writer_names_that_print_alike_are_refused(name, reason, gallery_file, drawn, capsys):
+    """ "bob " and "bob" would be two writers whose listings look the same."""
+    gallery = Gallery.load(gallery_file)
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        gallery.enroll(name, drawn[:1])
+    assert gallery.writers == ["w1", "w2"]
+    saved = gallery_file.read_bytes()
+    assert main(["enroll", "--gallery", str(gallery_file), "--writer", name, str(drawn[0])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sigid enroll: error: ") and reason in err and err.count("\n") == 1
+    assert gallery_file.read_bytes() == saved
+    assert gallery.enroll("Ana María 李雷", drawn[:1]) == 1  # inner spaces, any script: fine
