@@ -188,8 +188,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from sigid.atomic import check_target
-    from sigid.gallery import Gallery
+    from sigid.gallery import Gallery, check_writer_name
 
+    check_writer_name(args.writer)  # before the checkpoint is loaded
     check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
     gallery = Gallery.open(args.gallery, args.ckpt, score=args.score)
     count = gallery.enroll(args.writer, args.images)
@@ -287,6 +288,7 @@ class _References(argparse.Action):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sigid.protocols import format_result, run_protocol
+    from sigid.signatures import checkpoint_path
 
     if args.protocol == "writer-independent":
         if args.sweep is None or args.ckpt is not None:
@@ -295,7 +297,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if args.ckpt is None or args.sweep is not None:
             raise ValueError(f"{args.protocol}: give --ckpt CHECKPOINT (--sweep is for folds)")
-        target = args.ckpt
+        target = checkpoint_path(args.ckpt)  # a run folder: its checkpoints/best.ckpt
     if args.references is not None and args.protocol != "writer-dependent":
         raise ValueError("--references applies to --protocol writer-dependent only")
     if args.score is not None and args.protocol != "writer-dependent":
@@ -305,7 +307,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
-    print(_json(result) if args.json else format_result(result))
+    # K left out (too few genuine signatures for them): under the table, or beside the JSON
+    notes = [
+        f"K={s['references']} not evaluated: {s['reason']}"
+        for s in result.get("skipped_references", [])
+    ]
+    if args.json:
+        print(_json(result))
+        for note in notes:
+            print(f"sigid evaluate: note: {note}", file=sys.stderr)
+    else:
+        print("\n".join([format_result(result), *(f"  {note}" for note in notes)]))
     return 0
 
 
@@ -392,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
     p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
-    p.add_argument("--ckpt", type=_path, required=True, help="trained checkpoint")
+    p.add_argument(
+        "--ckpt", type=_path, required=True, help="trained checkpoint, or its run folder"
+    )
     p.add_argument("--out", type=_path, required=True, help="output folder, created if missing")
     p.add_argument(
         "--format",
@@ -457,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    p.add_argument("--ckpt", type=_path, help="checkpoint (CNN: identification; Siamese)")
+    p.add_argument(
+        "--ckpt", type=_path, help="checkpoint or run folder (CNN: identification; Siamese)"
+    )
     p.add_argument(
         "--sweep", type=_path, nargs="+", metavar="DIR",
         help="writer-independent: the folds' sweep folder, or their run folders",

@@ -18,7 +18,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line, quiet_dependency_noise
-from sigid.provenance import check_unseen, override_group, override_key, run_overrides
+from sigid.provenance import (
+    check_unseen,
+    override_group,
+    override_key,
+    run_folder,
+    run_overrides,
+    run_record,
+)
+from sigid.signatures import checkpoint_path
 from sigid.tasks import ClassifierModule, load_checkpoint
 from sigid.training import build_datamodule, override_list
 
@@ -38,7 +46,8 @@ def evaluation_datamodule(
     The data settings start from those the `checkpoint`'s run was trained with (its experiment
     and data overrides, `run_overrides`), so a run is tested on its own data by default;
     `overrides` change them (``["data.split.fold=1"]``), or describe other data from the
-    defaults when they choose a data config (``["data=cedar", "data.root=..."]``).
+    defaults when they choose a data config (``["data=cedar", "data.root=..."]``). A checkpoint
+    with no run record beside it needs a data override: it is refused without one.
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training. Config errors (an unknown group, a missing value) become ValueError, one line.
     """
@@ -50,6 +59,8 @@ def evaluation_datamodule(
             f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
             "the network, its training and preprocessing come from the checkpoint"
         )
+    if checkpoint is not None and not any(override_group(o) == "data" for o in overrides):
+        _require_run_record(checkpoint)
     # a data config chosen here (data=cedar) describes other data: start from the defaults
     fresh = any(override_key(o) == "data" for o in overrides)
     trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
@@ -65,6 +76,17 @@ def evaluation_datamodule(
         raise ValueError(f"data overrides {overrides}{after}: {message}") from err
 
 
+def _require_run_record(checkpoint: str | Path) -> None:
+    """Refuse to guess a checkpoint's data: without its run's record the defaults (the built-in
+    synthetic set) would be scored, and the result would look plausible."""
+    if run_record(run_folder(checkpoint)) is None:
+        raise ValueError(
+            f"{checkpoint}: no run record beside it (.hydra/overrides.yaml: moved out of its "
+            "run folder?), so the data it was trained on is unknown; give that data, e.g. "
+            "data=folders data.root=PATH (data=synthetic for the built-in set)"
+        )
+
+
 def run_test(
     checkpoint: str | Path,
     overrides: list[str] | None = None,
@@ -76,6 +98,7 @@ def run_test(
     The module keeps what its test epoch computed (a CNN's ``test_confusion``, a Siamese
     network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
     """
+    checkpoint = checkpoint_path(checkpoint)
     module = module if module is not None else load_checkpoint(checkpoint)
     datamodule = evaluation_datamodule(module, overrides, checkpoint)
     datamodule.setup("test")
@@ -114,8 +137,8 @@ def evaluate(
 
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
-    run's own settings (its ``.hydra/overrides.yaml``; the defaults for a checkpoint outside a
-    run folder).
+    run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
+    no such record: its data must be given (a ``data...`` override), or it is refused.
 
     With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
     evaluation protocol of `sigid.protocols` instead and return its result; `options` are the
@@ -124,8 +147,10 @@ def evaluate(
     not used.
     """
     overrides = override_list(overrides)
-    if protocol is not None:
-        from sigid.protocols import run_protocol
+    if protocol is None:
+        return run_test(checkpoint, overrides)[1]
+    from sigid.protocols import run_protocol
 
-        return run_protocol(protocol, checkpoint, overrides, **options)
-    return run_test(checkpoint, overrides)[1]
+    if protocol != "writer-independent" and isinstance(checkpoint, (str, Path)):
+        checkpoint = checkpoint_path(checkpoint)  # a run folder: its checkpoints/best.ckpt
+    return run_protocol(protocol, checkpoint, overrides, **options)

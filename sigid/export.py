@@ -115,8 +115,9 @@ def export(
     `name` defaults to ``embedding`` (Siamese) or ``classifier`` (CNN). Returns the written paths
     by format, plus ``"metadata"``: the ``<name>.json`` sidecar. Raises ValueError for a missing
     or foreign checkpoint, one without preprocessing settings or whose network gives NaN, an
-    unknown format, missing ONNX packages (`MissingExportDependency`), or an exported model that
-    does not compute what PyTorch does; then nothing is written.
+    unknown format, missing ONNX packages (`MissingExportDependency`), an earlier export's
+    ``<name>.*`` file of a format not chosen (it would outlive the new sidecar), or an exported
+    model that does not compute what PyTorch does; then nothing is written.
     """
     chosen = check_formats(formats)
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
@@ -130,6 +131,7 @@ def export(
     net, default_name, metadata = _deployable(module, preprocessing, checkpoint)
     name = name or default_name
     out_dir = Path(out_dir)
+    _refuse_stale(out_dir, name, chosen)
 
     generator = torch.Generator().manual_seed(0)
     height, width = metadata["input"]["shape"][2:]
@@ -148,6 +150,19 @@ def export(
             return _write(net, (example, check, expected), chosen, out_dir, name, metadata)
         except ValueError as err:  # an exported model that does not compute what PyTorch does
             raise ValueError(f"{checkpoint}: {err}; nothing was written") from err
+
+
+def _refuse_stale(out_dir: Path, name: str, formats: Sequence[str]) -> None:
+    """Refuse an export that would leave an earlier one's file of another format beside the
+    new sidecar: a deployment loading ``<name>.onnx`` by name would run the old network."""
+    for fmt in FORMATS:
+        path = out_dir / f"{name}{SUFFIXES[fmt]}"
+        if fmt not in formats and (path.exists() or path.is_symlink()):
+            raise ValueError(
+                f"{path}: an earlier export's {fmt} file, which this export would leave beside "
+                f"the new {name}.json; export {fmt} too, remove the file, or choose another "
+                "--out or --name; nothing was written"
+            )
 
 
 @contextmanager

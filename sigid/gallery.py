@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import reprlib
+import unicodedata
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,31 @@ COUNTS_ONCE = (
     "a reference counts once (identical references would make the writer look perfectly "
     "consistent, and their own signatures fail to verify); nothing was enrolled"
 )
+
+
+# Why a reference of one writer is refused for another.
+ONE_WRITER = (
+    "a signature is one writer's reference (enrolled for two, a questioned signature like it "
+    "would match both); nothing was enrolled"
+)
+
+
+def check_writer_name(writer: Any) -> str:
+    """`writer`, refused where it would be another writer than it looks: "bob " and "bob" print
+    the same, and a newline or other control character breaks the listings."""
+    if not isinstance(writer, str):
+        raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
+    if not writer.strip():
+        raise ValueError("a writer name must not be empty")
+    if writer != writer.strip():
+        raise ValueError(
+            f"writer name {writer!r} begins or ends with white space, so it would be another "
+            f"writer than {writer.strip()!r}, printed the same; give the name without it"
+        )
+    control = next((c for c in writer if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise ValueError(f"writer name {writer!r} holds a control character ({control!r})")
+    return writer
 
 
 @dataclass(frozen=True)
@@ -305,12 +331,10 @@ class Gallery:
 
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
         """Add reference signatures for `writer` (new, or more for an enrolled one); returns
-        the writer's number of references. Nothing is added if any image fails, or is one of
-        the writer's references already (`COUNTS_ONCE`). Files are recorded by absolute path."""
-        if not isinstance(writer, str):
-            raise TypeError(f"a writer name is a str, not {type(writer).__name__} {writer!r}")
-        if not writer.strip():
-            raise ValueError("a writer name must not be empty")
+        the writer's number of references. Nothing is added if the name is refused
+        (`check_writer_name`), if any image fails, or is a reference already, the writer's
+        (`COUNTS_ONCE`) or another's (`ONE_WRITER`). Files are recorded by absolute path."""
+        writer = check_writer_name(writer)
         images = as_list(images)
         embeddings = self.verifier.embed(images)
         self._refuse_repeats(writer, images, embeddings)
@@ -320,28 +344,33 @@ class Gallery:
         return len(self._embeddings[writer])
 
     def _refuse_repeats(self, writer: str, images: list[Signature], embeddings: np.ndarray) -> None:
-        """Refuse a new reference that is one of `writer`'s, or given twice: the same file
-        (resolved path), or the same image (embedding; arrays, copies of a file)."""
-        earlier = [  # (name, resolved path or None, embedding, enrolled before this call)
-            (source, _resolved(source), row, True)
-            for source, row in zip(
-                self._sources.get(writer, []), self._embeddings.get(writer, []), strict=True
-            )
-        ]
+        """Refuse a new reference that is enrolled already (for `writer` or another writer), or
+        given twice: the same file (resolved path), or the same image (embedding; arrays,
+        copies of a file)."""
+        owners = [w for w in self._embeddings for _ in self._sources[w]]
+        sources = [source for w in self._embeddings for source in self._sources[w]]
+        paths = [_resolved(source) for source in sources]
+        rows = [self._embeddings[w] for w in self._embeddings]
+        known = np.concatenate(rows) if rows else np.zeros((0, self.verifier.dim), np.float32)
+        enrolled = len(sources)
         for image, row in zip(images, embeddings, strict=True):
             name, path = describe(image), _resolved(_source(image))
-            for source, other, embedding, enrolled in earlier:
-                same_file = path is not None and path == other
-                if not same_file and not np.allclose(row, embedding, **SAME_EMBEDDING):
-                    continue
-                what = "" if same_file else f"the same image as {source}, "
-                where = (
-                    f"already a reference of writer {writer!r}"
-                    if enrolled
-                    else f"given twice for writer {writer!r}"
-                )
-                raise ValueError(f"{name}: {what}{where}: {COUNTS_ONCE}")
-            earlier.append((name, path, row, False))
+            same_file = np.array([path is not None and path == other for other in paths], bool)
+            same = same_file | np.isclose(row, known, **SAME_EMBEDDING).all(axis=1)
+            if same.any():
+                first = int(np.argmax(same))
+                what = "" if same_file[first] else f"the same image as {sources[first]}, "
+                if first >= enrolled:
+                    where = f"given twice for writer {writer!r}: {COUNTS_ONCE}"
+                elif owners[first] == writer:
+                    where = f"already a reference of writer {writer!r}: {COUNTS_ONCE}"
+                else:
+                    where = f"already a reference of writer {owners[first]!r}: {ONE_WRITER}"
+                raise ValueError(f"{name}: {what}{where}")
+            owners.append(writer)
+            sources.append(name)
+            paths.append(path)
+            known = np.concatenate([known, row[None]])
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is

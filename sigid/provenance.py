@@ -23,6 +23,8 @@ from yaml import YAMLError
 from sigid.errors import one_line
 
 SPLIT_FILE = "split.json"
+# What records a run's overrides: Hydra's (training), or `sigid ensemble`'s.
+RUN_RECORDS = (Path(".hydra") / "overrides.yaml", Path("ensemble.json"))
 
 
 def run_folder(checkpoint: str | Path) -> Path:
@@ -43,13 +45,17 @@ def override_group(override: str) -> str:
     return re.split(r"[./]", override_key(override))[0]
 
 
-def recorded_overrides(folder: str | Path) -> list[str]:
-    """The command-line overrides a run folder was made with: its ``.hydra/overrides.yaml``, or
-    an ensemble's ``ensemble.json`` (`sigid ensemble`); [] where there is neither. A damaged
-    record is an error that names it, in one line."""
+def run_record(folder: str | Path) -> Path | None:
+    """The file that records how a run folder was made (`RUN_RECORDS`), None where there is
+    none: a checkpoint copied out of its run folder has lost what it was trained on."""
     folder = Path(folder)
-    files = (folder / ".hydra" / "overrides.yaml", folder / "ensemble.json")
-    where = next((f for f in files if f.is_file()), None)
+    return next((folder / f for f in RUN_RECORDS if (folder / f).is_file()), None)
+
+
+def recorded_overrides(folder: str | Path) -> list[str]:
+    """The command-line overrides a run folder was made with (`run_record`); [] where there is
+    no record. A damaged record is an error that names it, in one line."""
+    where = run_record(folder)
     if where is None:
         return []
     try:

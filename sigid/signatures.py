@@ -20,6 +20,8 @@ from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
 from sigid.data.preprocess import MIN_INK_CONTRAST, check_preprocessing
 
+# The checkpoint of a training run folder that the tools take when given the folder.
+RUN_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 # Grey levels between the darkest and lightest pixel below which an image holds no ink.
 MIN_CONTRAST = 8
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
@@ -28,11 +30,22 @@ Signature = str | os.PathLike | np.ndarray
 NOT_FINITE = "the network gives NaN or infinite values (damaged or diverged weights?)"
 
 
-def checkpoint_path(path: str | os.PathLike | None) -> str | os.PathLike:
-    """`path`, refused if empty: Path("") is the current folder, reported as "`.`: cannot read"."""
+def checkpoint_path(path: str | os.PathLike | None) -> Path:
+    """The checkpoint file `path` names: a training run folder (or an ensemble's) stands for its
+    ``checkpoints/best.ckpt``, as the tools write and the README shows. An empty path is refused:
+    Path("") is the current folder, reported as "`.`: cannot read"."""
     if path is None or not str(path).strip():
         raise ValueError("no checkpoint path given")
-    return path
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    best = path / RUN_CHECKPOINT
+    if not best.is_file():
+        raise ValueError(
+            f"{path}: a folder that holds no {RUN_CHECKPOINT.as_posix()}; give a checkpoint "
+            "file, or a training run folder"
+        )
+    return best
 
 
 def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:

@@ -131,12 +131,34 @@ def test_a_checkpoint_with_damaged_weights_is_refused_not_scored(
     assert reason in _cli_error(capsys, ["verify", image, image, "--ckpt", path])
 
 
-def test_an_unreadable_checkpoint_is_not_called_foreign(tmp_path, image, capsys):
+def test_an_unreadable_checkpoint_is_not_called_foreign(tmp_path):
     """What the system refuses is reported as such, with the file, not as its contents."""
     with pytest.raises(ValueError, match="cannot read: is a directory"):
         load_checkpoint(tmp_path)
-    err = _cli_error(capsys, ["verify", image, image, "--ckpt", tmp_path])
-    assert f"{tmp_path}: cannot read: is a directory" in err and "not a sigid" not in err
+
+
+def test_a_folder_without_a_run_checkpoint_says_so(tmp_path, image, capsys):
+    """A folder given as a checkpoint is taken as a run folder; without its best.ckpt, that is
+    what the error says (not "is a directory")."""
+    folder = tmp_path / "run"
+    (folder / "checkpoints").mkdir(parents=True)
+    message = f"{folder}: a folder that holds no checkpoints/best.ckpt"
+    for load in (Verifier.from_checkpoint, Identifier.from_checkpoint):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load(folder)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        export(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    for argv in (
+        ["verify", image, image, "--ckpt", folder],
+        ["identify", image, "--ckpt", folder],
+        ["enroll", "--ckpt", folder, "--gallery", tmp_path / "g.npz", "--writer", "w", image],
+        ["export", "--ckpt", folder, "--out", tmp_path / "out"],
+        ["evaluate", "--protocol", "identification", "--ckpt", folder, "data=synthetic"],
+        ["evaluate", "--protocol", "writer-dependent", "--ckpt", folder, "data=synthetic"],
+    ):
+        err = _cli_error(capsys, argv)
+        assert message in err and "is a directory" not in err, err
 
 
 @pytest.mark.skipif(READS_ANYTHING, reason="file modes do not stop reads here (root, or Windows)")

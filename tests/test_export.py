@@ -296,3 +296,30 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(
     err = capsys.readouterr().err
     assert err.startswith(f"sigid export: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "fresh").exists()
+
+
+def test_an_earlier_export_of_another_format_is_not_left_behind(
+    checkpoints, exported, tmp_path, capsys
+):
+    """Re-exporting one format into a folder that holds an earlier export's other format would
+    leave that file beside the new sidecar: a deployment loading it by name would run the old
+    network. Refused before anything is written, naming the file."""
+    out = tmp_path / "deploy"
+    out.mkdir()
+    for path in exported["cnn"].values():
+        (out / path.name).write_bytes(path.read_bytes())
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    for formats, stale in ((["torchscript"], "onnx"), (["onnx"], "torchscript")):
+        path = out / f"classifier{'.onnx' if stale == 'onnx' else '.pt'}"
+        message = f"{path}: an earlier export's {stale} file, which this export would leave"
+        with pytest.raises(ValueError, match=re.escape(message)) as caught:
+            export(checkpoints["cnn"], out, formats=formats)
+        assert f"export {stale} too, remove the file, or choose another --out" in str(caught.value)
+        argv = ["export", "--ckpt", str(checkpoints["cnn"]), "--out", str(out), "--format"]
+        assert main([*argv, *formats]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"sigid export: error: {message}") and err.count("\n") == 1
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    # another name beside it is another export: nothing of its own is left behind
+    written = export(checkpoints["cnn"], out, formats=["torchscript"], name="writers")
+    assert sorted(p.name for p in written.values()) == ["writers.json", "writers.pt"]

@@ -23,6 +23,7 @@ from sigid.data import ImageLoadError, load_image, preprocess
 from sigid.data.datamodules import to_tensor
 from sigid.gallery import Gallery
 from sigid.identifier import Identifier
+from sigid.provenance import run_folder
 from sigid.signatures import to_batch
 from sigid.tasks import load_checkpoint
 from sigid.verifier import Verdict, Verifier
@@ -446,6 +447,34 @@ def test_cli_identify_with_a_cnn(capsys, cnn_ckpt, cedar_root):
     assert code == 0 and len(data["candidates"]) == 5
     assert data["writer"] == data["candidates"][0]["writer"]
     assert set(data["candidates"][0]) == {"writer", "probability"}
+
+
+def test_a_run_folder_is_taken_for_its_best_checkpoint(
+    capsys, siamese_ckpt, cnn_ckpt, cedar_root, tmp_path
+):
+    snn_run, cnn_run = run_folder(siamese_ckpt), run_folder(cnn_ckpt)
+    assert Verifier.from_checkpoint(snn_run).checkpoint == siamese_ckpt.resolve()
+    assert Identifier.from_checkpoint(cnn_run).checkpoint == cnn_ckpt.resolve()
+    a, b = genuine(cedar_root, 6, 1), genuine(cedar_root, 6, 2)
+    for argv in (["verify", a, b], ["identify", a]):
+        ckpt = siamese_ckpt if argv[0] == "verify" else cnn_ckpt
+        code, by_file, err = _run(capsys, *argv, "--ckpt", ckpt, "--json")
+        assert code == 0, err
+        code, by_folder, err = _run(capsys, *argv, "--ckpt", run_folder(ckpt), "--json")
+        assert code == 0, err
+        assert json.loads(by_folder) == json.loads(by_file)
+    gallery = tmp_path / "g.npz"
+    code, out, err = _run(
+        capsys, "enroll", "--ckpt", snn_run, "--gallery", gallery, "--writer", "ann", a, b, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["checkpoint"] == str(siamese_ckpt.resolve())
+    assert Gallery.load(gallery).verifier.checkpoint == siamese_ckpt.resolve()
+    export_dir = tmp_path / "deploy"
+    argv = ["export", "--ckpt", cnn_run, "--out", export_dir, "--format", "torchscript"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    assert sorted(p.name for p in export_dir.iterdir()) == ["classifier.json", "classifier.pt"]
 
 
 def test_cli_enroll_then_identify_and_verify_with_the_gallery(

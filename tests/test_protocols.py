@@ -104,7 +104,7 @@ TEST = {
 
 
 def test_writer_dependent_metrics_match_a_hand_computed_case(unit_verifier):
-    (result,), curves = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
+    (result,), curves, _ = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
     # Validation: genuine at 2 outrank all forgeries (3, 3.5, 4.24): EER 0, and the threshold is
     # the midpoint between s(2) and the next lower score s(3) (sigmoid(-d) -> accepts d < 2.398).
     assert result["references"] == 1
@@ -137,20 +137,22 @@ def test_gallery_identification_of_the_test_writers_by_hand(unit_verifier):
     apart = {**TEST, ("B", True): [(0, -3, 4), (0, 3, 4)]}
     found = gallery_identification(unit_verifier, _split(apart), 1)
     assert found == {"writers": 2, "queries": 2, "top1": 0.5, "top5": 1.0}
-    (result,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(apart), references=[1])
+    (result,), _, _ = evaluate_splits(unit_verifier, _split(VAL), _split(apart), references=[1])
     assert result["test"]["identification"]["top1"] == 0.5
     with pytest.raises(ValueError, match="2 writers with 3 genuine"):
         gallery_identification(unit_verifier, _split(TEST), 2)
 
 
 def test_the_threshold_comes_from_validation_writers_only(unit_verifier):
-    (before,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
+    (before,), _, _ = evaluate_splits(unit_verifier, _split(VAL), _split(TEST), references=[1])
     moved = {**TEST, ("B", False): [(0, 0, 4), (0.1, 0, 4)]}  # B's forgeries now closer
-    (after,), _ = evaluate_splits(unit_verifier, _split(VAL), _split(moved), references=[1])
+    (after,), _, _ = evaluate_splits(unit_verifier, _split(VAL), _split(moved), references=[1])
     assert after["threshold"] == before["threshold"]
     assert after["test"]["skilled"] != before["test"]["skilled"]  # the test scores did change
     closer = {**VAL, ("C", False): [(0, math.sqrt(3), 0)]}  # a validation forgery at 2 (a tie)
-    (moved_val,), _ = evaluate_splits(unit_verifier, _split(closer), _split(TEST), references=[1])
+    (moved_val,), _, _ = evaluate_splits(
+        unit_verifier, _split(closer), _split(TEST), references=[1]
+    )
     assert moved_val["threshold"] != before["threshold"]
 
 
@@ -166,8 +168,15 @@ def test_references_skips_and_seeds(unit_verifier):
     assert first.count(0) == first.count(1) == first.count(2) == 6 and first.skipped == []
     four = score_trials(unit_verifier, split, 4)
     assert four.skipped == ["w0", "w1", "w2"] and four.scores.size == 0
-    with pytest.raises(ValueError, match="no validation writer has the 5 genuine"):
+    with pytest.raises(ValueError, match=r"^K=4: no validation writer has the 5 genuine"):
         evaluate_splits(unit_verifier, split, split, references=[4])
+    # a K no writer can be scored with is left out, with its reason; the others are reported
+    results, curves, skipped = evaluate_splits(unit_verifier, split, split, references=[2, 4])
+    assert [r["references"] for r in results] == [2] and {c.step for c in curves} == {2}
+    reason = "no validation writer has the 5 genuine signatures needed (K references + 1 "
+    assert skipped == [{"references": 4, "reason": f"{reason}questioned); skipped: w0, w1, w2"}]
+    with pytest.raises(ValueError, match=r"^K=4: no validation .*; K=5: no validation writer"):
+        evaluate_splits(unit_verifier, split, split, references=[4, 5])
     with pytest.raises(ValueError, match="whole numbers >= 1"):
         evaluate_splits(unit_verifier, split, split, references=[0])
 
@@ -204,10 +213,10 @@ def test_the_normalized_score_serves_consistent_and_varied_writers_alike(unit_ve
     # Mean similarity: genuine at 1 (A) and 3 (B), forgeries at 1.2 and 3.2: one threshold
     # cannot separate them. Normalised: every genuine at 0 past its writer's spread, every
     # forgery at 0.2.
-    (mean,), _ = evaluate_splits(unit_verifier, split, split, references=[2], rule=MEAN)
+    (mean,), _, _ = evaluate_splits(unit_verifier, split, split, references=[2], rule=MEAN)
     assert mean["test"]["skilled"]["eer"] == 0.5 and mean["test"]["skilled"]["auc"] == 0.75
     for typical in (0.5, 2.0):
-        (normalized,), _ = evaluate_splits(
+        (normalized,), _, _ = evaluate_splits(
             unit_verifier, split, split, references=[2], rule=Rule("normalized", typical)
         )
         assert normalized["test"]["skilled"]["eer"] == 0.0
@@ -253,6 +262,19 @@ def test_identification_reports_top1_top5_and_the_confusion_matrix(cnn_ckpt, tmp
     assert (out / "confusion_matrix.png").stat().st_size > 5000
     assert any((out / "tensorboard").glob("events.out.tfevents.*"))
     assert "files" not in identification(cnn_ckpt, DATA)  # no folder, no files
+
+
+def test_a_run_folder_is_evaluated_as_its_best_checkpoint(cnn_ckpt, siamese_ckpt, capsys):
+    result = sigid.evaluate(run_folder(cnn_ckpt), DATA, protocol="identification")
+    assert result["checkpoint"] == str(cnn_ckpt.resolve())
+    assert result["training_split"] == str(run_folder(cnn_ckpt) / "split.json")
+    assert result == identification(cnn_ckpt, DATA)
+    argv = ["evaluate", "--protocol", "writer-dependent", "--references", "2", "--json"]
+    code, out, err = _run(capsys, *argv, "--ckpt", run_folder(siamese_ckpt), *DATA)
+    assert code == 0, err
+    found = json.loads(out)
+    assert found["checkpoint"] == str(siamese_ckpt.resolve())
+    assert found["training_split"] == str(run_folder(siamese_ckpt) / "split.json")
 
 
 def test_evaluation_takes_data_group_overrides_and_refuses_other_groups(cnn_ckpt):
@@ -536,6 +558,30 @@ def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_p
     assert code == 0, err
     assert mean["score"] == "mean" and mean["typical_genuine_distance"] is None
     assert mean["results"][0]["threshold"] != result["results"][0]["threshold"]  # other scores
+
+
+def test_the_default_references_report_the_k_the_data_allows(capsys, siamese_ckpt, tmp_path):
+    """The small set has 12 genuine signatures per writer: K=12 needs 13, K=5 is reported."""
+    argv = ["evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt, *DATA]
+    code, table, err = _run(capsys, *argv)
+    assert code == 0, err
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] in (["5"], ["12"])]
+    assert [(row[0], row[2]) for row in rows] == [("5", "skilled"), ("5", "random")]
+    reason = "no validation writer has the 13 genuine signatures needed"
+    assert f"  K=12 not evaluated: {reason}" in table
+    code, out, err = _run(capsys, *argv, "--json", "--out", tmp_path / "eval")
+    result = json.loads(out)
+    assert code == 0 and [r["references"] for r in result["results"]] == [5]
+    (skipped,) = result["skipped_references"]
+    assert skipped["references"] == 12 and skipped["reason"].startswith(reason)
+    assert err == f"sigid evaluate: note: K=12 not evaluated: {skipped['reason']}\n"
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text()) == result
+    assert not list((tmp_path / "eval").glob("*k12*"))
+    api = sigid.evaluate(siamese_ckpt, DATA, protocol="writer-dependent")
+    assert api["skipped_references"] == result["skipped_references"]
+    code, _, err = _run(capsys, *argv, "--references", "12", "13")
+    assert code == 1 and err.count("\n") == 1
+    assert "K=12: no validation writer" in err and "; K=13: no validation writer" in err
 
 
 def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path):

@@ -1,6 +1,7 @@
 """Evaluation refuses data that the checkpoint's run trained on (its ``split.json``), and only
 that: another data set with writers of the same names is fine, and a checkpoint outside its
-run folder is evaluated without the check (and says so)."""
+run folder is evaluated without the check (and says so) on the data it is given, never on
+defaults it was not trained on."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from runs import SMALL_DATA
 import sigid
 from sigid.cli import main
 from sigid.protocols import format_result, identification, writer_dependent
-from sigid.provenance import check_unseen, read_manifest, run_folder, run_overrides
+from sigid.provenance import check_unseen, read_manifest, run_folder, run_overrides, run_record
 
 
 def _fails_naming_the_split(call, checkpoint: Path, split: str) -> None:
@@ -66,6 +67,41 @@ def test_a_checkpoint_outside_its_run_folder_is_evaluated_unchecked(siamese_ckpt
     assert check_unseen(copy, {"test": {"files": []}}, ["test"]) is None
 
 
+def test_a_checkpoint_outside_its_run_folder_needs_its_data_given(
+    siamese_ckpt, cnn_ckpt, tmp_path, capsys
+):
+    """Without its run's record, the defaults (the built-in synthetic set) would be scored and
+    look plausible: refused, naming the checkpoint, until a data override says what to use."""
+    snn, cnn = tmp_path / "snn.ckpt", tmp_path / "cnn.ckpt"
+    shutil.copy(siamese_ckpt, snn)
+    shutil.copy(cnn_ckpt, cnn)
+    calls = {
+        snn: [
+            lambda: writer_dependent(snn, references=2),
+            lambda: writer_dependent(snn, ["seed=1"], references=2),  # not a data override
+            lambda: sigid.evaluate(snn, protocol="writer-dependent", references=2),
+            lambda: sigid.evaluate(snn),
+        ],
+        cnn: [
+            lambda: identification(cnn),
+            lambda: sigid.evaluate(cnn, protocol="identification"),
+            lambda: sigid.evaluate(cnn),
+        ],
+    }
+    for checkpoint, refused in calls.items():
+        message = f"{checkpoint}: no run record beside it"
+        for call in refused:
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call()
+    for protocol, checkpoint in (("writer-dependent", snn), ("identification", cnn)):
+        assert main(["evaluate", "--protocol", protocol, "--ckpt", str(checkpoint)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"sigid evaluate: error: {checkpoint}: no run record beside it")
+        assert "data=folders data.root=PATH" in err and "data=synthetic" in err
+        assert err.count("\n") == 1
+    assert identification(cnn, SMALL_DATA)["training_split"] is None  # its data given: scored
+
+
 def test_a_malformed_split_record_is_an_error_naming_it(siamese_ckpt, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -90,6 +126,9 @@ def test_run_overrides_keep_the_chosen_keys_and_name_a_damaged_file(tmp_path):
     hydra = tmp_path / "run" / ".hydra"
     hydra.mkdir(parents=True)
     assert run_overrides(ckpt, ("data",)) == []  # no overrides.yaml: nothing to start from
+    assert run_record(tmp_path / "run") is None
+    (hydra / "overrides.yaml").write_text("[]\n")  # a run of the defaults is recorded too
+    assert run_record(tmp_path / "run") == hydra / "overrides.yaml"
     (hydra / "overrides.yaml").write_text(
         "- experiment=cedar_snn\n- data.root=/scans\n- +data.x=1\n- model.depth=9\n- seed=3\n"
         "- data/augment=none\n- model/optimizer=sgd\n"

@@ -14,7 +14,9 @@ depend on which other writers exist, and K=12's references extend K=5's):
 - random negatives: genuine signatures of the other writers of the same split, as many as the
   positives (balanced, and bounded however many writers there are).
 
-Writers with fewer than K + 1 genuine signatures cannot be scored and are skipped and counted.
+Writers with fewer than K + 1 genuine signatures cannot be scored and are skipped and counted;
+a K that leaves no validation or test writer to score (or fewer than 2 test writers to identify
+among) is left out and listed with the reason, and the other K are still reported.
 The threshold is the EER threshold of the VALIDATION writers under this same protocol (their
 positives and both kinds of negatives); the TEST writers only report EER, AUC, and FAR and FRR at
 that threshold, for skilled and random forgeries separately. Validation and test writers are
@@ -42,11 +44,17 @@ from sigid.evaluation import evaluation_datamodule
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
 from sigid.protocols.output import Curve, Scalar, write_outputs
 from sigid.provenance import check_unseen
+from sigid.signatures import checkpoint_path
 from sigid.verifier import Verifier
 
 DEFAULT_REFERENCES = (5, 12)
 # Negative kinds reported separately.
 FORGERIES = (SKILLED, RANDOM)
+
+
+class Unscorable(ValueError):
+    """One K cannot be evaluated on these writers (too few genuine signatures, no threshold);
+    the other K still can."""
 
 
 class EmbeddedSplit(NamedTuple):
@@ -141,7 +149,10 @@ def gallery_identification(
     genuine, _ = _by_writer(split)
     writers = [w for w in sorted(genuine, key=natural_key) if len(genuine[w]) >= k + 1]
     if len(writers) < 2:
-        raise ValueError(f"K={k}: gallery identification needs 2 writers with {k + 1} genuine")
+        raise Unscorable(
+            f"gallery identification needs 2 writers with {k + 1} genuine signatures (K "
+            "references + 1 questioned)"
+        )
     drawn = {w: _draw(w, genuine[w], k, seed) for w in writers}
     hits = {1: 0, 5: 0}
     queries = 0
@@ -187,6 +198,14 @@ def _against(trials: Trials, code: int) -> tuple[np.ndarray, np.ndarray] | None:
     return trials.scores[keep], trials.targets[keep]
 
 
+class Evaluated(NamedTuple):
+    """The protocol's results per K, the test curves, and the K left out with the reason."""
+
+    results: list[dict[str, Any]]
+    curves: list[Curve]
+    skipped: list[dict[str, Any]]  # {"references": K, "reason": ...}
+
+
 def evaluate_splits(
     verifier: Verifier,
     val: EmbeddedSplit,
@@ -194,33 +213,51 @@ def evaluate_splits(
     references: Sequence[int] = DEFAULT_REFERENCES,
     seed: int = 0,
     rule: Rule = MEAN,
-) -> tuple[list[dict[str, Any]], list[Curve]]:
+) -> Evaluated:
     """The protocol on embedded validation and test splits: one result per K, and the test
-    curves (per K and forgery kind)."""
-    results, curves = [], []
+    curves (per K and forgery kind). A K these writers cannot be scored with (`Unscorable`) is
+    left out with its reason, so that the others are still reported; ValueError when none can
+    be."""
+    results, curves, skipped = [], [], []
     for k in _check_references(references):
-        val_trials = _scorable(score_trials(verifier, val, k, seed, rule), k, "validation")
-        test_trials = _scorable(score_trials(verifier, test, k, seed, rule), k, "test")
-        try:  # the only place a threshold is chosen: validation writers' trials
-            val_eer, threshold = metrics.eer(val_trials.scores, val_trials.targets)
-        except ValueError as err:
-            raise ValueError(f"K={k}: no threshold from the validation writers: {err}") from err
-        results.append(
-            {
-                "references": k,
-                "threshold": threshold,
-                "validation": {"eer": val_eer, **_counts(val_trials)},
-                "test": {
-                    **_counts(test_trials),
-                    **forgery_metrics(test_trials, threshold),
-                    "identification": gallery_identification(verifier, test, k, seed),
-                },
-            }
-        )
-        for code in FORGERIES:
-            if (pair := _against(test_trials, code)) is not None:
-                curves.append(Curve(f"k{k}_{KINDS[code]}", KINDS[code], *pair, threshold, k))
-    return results, curves
+        try:
+            result, k_curves = _evaluate_k(verifier, val, test, k, seed, rule)
+        except Unscorable as err:
+            skipped.append({"references": k, "reason": str(err)})
+            continue
+        results.append(result)
+        curves.extend(k_curves)
+    if not results:
+        raise ValueError("; ".join(f"K={s['references']}: {s['reason']}" for s in skipped))
+    return Evaluated(results, curves, skipped)
+
+
+def _evaluate_k(
+    verifier: Verifier, val: EmbeddedSplit, test: EmbeddedSplit, k: int, seed: int, rule: Rule
+) -> tuple[dict[str, Any], list[Curve]]:
+    """One K's result and test curves; `Unscorable` where these writers cannot give them."""
+    val_trials = _scorable(score_trials(verifier, val, k, seed, rule), k, "validation")
+    test_trials = _scorable(score_trials(verifier, test, k, seed, rule), k, "test")
+    try:  # the only place a threshold is chosen: validation writers' trials
+        val_eer, threshold = metrics.eer(val_trials.scores, val_trials.targets)
+    except ValueError as err:
+        raise Unscorable(f"no threshold from the validation writers: {err}") from err
+    result = {
+        "references": k,
+        "threshold": threshold,
+        "validation": {"eer": val_eer, **_counts(val_trials)},
+        "test": {
+            **_counts(test_trials),
+            **forgery_metrics(test_trials, threshold),
+            "identification": gallery_identification(verifier, test, k, seed),
+        },
+    }
+    curves = [
+        Curve(f"k{k}_{KINDS[code]}", KINDS[code], *pair, threshold, k)
+        for code in FORGERIES
+        if (pair := _against(test_trials, code)) is not None
+    ]
+    return result, curves
 
 
 @quiet_dependency_noise()
@@ -235,9 +272,11 @@ def writer_dependent(
     """The writer-dependent protocol for a Siamese checkpoint on the validation and test writers
     of the data config (`overrides`, e.g. ``["data=cedar", "data.root=...",
     "data.split.fold=1"]``), scored by `score` (`sigid.gallery.SCORES`; default: what a new
-    gallery of this checkpoint would use). With `out`, also ROC and DET PNGs, TensorBoard and
-    ``evaluation.json``."""
+    gallery of this checkpoint would use). A K these writers cannot be scored with is listed
+    under ``skipped_references`` with the reason (`evaluate_splits`). With `out`, also ROC and
+    DET PNGs, TensorBoard and ``evaluation.json``."""
     references = _check_references(references)
+    checkpoint = checkpoint_path(checkpoint)
     verifier = Verifier.from_checkpoint(checkpoint)
     overrides = list(overrides or [])
     datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
@@ -252,7 +291,7 @@ def writer_dependent(
         for name in ("val", "test")
     }
     rule = protocol_rule(verifier, splits["val"], score)
-    results, curves = evaluate_splits(
+    results, curves, skipped = evaluate_splits(
         verifier, splits["val"], splits["test"], references, seed, rule
     )
     result = {
@@ -270,6 +309,7 @@ def writer_dependent(
             for name, split in splits.items()
         },
         "results": results,
+        "skipped_references": skipped,
     }
     scalars = [
         Scalar(f"{name}_{kind}", entry["test"][kind][name], entry["references"])
@@ -303,8 +343,8 @@ def _check_references(references: Sequence[int]) -> list[int]:
 
 def _scorable(trials: Trials, k: int, split: str) -> Trials:
     if not trials.writers:
-        raise ValueError(
-            f"K={k}: no {split} writer has the {k + 1} genuine signatures needed (K references + "
+        raise Unscorable(
+            f"no {split} writer has the {k + 1} genuine signatures needed (K references + "
             f"1 questioned); skipped: {', '.join(trials.skipped) or 'none'}"
         )
     return trials
