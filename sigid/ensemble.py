@@ -30,6 +30,7 @@ from sigid.errors import os_reason, quiet_dependency_noise
 from sigid.evaluation import evaluation_datamodule, evaluation_trainer
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
 from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
+from sigid.signatures import checkpoint_path
 from sigid.tasks import SiameseModule, load_checkpoint
 
 # SiameseModule arguments that shape the training, not the network (everything else must agree).
@@ -60,8 +61,7 @@ class Member:
 
 def load_member(run: str | Path) -> Member:
     """A training run folder (its ``checkpoints/best.ckpt``), or a checkpoint inside one."""
-    path = Path(run)
-    checkpoint = path if path.is_file() else path / "checkpoints" / "best.ckpt"
+    checkpoint = checkpoint_path(run)  # a run folder: its checkpoints/best.ckpt
     if not checkpoint.is_file():
         raise ValueError(f"{checkpoint}: checkpoint not found (give a training run folder)")
     folder = run_folder(checkpoint)

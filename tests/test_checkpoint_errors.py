@@ -20,8 +20,10 @@ from drawing import draw_signature
 from runs import READS_ANYTHING
 
 from sigid.cli import main
+from sigid.ensemble import combine
 from sigid.export import export
 from sigid.identifier import Identifier
+from sigid.protocols import identification
 from sigid.tasks import load_checkpoint
 from sigid.verifier import Verifier
 
@@ -149,6 +151,10 @@ def test_a_folder_without_a_run_checkpoint_says_so(tmp_path, image, capsys):
     with pytest.raises(ValueError, match=re.escape(message)):
         export(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=re.escape(message)):  # the protocols' own entry points
+        identification(folder, ["data=synthetic"])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        combine([folder, tmp_path / "other"], tmp_path / "ens", ["data=synthetic"])
     for argv in (
         ["verify", image, image, "--ckpt", folder],
         ["identify", image, "--ckpt", folder],

@@ -15,6 +15,7 @@ from sigid.evaluation import run_test
 from sigid.figures import confusion_figure
 from sigid.protocols.output import Scalar, write_outputs
 from sigid.provenance import split_record
+from sigid.signatures import checkpoint_path
 from sigid.tasks import ClassifierModule, load_checkpoint
 
 # Top-5 accuracy is only informative with more writers than that.
@@ -28,6 +29,7 @@ def identification(
     """Top-1 (and top-5, with more than 5 writers) accuracy and the confusion matrix (rows: true
     writer, columns: predicted writer, in ``writers`` order) of a CNN checkpoint on its test
     split. With `out`, also ``confusion_matrix.png``, TensorBoard and ``evaluation.json``."""
+    checkpoint = checkpoint_path(checkpoint)  # a run folder: its checkpoints/best.ckpt
     module = load_checkpoint(checkpoint)
     if not isinstance(module, ClassifierModule):
         raise ValueError(
