@@ -122,6 +122,35 @@ def test_manifest_errors_name_the_csv_and_the_problem(tmp_path, content, message
     assert str(csv) in str(err.value)
 
 
+def test_manifest_reads_the_documented_labels_and_refuses_ambiguous_ones(tmp_path):
+    """1 = genuine here, 1 = forged (the positive class) in fraud data: a guess inverts a set."""
+    labels = {
+        "genuine": True,
+        "G": True,
+        "Forged": False,
+        "forgery": False,
+        "FORG": False,
+        "f": False,
+    }
+    for n in range(len(labels)):
+        draw_signature(1, n).save(tmp_path / f"{n}.png")
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "path,writer,label\n" + "".join(f"{n}.png,a,{x}\n" for n, x in enumerate(labels))
+    )
+    assert {s.path.name: s.genuine for s in scan(csv).samples} == {
+        f"{n}.png": genuine for n, genuine in enumerate(labels.values())
+    }
+    for label in ("0", "1", "True", "false", "1.0", "yes", "N"):
+        csv.write_text(f"path,writer,label\n0.png,a,genuine\n1.png,a, {label}\n")
+        with pytest.raises(DatasetError) as err:
+            scan(csv)
+        assert str(err.value) == (
+            f"{csv}, line 3: label {label.lower()!r} is ambiguous (1 means genuine in some "
+            "datasets and forged in others); write genuine or forged"
+        )
+
+
 def test_unreadable_image_is_an_error_naming_the_file_or_skipped_on_request(tmp_path):
     write_folders(tmp_path, writers=2, per_writer=2)
     bad = tmp_path / "w1" / "broken.png"

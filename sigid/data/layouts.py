@@ -21,8 +21,10 @@ from sigid.data.images import ImageLoadError, is_image_file, load_image
 LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest")
 FORGERY_SUFFIX = "_forg"
 _CEDAR_NAME = re.compile(r"^(original|forgeries)_(\d+)_(\d+)\.png$", re.IGNORECASE)
-_GENUINE_LABELS = {"genuine", "1", "true", "g"}
-_FORGED_LABELS = {"forged", "forgery", "forg", "0", "false", "f"}
+_GENUINE_LABELS = {"genuine", "g"}
+_FORGED_LABELS = {"forged", "forgery", "forg", "f"}
+# 0/1 and true/false mean "genuine" in some datasets and "forged" (the positive class) in others.
+_AMBIGUOUS_LABEL = re.compile(r"[+-]?\d+(\.\d*)?|true|false|t|yes|no|y|n")
 
 
 class DatasetError(ValueError):
@@ -276,6 +278,11 @@ def _manifest_row(
     path = (base / rel).resolve()
     if not path.is_relative_to(base):
         raise DatasetError(f"{where}: path {rel!r} leaves the manifest's folder {base}")
+    if _AMBIGUOUS_LABEL.fullmatch(label):
+        raise DatasetError(
+            f"{where}: label {label!r} is ambiguous (1 means genuine in some datasets and forged "
+            "in others); write genuine or forged"
+        )
     if label not in _GENUINE_LABELS | _FORGED_LABELS:
         raise DatasetError(f"{where}: label {label!r} is neither 'genuine' nor 'forged'")
     if path in listed:  # twice in one table, it could be split into train and test at once
