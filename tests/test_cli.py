@@ -44,6 +44,13 @@ def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):
     assert code == 0 and report["genuine"] == 4 and len(report["skipped"]) == 1
 
 
+def test_scan_of_a_paired_set_as_folders_suggests_the_scan_option(capsys, tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2, forged=1)
+    code, _, err = _run(capsys, "scan", str(tmp_path), "--layout", "folders")
+    assert code == 1 and err.startswith(f"sigid scan: error: {tmp_path / 'w1_forg'}: ")
+    assert err.endswith("use --layout paired (or auto)\n") and "data.layout" not in err
+
+
 def test_scan_of_a_missing_folder_fails_with_a_message(capsys, tmp_path):
     code, _, err = _run(capsys, "scan", str(tmp_path / "absent"))
     assert code == 1 and "absent: no such file or folder" in err

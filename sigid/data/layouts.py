@@ -111,11 +111,14 @@ def scan(
     layout: str = "auto",
     verify: bool = False,
     skip_bad_images: bool = False,
+    layout_option: str = "data.layout=",
 ) -> SampleTable:
     """Build the sample table of the dataset at `root`.
 
     With `verify`, every image is decoded once: an unreadable one raises `ImageLoadError`
-    (naming the file), or with `skip_bad_images` is skipped and counted.
+    (naming the file), or with `skip_bad_images` is skipped and counted. `layout_option` is
+    the setting that picks the layout as its user types it (``--layout `` on the command line),
+    for errors that suggest another layout.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -126,8 +129,11 @@ def scan(
         layout = detect_layout(root)
     if layout != "manifest" and not root.is_dir():
         raise DatasetError(f"{root}: not a folder (layout {layout!r} expects one)")
-    reader = {"folders": _scan_folders, "cedar": _scan_cedar, "paired": _scan_paired}
-    table = _scan_manifest(root) if layout == "manifest" else reader[layout](root)
+    if layout == "folders":
+        table = _scan_folders(root, layout_option)
+    else:
+        reader = {"cedar": _scan_cedar, "paired": _scan_paired, "manifest": _scan_manifest}
+        table = reader[layout](root)
     if verify:
         _verify(table, skip_bad_images)
     table.samples.sort(
@@ -178,7 +184,7 @@ def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleT
             table.samples.append(Sample(path, writer, genuine))
 
 
-def _scan_folders(root: Path) -> SampleTable:
+def _scan_folders(root: Path, layout_option: str) -> SampleTable:
     table = SampleTable(root, "folders", [])
     entries = _files(root)
     names = {p.name for p in entries if p.is_dir()}
@@ -189,7 +195,7 @@ def _scan_folders(root: Path) -> SampleTable:
         raise DatasetError(
             f"{root / paired[0]}: skilled forgeries of writer {paired[0][: -len(FORGERY_SUFFIX)]!r}"
             " (the paired layout), which the folders layout would take as a writer of its own; "
-            "use data.layout=paired (or auto)"
+            f"use {layout_option}paired (or auto)"
         )
     for path in entries:
         if path.is_dir() and not path.name.startswith("."):
