@@ -28,10 +28,12 @@ def test_scan_json_reports_real_cedar_counts(capsys, cedar_root):
 def test_scan_prints_a_readable_summary(capsys, tmp_path):
     write_folders(tmp_path, writers=2, per_writer=3, forged=1)
     (tmp_path / "w1" / "Thumbs.db").write_bytes(b"x")
+    (tmp_path / "frank").mkdir()  # a writer with no images is listed, not silently dropped
     code, out, _ = _run(capsys, "scan", str(tmp_path))
     assert code == 0
     assert "layout: paired" in out and "writers: 2" in out and "genuine: 6" in out
     assert "forged: 2" in out and "skipped 1 x not an image" in out and "w2: 3/1" in out
+    assert "skipped 1 x no images (e.g. frank)" in out
 
 
 def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):

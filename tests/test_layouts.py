@@ -28,6 +28,21 @@ def test_class_folders_are_writers_and_junk_is_skipped_and_counted(tmp_path):
     assert reasons[".DS_Store"] == "hidden file"
 
 
+def test_writer_folder_without_images_is_listed_as_skipped(tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2, forged=1)
+    (tmp_path / "frank").mkdir()
+    (tmp_path / "gina").mkdir()
+    (tmp_path / "gina" / "Thumbs.db").write_bytes(b"\x00")
+    for f in (tmp_path / "w2_forg").iterdir():
+        f.unlink()
+    table = scan(tmp_path)
+    assert table.writers == ["w1", "w2"]
+    reasons = {s.path: s.reason for s in table.skipped}
+    for folder in ("frank", "gina", "w2_forg"):
+        assert reasons[tmp_path / folder] == "no images"
+    assert len(reasons) == 4  # and gina/Thumbs.db
+
+
 def test_paired_layout_reads_forg_folders_as_forgeries_of_that_writer(tmp_path):
     write_folders(tmp_path, writers=2, per_writer=3, forged=2)
     table = scan(tmp_path)

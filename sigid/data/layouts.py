@@ -175,6 +175,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleTable) -> None:
+    found = len(table.samples)
     for path in _files(folder):
         if path.is_dir():
             table.skipped.append(Skipped(path, "nested folder (not read)"))
@@ -182,6 +183,8 @@ def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleT
             table.skipped.append(Skipped(path, reason))
         else:
             table.samples.append(Sample(path, writer, genuine))
+    if len(table.samples) == found:  # listed, or a writer would vanish without a word
+        table.skipped.append(Skipped(folder, "no images"))
 
 
 def _scan_folders(root: Path, layout_option: str) -> SampleTable:
