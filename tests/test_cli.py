@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from drawing import write_folders
+from PIL import Image
 
 from sigid.cli import main
 
@@ -44,6 +45,19 @@ def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):
     code, out, _ = _run(capsys, "scan", str(tmp_path), "--skip-bad-images", "--json")
     report = json.loads(out)
     assert code == 0 and report["genuine"] == 4 and len(report["skipped"]) == 1
+
+
+def test_scan_names_a_blank_page_and_can_skip_it(capsys, tmp_path):
+    """Training refuses a page without ink in any preprocessing: scan says so before."""
+    write_folders(tmp_path, writers=2, per_writer=2)
+    Image.new("L", (400, 150), 255).save(tmp_path / "w2" / "blank.png")
+    code, _, err = _run(capsys, "scan", str(tmp_path))
+    assert code == 1 and err == (
+        f"sigid scan: error: {tmp_path / 'w2' / 'blank.png'}: no ink found (every pixel within 8 "
+        "grey levels of the others: a blank image?)\n"
+    )
+    code, out, _ = _run(capsys, "scan", str(tmp_path), "--skip-bad-images")
+    assert code == 0 and "genuine: 4" in out and "skipped 1 x no ink found" in out
 
 
 def test_scan_of_a_paired_set_as_folders_suggests_the_scan_option(capsys, tmp_path):

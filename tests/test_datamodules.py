@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from drawing import write_folders
+from drawing import draw_signature, write_folders
+from PIL import Image
 
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
@@ -90,6 +91,33 @@ def test_bad_image_is_an_error_naming_it_or_skipped_when_asked(dataset, tmp_path
     dm.setup("fit")
     assert sum(len(p) for p in dm.samples.values()) == 48
     assert [s.path.name for s in dm.table.skipped] == ["s9.png"]
+
+
+@pytest.mark.parametrize("mode", ["normalized", "paper"])
+def test_blank_image_is_an_error_naming_it_or_skipped_when_asked(dataset, tmp_path, mode):
+    """A white page preprocesses to an image all the same: it must not train as a signature."""
+    blank = dataset / "w1" / "s9.png"
+    Image.new("L", (160, 80), 250).save(blank)
+    preprocess = {"mode": mode, "size": [32, 64]}
+    with pytest.raises(ImageLoadError) as err:
+        _module(ClassFolderDataModule, dataset, tmp_path, preprocess=preprocess).setup("fit")
+    assert str(err.value) == f"{blank}: " + (
+        "no ink found (every pixel within 8 grey levels of the others: a blank image?)"
+    )
+    dm = _module(PairDataModule, dataset, tmp_path, preprocess=preprocess, skip_bad_images=True)
+    dm.setup("fit")
+    assert sum(len(p) for p in dm.samples.values()) == 48 + 18
+    assert [(s.path, s.reason[:13]) for s in dm.table.skipped] == [(blank, "no ink found ")]
+
+
+def test_twelve_bit_scan_in_a_16_bit_tiff_is_refused_as_faint_not_trained_on(dataset, tmp_path):
+    """Values 0..4095 read as grey 0..15: `normalized` finds no ink, so the file is refused."""
+    scan = (np.asarray(draw_signature(1, 9), dtype=np.int64) * 4095 // 255).astype(np.uint16)
+    faint = dataset / "w1" / "s9.tif"
+    Image.fromarray(scan).save(faint)
+    with pytest.raises(ImageLoadError, match="very faint or low-contrast scan") as err:
+        _module(ClassFolderDataModule, dataset, tmp_path).setup("fit")
+    assert err.value.path == faint and "span only 2..15" in err.value.reason
 
 
 def test_too_few_images_per_writer_for_the_split_is_refused(tmp_path):

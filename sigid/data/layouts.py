@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sigid.data.images import ImageLoadError, is_image_file, load_image
+from sigid.data.preprocess import blank_reason
 
 LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest")
 FORGERY_SUFFIX = "_forg"
@@ -115,10 +116,10 @@ def scan(
 ) -> SampleTable:
     """Build the sample table of the dataset at `root`.
 
-    With `verify`, every image is decoded once: an unreadable one raises `ImageLoadError`
-    (naming the file), or with `skip_bad_images` is skipped and counted. `layout_option` is
-    the setting that picks the layout as its user types it (``--layout `` on the command line),
-    for errors that suggest another layout.
+    With `verify`, every image is decoded once: an unreadable or blank one raises
+    `ImageLoadError` (naming the file), or with `skip_bad_images` is skipped and counted.
+    `layout_option` is the setting that picks the layout as its user types it (``--layout ``
+    on the command line), for errors that suggest another layout.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -308,7 +309,9 @@ def _verify(table: SampleTable, skip_bad_images: bool) -> None:
     kept = []
     for sample in table.samples:
         try:
-            load_image(sample.path)
+            # a blank page, refused by training in any mode; a faint one depends on the mode
+            if (reason := blank_reason(load_image(sample.path))) is not None:
+                raise ImageLoadError(sample.path, reason)
         except ImageLoadError as err:
             if not skip_bad_images:
                 raise
