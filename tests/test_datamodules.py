@@ -8,6 +8,7 @@ import torch
 from drawing import draw_signature, write_folders
 from PIL import Image
 
+from sigid.data.augment import materialize
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
 from sigid.data.layouts import DatasetError
@@ -118,6 +119,23 @@ def test_twelve_bit_scan_in_a_16_bit_tiff_is_refused_as_faint_not_trained_on(dat
     with pytest.raises(ImageLoadError, match="very faint or low-contrast scan") as err:
         _module(ClassFolderDataModule, dataset, tmp_path).setup("fit")
     assert err.value.path == faint and "span only 2..15" in err.value.reason
+
+
+@pytest.mark.parametrize("cls", [ClassFolderDataModule, PairDataModule])
+def test_sigid_augment_output_is_refused_as_training_data(dataset, tmp_path, cls):
+    """Augmented copies of one scan would be split into train, val and test: refuse, say why."""
+    aug = tmp_path / "aug"
+    sources = [(p, p.parent.name) for p in sorted(dataset.glob("w?/*.png"))]
+    materialize(sources, aug, 10, 0, AUGMENT, source_root=dataset)  # what `sigid augment` runs
+    (aug / "list.csv").write_text("path,writer,label\nw1/w1_00001.png,w1,genuine\n")
+    for root in (aug, aug / "list.csv"):
+        with pytest.raises(DatasetError) as err:
+            _module(cls, root, tmp_path).setup("fit")
+        assert str(err.value) == (
+            f"{aug}: an augmented set (it holds augment.json, as `sigid augment` writes): copies "
+            "of one scan would land in training, validation and test alike; train on the source "
+            "scans with data.materialize=N, which augments the training split only"
+        )
 
 
 def test_too_few_images_per_writer_for_the_split_is_refused(tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
 from sigid.data.augment import (
     build_transform_from_config,
     distort_deterministic,
@@ -195,7 +196,9 @@ class SignatureDataModule(L.LightningDataModule):
         self.dataset_root()
 
     def _scan(self) -> SampleTable:
-        table = scan(self.dataset_root(), self.layout)
+        root = self.dataset_root()
+        _refuse_augmented_set(root)
+        table = scan(root, self.layout)
         table.require_writers(2)
         return table
 
@@ -245,6 +248,19 @@ class SignatureDataModule(L.LightningDataModule):
             }
             for name, samples in self.samples.items()
         }
+
+
+def _refuse_augmented_set(root: Path) -> None:
+    """Refuse `sigid augment` output: any split of it puts copies of one scan in training and
+    test, and its file names differ, so no leak check can see it."""
+    folder = root if root.is_dir() else root.parent
+    made = next((f for f in (folder, *folder.parents) if (f / AUGMENT_MANIFEST).is_file()), None)
+    if made is not None:
+        raise DatasetError(
+            f"{made}: an augmented set (it holds {AUGMENT_MANIFEST}, as `sigid augment` writes): "
+            "copies of one scan would land in training, validation and test alike; train on the "
+            "source scans with data.materialize=N, which augments the training split only"
+        )
 
 
 class ClassFolderDataModule(SignatureDataModule):
