@@ -364,6 +364,25 @@ def test_forgeries_by_held_out_writers_stay_out_of_earlier_splits(dataset, tmp_p
     assert dropped > 0  # the cycle of forgers puts some forger in a later split
 
 
+def test_a_split_with_fewer_than_three_training_writers_is_warned_about(tmp_path, caplog):
+    """5 writers, 3 folds, 1 validation writer: 2 test, 1 val, 2 train."""
+    small = write_folders(tmp_path / "small", writers=5, per_writer=4, forged=2)
+
+    def warnings(**kw) -> list[str]:
+        caplog.clear()
+        dm = _module(PairDataModule, small, tmp_path, **kw)
+        dm.setup("fit")
+        return [r.getMessage() for r in caplog.records if r.name == "sigid.data.datamodules"]
+
+    assert warnings() == [
+        f"{small}: the writer-disjoint split leaves 2 training writer(s) (w1, w4), 1 validation "
+        "and 2 test, of 5 writers (data.split.folds=3, data.split.fold=0, "
+        "data.split.val_writers=1): too few to learn what tells writers apart; lower "
+        "data.split.val_writers or raise data.split.folds"
+    ]
+    assert warnings(split={**SPLIT, "folds": 5}) == []  # 1 test, 1 val, 3 train
+
+
 def test_a_writer_split_that_cannot_be_made_names_the_data_and_the_settings(dataset, tmp_path):
     dm = _module(PairDataModule, dataset, tmp_path, split={**SPLIT, "folds": 7})
     with pytest.raises(DatasetError, match=r"6 writers cannot be split into 7 folds") as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from sigid.data.preprocess import background_value
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
 from sigid.data.synthetic import generate
 from sigid.presets import augment_preset
+
+log = logging.getLogger(__name__)
 
 
 class ImageDataset(Dataset):
@@ -327,6 +330,8 @@ class ClassFolderDataModule(SignatureDataModule):
 
 # The settings of a writer-disjoint split, named in its errors.
 SPLIT_KEYS = ("folds", "fold", "val_writers")
+# Fewer training writers than this is warned about: the network sees too few hands to generalise.
+MIN_TRAIN_WRITERS = 3
 
 
 class PairDataModule(SignatureDataModule):
@@ -355,8 +360,8 @@ class PairDataModule(SignatureDataModule):
                 rotate_val=bool(self.split.get("rotate_val", False)),
             )
         except DatasetError as err:  # say which data and which settings
-            keys = ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)
-            raise DatasetError(f"{self.table.root}: {err} ({keys})") from err
+            raise DatasetError(f"{self.table.root}: {err} ({self._split_keys()})") from err
+        self._warn_if_few(writers)
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}
         skilled = float(self.pairs_cfg["skilled_fraction"])
@@ -372,6 +377,23 @@ class PairDataModule(SignatureDataModule):
             except DatasetError as err:
                 raise DatasetError(f"{name} split ({', '.join(writers[name])}): {err}") from err
         self._distort_test()
+
+    def _split_keys(self) -> str:
+        return ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)
+
+    def _warn_if_few(self, writers: Mapping[str, list[str]]) -> None:
+        """A small set's default split can leave one training writer, and the run still ends
+        with EER figures: say so, with the counts and the settings that change them."""
+        train = writers["train"]
+        if len(train) >= MIN_TRAIN_WRITERS:
+            return
+        log.warning(
+            "%s: the writer-disjoint split leaves %d training writer(s) (%s), %d validation and "
+            "%d test, of %d writers (%s): too few to learn what tells writers apart; lower "
+            "data.split.val_writers or raise data.split.folds",
+            self.table.root, len(train), ", ".join(train), len(writers["val"]),
+            len(writers["test"]), sum(map(len, writers.values())), self._split_keys(),
+        )  # fmt: skip
 
     def dataset(self, split: str) -> PairDataset:
         return PairDataset(self.pairs[split])
