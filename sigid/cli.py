@@ -47,7 +47,13 @@ def _print_table(table: SampleTable) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    table = scan(args.root, args.layout, verify=True, skip_bad_images=args.skip_bad_images)
+    table = scan(
+        args.root,
+        args.layout,
+        verify=True,
+        skip_bad_images=args.skip_bad_images,
+        layout_option="--layout ",
+    )
     if args.json:
         print(_json(table.summary()))
     else:

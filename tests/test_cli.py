@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from drawing import write_folders
+from PIL import Image
 
 from sigid.cli import main
 
@@ -28,10 +29,12 @@ def test_scan_json_reports_real_cedar_counts(capsys, cedar_root):
 def test_scan_prints_a_readable_summary(capsys, tmp_path):
     write_folders(tmp_path, writers=2, per_writer=3, forged=1)
     (tmp_path / "w1" / "Thumbs.db").write_bytes(b"x")
+    (tmp_path / "frank").mkdir()  # a writer with no images is listed, not silently dropped
     code, out, _ = _run(capsys, "scan", str(tmp_path))
     assert code == 0
     assert "layout: paired" in out and "writers: 2" in out and "genuine: 6" in out
     assert "forged: 2" in out and "skipped 1 x not an image" in out and "w2: 3/1" in out
+    assert "skipped 1 x no images (e.g. frank)" in out
 
 
 def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):
@@ -42,6 +45,26 @@ def test_scan_names_an_unreadable_file_and_can_skip_it(capsys, tmp_path):
     code, out, _ = _run(capsys, "scan", str(tmp_path), "--skip-bad-images", "--json")
     report = json.loads(out)
     assert code == 0 and report["genuine"] == 4 and len(report["skipped"]) == 1
+
+
+def test_scan_names_a_blank_page_and_can_skip_it(capsys, tmp_path):
+    """Training refuses a page without ink in any preprocessing: scan says so before."""
+    write_folders(tmp_path, writers=2, per_writer=2)
+    Image.new("L", (400, 150), 255).save(tmp_path / "w2" / "blank.png")
+    code, _, err = _run(capsys, "scan", str(tmp_path))
+    assert code == 1 and err == (
+        f"sigid scan: error: {tmp_path / 'w2' / 'blank.png'}: no ink found (every pixel within 8 "
+        "grey levels of the others: a blank image?)\n"
+    )
+    code, out, _ = _run(capsys, "scan", str(tmp_path), "--skip-bad-images")
+    assert code == 0 and "genuine: 4" in out and "skipped 1 x no ink found" in out
+
+
+def test_scan_of_a_paired_set_as_folders_suggests_the_scan_option(capsys, tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2, forged=1)
+    code, _, err = _run(capsys, "scan", str(tmp_path), "--layout", "folders")
+    assert code == 1 and err.startswith(f"sigid scan: error: {tmp_path / 'w1_forg'}: ")
+    assert err.endswith("use --layout paired (or auto)\n") and "data.layout" not in err
 
 
 def test_scan_of_a_missing_folder_fails_with_a_message(capsys, tmp_path):

@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from drawing import write_folders
+from drawing import draw_signature, write_folders
+from PIL import Image
 
+from sigid.data.augment import materialize
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
 from sigid.data.layouts import DatasetError
@@ -90,6 +92,50 @@ def test_bad_image_is_an_error_naming_it_or_skipped_when_asked(dataset, tmp_path
     dm.setup("fit")
     assert sum(len(p) for p in dm.samples.values()) == 48
     assert [s.path.name for s in dm.table.skipped] == ["s9.png"]
+
+
+@pytest.mark.parametrize("mode", ["normalized", "paper"])
+def test_blank_image_is_an_error_naming_it_or_skipped_when_asked(dataset, tmp_path, mode):
+    """A white page preprocesses to an image all the same: it must not train as a signature."""
+    blank = dataset / "w1" / "s9.png"
+    Image.new("L", (160, 80), 250).save(blank)
+    preprocess = {"mode": mode, "size": [32, 64]}
+    with pytest.raises(ImageLoadError) as err:
+        _module(ClassFolderDataModule, dataset, tmp_path, preprocess=preprocess).setup("fit")
+    assert str(err.value) == f"{blank}: " + (
+        "no ink found (every pixel within 8 grey levels of the others: a blank image?)"
+    )
+    dm = _module(PairDataModule, dataset, tmp_path, preprocess=preprocess, skip_bad_images=True)
+    dm.setup("fit")
+    assert sum(len(p) for p in dm.samples.values()) == 48 + 18
+    assert [(s.path, s.reason[:13]) for s in dm.table.skipped] == [(blank, "no ink found ")]
+
+
+def test_twelve_bit_scan_in_a_16_bit_tiff_is_refused_as_faint_not_trained_on(dataset, tmp_path):
+    """Values 0..4095 read as grey 0..15: `normalized` finds no ink, so the file is refused."""
+    scan = (np.asarray(draw_signature(1, 9), dtype=np.int64) * 4095 // 255).astype(np.uint16)
+    faint = dataset / "w1" / "s9.tif"
+    Image.fromarray(scan).save(faint)
+    with pytest.raises(ImageLoadError, match="very faint or low-contrast scan") as err:
+        _module(ClassFolderDataModule, dataset, tmp_path).setup("fit")
+    assert err.value.path == faint and "span only 2..15" in err.value.reason
+
+
+@pytest.mark.parametrize("cls", [ClassFolderDataModule, PairDataModule])
+def test_sigid_augment_output_is_refused_as_training_data(dataset, tmp_path, cls):
+    """Augmented copies of one scan would be split into train, val and test: refuse, say why."""
+    aug = tmp_path / "aug"
+    sources = [(p, p.parent.name) for p in sorted(dataset.glob("w?/*.png"))]
+    materialize(sources, aug, 10, 0, AUGMENT, source_root=dataset)  # what `sigid augment` runs
+    (aug / "list.csv").write_text("path,writer,label\nw1/w1_00001.png,w1,genuine\n")
+    for root in (aug, aug / "list.csv"):
+        with pytest.raises(DatasetError) as err:
+            _module(cls, root, tmp_path).setup("fit")
+        assert str(err.value) == (
+            f"{aug}: an augmented set (it holds augment.json, as `sigid augment` writes): copies "
+            "of one scan would land in training, validation and test alike; train on the source "
+            "scans with data.materialize=N, which augments the training split only"
+        )
 
 
 def test_too_few_images_per_writer_for_the_split_is_refused(tmp_path):
@@ -316,6 +362,25 @@ def test_forgeries_by_held_out_writers_stay_out_of_earlier_splits(dataset, tmp_p
         dropped += claimed - len(forged)
     assert len([s for s in dm.samples["test"] if not s.genuine]) == 3 * len(writers["test"])
     assert dropped > 0  # the cycle of forgers puts some forger in a later split
+
+
+def test_a_split_with_fewer_than_three_training_writers_is_warned_about(tmp_path, caplog):
+    """5 writers, 3 folds, 1 validation writer: 2 test, 1 val, 2 train."""
+    small = write_folders(tmp_path / "small", writers=5, per_writer=4, forged=2)
+
+    def warnings(**kw) -> list[str]:
+        caplog.clear()
+        dm = _module(PairDataModule, small, tmp_path, **kw)
+        dm.setup("fit")
+        return [r.getMessage() for r in caplog.records if r.name == "sigid.data.datamodules"]
+
+    assert warnings() == [
+        f"{small}: the writer-disjoint split leaves 2 training writer(s) (w1, w4), 1 validation "
+        "and 2 test, of 5 writers (data.split.folds=3, data.split.fold=0, "
+        "data.split.val_writers=1): too few to learn what tells writers apart; lower "
+        "data.split.val_writers or raise data.split.folds"
+    ]
+    assert warnings(split={**SPLIT, "folds": 5}) == []  # 1 test, 1 val, 3 train
 
 
 def test_a_writer_split_that_cannot_be_made_names_the_data_and_the_settings(dataset, tmp_path):

@@ -402,6 +402,14 @@ def test_is_image_file_goes_by_suffix_and_skips_hidden_files(name, expected):
     assert is_image_file(Path("some/folder") / name) is expected
 
 
+def test_jfif_and_jpe_files_are_read_as_jpeg(tmp_path):
+    """Windows saves JPEGs as .jfif: skipping them as "not an image" lost a writer's scans."""
+    for name in ("scan.jfif", "scan.JPE"):
+        Image.fromarray(_blocks()).save(tmp_path / name, format="JPEG", quality=95)
+        assert is_image_file(tmp_path / name)
+        assert np.abs(_grey(tmp_path / name).astype(int) - _blocks()).max() < 16
+
+
 def test_image_suffixes_are_lower_case_with_dot():
     assert {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"} <= IMAGE_SUFFIXES
     assert all(s.startswith(".") and s == s.lower() for s in IMAGE_SUFFIXES)

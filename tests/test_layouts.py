@@ -28,6 +28,21 @@ def test_class_folders_are_writers_and_junk_is_skipped_and_counted(tmp_path):
     assert reasons[".DS_Store"] == "hidden file"
 
 
+def test_writer_folder_without_images_is_listed_as_skipped(tmp_path):
+    write_folders(tmp_path, writers=2, per_writer=2, forged=1)
+    (tmp_path / "frank").mkdir()
+    (tmp_path / "gina").mkdir()
+    (tmp_path / "gina" / "Thumbs.db").write_bytes(b"\x00")
+    for f in (tmp_path / "w2_forg").iterdir():
+        f.unlink()
+    table = scan(tmp_path)
+    assert table.writers == ["w1", "w2"]
+    reasons = {s.path: s.reason for s in table.skipped}
+    for folder in ("frank", "gina", "w2_forg"):
+        assert reasons[tmp_path / folder] == "no images"
+    assert len(reasons) == 4  # and gina/Thumbs.db
+
+
 def test_paired_layout_reads_forg_folders_as_forgeries_of_that_writer(tmp_path):
     write_folders(tmp_path, writers=2, per_writer=3, forged=2)
     table = scan(tmp_path)
@@ -120,6 +135,35 @@ def test_manifest_errors_name_the_csv_and_the_problem(tmp_path, content, message
     with pytest.raises(DatasetError, match=message) as err:
         scan(csv)
     assert str(csv) in str(err.value)
+
+
+def test_manifest_reads_the_documented_labels_and_refuses_ambiguous_ones(tmp_path):
+    """1 = genuine here, 1 = forged (the positive class) in fraud data: a guess inverts a set."""
+    labels = {
+        "genuine": True,
+        "G": True,
+        "Forged": False,
+        "forgery": False,
+        "FORG": False,
+        "f": False,
+    }
+    for n in range(len(labels)):
+        draw_signature(1, n).save(tmp_path / f"{n}.png")
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "path,writer,label\n" + "".join(f"{n}.png,a,{x}\n" for n, x in enumerate(labels))
+    )
+    assert {s.path.name: s.genuine for s in scan(csv).samples} == {
+        f"{n}.png": genuine for n, genuine in enumerate(labels.values())
+    }
+    for label in ("0", "1", "True", "false", "1.0", "yes", "N"):
+        csv.write_text(f"path,writer,label\n0.png,a,genuine\n1.png,a, {label}\n")
+        with pytest.raises(DatasetError) as err:
+            scan(csv)
+        assert str(err.value) == (
+            f"{csv}, line 3: label {label.lower()!r} is ambiguous (1 means genuine in some "
+            "datasets and forged in others); write genuine or forged"
+        )
 
 
 def test_unreadable_image_is_an_error_naming_the_file_or_skipped_on_request(tmp_path):

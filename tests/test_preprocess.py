@@ -17,6 +17,7 @@ from sigid.data.preprocess import (
     background_value,
     check_preprocessing,
     ink_mask,
+    no_ink_reason,
     normalize,
     otsu_threshold,
     preprocess,
@@ -301,6 +302,23 @@ def test_one_pixel_image_gives_the_requested_size(mode, value, size):
         assert (out == value).all()
     else:
         assert not out.any()
+
+
+def test_no_ink_reason_names_blank_pages_in_both_modes_and_faint_ones_in_normalized():
+    """What training refuses, as inference does: a page the network would learn as a signature."""
+    signature, white = _page(), np.full((300, 400), 255, dtype=np.uint8)
+    faint = _page(paper=15, ink=2)  # a 12-bit scan read from a 16-bit file: grey 0..15
+    for mode in MODES:
+        assert no_ink_reason(signature, mode, preprocess(signature, mode, SIZE)) is None
+        reason = no_ink_reason(white, mode, preprocess(white, mode, SIZE))
+        assert reason == (
+            "no ink found (every pixel within 8 grey levels of the others: a blank image?)"
+        )
+    assert no_ink_reason(faint, "paper", preprocess(faint, "paper", SIZE)) is None
+    assert no_ink_reason(faint, "normalized", preprocess(faint, "normalized", SIZE)) == (
+        "no ink found (blurred by one pixel, its grey levels span only 2..15, fewer than 40 "
+        "apart: blank, or a very faint or low-contrast scan?)"
+    )
 
 
 def test_blank_files_load_and_preprocess(tmp_path):

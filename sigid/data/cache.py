@@ -18,12 +18,13 @@ import numpy as np
 from sigid.atomic import atomic_path
 from sigid.data.images import ImageLoadError, load_image
 from sigid.data.layouts import Sample, Skipped
-from sigid.data.preprocess import preprocess
+from sigid.data.preprocess import no_ink_reason, preprocess
 
 log = logging.getLogger(__name__)
 
-# Bump when preprocessing changes its output, so stale cache entries are never read.
-PREPROCESS_VERSION = 1
+# Bump when preprocessing changes its output or what it refuses, so stale entries are never read
+# (2: images without ink are refused).
+PREPROCESS_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -54,7 +55,8 @@ def preprocess_samples(
 ) -> tuple[np.ndarray, list[Sample], list[Skipped]]:
     """Preprocessed (N, H, W) uint8 images of the readable `samples`, those samples, and the rest.
 
-    An unreadable image raises `ImageLoadError` naming it, unless `skip_bad_images`. Mode None:
+    An unreadable image, or one without ink (`no_ink_reason`), raises `ImageLoadError` naming it,
+    unless `skip_bad_images`: then it is skipped, logged and returned with the rest. Mode None:
     the files hold preprocessed images already (`data.materialize` folders): decoded, not changed.
     """
     size = (int(size[0]), int(size[1]))
@@ -68,21 +70,32 @@ def preprocess_samples(
     images, kept, skipped = [], [], []
     for sample in samples:
         try:
-            grey = load_image(sample.path)
+            image = _prepared(sample.path, mode, size)
         except ImageLoadError as err:
             if not skip_bad_images:
                 raise
             log.warning("skipping %s", err)
             skipped.append(Skipped(sample.path, err.reason))
             continue
-        if mode is None and grey.shape != size:
-            raise ValueError(f"{sample.path}: {grey.shape} image among preprocessed {size} images")
-        images.append(preprocess(grey, mode, size) if mode is not None else grey)
+        images.append(image)
         kept.append(sample)
     array = np.stack(images) if images else np.zeros((0, *size), dtype=np.uint8)
     if entry is not None and not skipped:
         _write(entry, array)
     return array, kept, skipped
+
+
+def _prepared(path: Path, mode: str | None, size: tuple[int, int]) -> np.ndarray:
+    """One file as training sees it; `ImageLoadError` if it cannot be read or holds no ink."""
+    grey = load_image(path)
+    if mode is None:
+        if grey.shape != size:
+            raise ValueError(f"{path}: {grey.shape} image among preprocessed {size} images")
+        return grey
+    prepared = preprocess(grey, mode, size)
+    if (reason := no_ink_reason(grey, mode, prepared)) is not None:
+        raise ImageLoadError(path, reason)
+    return prepared
 
 
 def _key(samples: Sequence[Sample], mode: str, size: tuple[int, int]) -> str:

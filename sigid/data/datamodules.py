@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
 from sigid.data.augment import (
     build_transform_from_config,
     distort_deterministic,
@@ -31,6 +33,8 @@ from sigid.data.preprocess import background_value
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
 from sigid.data.synthetic import generate
 from sigid.presets import augment_preset
+
+log = logging.getLogger(__name__)
 
 
 class ImageDataset(Dataset):
@@ -195,7 +199,9 @@ class SignatureDataModule(L.LightningDataModule):
         self.dataset_root()
 
     def _scan(self) -> SampleTable:
-        table = scan(self.dataset_root(), self.layout)
+        root = self.dataset_root()
+        _refuse_augmented_set(root)
+        table = scan(root, self.layout)
         table.require_writers(2)
         return table
 
@@ -245,6 +251,19 @@ class SignatureDataModule(L.LightningDataModule):
             }
             for name, samples in self.samples.items()
         }
+
+
+def _refuse_augmented_set(root: Path) -> None:
+    """Refuse `sigid augment` output: any split of it puts copies of one scan in training and
+    test, and its file names differ, so no leak check can see it."""
+    folder = root if root.is_dir() else root.parent
+    made = next((f for f in (folder, *folder.parents) if (f / AUGMENT_MANIFEST).is_file()), None)
+    if made is not None:
+        raise DatasetError(
+            f"{made}: an augmented set (it holds {AUGMENT_MANIFEST}, as `sigid augment` writes): "
+            "copies of one scan would land in training, validation and test alike; train on the "
+            "source scans with data.materialize=N, which augments the training split only"
+        )
 
 
 class ClassFolderDataModule(SignatureDataModule):
@@ -311,6 +330,8 @@ class ClassFolderDataModule(SignatureDataModule):
 
 # The settings of a writer-disjoint split, named in its errors.
 SPLIT_KEYS = ("folds", "fold", "val_writers")
+# Fewer training writers than this is warned about: the network sees too few hands to generalise.
+MIN_TRAIN_WRITERS = 3
 
 
 class PairDataModule(SignatureDataModule):
@@ -339,8 +360,8 @@ class PairDataModule(SignatureDataModule):
                 rotate_val=bool(self.split.get("rotate_val", False)),
             )
         except DatasetError as err:  # say which data and which settings
-            keys = ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)
-            raise DatasetError(f"{self.table.root}: {err} ({keys})") from err
+            raise DatasetError(f"{self.table.root}: {err} ({self._split_keys()})") from err
+        self._warn_if_few(writers)
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}
         skilled = float(self.pairs_cfg["skilled_fraction"])
@@ -356,6 +377,23 @@ class PairDataModule(SignatureDataModule):
             except DatasetError as err:
                 raise DatasetError(f"{name} split ({', '.join(writers[name])}): {err}") from err
         self._distort_test()
+
+    def _split_keys(self) -> str:
+        return ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)
+
+    def _warn_if_few(self, writers: Mapping[str, list[str]]) -> None:
+        """A small set's default split can leave one training writer, and the run still ends
+        with EER figures: say so, with the counts and the settings that change them."""
+        train = writers["train"]
+        if len(train) >= MIN_TRAIN_WRITERS:
+            return
+        log.warning(
+            "%s: the writer-disjoint split leaves %d training writer(s) (%s), %d validation and "
+            "%d test, of %d writers (%s): too few to learn what tells writers apart; lower "
+            "data.split.val_writers or raise data.split.folds",
+            self.table.root, len(train), ", ".join(train), len(writers["val"]),
+            len(writers["test"]), sum(map(len, writers.values())), self._split_keys(),
+        )  # fmt: skip
 
     def dataset(self, split: str) -> PairDataset:
         return PairDataset(self.pairs[split])

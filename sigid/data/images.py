@@ -10,8 +10,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sigid.errors import os_reason
 
-# Suffixes we try to decode; anything else in a dataset folder is skipped as a non-image.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
+# Suffixes we try to decode (.jfif: Windows' name for JPEG); anything else in a dataset folder is
+# skipped as a non-image.
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+)
 
 # A signature scan at 600 dpi of a full A4 page is ~35 Mpx; beyond this we refuse to decode.
 MAX_PIXELS = 64_000_000

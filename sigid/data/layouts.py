@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from sigid.data.images import ImageLoadError, is_image_file, load_image
+from sigid.data.preprocess import blank_reason
 
 LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest")
 FORGERY_SUFFIX = "_forg"
 _CEDAR_NAME = re.compile(r"^(original|forgeries)_(\d+)_(\d+)\.png$", re.IGNORECASE)
-_GENUINE_LABELS = {"genuine", "1", "true", "g"}
-_FORGED_LABELS = {"forged", "forgery", "forg", "0", "false", "f"}
+_GENUINE_LABELS = {"genuine", "g"}
+_FORGED_LABELS = {"forged", "forgery", "forg", "f"}
+# 0/1 and true/false mean "genuine" in some datasets and "forged" (the positive class) in others.
+_AMBIGUOUS_LABEL = re.compile(r"[+-]?\d+(\.\d*)?|true|false|t|yes|no|y|n")
 
 
 class DatasetError(ValueError):
@@ -109,11 +112,14 @@ def scan(
     layout: str = "auto",
     verify: bool = False,
     skip_bad_images: bool = False,
+    layout_option: str = "data.layout=",
 ) -> SampleTable:
     """Build the sample table of the dataset at `root`.
 
-    With `verify`, every image is decoded once: an unreadable one raises `ImageLoadError`
-    (naming the file), or with `skip_bad_images` is skipped and counted.
+    With `verify`, every image is decoded once: an unreadable or blank one raises
+    `ImageLoadError` (naming the file), or with `skip_bad_images` is skipped and counted.
+    `layout_option` is the setting that picks the layout as its user types it (``--layout ``
+    on the command line), for errors that suggest another layout.
     """
     root = Path(root)
     if layout not in LAYOUTS:
@@ -124,8 +130,11 @@ def scan(
         layout = detect_layout(root)
     if layout != "manifest" and not root.is_dir():
         raise DatasetError(f"{root}: not a folder (layout {layout!r} expects one)")
-    reader = {"folders": _scan_folders, "cedar": _scan_cedar, "paired": _scan_paired}
-    table = _scan_manifest(root) if layout == "manifest" else reader[layout](root)
+    if layout == "folders":
+        table = _scan_folders(root, layout_option)
+    else:
+        reader = {"cedar": _scan_cedar, "paired": _scan_paired, "manifest": _scan_manifest}
+        table = reader[layout](root)
     if verify:
         _verify(table, skip_bad_images)
     table.samples.sort(
@@ -167,6 +176,7 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleTable) -> None:
+    found = len(table.samples)
     for path in _files(folder):
         if path.is_dir():
             table.skipped.append(Skipped(path, "nested folder (not read)"))
@@ -174,9 +184,11 @@ def _scan_writer_folder(folder: Path, writer: str, genuine: bool, table: SampleT
             table.skipped.append(Skipped(path, reason))
         else:
             table.samples.append(Sample(path, writer, genuine))
+    if len(table.samples) == found:  # listed, or a writer would vanish without a word
+        table.skipped.append(Skipped(folder, "no images"))
 
 
-def _scan_folders(root: Path) -> SampleTable:
+def _scan_folders(root: Path, layout_option: str) -> SampleTable:
     table = SampleTable(root, "folders", [])
     entries = _files(root)
     names = {p.name for p in entries if p.is_dir()}
@@ -187,7 +199,7 @@ def _scan_folders(root: Path) -> SampleTable:
         raise DatasetError(
             f"{root / paired[0]}: skilled forgeries of writer {paired[0][: -len(FORGERY_SUFFIX)]!r}"
             " (the paired layout), which the folders layout would take as a writer of its own; "
-            "use data.layout=paired (or auto)"
+            f"use {layout_option}paired (or auto)"
         )
     for path in entries:
         if path.is_dir() and not path.name.startswith("."):
@@ -276,6 +288,11 @@ def _manifest_row(
     path = (base / rel).resolve()
     if not path.is_relative_to(base):
         raise DatasetError(f"{where}: path {rel!r} leaves the manifest's folder {base}")
+    if _AMBIGUOUS_LABEL.fullmatch(label):
+        raise DatasetError(
+            f"{where}: label {label!r} is ambiguous (1 means genuine in some datasets and forged "
+            "in others); write genuine or forged"
+        )
     if label not in _GENUINE_LABELS | _FORGED_LABELS:
         raise DatasetError(f"{where}: label {label!r} is neither 'genuine' nor 'forged'")
     if path in listed:  # twice in one table, it could be split into train and test at once
@@ -292,7 +309,9 @@ def _verify(table: SampleTable, skip_bad_images: bool) -> None:
     kept = []
     for sample in table.samples:
         try:
-            load_image(sample.path)
+            # a blank page, refused by training in any mode; a faint one depends on the mode
+            if (reason := blank_reason(load_image(sample.path))) is not None:
+                raise ImageLoadError(sample.path, reason)
         except ImageLoadError as err:
             if not skip_bad_images:
                 raise

@@ -20,6 +20,8 @@ from PIL import Image, ImageFilter
 Mode = Literal["paper", "normalized"]
 MODES: tuple[str, ...] = ("paper", "normalized")
 
+# Grey levels between the darkest and lightest pixel below which an image holds no ink.
+MIN_CONTRAST = 8
 # A page whose blurred grey levels span less than this holds no ink worth the name.
 MIN_INK_CONTRAST = 40
 # Fraction of the cropped ink box left as empty border on the canvas.
@@ -71,9 +73,39 @@ def otsu_threshold(grey: np.ndarray) -> int:
     return int(np.argmax(between))
 
 
+def blank_reason(grey: np.ndarray) -> str | None:
+    """Why `grey` is a blank page in any mode (no two pixels MIN_CONTRAST apart), or None."""
+    if grey.size == 0 or int(grey.max()) - int(grey.min()) < MIN_CONTRAST:
+        return (
+            f"no ink found (every pixel within {MIN_CONTRAST} grey levels of the others: "
+            "a blank image?)"
+        )
+    return None
+
+
+def no_ink_reason(grey: np.ndarray, mode: str, prepared: np.ndarray) -> str | None:
+    """Why `grey`, preprocessed in `mode` to `prepared`, holds no signature, or None.
+
+    Preprocessing still makes an image of a blank page (`normalized`: all zero), which a
+    network would learn or score as a signature; training refuses what inference refuses.
+    """
+    if reason := blank_reason(grey):
+        return reason
+    if mode != "normalized" or prepared.any():
+        return None
+    smooth = _blur(grey)
+    low, high = int(smooth.min()), int(smooth.max())
+    if high - low >= MIN_INK_CONTRAST:
+        return "no ink found (normalized preprocessing left no stroke)"
+    return (
+        f"no ink found (blurred by one pixel, its grey levels span only {low}..{high}, fewer "
+        f"than {MIN_INK_CONTRAST} apart: blank, or a very faint or low-contrast scan?)"
+    )
+
+
 def ink_mask(grey: np.ndarray) -> np.ndarray:
     """Boolean mask of ink pixels (all False on a blank page)."""
-    smooth = np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(1)))
+    smooth = _blur(grey)
     if int(smooth.max()) - int(smooth.min()) < MIN_INK_CONTRAST:
         return np.zeros(grey.shape, dtype=bool)
     return smooth <= otsu_threshold(smooth)
@@ -126,6 +158,10 @@ def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:
     y, x = (canvas_h - h) // 2, (canvas_w - w) // 2
     canvas[y : y + h, x : x + w] = ink
     return canvas
+
+
+def _blur(grey: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(grey).filter(ImageFilter.GaussianBlur(1)))
 
 
 def _resize(grey: np.ndarray, height: int, width: int) -> np.ndarray:
