@@ -18,12 +18,10 @@ import torch
 
 from sigid.data import load_image, preprocess
 from sigid.data.datamodules import to_tensor
-from sigid.data.preprocess import MIN_INK_CONTRAST, check_preprocessing
+from sigid.data.preprocess import blank_reason, check_preprocessing, no_ink_reason
 
 # The checkpoint of a training run folder that the tools take when given the folder.
 RUN_CHECKPOINT = Path("checkpoints") / "best.ckpt"
-# Grey levels between the darkest and lightest pixel below which an image holds no ink.
-MIN_CONTRAST = 8
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
 Signature = str | os.PathLike | np.ndarray
 # What the tools say when a network's output is NaN or infinite.
@@ -90,20 +88,14 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
         raise ValueError(
             f"a signature is a file path or an HxW uint8 array, not {type(image).__name__}"
         )
-    if grey.size == 0 or int(grey.max()) - int(grey.min()) < MIN_CONTRAST:
-        # preprocessing would turn it into some image all the same, and the network would score it
-        raise ValueError(
-            f"{describe(image)}: no ink found (every pixel within {MIN_CONTRAST} grey levels "
-            "of the others: a blank image?)"
-        )
+    # preprocessing would make an image of a blank page all the same, and the network would
+    # score it: refused by the rule training's data use (`no_ink_reason`)
+    if reason := blank_reason(grey):
+        raise ValueError(f"{describe(image)}: {reason}")
     size = preprocessing["size"]
     prepared = preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))
-    if preprocessing["mode"] == "normalized" and not prepared.any():
-        # `normalized` found no stroke to crop: the network would score an empty canvas
-        raise ValueError(
-            f"{describe(image)}: no ink found (blurred by one pixel, the image spans fewer "
-            f"than {MIN_INK_CONTRAST} grey levels: blank, or very faint or thin strokes?)"
-        )
+    if reason := no_ink_reason(grey, preprocessing["mode"], prepared):
+        raise ValueError(f"{describe(image)}: {reason}")
     return prepared
 
 

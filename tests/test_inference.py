@@ -144,7 +144,7 @@ def test_bad_signature_inputs_are_clear_errors(verifier, cedar_root, tmp_path):
     assert verifier.preprocessing["mode"] == "normalized"
     faint = np.full((40, 80), 240, dtype=np.uint8)
     faint[10:30, 10:70] = 228
-    faint_message = r"<array>: no ink found \(blurred by one pixel, .* fewer than 40 grey"
+    faint_message = r"<array>: no ink found \(blurred by one pixel, .* fewer than 40 apart"
     with pytest.raises(ValueError, match=faint_message):
         verifier.embed([faint])
     faint[10:30, 10:70] = 180
