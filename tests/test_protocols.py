@@ -357,6 +357,24 @@ def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, cap
     assert code == 0 and json.loads(out)["metrics"] == metrics
 
 
+def test_a_summary_of_some_of_the_folds_says_which_are_missing(tmp_path, capsys):
+    sweep = _sweep(tmp_path)  # folds 0-2 finished (3 failed) of a 5-fold split
+    for job in range(4):
+        (sweep / str(job) / ".hydra" / "config.yaml").write_text(
+            f"data:\n  split:\n    folds: 5\n    fold: {job}\n"
+        )
+    result = sigid.evaluate(sweep, protocol="writer-independent")
+    assert result["folds"] == 3 and result["missing_folds"] == [3, 4]
+    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    assert code == 0 and "not a full k-fold mean: no run of fold(s) 3, 4" in out
+    full = writer_independent_summary([sweep / "0", sweep / "1", sweep / "2"])
+    assert full["missing_folds"] == [3, 4]  # whichever folders are given
+    for job in range(3):  # a 3-fold split: nothing missing, no note
+        config = sweep / str(job) / ".hydra" / "config.yaml"
+        config.write_text(config.read_text().replace("folds: 5", "folds: 3"))
+    assert writer_independent_summary([sweep / str(j) for j in range(3)])["missing_folds"] == []
+
+
 def test_a_writer_tested_in_two_folds_is_reported(tmp_path):
     sweep = tmp_path / "overlap"
     for fold, test in enumerate((["x", "y"], ["y", "z"])):  # writer y tested twice

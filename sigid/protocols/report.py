@@ -121,6 +121,8 @@ def _writer_independent(result: dict[str, Any]) -> list[str]:
             + "  ".join(f"{v:>{c}}" for v, c in zip(cells, columns, strict=True))
         )
     lines.extend(notes)
+    if missing := result.get("missing_folds"):
+        lines.append(f"  not a full k-fold mean: no run of fold(s) {', '.join(map(str, missing))}")
     for failed in result["failed"]:
         lines.append(f"  failed: {failed['run']}: {failed['error']}")
     return lines

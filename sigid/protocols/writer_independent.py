@@ -23,6 +23,7 @@ from sigid.provenance import override_key, recorded_overrides
 from sigid.sweep import is_number, job_number, mean_std, read_json
 
 FOLD_KEY = "data.split.fold"
+FOLDS_KEY = "data.split.folds"
 # Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
 SEED_KEYS = ("seed", "data.seed")
 # Reported first, in this order; any other test/* metric follows alphabetically.
@@ -75,6 +76,7 @@ def writer_independent_summary(
             "protocol": "writer-independent",
             "seeds": len(per_seed),
             "folds": sum(s["folds"] for s in per_seed),
+            "missing_folds": per_seed[0]["missing_folds"],  # the seeds share their folds
             "std": "sample standard deviation of the seeds' means over their folds (n - 1)",
             "test_writers_disjoint": None if None in disjoint else all(disjoint),
             "metrics": _summarise(means, "seeds"),
@@ -100,6 +102,8 @@ def _over_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     _check_distinct_folds(folds, disjoint)
     return {
         "folds": len(folds),
+        # a mean over 2 of 5 folds is no 5-fold figure: say which are absent
+        "missing_folds": _missing_folds(folds),
         "std": "sample standard deviation over folds (n - 1); null with one fold",
         "test_writers_disjoint": disjoint,
         "metrics": _summarise([f["metrics"] for f in folds], "folds"),
@@ -185,6 +189,21 @@ def _fold(folder: Path) -> int | None:
         value = OmegaConf.select(_yaml(config), FOLD_KEY, default=None)
         return int(value) if isinstance(value, int) else None
     return None
+
+
+def _missing_folds(folds: list[dict[str, Any]]) -> list[int]:
+    """The folds of the runs' ``data.split.folds`` that no run tested; [] when unknown."""
+    counts = set()
+    for fold in folds:
+        config = Path(fold["run"]) / ".hydra" / "config.yaml"
+        value = (
+            OmegaConf.select(_yaml(config), FOLDS_KEY, default=None) if config.is_file() else None
+        )
+        counts.add(value if isinstance(value, int) else None)
+    if len(counts) != 1 or None in counts:
+        return []
+    tested = {f["fold"] for f in folds}
+    return [k for k in range(counts.pop()) if k not in tested]
 
 
 def _by_seed(folds: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
