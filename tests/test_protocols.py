@@ -132,11 +132,16 @@ def test_gallery_identification_of_the_test_writers_by_hand(unit_verifier):
     # K=1. A's questioned genuine is 2 from A's reference and sqrt(21) = 4.58 from B's: right.
     # B's is 4 from B's reference and 4.58 from A's: right. E (one genuine) cannot be enrolled.
     found = gallery_identification(unit_verifier, _split(TEST), 1)
-    assert found == {"writers": 2, "queries": 2, "top1": 1.0, "top5": 1.0}
+    assert found == {"writers": 2, "queries": 2, "top1": 1.0}  # no top-5 among 2 writers
     # B's signatures 6 apart: B's questioned one is now closer to A's reference (sqrt(26) = 5.1)
     apart = {**TEST, ("B", True): [(0, -3, 4), (0, 3, 4)]}
     found = gallery_identification(unit_verifier, _split(apart), 1)
-    assert found == {"writers": 2, "queries": 2, "top1": 0.5, "top5": 1.0}
+    assert found == {"writers": 2, "queries": 2, "top1": 0.5}
+    # 7 writers on a line, 10 apart, each's two genuine signatures 1 apart: all ranked first,
+    # and now a top-5 figure (among 5 writers or fewer every signature is in the top 5)
+    seven = {(f"W{i}", True): [(10.0 * i, 0, 0), (10.0 * i + 1, 0, 0)] for i in range(7)}
+    found = gallery_identification(unit_verifier, _split(seven), 1)
+    assert found == {"writers": 7, "queries": 7, "top1": 1.0, "top5": 1.0}
     (result,), _, _ = evaluate_splits(unit_verifier, _split(VAL), _split(apart), references=[1])
     assert result["test"]["identification"]["top1"] == 0.5
     with pytest.raises(ValueError, match="2 writers with 3 genuine"):

@@ -42,6 +42,7 @@ from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation import evaluation_datamodule
 from sigid.gallery import SCORES, check_score, reference_spread, writer_score
+from sigid.protocols.identification import TOP_K
 from sigid.protocols.output import Curve, Scalar, write_outputs
 from sigid.provenance import check_unseen
 from sigid.signatures import checkpoint_path
@@ -143,9 +144,10 @@ def gallery_identification(
     verifier: Verifier, split: EmbeddedSplit, k: int, seed: int = 0, rule: Rule = MEAN
 ) -> dict[str, Any]:
     """Enroll every writer of the split with the same K references as `score_trials` and
-    identify each of their other genuine signatures among all of them (closed set): top-1 and
-    top-5 accuracy. No retraining: the writers are unseen. A gallery ranks by the mean
-    similarity (`MEAN`, `sigid.gallery.Gallery.identify`); `rule` ranks otherwise."""
+    identify each of their other genuine signatures among all of them (closed set): top-1 and,
+    with more than 5 writers, top-5 accuracy. No retraining: the writers are unseen. A gallery
+    ranks by the mean similarity (`MEAN`, `sigid.gallery.Gallery.identify`); `rule` ranks
+    otherwise."""
     genuine, _ = _by_writer(split)
     writers = [w for w in sorted(genuine, key=natural_key) if len(genuine[w]) >= k + 1]
     if len(writers) < 2:
@@ -164,12 +166,10 @@ def gallery_identification(
             for top in hits:
                 hits[top] += rank < top
             queries += 1
-    return {
-        "writers": len(writers),
-        "queries": queries,
-        "top1": hits[1] / queries,
-        "top5": hits[5] / queries,
-    }
+    found = {"writers": len(writers), "queries": queries, "top1": hits[1] / queries}
+    if len(writers) > TOP_K:  # among 5 writers or fewer every signature is in the top 5
+        found["top5"] = hits[5] / queries
+    return found
 
 
 def forgery_metrics(trials: Trials, threshold: float) -> dict[str, dict[str, float]]:
