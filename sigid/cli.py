@@ -93,7 +93,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    table = scan(args.src, args.layout)
+    table = scan(args.src, args.layout, layout_option="--layout ")
     table.require_writers(1)
     sources = [(s.path, s.writer) for s in table.genuine]
     start = time.perf_counter()
@@ -252,8 +252,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from sigid.probe import shortcut_probe
 
     result = shortcut_probe(
-        args.root, args.layout, args.mode, folds=args.folds, fold=args.fold, seed=args.seed
-    )
+        args.root, args.layout, args.mode, folds=args.folds, fold=args.fold, seed=args.seed,
+        layout_option="--layout ",
+    )  # fmt: skip
     train, test = result["train_images"], result["test_images"]
     line = (
         f"shortcut probe ({result['mode']}, fold {result['fold']} of {result['folds']}): "

@@ -93,6 +93,7 @@ def shortcut_probe(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     l2: float = DEFAULT_L2,
+    layout_option: str = "layout=",
 ) -> dict[str, Any]:
     """AUC of a genuine-vs-forged logistic regression on held-out writers' thumbnails.
 
@@ -103,12 +104,14 @@ def shortcut_probe(
     `split_writers(writers, folds, fold, val=0, seed)`: fold `fold` (the same test writers as
     the verification split's) is scored, all other writers train. `l2` is the weight penalty
     (see `fit_logistic`). The score is the logit of "forged"; AUC 0.5 is chance, and an AUC far
-    below 0.5 would be a shortcut too (one that flips between writers).
+    below 0.5 would be a shortcut too (one that flips between writers). `layout_option` is how
+    the caller's user picks the layout, for the hint on a mismatched one (``--layout `` for
+    `sigid probe`).
     """
     if mode not in PROBE_MODES:
         raise ValueError(f"unknown probe mode {mode!r}; expected one of {tuple(PROBE_MODES)}")
     start = time.perf_counter()
-    table = scan(root, layout)
+    table = scan(root, layout, layout_option=layout_option)
     table.require_writers(folds)
     if not table.forged or not table.genuine:
         raise DatasetError(f"{table.root}: the probe needs both genuine and forged signatures")

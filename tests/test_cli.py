@@ -65,6 +65,13 @@ def test_scan_of_a_paired_set_as_folders_suggests_the_scan_option(capsys, tmp_pa
     code, _, err = _run(capsys, "scan", str(tmp_path), "--layout", "folders")
     assert code == 1 and err.startswith(f"sigid scan: error: {tmp_path / 'w1_forg'}: ")
     assert err.endswith("use --layout paired (or auto)\n") and "data.layout" not in err
+    # the other commands that read a dataset by --layout say it the same way
+    for argv in (
+        ["augment", str(tmp_path), str(tmp_path / "aug"), "--layout", "folders"],
+        ["probe", str(tmp_path), "--layout", "folders"],
+    ):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1 and err.endswith("use --layout paired (or auto)\n"), err
 
 
 def test_scan_of_a_missing_folder_fails_with_a_message(capsys, tmp_path):
