@@ -32,8 +32,8 @@ from sigid.callbacks import tensor_to_float
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
 from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
 from sigid.rundir import FolderTaken, check_new_run_dir
-from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
-from sigid.tasks.transfer import init_from
+from sigid.tasks import ClassifierModule, SiameseModule
+from sigid.tasks.transfer import init_from, same_kind
 from sigid.tasks.writer_branch import pretrain_writer_branch
 
 log = logging.getLogger(__name__)
@@ -251,18 +251,7 @@ def check_resumable(module: L.LightningModule, path: str | Path) -> None:
     """`ckpt_path` must be a checkpoint of this very network (same kind, same inputs, same
     weights' names and shapes); Lightning's own refusal would be a long traceback."""
     path = Path(path)
-    source = load_checkpoint(path)
-    if type(source) is not type(module):
-        raise ValueError(
-            f"{path}: a {type(source).__name__} checkpoint cannot resume a "
-            f"{type(module).__name__} run"
-        )
-    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
-    if prepared != preparing:
-        raise ValueError(
-            f"{path}: its images were prepared as {prepared}, this run prepares them as "
-            f"{preparing}; resume with the run's own settings"
-        )
+    source = same_kind(module, path, "resume", "resume with the run's own settings")
     theirs = {k: tuple(v.shape) for k, v in source.state_dict().items()}
     ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     if theirs != ours:

@@ -18,6 +18,25 @@ from sigid.tasks import load_checkpoint
 RUN_STATE = frozenset({"threshold", "genuine_distance"})
 
 
+def same_kind(module: LightningModule, path: Path, verb: str, fix: str) -> LightningModule:
+    """The sigid checkpoint at `path`, refused unless it is `module`'s kind of model and its
+    images were prepared as `module`'s are (its weights would see other inputs); `verb` and
+    `fix` word the refusal for the caller (init_from, resuming)."""
+    source = load_checkpoint(path)
+    if type(source) is not type(module):
+        raise ValueError(
+            f"{path}: a {type(source).__name__} checkpoint cannot {verb} a "
+            f"{type(module).__name__} run"
+        )
+    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
+    if prepared != preparing:
+        raise ValueError(
+            f"{path}: its images were prepared as {prepared}, this run prepares them as "
+            f"{preparing}; {fix}"
+        )
+    return source
+
+
 def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
     """Copy the matching weights of the sigid checkpoint at `path` into `module`.
 
@@ -27,18 +46,7 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
     Returns what was copied and what was left as initialised, for the run's metrics.json.
     """
     path = Path(path)
-    source = load_checkpoint(path)
-    if type(source) is not type(module):
-        raise ValueError(
-            f"{path}: a {type(source).__name__} checkpoint cannot start a "
-            f"{type(module).__name__} run"
-        )
-    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
-    if prepared != preparing:
-        raise ValueError(
-            f"{path}: its images were prepared as {prepared}, this run prepares them as "
-            f"{preparing}; set data.preprocess to match"
-        )
+    source = same_kind(module, path, "start", "set data.preprocess to match")
     target = module.state_dict()
     theirs = {k: v for k, v in source.state_dict().items() if k not in RUN_STATE}
     fitting = {
