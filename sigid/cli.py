@@ -271,12 +271,23 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
     rows = collect(args.sweep)
     written = write_summary(args.sweep, rows)
-    failed = [{"job": r["job"], "error": r["error"]} for r in rows if r["status"] != "ok"]
+    failed = [
+        {"job": r["job"], "status": r["status"], "error": r["error"]}
+        for r in rows
+        if r["status"] != "ok"
+    ]
     ok = len(rows) - len(failed)
     data = {"sweep": str(args.sweep), "jobs": len(rows), "ok": ok, "failed": failed,
             "files": [str(path) for path in written]}  # fmt: skip
-    lines = [f"summary of {len(rows)} job(s) in {args.sweep}: {ok} ok, {len(failed)} failed"]
-    lines += [f"  job {f['job']} failed: {f['error']}" for f in failed]
+    stopped = sum(f["status"] == "interrupted" for f in failed)
+    counts = f"{ok} ok" + (f", {stopped} interrupted" if stopped else "")
+    counts += f", {len(failed) - stopped} failed"
+    lines = [f"summary of {len(rows)} job(s) in {args.sweep}: {counts}"]
+    lines += [  # interrupted (Ctrl-C, SIGTERM: resumable), or failed and why
+        f"  job {f['job']} interrupted" if f["status"] == "interrupted"
+        else f"  job {f['job']} {f['status']}: {f['error']}"
+        for f in failed
+    ]  # fmt: skip
     lines += [f"  {path}" for path in written]
     return _emit(args, data, lines)
 
@@ -374,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid verify --gallery G --writer NAME IMG [--json]",
     )
     p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="signature images")
-    p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint ({ckpt_help})")
+    p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint or run folder ({ckpt_help})")
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
@@ -388,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid identify --gallery G IMG [--top-k 5] [--json]",
     )
     p.add_argument("image", type=_path, metavar="IMG", help="questioned signature image")
-    p.add_argument("--ckpt", type=_path, help=f"CNN checkpoint, or Siamese ({ckpt_help})")
+    p.add_argument(
+        "--ckpt", type=_path, help=f"CNN checkpoint or run folder, or Siamese ({ckpt_help})"
+    )
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--top-k", type=int, default=5, help="candidates shown (default 5)")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
@@ -401,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         usage="sigid enroll [--ckpt C] --gallery G --writer NAME IMG [IMG ...] [--json]",
     )
     p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="reference signatures")
-    p.add_argument("--ckpt", type=_path, help="Siamese checkpoint; needed to create the gallery")
+    p.add_argument(
+        "--ckpt", type=_path, help="Siamese checkpoint or its run folder; creates the gallery"
+    )
     p.add_argument("--gallery", type=_path, required=True, help="gallery file, created if absent")
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
     p.add_argument(

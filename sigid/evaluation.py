@@ -47,7 +47,7 @@ def evaluation_datamodule(
     and data overrides, `run_overrides`), so a run is tested on its own data by default;
     `overrides` change them (``["data.split.fold=1"]``), or describe other data from the
     defaults when they choose a data config (``["data=cedar", "data.root=..."]``). A checkpoint
-    with no run record beside it needs a data override: it is refused without one.
+    with no run record beside it needs that choice (``data=...``): it is refused without one.
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training. Config errors (an unknown group, a missing value) become ValueError, one line.
     """
@@ -59,10 +59,10 @@ def evaluation_datamodule(
             f"{', '.join(other)}: evaluation takes data overrides only ({', '.join(DATA_KEYS)}); "
             "the network, its training and preprocessing come from the checkpoint"
         )
-    if checkpoint is not None and not any(override_group(o) == "data" for o in overrides):
-        _require_run_record(checkpoint)
     # a data config chosen here (data=cedar) describes other data: start from the defaults
     fresh = any(override_key(o) == "data" for o in overrides)
+    if checkpoint is not None and not fresh:  # data.split.fold=1 alone names no data
+        _require_run_record(checkpoint)
     trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
@@ -82,8 +82,8 @@ def _require_run_record(checkpoint: str | Path) -> None:
     if run_record(run_folder(checkpoint)) is None:
         raise ValueError(
             f"{checkpoint}: no run record beside it (.hydra/overrides.yaml: moved out of its "
-            "run folder?), so the data it was trained on is unknown; give that data, e.g. "
-            "data=folders data.root=PATH (data=synthetic for the built-in set)"
+            "run folder?), so the data it was trained on is unknown; give that data with its "
+            "config, e.g. data=folders data.root=PATH (data=synthetic for the built-in set)"
         )
 
 
@@ -138,7 +138,7 @@ def evaluate(
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
     run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
-    no such record: its data must be given (a ``data...`` override), or it is refused.
+    no such record: its data must be given with their config (``data=...``), or it is refused.
 
     With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
     evaluation protocol of `sigid.protocols` instead and return its result; `options` are the

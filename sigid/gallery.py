@@ -116,9 +116,12 @@ def check_writer_name(writer: Any) -> str:
             f"writer name {writer!r} begins or ends with white space, so it would be another "
             f"writer than {writer.strip()!r}, printed the same; give the name without it"
         )
-    control = next((c for c in writer if unicodedata.category(c) == "Cc"), None)
+    # control characters break listings; format ones (a zero-width space) print as nothing
+    control = next((c for c in writer if unicodedata.category(c) in ("Cc", "Cf")), None)
     if control is not None:
-        raise ValueError(f"writer name {writer!r} holds a control character ({control!r})")
+        raise ValueError(
+            f"writer name {writer!r} holds an invisible or control character ({control!r})"
+        )
     return writer
 
 

@@ -33,6 +33,10 @@ def run_folder(checkpoint: str | Path) -> Path:
     return folder.parent if folder.name == "checkpoints" else folder
 
 
+# The override that resumes a run: not a setting of the run (summaries ignore it).
+RESUME_KEY = "ckpt_path"
+
+
 def override_key(override: str) -> str:
     """The config key an override sets: ``data.root`` for ``+data.root=x``, ``data`` for
     ``data=cedar``."""

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from sigid.provenance import override_group
 
 
 def finished_run(folder: str | Path) -> str | None:
@@ -40,8 +42,13 @@ def _status(folder: Path) -> str:
         status = json.loads((folder / "status.json").read_text())
     except (OSError, ValueError):
         return ""
-    error = status.get("error") if isinstance(status, dict) else None
-    return f" (status.json: failed: {str(error)[:120]})" if error else ""
+    if not isinstance(status, dict) or not status.get("error"):
+        return ""
+    return f" (status.json: {status.get('status', 'failed')}: {str(status['error'])[:120]})"
+
+
+# Config groups whose overrides a resumed run must repeat: the data (its split), the network.
+RUN_IDENTITY = frozenset({"data", "model", "experiment", "seed", "init_from"})
 
 
 class FolderTaken(ValueError):
@@ -50,17 +57,24 @@ class FolderTaken(ValueError):
 
 
 def check_new_run_dir(
-    folder: str | Path, option: str = "hydra.run.dir", resume: str | Path | None = None
+    folder: str | Path,
+    option: str = "hydra.run.dir",
+    resume: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
 ) -> None:
     """FolderTaken unless `folder` can take a new run: absent, a folder without another run's
     results in it, or an unfinished run that this one resumes from one of its checkpoints
-    (`resume`, the ``ckpt_path`` setting). `option` is the setting that chooses another
-    folder."""
+    (`resume`, the ``ckpt_path`` setting) with the run's own `overrides`, where given. `option`
+    is the setting that chooses another folder."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FolderTaken(f"{folder}: cannot write a run there: it is a file, not a folder")
     found = finished_run(folder)
-    if found is None or (found.startswith("checkpoints") and _resumes(folder, resume)):
+    if found is None:
+        return
+    if found.startswith("checkpoints") and _resumes(folder, resume):
+        if overrides is not None:
+            _check_same_run(folder, overrides)
         return
     resume_it = ""
     if found.startswith("checkpoints") and (folder / "checkpoints" / "last.ckpt").is_file():
@@ -69,6 +83,34 @@ def check_new_run_dir(
         f"{folder}: holds {found}; {resume_it}train into another folder ({option}=...) or "
         "remove that one first"
     )
+
+
+def _check_same_run(folder: Path, overrides: Sequence[str]) -> None:
+    """A resumed run goes on with the interrupted run's settings: other data overrides would
+    train on another split (test files among those trained on), and Hydra would replace the
+    run's record with the new ones."""
+    record = folder / ".hydra" / "overrides.yaml"
+    try:
+        recorded = OmegaConf.to_container(OmegaConf.load(record))
+    except Exception as err:  # missing, or yaml's and OmegaConf's own error types
+        raise FolderTaken(
+            f"{record}: cannot read the interrupted run's overrides ({type(err).__name__}), so "
+            "it cannot be resumed safely; train into another folder"
+        ) from err
+    ours, theirs = _run_settings(overrides), _run_settings(recorded)
+    if ours != theirs:
+        raise FolderTaken(
+            f"{folder}: resuming takes the run's own data, model, experiment, seed and init_from "
+            f"overrides ({' '.join(theirs) or 'none'}); this command has "
+            f"{' '.join(ours) or 'none'}"
+        )
+
+
+def _run_settings(overrides: Any) -> list[str]:
+    """The overrides that make a run what it is (its data, network, seed, starting weights);
+    the trainer, callbacks and loggers may change on resuming (more epochs, another device)."""
+    items = overrides if isinstance(overrides, list) else []
+    return sorted(str(o) for o in items if override_group(str(o)) in RUN_IDENTITY)
 
 
 def _resumes(folder: Path, resume: str | Path | None) -> bool:
@@ -98,7 +140,13 @@ class KeepFinishedRuns(Callback):
     writes anything into it (``on_job_start`` would be too late: ``.hydra/`` is written)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _refuse(lambda: check_new_run_dir(config.hydra.run.dir, resume=config.get("ckpt_path")))
+        _refuse(
+            lambda: check_new_run_dir(
+                config.hydra.run.dir,
+                resume=config.get("ckpt_path"),
+                overrides=list(config.hydra.overrides.task),
+            )
+        )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _refuse(lambda: check_new_sweep_dir(config.hydra.sweep.dir))

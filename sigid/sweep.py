@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
-from sigid.provenance import override_key
+from sigid.provenance import RESUME_KEY, override_key
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
@@ -76,7 +76,7 @@ def _settings(overrides: list[str]) -> dict[str, str]:
     return {
         override_key(o): o.partition("=")[2]
         for o in overrides
-        if "=" in o and not o.startswith("~")
+        if "=" in o and not o.startswith("~") and override_key(o) != RESUME_KEY
     }
 
 

@@ -129,13 +129,13 @@ def run(cfg: DictConfig) -> TrainResult:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
+        check_resumable(module, resume)  # before split.json: a refusal changes nothing
     write_json(output_dir / "split.json", datamodule.split_manifest())
     _log_data(datamodule)
-    module = build_module(cfg, datamodule)
     initialised = None
-    if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
-        check_resumable(module, resume)
-    elif cfg.get("init_from"):
+    if cfg.get("init_from") and not resume:
         initialised = init_from(module, cfg.init_from)
         log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
     pretraining = None
@@ -200,10 +200,13 @@ def _entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:
     """The group's entries to instantiate; one set to null is left out (the template's way to
     turn a default callback or logger off), one without ``_target_`` is refused by name."""
     entries = cfg.get(group) or {}
+    buildable = [
+        str(k) for k, v in entries.items() if isinstance(v, DictConfig) and "_target_" in v
+    ]
     for name, entry in entries.items():
         if entry is not None and (not isinstance(entry, DictConfig) or "_target_" not in entry):
             raise ValueError(
-                f"{group}.{name}: not one of this run's {group} ({', '.join(map(str, entries))}), "
+                f"{group}.{name}: not one of this run's {group} ({', '.join(buildable)}), "
                 f"so it has no _target_ to build; a default one is changed without '+' "
                 f"({group}.<name>.<key>=...) and turned off with {group}.<name>=null"
             )
@@ -249,14 +252,18 @@ def _check_monitored(cfg: DictConfig, callbacks: dict[str, Any]) -> None:
 
 def check_resumable(module: L.LightningModule, path: str | Path) -> None:
     """`ckpt_path` must be a checkpoint of this very network (same kind, same inputs, same
-    weights' names and shapes); Lightning's own refusal would be a long traceback."""
+    weights' names and shapes); Lightning's own refusal would be a long traceback. Refused as
+    `FolderTaken`: the interrupted run's status.json stays as it was."""
     path = Path(path)
-    source = same_kind(module, path, "resume", "resume with the run's own settings")
+    try:
+        source = same_kind(module, path, "resume", "resume with the run's own settings")
+    except ValueError as err:
+        raise FolderTaken(str(err)) from err
     theirs = {k: tuple(v.shape) for k, v in source.state_dict().items()}
     ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     if theirs != ours:
         differ = sorted(set(theirs.items()) ^ set(ours.items()))[:3]
-        raise ValueError(
+        raise FolderTaken(
             f"{path}: its network differs from this run's ({', '.join(k for k, _ in differ)}, "
             "...); resume with the run's own settings"
         )
@@ -361,12 +368,12 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         run_dir = Path("outputs") / "api" / stamp
     run_dir = run_dir.resolve()
-    check_new_run_dir(run_dir, resume=cfg.get("ckpt_path"))
+    # as sigid-train's runs: the overrides (which evaluation starts from) and the config
+    task = [o for o in overrides or [] if not o.startswith("hydra.")]
+    check_new_run_dir(run_dir, resume=cfg.get("ckpt_path"), overrides=task)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.name = "train"
-    # as sigid-train's runs: the overrides (which evaluation starts from) and the config
-    task = [o for o in overrides or [] if not o.startswith("hydra.")]
     write_text(run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(task)))
     config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
@@ -419,7 +426,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         result = run(cfg)
     except (KeyboardInterrupt, SystemExit) as err:
+        log.info("run interrupted (%s)", type(err).__name__)
         write_status(output_dir, start, err)
+        if isinstance(err, SystemExit) and not err.code:  # Lightning's SIGTERM exit: code None
+            raise SystemExit(1) from err
         raise
     except Exception as err:
         # The traceback for train.log only (INFO: the console shows WARNING and up); the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -59,12 +61,18 @@ def tiny_checkpoint(folder: Path, *overrides: str) -> Path:
 
 
 class InterruptAt(L.Callback):
-    """Ctrl-C as the terminal delivers it, at the start of `epoch`: a run cut short after its
-    earlier epochs were checkpointed (a callback, so `sigid-train` takes it as an override)."""
+    """Ctrl-C as the terminal delivers it (or `SIGTERM`, as a scheduler stops a job), at the
+    start of `epoch`: a run cut short after its earlier epochs were checkpointed (a callback, so
+    `sigid-train` takes it as an override)."""
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, sigterm: bool = False) -> None:
         self.epoch = epoch
+        self.sigterm = sigterm
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch:
-            raise KeyboardInterrupt
+        if trainer.current_epoch != self.epoch:
+            return
+        if self.sigterm:  # Lightning's handler takes it from here
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt

@@ -317,8 +317,9 @@ def test_a_reference_belongs_to_one_writer(gallery_file, drawn, tmp_path, capsys
         (" bob", "begins or ends with white space"),
         ("bob\t", "begins or ends with white space"),
         ("bob\u00a0", "begins or ends with white space"),
-        ("bo\nb", "holds a control character ('\\n')"),
-        ("bo\x00b", "holds a control character ('\\x00')"),
+        ("bo\nb", "holds an invisible or control character ('\\n')"),
+        ("bo\x00b", "holds an invisible or control character ('\\x00')"),
+        ("bob\u200b", "holds an invisible or control character ('\\u200b')"),
     ],
 )
 def test_writer_names_that_print_alike_are_refused(name, reason, gallery_file, drawn, capsys):

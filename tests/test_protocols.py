@@ -362,6 +362,14 @@ def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, cap
     assert code == 0 and json.loads(out)["metrics"] == metrics
 
 
+def test_a_resumed_fold_is_the_same_recipe(tmp_path):
+    sweep = _sweep(tmp_path)
+    record = sweep / "1" / ".hydra" / "overrides.yaml"  # fold 1 resumed after Ctrl-C
+    record.write_text(record.read_text() + "- ckpt_path=sweep/1/checkpoints/last.ckpt\n")
+    result = sigid.evaluate(sweep, protocol="writer-independent")
+    assert result["folds"] == 3 and "per_seed" not in result
+
+
 def test_a_summary_of_some_of_the_folds_says_which_are_missing(tmp_path, capsys):
     sweep = _sweep(tmp_path)  # folds 0-2 finished (3 failed) of a 5-fold split
     for job in range(4):

@@ -59,7 +59,9 @@ def test_writers_of_the_same_names_in_other_data_are_not_refused(siamese_ckpt):
 def test_a_checkpoint_outside_its_run_folder_is_evaluated_unchecked(siamese_ckpt, tmp_path):
     copy = tmp_path / "moved.ckpt"
     shutil.copy(siamese_ckpt, copy)
-    result = writer_dependent(copy, [*SMALL_DATA, "data.split.fold=1"], references=2)
+    result = writer_dependent(
+        copy, ["data=synthetic", *SMALL_DATA, "data.split.fold=1"], references=2
+    )
     assert result["training_split"] is None
     assert "unseen data NOT checked: no split.json" in format_result(result)
     checked = writer_dependent(siamese_ckpt, SMALL_DATA, references=2)
@@ -79,6 +81,8 @@ def test_a_checkpoint_outside_its_run_folder_needs_its_data_given(
         snn: [
             lambda: writer_dependent(snn, references=2),
             lambda: writer_dependent(snn, ["seed=1"], references=2),  # not a data override
+            # data keys that name no data: the defaults would still be scored
+            lambda: writer_dependent(snn, [*SMALL_DATA, "data.split.fold=1"], references=2),
             lambda: sigid.evaluate(snn, protocol="writer-dependent", references=2),
             lambda: sigid.evaluate(snn),
         ],
@@ -99,7 +103,8 @@ def test_a_checkpoint_outside_its_run_folder_needs_its_data_given(
         assert err.startswith(f"sigid evaluate: error: {checkpoint}: no run record beside it")
         assert "data=folders data.root=PATH" in err and "data=synthetic" in err
         assert err.count("\n") == 1
-    assert identification(cnn, SMALL_DATA)["training_split"] is None  # its data given: scored
+    given = ["data=synthetic", *SMALL_DATA]  # its data named by their config: scored
+    assert identification(cnn, given)["training_split"] is None
 
 
 def test_a_malformed_split_record_is_an_error_naming_it(siamese_ckpt, tmp_path):

@@ -129,6 +129,11 @@ def test_mean_and_std_rows_summarise_repetitions_of_one_setting(tmp_path):
     with (root / "summary.csv").open() as handle:
         mean = list(csv.DictReader(handle))[-2]
     assert (mean["overrides"], mean["test/acc"]) == ("over 4 ok job(s)", "0.6500")
+    # one job resumed after Ctrl-C (ckpt_path among its overrides): the same setting still
+    resumed = root / "3" / ".hydra" / "overrides.yaml"
+    resumed.write_text(resumed.read_text() + "- ckpt_path=seeds/3/checkpoints/last.ckpt\n")
+    (root / "summary.csv").unlink()
+    assert _summary_jobs(root) == ["0", "1", "2", "3", "mean", "std"]
 
 
 def test_no_mean_or_std_rows_across_different_settings(tmp_path):
@@ -176,27 +181,38 @@ def test_summarize_writes_the_summary_of_an_interrupted_sweep(tmp_path, capsys):
     root = tmp_path / "sweep"
     for job in range(3):
         _job(root, job, f"model.depth={job + 2}", "trainer.max_epochs=2")
-    # Ctrl-C in job 2's second epoch: its history so far, no metrics.json or status.json
+    # Ctrl-C in job 1's second epoch: its history so far, status.json "interrupted" (as
+    # sigid-train records it); job 2 killed outright (or still running): no status.json at all
+    (root / "1" / "metrics.json").unlink()
+    (root / "1" / "status.json").write_text(
+        json.dumps({"status": "interrupted", "error": "interrupted before it finished"})
+    )
     (root / "2" / "metrics.json").unlink()
     (root / "2" / "status.json").unlink()
-    (root / "2" / "history.json").write_text(json.dumps([{"epoch": 0, "val/acc": 0.4}]))
+    for job in (1, 2):
+        (root / str(job) / "history.json").write_text(json.dumps([{"epoch": 0, "val/acc": 0.4}]))
     (root / "multirun.yaml").write_text("hydra: {}\n")  # Hydra's own record, not a job
     code, out, err = _summarize(capsys, root)
     files = [root / name for name in ("summary.csv", "summary.md", "accuracy_vs_epoch.png")]
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        f"summary of 3 job(s) in {root}: 2 ok, 1 failed",
+        f"summary of 3 job(s) in {root}: 1 ok, 1 interrupted, 1 failed",
+        "  job 1 interrupted",
         "  job 2 failed: no result written",
         *(f"  {path}" for path in files),
     ]
     with (root / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["job"], r["status"]) for r in rows] == [("0", "ok"), ("1", "ok"), ("2", "failed")]
+    statuses = [(r["job"], r["status"]) for r in rows]
+    assert statuses == [("0", "ok"), ("1", "interrupted"), ("2", "failed")]
     assert rows[2]["error"] == "no result written"
     code, out, _ = _summarize(capsys, root, "--json")
     assert code == 0 and json.loads(out) == {
-        "sweep": str(root), "jobs": 3, "ok": 2,
-        "failed": [{"job": "2", "error": "no result written"}],
+        "sweep": str(root), "jobs": 3, "ok": 1,
+        "failed": [
+            {"job": "1", "status": "interrupted", "error": "interrupted before it finished"},
+            {"job": "2", "status": "failed", "error": "no result written"},
+        ],
         "files": [str(path) for path in files],
     }  # fmt: skip
 

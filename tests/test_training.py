@@ -472,6 +472,14 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     log = (run / "train.log").read_text()  # what it trained on, and what it left out
     assert "data: train: 6 writers," in log and "data: test: 6 writers," in log
     assert re.search(r"data: skipped \S+synthetic\.json: not inside a writer folder", log)
+    # resumed with other settings (another split): refused, and the record stays as it was
+    record = {n: (run / n).read_bytes() for n in ("status.json", "split.json")}
+    other = _sigid_train(tmp_path, *args, "data.seed=1", "ckpt_path=run/checkpoints/last.ckpt")
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert (
+        "resuming takes the run's own data, model, experiment, seed and init_from" in other.stderr
+    )
+    assert {n: (run / n).read_bytes() for n in record} == record
     # the same command again is refused, and the message says how to resume
     again = _sigid_train(tmp_path, *args)
     assert again.returncode == 1 and "Traceback" not in again.stderr
@@ -487,6 +495,15 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     assert json.loads((run / "status.json").read_text())["status"] == "ok"
 
 
+def test_a_run_stopped_by_sigterm_exits_with_status_1_and_is_recorded(tmp_path):
+    stop = "+callbacks.stop={_target_:runs.InterruptAt,epoch:1,sigterm:true}"
+    args = [*SMALL, *SMALL_NET, "logger=none", "trainer.max_epochs=3", "hydra.run.dir=run"]
+    done = _sigid_train(tmp_path, *args, stop)
+    assert done.returncode == 1, done.stderr[-2000:]  # a scheduler must not see success
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "interrupted"
+    assert "run interrupted" in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_resuming_another_network_or_another_folders_run_is_refused_by_name(tmp_path):
     other = tiny_checkpoint(tmp_path / "other", "model=cnn", "model.depth=3")
     with pytest.raises(ValueError, match="ckpt_path resumes a run in its own folder"):
@@ -497,9 +514,15 @@ def test_resuming_another_network_or_another_folders_run_is_refused_by_name(tmp_
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     shutil.copy(other, last)
+    status = tmp_path / "run" / "status.json"
+    status.write_text('{"status": "interrupted", "error": "interrupted before it finished"}')
+    same = [*SMALL, "model=cnn", *SMALL_NET, *QUIET]  # the run's record: these overrides
+    (tmp_path / "run" / ".hydra" / "overrides.yaml").write_text("".join(f"- '{o}'\n" for o in same))
     with pytest.raises(ValueError, match=re.escape(f"{last}: its network differs from this")):
         _train(tmp_path, "model=cnn", *SMALL_NET, *QUIET, f"ckpt_path={last}")
     assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "split.json").exists()  # a refusal writes nothing there
+    assert json.loads(status.read_text())["status"] == "interrupted"
 
 
 @pytest.mark.parametrize(
@@ -517,7 +540,7 @@ def test_resuming_another_network_or_another_folders_run_is_refused_by_name(tmp_
         (
             ["+callbacks.early_stopping.patience=1"],
             "callbacks.early_stopping: not one of this run's callbacks (model_checkpoint, "
-            "learning_rate_monitor, metric_history, sample_grid, early_stopping)",
+            "learning_rate_monitor, metric_history, sample_grid), so it has no _target_",
         ),
         (["+model.lr=0.01"], "model.lr: not a setting of this model"),
         (["seed=null"], "seed must be a whole number (it seeds the weights and the split)"),
@@ -561,7 +584,7 @@ def test_paths_output_dir_naming_a_finished_run_is_refused_and_that_run_kept(tmp
 
 def test_the_csv_logger_writes_every_epochs_metrics_beside_tensorboard(tmp_path):
     result = _train(tmp_path, "model=cnn", *SMALL_NET, "logger=[tensorboard,csv]")
-    with (result.output_dir / "csv" / "metrics.csv").open() as handle:
+    with (result.output_dir / "csv" / "version_0" / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     epochs = sorted({int(r["epoch"]) for r in rows if r.get("val/loss")})
     assert epochs == [0, 1] and any(r.get("test/acc") for r in rows)

@@ -78,9 +78,9 @@ def _writer_dependent(result: dict[str, Any]) -> list[str]:
         if found:
             lines.append(
                 f"  gallery of the {found['writers']} test writers, K={entry['references']}, "
-                f"ranked by mean similarity: identification top-1 {found['top1']:.4f}, "
-                + (f"top-5 {found['top5']:.4f} " if "top5" in found else "")
-                + f"({found['queries']} questioned genuine signatures)"
+                f"ranked by mean similarity: identification top-1 {found['top1']:.4f}"
+                + (f", top-5 {found['top5']:.4f}" if "top5" in found else "")
+                + f" ({found['queries']} questioned genuine signatures)"
             )
     return lines
 

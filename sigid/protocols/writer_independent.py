@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
-from sigid.provenance import override_key, recorded_overrides
+from sigid.provenance import RESUME_KEY, override_key, recorded_overrides
 from sigid.sweep import is_number, job_number, mean_std, read_json
 
 FOLD_KEY = "data.split.fold"
@@ -169,11 +169,12 @@ def _why_unusable(folder: Path, status: dict[str, Any], metrics: Any) -> str:
 
 
 def _settings(folder: Path) -> dict[str, str]:
-    """The run's overrides other than the fold (and Hydra's own)."""
+    """The run's overrides other than the fold (and Hydra's own, and ckpt_path: a resumed
+    fold is the same recipe)."""
     out = {}
     for item in recorded_overrides(folder):
         key = override_key(item)
-        if key != FOLD_KEY and not key.startswith("hydra."):
+        if key not in (FOLD_KEY, RESUME_KEY) and not key.startswith("hydra."):
             out[key] = item.partition("=")[2]
     return out
 
