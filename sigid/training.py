@@ -139,12 +139,13 @@ def run(cfg: DictConfig) -> TrainResult:
         initialised = init_from(module, cfg.init_from)
         log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
     pretraining = None
-    if not resume and isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0:
+    frozen = isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0
+    if frozen and not resume:  # a resumed run's branch comes trained, in its checkpoint
         pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
         log.info("writer branch pretrained: %s", pretraining)
 
     with warnings.catch_warnings():
-        if pretraining is not None:  # the frozen branch stays in eval mode on purpose
+        if frozen:  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
 
