@@ -1,0 +1,88 @@
+"""Checks of a run's settings that Lightning and Hydra would let through or answer with a
+traceback: the monitored metric and its direction, the callbacks' and loggers' entries, and the
+checkpoint a run resumes from. Each refusal is one line that names the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig
+
+from sigid.rundir import FolderTaken
+from sigid.tasks.transfer import same_kind
+
+
+def config_entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:
+    """The group's entries to instantiate; one set to null is left out (the template's way to
+    turn a default callback or logger off), one without ``_target_`` is refused by name."""
+    entries = cfg.get(group) or {}
+    buildable = [
+        str(k) for k, v in entries.items() if isinstance(v, DictConfig) and "_target_" in v
+    ]
+    for name, entry in entries.items():
+        if entry is not None and (not isinstance(entry, DictConfig) or "_target_" not in entry):
+            raise ValueError(
+                f"{group}.{name}: not one of this run's {group} ({', '.join(buildable)}), "
+                f"so it has no _target_ to build; a default one is changed without '+' "
+                f"({group}.<name>.<key>=...) and turned off with {group}.<name>=null"
+            )
+    return {str(name): entry for name, entry in entries.items() if entry is not None}
+
+
+# The last part of a metric's name -> whether higher ("max") or lower ("min") is better.
+METRIC_DIRECTION = {
+    "acc": "max", "acc_top5": "max", "auroc": "max", "acc_best": "max",
+    "loss": "min", "eer": "min", "far": "min", "frr": "min", "eer_best": "min",
+}  # fmt: skip
+
+
+def check_monitor(cfg: DictConfig) -> None:
+    """model.monitor_mode must fit the metric: with ``min`` on an accuracy the checkpoint
+    would keep the worst epoch, and nothing else would say so."""
+    monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
+    if mode not in ("min", "max"):
+        raise ValueError(f"model.monitor_mode must be min or max, got {mode!r}")
+    better = METRIC_DIRECTION.get(str(monitor).rsplit("/", 1)[-1])
+    if better is not None and mode != better:
+        raise ValueError(
+            f"model.monitor={monitor} is better when {'higher' if better == 'max' else 'lower'}: "
+            f"set model.monitor_mode={better}"
+        )
+
+
+def check_monitored(cfg: DictConfig, callbacks: dict[str, Any]) -> None:
+    """The checkpoint and early stopping follow model.monitor, which metrics.json, the summary
+    and HPARAMS report: a callback watching another metric would test another epoch than the
+    one they name."""
+    monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
+    for name, callback in callbacks.items():
+        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and (
+            callback.monitor != monitor or callback.mode != mode
+        ):
+            raise ValueError(
+                f"callbacks.{name}: {type(callback).__name__} watches {callback.monitor} "
+                f"({callback.mode}), but the run reports model.monitor={monitor} ({mode}); set "
+                "model.monitor and model.monitor_mode, which the callbacks follow"
+            )
+
+
+def check_resumable(module: L.LightningModule, path: str | Path) -> None:
+    """`ckpt_path` must be a checkpoint of this very network (same kind, same inputs, same
+    weights' names and shapes); Lightning's own refusal would be a long traceback. Refused as
+    `FolderTaken`: the interrupted run's status.json stays as it was."""
+    path = Path(path)
+    try:
+        source = same_kind(module, path, "resume", "resume with the run's own settings")
+    except ValueError as err:
+        raise FolderTaken(str(err)) from err
+    theirs = {k: tuple(v.shape) for k, v in source.state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if theirs != ours:
+        differ = sorted(set(theirs.items()) ^ set(ours.items()))[:3]
+        raise FolderTaken(
+            f"{path}: its network differs from this run's ({', '.join(k for k, _ in differ)}, "
+            "...); resume with the run's own settings"
+        )
