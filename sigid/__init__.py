@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from sigid.verifier import Verifier
 
 
+def __dir__() -> list[str]:
+    """The public names too, though loaded on first use: tab completion offers them."""
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
+
+
 def __getattr__(name: str) -> Any:
     if name in _MODULES:
         return getattr(importlib.import_module(_MODULES[name]), name)

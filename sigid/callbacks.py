@@ -40,7 +40,11 @@ class MetricHistory(L.Callback):
         return {"epochs": [self.epochs[e] for e in sorted(self.epochs)]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.epochs = {int(row["epoch"]): dict(row) for row in state_dict.get("epochs", [])}
+        """The checkpoint's epochs, under those recorded since: resuming starts from the
+        former, while testing the best checkpoint after fitting must not cut the history
+        back to the best epoch."""
+        loaded = {int(row["epoch"]): dict(row) for row in state_dict.get("epochs", [])}
+        self.epochs = {**loaded, **self.epochs}
 
 
 class SampleGrid(L.Callback):

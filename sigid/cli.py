@@ -494,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument(
-        "--ckpt", type=_path, help="checkpoint or run folder (CNN: identification; Siamese)"
+        "--ckpt",
+        type=_path,
+        help="checkpoint or run folder (CNN: identification; Siamese: writer-dependent)",
     )
     p.add_argument(
         "--sweep", type=_path, nargs="+", metavar="DIR",

@@ -191,8 +191,9 @@ def combine(
     """Combine the runs into ``out`` (a run folder: ``checkpoints/best.ckpt``, ``split.json``,
     ``metrics.json`` with its test metrics, ``ensemble.json``) and return its metrics.
 
-    `overrides` choose the data as for `sigid evaluate` (``data=cedar data.root=...
-    data.split.fold=F``); the writers they give must be the members' split.
+    `overrides` describe the fold's data from the defaults, with its data config (``data=cedar
+    data.root=... data.split.fold=F``; unlike `sigid evaluate`, not from the runs' own
+    records); the writers they give must be the members' split.
     """
     start = time.perf_counter()
     out = check_folder(out)  # before embedding every validation image

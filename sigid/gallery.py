@@ -175,6 +175,8 @@ class Gallery:
         self.score = check_score(verifier, score)
         self._embeddings: dict[str, np.ndarray] = {}
         self._sources: dict[str, list[str]] = {}
+        # the file at `path` as this gallery last read or wrote it (None: not read); see `save`
+        self._seen: tuple[int, int, int] | None = None
 
     # -- reading and writing -------------------------------------------------------------------
 
@@ -190,9 +192,12 @@ class Gallery:
         """Read a gallery file. The model is `verifier`, else `checkpoint`, else the checkpoint
         path stored in the file; it must have the weights the gallery was enrolled with.
         `threshold` overrides the checkpoint's decision threshold."""
+        if isinstance(checkpoint, Verifier):  # positional: Gallery.load(path, verifier)
+            raise TypeError("Gallery.load(path, checkpoint): give a Verifier as verifier=...")
         path = Path(path)
         if verifier is not None and (checkpoint is not None or threshold is not None):
             raise ValueError("give either a verifier, or a checkpoint and a threshold; not both")
+        stamp = _stamp(path)  # before reading: a save in between shows as a change
         meta, embeddings, index = _read(path)
         if verifier is None:
             if checkpoint is None:
@@ -229,6 +234,7 @@ class Gallery:
                 f"are {verifier.dim}-dimensional"
             )
         gallery = cls(verifier, path, _stored_score(path, meta))
+        gallery._seen = stamp
         sources = meta["sources"]
         for number, writer in enumerate(meta["writers"]):
             rows = np.flatnonzero(index == number)
@@ -263,10 +269,21 @@ class Gallery:
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write the gallery atomically: a temporary file in the same folder, then os.replace,
-        so the file at `path` is always either the previous gallery or the complete new one."""
+        so the file at `path` is always either the previous gallery or the complete new one.
+
+        Refused when the file is not as this gallery last read or wrote it (another `Gallery`
+        or `sigid enroll` saved there since, or a gallery file is in the way): replacing it
+        would drop the writers enrolled there."""
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("no path to save the gallery to")
+        seen = self._seen if self.path is not None and _same_file(target, self.path) else None
+        if _stamp(target) != seen:
+            raise ValueError(
+                f"{target}: not saved: the file changed since this gallery read it (another "
+                "enrollment saved there?), or holds another gallery; saving would drop the "
+                "writers in it: load it again (Gallery.load) and enroll there"
+            )
         writers = self.writers
         embeddings = [self._embeddings[w] for w in writers]
         for writer, rows in zip(writers, embeddings, strict=True):
@@ -302,7 +319,7 @@ class Gallery:
             np.savez(stream, **arrays)
             stream.flush()
             os.fsync(stream.fileno())
-        self.path = target
+        self.path, self._seen = target, _stamp(target)
         return target
 
     # -- contents ------------------------------------------------------------------------------
@@ -425,6 +442,20 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which version of the file is at `path` (an atomic save makes a new inode), None if
+    there is none."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
 
 
 def _source(image: Signature) -> str:

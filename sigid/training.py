@@ -50,7 +50,8 @@ RUN_KEYS = ("monitor", "monitor_mode")
 
 @dataclass
 class TrainResult:
-    """What a run leaves behind: final metrics, the best checkpoint, and the run folder."""
+    """What a run leaves behind: final metrics (as ``metrics.json``), the best checkpoint, the
+    run folder, and the metrics of every epoch (as ``history.json``)."""
 
     metrics: dict[str, Any]
     checkpoint: Path | None
@@ -285,6 +286,9 @@ def train(overrides: list[str] | None = None) -> TrainResult:
     """Compose the same config as `sigid-train` from Python (a notebook, a loop) and run it.
 
     Each call gets a fresh run folder under ``outputs/`` unless ``hydra.run.dir`` is overridden.
+    Errors are raised (ValueError for bad settings or data, one line); Ctrl-C during training
+    ends as Lightning ends it, with ``SystemExit(1)`` (not KeyboardInterrupt), and the run is
+    recorded as interrupted, to resume with ``ckpt_path``.
     """
     overrides = override_list(overrides)
     try:

@@ -80,3 +80,9 @@ def test_lightnings_advert_is_hidden_inside_the_apis_calls_and_by_the_commands(c
         assert not any("Tip:" in m for m in _lightning_messages(caplog, tmp_path))
     finally:
         advert.filters[:] = before
+
+
+def test_the_public_names_are_listed_though_loaded_on_first_use():
+    public = [name for name in dir(sigid) if not name.startswith("_")]
+    assert public == sorted(sigid.__all__)
+    assert all(callable(getattr(sigid, name)) for name in public)

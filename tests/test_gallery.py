@@ -334,3 +334,36 @@ def test_writer_names_that_print_alike_are_refused(name, reason, gallery_file, d
     assert err.startswith("sigid enroll: error: ") and reason in err and err.count("\n") == 1
     assert gallery_file.read_bytes() == saved
     assert gallery.enroll("Ana María 李雷", drawn[:1]) == 1  # inner spaces, any script: fine
+
+
+def test_a_gallery_saved_elsewhere_since_it_was_read_is_not_overwritten(
+    gallery_file, siamese_ckpt, tmp_path
+):
+    """Two galleries read from one file (two notebooks, two `sigid enroll` at once): the
+    second save would drop the first one's writer; it is refused and the file kept."""
+    path = tmp_path / "people.npz"
+    path.write_bytes(gallery_file.read_bytes())
+    first, second = Gallery.load(path), Gallery.load(path)
+    first.enroll("carol", [np.asarray(draw_signature(5, n)) for n in range(2)])
+    first.save()
+    second.enroll("dave", [np.asarray(draw_signature(6, n)) for n in range(2)])
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not saved: the file changed")):
+        second.save()
+    assert path.read_bytes() == before and "carol" in Gallery.load(path).writers
+    first.enroll("erin", [np.asarray(draw_signature(7, n)) for n in range(2)])
+    first.save()  # the one that wrote it last may save again
+    assert Gallery.load(path).writers == ["w1", "w2", "carol", "erin"]
+    # a new gallery saved over an existing file: refused too
+    fresh = Gallery(Verifier.from_checkpoint(siamese_ckpt))
+    fresh.enroll("zed", [np.asarray(draw_signature(8, 0))])
+    with pytest.raises(ValueError, match="holds another gallery"):
+        fresh.save(path)
+    assert "zed" not in Gallery.load(path).writers
+
+
+def test_a_verifier_given_as_the_checkpoint_says_where_it_goes(gallery_file, siamese_ckpt):
+    verifier = Verifier.from_checkpoint(siamese_ckpt)
+    with pytest.raises(TypeError, match=re.escape("give a Verifier as verifier=...")):
+        Gallery.load(gallery_file, verifier)
+    assert Gallery.load(gallery_file, verifier=verifier).writers == ["w1", "w2"]

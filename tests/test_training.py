@@ -21,6 +21,7 @@ from runs import QUIET, SMALL, SMALL_NET, tiny_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
+from sigid.callbacks import MetricHistory
 from sigid.rundir import check_new_run_dir, check_new_sweep_dir
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
@@ -98,6 +99,7 @@ def test_cnn_run_writes_metrics_checkpoint_and_tensorboard(tmp_path):
     assert "hp/best_val_loss" in tags["scalars"]  # the best value, named after its metric
     history = json.loads((result.output_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1] and "val/acc" in history[0]
+    assert len(result.history) == saved["epochs"] == 2
     assert sorted(p.name for p in (result.output_dir / "checkpoints").iterdir()) == [
         "best.ckpt", "last.ckpt"
     ]  # fmt: skip
@@ -589,3 +591,17 @@ def test_the_csv_logger_writes_every_epochs_metrics_beside_tensorboard(tmp_path)
     epochs = sorted({int(r["epoch"]) for r in rows if r.get("val/loss")})
     assert epochs == [0, 1] and any(r.get("test/acc") for r in rows)
     assert "val/loss" in _tags(result.output_dir)["scalars"]
+
+
+def test_testing_the_best_checkpoint_keeps_the_whole_metric_history(tmp_path):
+    """Lightning restores every callback's state from the checkpoint it tests: the history
+    saved at the best epoch must not replace the epochs recorded after it; a resumed run (an
+    empty history) takes the checkpoint's."""
+    history = MetricHistory(tmp_path / "history.json")
+    history.epochs = {e: {"epoch": e, "val/loss": 1.0 + e} for e in range(3)}
+    at_best = {"epochs": [{"epoch": 0, "val/loss": 1.0}]}  # best.ckpt, written at epoch 0
+    history.load_state_dict(at_best)
+    assert sorted(history.epochs) == [0, 1, 2] and history.epochs[2]["val/loss"] == 3.0
+    resumed = MetricHistory(tmp_path / "history.json")
+    resumed.load_state_dict(history.state_dict())
+    assert resumed.epochs == history.epochs
