@@ -99,10 +99,12 @@ def _check_same_run(folder: Path, overrides: Sequence[str]) -> None:
         ) from err
     ours, theirs = _run_settings(overrides), _run_settings(recorded)
     if ours != theirs:
+        missing = [o for o in theirs if o not in ours]
+        extra = [o for o in ours if o not in theirs]
         raise FolderTaken(
             f"{folder}: resuming takes the run's own data, model, experiment, seed and init_from "
-            f"overrides ({' '.join(theirs) or 'none'}); this command has "
-            f"{' '.join(ours) or 'none'}"
+            f"overrides; this command lacks {' '.join(missing) or 'none'} and adds "
+            f"{' '.join(extra) or 'none'}"
         )
 
 

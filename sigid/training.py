@@ -147,6 +147,8 @@ def run(cfg: DictConfig) -> TrainResult:
         log.info("writer branch pretrained: %s", pretraining)
 
     with warnings.catch_warnings():
+        if resume:  # the run's own checkpoints, which it goes on writing
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
         if frozen:  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)

@@ -478,9 +478,8 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     record = {n: (run / n).read_bytes() for n in ("status.json", "split.json")}
     other = _sigid_train(tmp_path, *args, "data.seed=1", "ckpt_path=run/checkpoints/last.ckpt")
     assert other.returncode == 1 and "Traceback" not in other.stderr
-    assert (
-        "resuming takes the run's own data, model, experiment, seed and init_from" in other.stderr
-    )
+    assert "resuming takes the run's own data, model, experiment, seed" in other.stderr
+    assert "this command lacks none and adds data.seed=1" in other.stderr
     assert {n: (run / n).read_bytes() for n in record} == record
     # the same command again is refused, and the message says how to resume
     again = _sigid_train(tmp_path, *args)
@@ -488,6 +487,7 @@ def test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint(tmp
     assert f"resume it (ckpt_path=run{os.sep}checkpoints{os.sep}last.ckpt)" in again.stderr
     resumed = _sigid_train(tmp_path, *args, "ckpt_path=run/checkpoints/last.ckpt")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Checkpoint directory" not in resumed.stderr  # its own folder, as it should be
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and "test/acc" in metrics
     assert metrics["resumed_from"] == str((run / "checkpoints" / "last.ckpt").resolve())
