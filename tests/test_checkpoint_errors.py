@@ -133,9 +133,10 @@ def test_a_checkpoint_with_damaged_weights_is_refused_not_scored(
     assert reason in _cli_error(capsys, ["verify", image, image, "--ckpt", path])
 
 
-def test_an_unreadable_checkpoint_is_not_called_foreign(tmp_path):
-    """What the system refuses is reported as such, with the file, not as its contents."""
-    with pytest.raises(ValueError, match="cannot read: is a directory"):
+def test_load_checkpoint_takes_a_run_folder_as_the_other_entry_points_do(siamese_ckpt, tmp_path):
+    run = siamese_ckpt.parent.parent  # the fixture's run folder
+    assert type(load_checkpoint(run)).__name__ == "SiameseModule"
+    with pytest.raises(ValueError, match=re.escape("a folder that holds no checkpoints/best.ckpt")):
         load_checkpoint(tmp_path)
 
 

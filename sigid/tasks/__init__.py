@@ -28,7 +28,9 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> LightningMod
     whose hyper-parameters or weights do not fit the module, is a one-line ValueError naming
     the file: the modules' constructors and Lightning fail with many kinds of exceptions.
     """
-    path = Path(path)
+    from sigid.signatures import checkpoint_path  # a run folder: its checkpoints/best.ckpt
+
+    path = checkpoint_path(path)
     content = _read_bytes(path)
     hparams = _hyper_parameters(path, content)
     cls = ClassifierModule if "num_classes" in hparams else SiameseModule
