@@ -306,7 +306,7 @@ class _References(argparse.Action):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sigid.protocols import format_result, run_protocol
-    from sigid.signatures import checkpoint_path
+    from sigid.protocols.report import skipped_references
 
     if args.protocol == "writer-independent":
         if args.sweep is None or args.ckpt is not None:
@@ -315,7 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if args.ckpt is None or args.sweep is not None:
             raise ValueError(f"{args.protocol}: give --ckpt CHECKPOINT (--sweep is for folds)")
-        target = checkpoint_path(args.ckpt)  # a run folder: its checkpoints/best.ckpt
+        target = args.ckpt  # a run folder too: the protocols take its checkpoints/best.ckpt
     if args.references is not None and args.protocol != "writer-dependent":
         raise ValueError("--references applies to --protocol writer-dependent only")
     if args.score is not None and args.protocol != "writer-dependent":
@@ -325,17 +325,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options["score"] = args.score
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
-    # K left out (too few genuine signatures for them): under the table, or beside the JSON
-    notes = [
-        f"K={s['references']} not evaluated: {s['reason']}"
-        for s in result.get("skipped_references", [])
-    ]
-    if args.json:
-        print(_json(result))
-        for note in notes:
+    print(_json(result) if args.json else format_result(result))
+    if args.json:  # K left out: the table lists them, and beside the JSON, stderr does
+        for note in skipped_references(result):
             print(f"sigid evaluate: note: {note}", file=sys.stderr)
-    else:
-        print("\n".join([format_result(result), *(f"  {note}" for note in notes)]))
     return 0
 
 

@@ -149,8 +149,6 @@ def evaluate(
     overrides = override_list(overrides)
     if protocol is None:
         return run_test(checkpoint, overrides)[1]
-    from sigid.protocols import run_protocol
+    from sigid.protocols import run_protocol  # each protocol takes a run folder itself
 
-    if protocol != "writer-independent" and isinstance(checkpoint, (str, Path)):
-        checkpoint = checkpoint_path(checkpoint)  # a run folder: its checkpoints/best.ckpt
     return run_protocol(protocol, checkpoint, overrides, **options)

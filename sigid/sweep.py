@@ -22,8 +22,11 @@ from sigid.provenance import RESUME_KEY, override_key
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
 EPOCHS = "trainer.max_epochs"
+FOLD_KEY = "data.split.fold"
+# Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
+SEED_KEYS = ("seed", "data.seed")
 # overrides whose values repeat one setting (another draw, another fold) rather than change it
-REPETITIONS = frozenset({"seed", "data.seed", "data.split.fold"})
+REPETITIONS = frozenset({*SEED_KEYS, FOLD_KEY})
 
 
 def job_folders(sweep_dir: str | Path) -> list[Path]:

@@ -82,7 +82,16 @@ def _writer_dependent(result: dict[str, Any]) -> list[str]:
                 + (f", top-5 {found['top5']:.4f}" if "top5" in found else "")
                 + f" ({found['queries']} questioned genuine signatures)"
             )
+    lines.extend(f"  {note}" for note in skipped_references(result))
     return lines
+
+
+def skipped_references(result: dict[str, Any]) -> list[str]:
+    """The K a writer-dependent evaluation left out, and why (too few genuine signatures)."""
+    return [
+        f"K={s['references']} not evaluated: {s['reason']}"
+        for s in result.get("skipped_references", [])
+    ]
 
 
 def _writer_independent(result: dict[str, Any]) -> list[str]:

@@ -20,12 +20,9 @@ from omegaconf import OmegaConf
 from sigid.errors import one_line
 from sigid.protocols.output import Scalar, write_outputs
 from sigid.provenance import RESUME_KEY, override_key, recorded_overrides
-from sigid.sweep import is_number, job_number, mean_std, read_json
+from sigid.sweep import FOLD_KEY, SEED_KEYS, is_number, job_number, mean_std, read_json
 
-FOLD_KEY = "data.split.fold"
 FOLDS_KEY = "data.split.folds"
-# Overrides that draw another sample of the same recipe (initialisation, folds, pairs).
-SEED_KEYS = ("seed", "data.seed")
 # Reported first, in this order; any other test/* metric follows alphabetically.
 LEADING = (
     "test/eer_skilled", "test/eer_random", "test/eer", "test/auroc", "test/far", "test/frr",
