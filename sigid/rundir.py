@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from sigid.provenance import override_group
+from sigid.provenance import override_group, recorded_overrides, run_record
 
 
 def finished_run(folder: str | Path) -> str | None:
@@ -89,14 +89,15 @@ def _check_same_run(folder: Path, overrides: Sequence[str]) -> None:
     """A resumed run goes on with the interrupted run's settings: other data overrides would
     train on another split (test files among those trained on), and Hydra would replace the
     run's record with the new ones."""
-    record = folder / ".hydra" / "overrides.yaml"
-    try:
-        recorded = OmegaConf.to_container(OmegaConf.load(record))
-    except Exception as err:  # missing, or yaml's and OmegaConf's own error types
+    if run_record(folder) is None:
         raise FolderTaken(
-            f"{record}: cannot read the interrupted run's overrides ({type(err).__name__}), so "
-            "it cannot be resumed safely; train into another folder"
-        ) from err
+            f"{folder}: no record of the interrupted run's overrides (.hydra/overrides.yaml), "
+            "so it cannot be resumed safely; train into another folder"
+        )
+    try:
+        recorded = recorded_overrides(folder)
+    except ValueError as err:  # a damaged record, named
+        raise FolderTaken(f"{err}; the run cannot be resumed safely") from err
     ours, theirs = _run_settings(overrides), _run_settings(recorded)
     if ours != theirs:
         missing = [o for o in theirs if o not in ours]
@@ -108,11 +109,10 @@ def _check_same_run(folder: Path, overrides: Sequence[str]) -> None:
         )
 
 
-def _run_settings(overrides: Any) -> list[str]:
+def _run_settings(overrides: Sequence[str]) -> list[str]:
     """The overrides that make a run what it is (its data, network, seed, starting weights);
     the trainer, callbacks and loggers may change on resuming (more epochs, another device)."""
-    items = overrides if isinstance(overrides, list) else []
-    return sorted(str(o) for o in items if override_group(str(o)) in RUN_IDENTITY)
+    return sorted(o for o in overrides if override_group(o) in RUN_IDENTITY)
 
 
 def _resumes(folder: Path, resume: str | Path | None) -> bool:
