@@ -9,27 +9,29 @@ writer) and `Gallery` (enroll new writers for a Siamese model, then identify or 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = version("sigid")  # one source: pyproject.toml
 __all__ = ["Gallery", "Identifier", "TrainResult", "Verifier", "evaluate", "train"]
 
 # Where each public name lives.
 _MODULES = {
-    "Gallery": "sigid.gallery",
-    "Identifier": "sigid.identifier",
-    "TrainResult": "sigid.training",
-    "Verifier": "sigid.verifier",
-    "evaluate": "sigid.evaluation",
-    "train": "sigid.training",
+    "Gallery": "sigid.inference.gallery",
+    "Identifier": "sigid.inference.identifier",
+    "TrainResult": "sigid.training.run",
+    "Verifier": "sigid.inference.verifier",
+    "evaluate": "sigid.evaluation.api",
+    "train": "sigid.train_cli",
 }
 
 if TYPE_CHECKING:
-    from sigid.evaluation import evaluate
-    from sigid.gallery import Gallery
-    from sigid.identifier import Identifier
-    from sigid.training import TrainResult, train
-    from sigid.verifier import Verifier
+    from sigid.evaluation.api import evaluate
+    from sigid.inference.gallery import Gallery
+    from sigid.inference.identifier import Identifier
+    from sigid.inference.verifier import Verifier
+    from sigid.train_cli import train
+    from sigid.training.run import TrainResult
 
 
 def __dir__() -> list[str]:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
+from sigid.data.transforms import augment_preset
 from sigid.errors import hide_dependency_noise
-from sigid.presets import augment_preset
 
-# sigid evaluate --protocol (sigid.protocols.PROTOCOLS; not imported: it loads Lightning)
+# sigid evaluate --protocol (sigid.evaluation.protocols.PROTOCOLS; not imported: it loads Lightning)
 PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
-# a gallery's scores (sigid.gallery.SCORES; not imported: it loads torch)
+# a gallery's scores (sigid.inference.gallery.SCORES; not imported: it loads torch)
 SCORE_NAMES = ("normalized", "mean")
 
 
@@ -131,7 +131,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
         if args.writer is None or len(args.images) != 1:
             raise ValueError("with --gallery, give --writer NAME and one questioned signature")
-        from sigid.gallery import Gallery
+        from sigid.inference.gallery import Gallery
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
         verdict = gallery.verify(args.writer, args.images[0])
@@ -148,7 +148,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
     if args.ckpt is None or len(args.images) != 2:
         raise ValueError("give two signatures and --ckpt CHECKPOINT, or --gallery G --writer NAME")
-    from sigid.verifier import Verifier
+    from sigid.inference.verifier import Verifier
 
     verifier = Verifier.from_checkpoint(args.ckpt, threshold=args.threshold)
     verdict = verifier.verify(*args.images)
@@ -161,7 +161,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
-        from sigid.gallery import Gallery
+        from sigid.inference.gallery import Gallery
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
         found = gallery.identify(args.image, top_k=args.top_k)
@@ -181,7 +181,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         raise ValueError("give --ckpt CHECKPOINT (a CNN checkpoint) or --gallery G")
     if args.threshold is not None:
         raise ValueError("--threshold applies to --gallery only (a CNN ranks known writers)")
-    from sigid.identifier import Identifier
+    from sigid.inference.identifier import Identifier
 
     ranked = Identifier.from_checkpoint(args.ckpt).identify(args.image, top_k=args.top_k)
     data = {
@@ -194,7 +194,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from sigid.atomic import check_target
-    from sigid.gallery import Gallery, check_writer_name
+    from sigid.inference.gallery import Gallery, check_writer_name
 
     check_writer_name(args.writer)  # before the checkpoint is loaded
     check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
@@ -218,7 +218,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sigid.export import export
+    from sigid.inference.export import export
 
     start = time.perf_counter()
     written = export(args.ckpt, args.out, args.formats, name=args.name)
@@ -231,7 +231,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from sigid.ensemble import combine
+    from sigid.training.ensemble import combine
 
     # run folders and checkpoints are paths; Hydra data overrides are KEY=VALUE
     overrides = [i for i in args.items if "=" in i and not Path(i).exists()]
@@ -249,7 +249,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from sigid.probe import shortcut_probe
+    from sigid.evaluation.probe import shortcut_probe
 
     result = shortcut_probe(
         args.root, args.layout, args.mode, folds=args.folds, fold=args.fold, seed=args.seed,
@@ -267,7 +267,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
-    from sigid.sweep import collect, write_summary
+    from sigid.runs.sweep import collect, write_summary
 
     rows = collect(args.sweep)
     written = write_summary(args.sweep, rows)
@@ -305,8 +305,8 @@ class _References(argparse.Action):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sigid.protocols import format_result, run_protocol
-    from sigid.protocols.report import skipped_references
+    from sigid.evaluation.api import run_protocol
+    from sigid.evaluation.protocols.report import format_result, skipped_references
 
     if args.protocol == "writer-independent":
         if args.sweep is None or args.ckpt is not None:

@@ -17,19 +17,19 @@ from test_atomic import read_only_folder
 from torch.utils.data import DataLoader, Dataset
 
 from sigid.data import augment
-from sigid.data.augment import (
-    Stretch,
-    build_transform,
-    build_transform_from_config,
-    distort_deterministic,
-    materialize,
-)
+from sigid.data.augment import distort_deterministic, materialize
 from sigid.data.images import ImageLoadError, load_image
 from sigid.data.preprocess import preprocess
-from sigid.presets import augment_preset
+from sigid.data.transforms import (
+    KEYS,
+    Stretch,
+    augment_preset,
+    build_transform,
+    build_transform_from_config,
+)
 
 PAPER = 225  # light-grey paper, so a fill of 255 would be visible
-OFF = {key: 0.0 for key in augment.KEYS}
+OFF = dict.fromkeys(KEYS, 0.0)
 
 HEAVY = augment_preset("heavy")  # the paper's heavier test distortions
 

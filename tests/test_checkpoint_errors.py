@@ -20,12 +20,12 @@ from drawing import draw_signature
 from runs import READS_ANYTHING
 
 from sigid.cli import main
-from sigid.ensemble import combine
-from sigid.export import export
-from sigid.identifier import Identifier
-from sigid.protocols import identification
+from sigid.evaluation.protocols import identification
+from sigid.inference.export import export
+from sigid.inference.identifier import Identifier
+from sigid.inference.verifier import Verifier
 from sigid.tasks import load_checkpoint
-from sigid.verifier import Verifier
+from sigid.training.ensemble import combine
 
 
 def _edited(source: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.images import ImageLoadError
 from sigid.data.layouts import DatasetError
 from sigid.data.pairs import KINDS
-from sigid.provenance import check_unseen
+from sigid.runs.records import check_unseen
 
 SPLIT = {"val": 2, "test": 2, "folds": 3, "fold": 0, "val_writers": 1}
 PAIRS = {"train": 40, "val": 20, "test": 20, "skilled_fraction": 0.5}

@@ -1,4 +1,4 @@
-"""`sigid ensemble` / `sigid.ensemble.combine`: separately trained runs of one split as one
+"""`sigid ensemble` / `sigid.training.ensemble.combine`: separately trained runs of one split as one
 checkpoint. Real tiny runs (seconds each, on the small synthetic set), real CEDAR scans to embed.
 """
 
@@ -16,10 +16,10 @@ from runs import QUIET, SMALL, SMALL_DATA, SMALL_NET
 import sigid
 from sigid import metrics
 from sigid.cli import main
-from sigid.ensemble import combine, load_member
-from sigid.protocols import writer_independent_summary
+from sigid.evaluation.protocols.writer_independent import writer_independent_summary
+from sigid.inference.verifier import Verifier
 from sigid.tasks import load_checkpoint
-from sigid.verifier import Verifier
+from sigid.training.ensemble import combine, load_member
 
 
 def _train(folder: Path, *overrides: str) -> Path:
@@ -67,8 +67,8 @@ def test_the_ensemble_distance_is_the_members_root_mean_square(runs, ensemble, c
 
 def test_the_head_is_the_logistic_fit_of_the_validation_pairs(ensemble):
     out, result = ensemble
-    from sigid.ensemble import build_ensemble, load_member, validation_distances
-    from sigid.evaluation import evaluation_datamodule
+    from sigid.evaluation.testing import evaluation_datamodule
+    from sigid.training.ensemble import build_ensemble, load_member, validation_distances
 
     module = build_ensemble([load_member(m) for m in result["members"]])
     datamodule = evaluation_datamodule(module, SMALL_DATA)

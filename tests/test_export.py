@@ -15,12 +15,12 @@ import pytest
 import torch
 from runs import tiny_checkpoint
 
-import sigid.export
+import sigid.inference.export
 from sigid.cli import build_parser, main
-from sigid.export import MissingExportDependency, export
-from sigid.identifier import Identifier
+from sigid.inference.export import MissingExportDependency, export
+from sigid.inference.identifier import Identifier
+from sigid.inference.verifier import Verifier
 from sigid.tasks import load_checkpoint
-from sigid.verifier import Verifier
 
 TOLERANCE = 1e-4
 NAMES = {"siamese": "embedding", "cnn": "classifier"}
@@ -228,7 +228,7 @@ def test_cli_errors_are_one_line_and_exit_1(case, message, checkpoints, tmp_path
 @pytest.mark.parametrize("kind", list(NAMES))
 def test_a_checkpoint_without_preprocessing_is_refused(kind, checkpoints, tmp_path, capsys):
     """The sidecar must say how to prepare images; the Verifier and Identifier refuse such a
-    checkpoint with the same message (`sigid.signatures.read_preprocessing`)."""
+    checkpoint with the same message (`sigid.inference.inputs.read_preprocessing`)."""
     checkpoint = torch.load(checkpoints[kind], map_location="cpu", weights_only=True)
     del checkpoint["hyper_parameters"]["preprocessing"]
     ckpt = tmp_path / "unprepared.ckpt"
@@ -280,8 +280,8 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(
     def run(path: Path, images: torch.Tensor) -> torch.Tensor:
         return torch.full((len(images), 6), 0.5)  # not the probabilities PyTorch gives
 
-    monkeypatch.setitem(sigid.export.WRITERS, "onnx", write)
-    monkeypatch.setitem(sigid.export.RUNNERS, "onnx", run)
+    monkeypatch.setitem(sigid.inference.export.WRITERS, "onnx", write)
+    monkeypatch.setitem(sigid.inference.export.RUNNERS, "onnx", run)
     ckpt = checkpoints["cnn"]
     message = f"{ckpt}: the onnx export differs from PyTorch by "
     with pytest.raises(ValueError, match=re.escape(message)) as caught:

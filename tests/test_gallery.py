@@ -19,8 +19,8 @@ from drawing import draw_signature
 from runs import READS_ANYTHING
 
 from sigid.cli import main
-from sigid.gallery import Gallery
-from sigid.verifier import Verifier
+from sigid.inference.gallery import Gallery
+from sigid.inference.verifier import Verifier
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,13 @@ from PIL import Image
 
 from sigid.cli import main
 from sigid.data import ImageLoadError, load_image, preprocess
-from sigid.data.datamodules import to_tensor
-from sigid.gallery import Gallery
-from sigid.identifier import Identifier
-from sigid.provenance import run_folder
-from sigid.signatures import to_batch
+from sigid.data.transforms import to_tensor
+from sigid.inference.gallery import Gallery
+from sigid.inference.identifier import Identifier
+from sigid.inference.inputs import to_batch
+from sigid.inference.verifier import Verdict, Verifier
+from sigid.runs.paths import run_folder
 from sigid.tasks import load_checkpoint
-from sigid.verifier import Verdict, Verifier
 
 # Enrolled in the gallery: name -> (CEDAR writer, reference numbers).
 ENROLLED = {"ann": (1, range(1, 6)), "bob": (2, range(1, 6)), "cyd": (3, range(1, 6))}

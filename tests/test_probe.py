@@ -1,4 +1,4 @@
-"""sigid.probe: the "no shortcut" probe, on a planted shortcut and on the real CEDAR set."""
+"""sigid.evaluation.probe: the "no shortcut" probe, on a planted shortcut and on real CEDAR."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from sigid.cli import main
 from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import DatasetError
-from sigid.probe import shortcut_probe, thumbnails
+from sigid.evaluation.probe import shortcut_probe, thumbnails
 
 # The issue's acceptance bound: on normalized CEDAR images the probe may not do better than this.
 NORMALIZED_AUC_BOUND = 0.60

@@ -1,5 +1,5 @@
-"""Evaluation protocols (sigid.protocols, `sigid evaluate`): hand-computed metrics, thresholds
-from validation writers only, fold summaries, files, and the command on real CEDAR scans.
+"""Evaluation protocols (sigid.evaluation.protocols, `sigid evaluate`): hand-computed metrics,
+thresholds from validation writers only, fold summaries, files, and the command on real CEDAR scans.
 
 The writer-dependent metrics are checked on embeddings placed by hand, scored by a real
 Verifier whose similarity head is set to sigmoid(-distance): the distances decide every score's
@@ -25,11 +25,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import sigid
 from sigid.cli import main
 from sigid.data.layouts import Sample
-from sigid.evaluation import evaluation_datamodule
-from sigid.presets import augment_preset
-from sigid.protocols import identification, writer_independent_summary
-from sigid.protocols.curves import DET_LIMITS, probit
-from sigid.protocols.writer_dependent import (
+from sigid.data.transforms import augment_preset
+from sigid.evaluation.protocols import identification
+from sigid.evaluation.protocols.curves import DET_LIMITS, probit
+from sigid.evaluation.protocols.writer_dependent import (
     MEAN,
     EmbeddedSplit,
     Rule,
@@ -38,10 +37,12 @@ from sigid.protocols.writer_dependent import (
     protocol_rule,
     score_trials,
 )
-from sigid.provenance import run_folder
-from sigid.sweep import write_summary
+from sigid.evaluation.protocols.writer_independent import writer_independent_summary
+from sigid.evaluation.testing import evaluation_datamodule
+from sigid.inference.verifier import Verifier
+from sigid.runs.paths import run_folder
+from sigid.runs.sweep import write_summary
 from sigid.tasks import SiameseModule, load_checkpoint
-from sigid.verifier import Verifier
 
 DATA = SMALL_DATA
 

@@ -15,8 +15,10 @@ from runs import SMALL_DATA
 
 import sigid
 from sigid.cli import main
-from sigid.protocols import format_result, identification, writer_dependent
-from sigid.provenance import check_unseen, read_manifest, run_folder, run_overrides, run_record
+from sigid.evaluation.protocols import identification, writer_dependent
+from sigid.evaluation.protocols.report import format_result
+from sigid.runs.paths import run_folder
+from sigid.runs.records import check_unseen, read_manifest, run_overrides, run_record
 
 
 def _fails_naming_the_split(call, checkpoint: Path, split: str) -> None:

@@ -3,7 +3,7 @@ import random
 import numpy as np
 import torch
 
-from sigid.seeding import cuda_devices, own_random_streams
+from sigid.training.seeding import cuda_devices, own_random_streams
 
 
 def test_draws_inside_leave_the_callers_sequence_as_if_they_had_not_happened():

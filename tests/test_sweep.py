@@ -16,8 +16,8 @@ from matplotlib import colors
 from omegaconf import OmegaConf
 from PIL import Image
 
-from sigid import sweep
 from sigid.cli import main
+from sigid.runs import sweep
 
 
 def _job(

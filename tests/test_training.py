@@ -21,13 +21,13 @@ from runs import QUIET, SMALL, SMALL_NET, tiny_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
-from sigid.callbacks import MetricHistory
-from sigid.rundir import check_new_run_dir, check_new_sweep_dir
+from sigid.runs.folder import check_new_run_dir, check_new_sweep_dir
+from sigid.tasks.build import build_datamodule, build_module
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
-from sigid.tasks.transfer import init_from
-from sigid.tasks.writer_branch import pretrain_writer_branch
-from sigid.training import build_datamodule, build_module
+from sigid.training.callbacks import MetricHistory
+from sigid.training.transfer import init_from
+from sigid.training.writer_branch import pretrain_writer_branch
 
 EXPERIMENTS = [
     "paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel", "synth_pretrain",

@@ -20,19 +20,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
-from sigid.data.augment import (
-    build_transform_from_config,
-    distort_deterministic,
-    materialize,
-    request,
-)
+from sigid.data.augment import distort_deterministic, materialize, request
 from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
 from sigid.data.synthetic import generate
-from sigid.presets import augment_preset
+from sigid.data.transforms import augment_preset, build_transform_from_config, to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +109,6 @@ class WithinCollate:
 
     def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         return self.pair_collate(pairs_within(self.samples, list(indices)))
-
-
-def to_tensor(image: np.ndarray, transform=None) -> torch.Tensor:
-    """uint8 (H, W) -> float (1, H, W) in [0, 1], through the optional uint8 transform."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0)
-    if transform is not None:
-        tensor = transform(tensor)
-    return tensor.float().div_(255.0)
 
 
 class SignatureDataModule(L.LightningDataModule):
@@ -330,6 +317,7 @@ class ClassFolderDataModule(SignatureDataModule):
 
 # The settings of a writer-disjoint split, named in its errors.
 SPLIT_KEYS = ("folds", "fold", "val_writers")
+
 # Fewer training writers than this is warned about: the network sees too few hands to generalise.
 MIN_TRAIN_WRITERS = 3
 
@@ -431,7 +419,7 @@ class PairDataModule(SignatureDataModule):
     def writer_dataloader(self, batch_size: int | None = None) -> DataLoader:
         """The training writers' genuine signatures, augmented, labelled with their writer's
         index (`train_writers`) and shuffled: for training a writer classifier on the training
-        writers only (`sigid.tasks.writer_branch`)."""
+        writers only (`sigid.training.writer_branch`)."""
         labels = self._writer_labels()
         genuine = np.array([s.genuine for s in self.samples["train"]], dtype=bool)
         dataset = ImageDataset(

@@ -287,7 +287,7 @@ def build_siamese(
     if writer_branch:
         branch = dict(writer_branch)
         weight = float(branch.pop("weight", DEFAULT_WRITER_WEIGHT))
-        branch.pop("pretrain_epochs", None)  # read by the training (sigid.tasks.writer_branch)
+        branch.pop("pretrain_epochs", None)  # read by the training (sigid.training.writer_branch)
         shape = {k: kwargs[k] for k in ("image_size", "in_channels") if k in kwargs}
         with torch.random.fork_rng(devices=[]):  # the pair embedding's draws stay as without it
             writer = WriterFeatures(**shape, **branch)

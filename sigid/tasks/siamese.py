@@ -20,7 +20,7 @@ The decision threshold is the validation set's EER threshold, recomputed at the 
 validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
 all test metrics use it, and testing never tunes it. The same epoch's mean distance of the
 validation genuine pairs is kept in the ``genuine_distance`` buffer: a gallery's normalised
-score (`sigid.gallery`) measures each writer's distances against it. ``train/acc`` is the
+score (`sigid.inference.gallery`) measures each writer's distances against it. ``train/acc`` is the
 paper's (Keras) accuracy at the fixed 0.5: training-mode scores (dropout, batch statistics) are
 not on the scale of the eval-mode validation scores the threshold comes from.
 """
@@ -206,7 +206,7 @@ class SiameseModule(LightningModule):
     @property
     def branch_pretrain_epochs(self) -> int:
         """Epochs of writer classification that train the writer branch before the pair
-        training, which then leaves it fixed (`sigid.tasks.writer_branch`); 0: none, or no
+        training, which then leaves it fixed (`sigid.training.writer_branch`); 0: none, or no
         branch."""
         branch = self.hparams.get("writer_branch") or {}
         return int(branch.get("pretrain_epochs", 0) or 0)
@@ -402,7 +402,7 @@ class SiameseModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # checkpoints written before the buffer existed: unknown (galleries then score by the
-        # mean similarity, `sigid.gallery`)
+        # mean similarity, `sigid.inference.gallery`)
         checkpoint["state_dict"].setdefault("genuine_distance", torch.tensor(float("nan")))
 
     def on_test_epoch_end(self) -> None:

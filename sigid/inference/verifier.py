@@ -20,16 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigid.data.datamodules import to_tensor
+from sigid.data.transforms import to_tensor
+from sigid.inference.inputs import Signature, as_list, finite_output, read_preprocessing, to_batch
 from sigid.models.siamese import pair_distance
-from sigid.signatures import (
-    Signature,
-    as_list,
-    checkpoint_path,
-    finite_output,
-    read_preprocessing,
-    to_batch,
-)
+from sigid.runs.paths import checkpoint_path
 from sigid.tasks import SiameseModule, load_checkpoint
 
 # Images embedded per forward pass.

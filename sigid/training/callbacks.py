@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
 from sigid.atomic import write_json
-from sigid.seeding import cuda_devices, own_random_streams
+from sigid.training.seeding import cuda_devices, own_random_streams
 
 
 class MetricHistory(L.Callback):

@@ -1,10 +1,10 @@
 """Writer-dependent use of a Siamese model: each writer enrolled with K reference signatures.
 
-This is how a deployment uses the model (`sigid.gallery.Gallery`): a questioned signature is
-scored against the claimed writer's K references with a gallery's rule (`sigid.gallery.SCORES`,
-`sigid.gallery.writer_score`; by default the one a new gallery of this checkpoint would use) and
-accepted when the score reaches one global threshold. The gallery identification of the test
-writers ranks them by the mean similarity, as `sigid.gallery.Gallery.identify` does.
+This is how a deployment uses the model (`sigid.inference.gallery.Gallery`): a questioned
+signature is scored against the claimed writer's K references with a gallery's rule (its
+`SCORES`; by default the one a new gallery of this checkpoint would use) and accepted
+when the score reaches one global threshold. The gallery identification of the test
+writers ranks them by the mean similarity, as `sigid.inference.gallery.Gallery.identify` does.
 
 Per writer, with K references drawn at random (seeded per writer, so a writer's draw does not
 depend on which other writers exist, and K=12's references extend K=5's):
@@ -40,13 +40,13 @@ from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import Sample, natural_key
 from sigid.data.pairs import GENUINE, KINDS, RANDOM, SKILLED
 from sigid.errors import quiet_dependency_noise
-from sigid.evaluation import evaluation_datamodule
-from sigid.gallery import SCORES, check_score, reference_spread, writer_score
-from sigid.protocols.identification import TOP_K
-from sigid.protocols.output import Curve, Scalar, write_outputs
-from sigid.provenance import check_unseen
-from sigid.signatures import checkpoint_path
-from sigid.verifier import Verifier
+from sigid.evaluation.protocols.identification import TOP_K
+from sigid.evaluation.protocols.output import Curve, Scalar, write_outputs
+from sigid.evaluation.testing import evaluation_datamodule
+from sigid.inference.gallery import SCORES, check_score, reference_spread, writer_score
+from sigid.inference.verifier import Verifier
+from sigid.runs.paths import checkpoint_path
+from sigid.runs.records import check_unseen
 
 DEFAULT_REFERENCES = (5, 12)
 # Negative kinds reported separately.
@@ -67,7 +67,7 @@ class EmbeddedSplit(NamedTuple):
 
 @dataclass(frozen=True)
 class Rule:
-    """How a writer is scored: a `sigid.gallery.SCORES` name and, for ``normalized``, the
+    """How a writer is scored: a `sigid.inference.gallery.SCORES` name and, for ``normalized``, the
     typical genuine distance it measures against."""
 
     score: str
@@ -146,7 +146,7 @@ def gallery_identification(
     """Enroll every writer of the split with the same K references as `score_trials` and
     identify each of their other genuine signatures among all of them (closed set): top-1 and,
     with more than 5 writers, top-5 accuracy. No retraining: the writers are unseen. A gallery
-    ranks by the mean similarity (`MEAN`, `sigid.gallery.Gallery.identify`); `rule` ranks
+    ranks by the mean similarity (`MEAN`, `sigid.inference.gallery.Gallery.identify`); `rule` ranks
     otherwise."""
     genuine, _ = _by_writer(split)
     writers = [w for w in sorted(genuine, key=natural_key) if len(genuine[w]) >= k + 1]
@@ -271,7 +271,7 @@ def writer_dependent(
 ) -> dict[str, Any]:
     """The writer-dependent protocol for a Siamese checkpoint on the validation and test writers
     of the data config (`overrides`, e.g. ``["data=cedar", "data.root=...",
-    "data.split.fold=1"]``), scored by `score` (`sigid.gallery.SCORES`; default: what a new
+    "data.split.fold=1"]``), scored by `score` (a gallery's `SCORES`; default: what a new
     gallery of this checkpoint would use). A K these writers cannot be scored with is listed
     under ``skipped_references`` with the reason (`evaluate_splits`). With `out`, also ROC and
     DET PNGs, TensorBoard and ``evaluation.json``."""

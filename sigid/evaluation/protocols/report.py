@@ -9,7 +9,7 @@ MAX_PRINTED_WRITERS = 12
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """The table of a result of `sigid.protocols` (any protocol)."""
+    """The table of a result of `sigid.evaluation.protocols` (any protocol)."""
     lines = {
         "identification": _identification,
         "writer-dependent": _writer_dependent,

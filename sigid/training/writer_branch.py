@@ -24,9 +24,9 @@ from torch import nn
 
 from sigid.data.datamodules import PairDataModule
 from sigid.models.siamese import FusedEmbedding, WriterFeatures
-from sigid.seeding import cuda_devices, own_random_streams
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
+from sigid.training.seeding import cuda_devices, own_random_streams
 
 # The classifier's recipe (measured on CEDAR fold 0: 30 epochs reach validation-writer random
 # EER 0.019 with the branch's features alone).

@@ -25,13 +25,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from sigid.atomic import atomic_path, check_folder, write_json
-from sigid.callbacks import tensor_to_float
 from sigid.errors import os_reason, quiet_dependency_noise
-from sigid.evaluation import evaluation_datamodule, evaluation_trainer
+from sigid.evaluation.testing import evaluation_datamodule, evaluation_trainer
 from sigid.models.siamese import EnsembleEmbedding, FusedEmbedding, SimilarityHead
-from sigid.provenance import SPLIT_FILE, read_manifest, run_folder
-from sigid.signatures import checkpoint_path
+from sigid.runs.paths import checkpoint_path, run_folder
+from sigid.runs.records import SPLIT_FILE, read_manifest
 from sigid.tasks import SiameseModule, load_checkpoint
+from sigid.training.callbacks import tensor_to_float
 
 # SiameseModule arguments that shape the training, not the network (everything else must agree).
 TRAINING_KEYS = (

@@ -18,9 +18,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from sigid.errors import one_line
-from sigid.protocols.output import Scalar, write_outputs
-from sigid.provenance import RESUME_KEY, override_key, recorded_overrides
-from sigid.sweep import FOLD_KEY, SEED_KEYS, is_number, job_number, mean_std, read_json
+from sigid.evaluation.protocols.output import Scalar, write_outputs
+from sigid.runs.records import RESUME_KEY, override_key, recorded_overrides
+from sigid.runs.sweep import FOLD_KEY, SEED_KEYS, is_number, job_number, mean_std, read_json
 
 FOLDS_KEY = "data.split.folds"
 # Reported first, in this order; any other test/* metric follows alphabetically.

@@ -11,8 +11,8 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
-from sigid.rundir import FolderTaken
-from sigid.tasks.transfer import same_kind
+from sigid.runs.folder import FolderTaken
+from sigid.training.transfer import same_kind
 
 
 def config_entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:

@@ -25,6 +25,7 @@ import json
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,12 @@ import torch
 from lightning import LightningModule
 from torch import nn
 
-from sigid import __version__
 from sigid.atomic import atomic_path, make_parent
+from sigid.inference.inputs import NOT_FINITE, read_preprocessing
+from sigid.inference.verifier import stored_genuine_distance, stored_threshold
 from sigid.models.siamese import DISTANCE_EPS
-from sigid.signatures import NOT_FINITE, checkpoint_path, read_preprocessing
+from sigid.runs.paths import checkpoint_path
 from sigid.tasks import ClassifierModule, SiameseModule, load_checkpoint
-from sigid.verifier import stored_genuine_distance, stored_threshold
 
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -215,7 +216,7 @@ def _deployable(
     module: LightningModule, preprocessing: dict[str, Any], checkpoint: str | Path
 ) -> tuple[nn.Module, str, dict[str, Any]]:
     """The network to export (eval mode), its default file name and `module`'s metadata, with
-    `preprocessing` as `sigid.signatures.read_preprocessing` checked it. `checkpoint` is
+    `preprocessing` as `sigid.inference.inputs.read_preprocessing` checked it. `checkpoint` is
     `module`'s file, named in errors."""
     hparams = module.hparams
     size = [int(s) for s in hparams.get("image_size", (128, 128))]
@@ -272,7 +273,7 @@ def _deployable(
         raise ValueError(f"cannot export a {type(module).__name__}")
     metadata = {
         "format_version": METADATA_VERSION,
-        "sigid_version": __version__,
+        "sigid_version": version("sigid"),
         "kind": kind,
         "input": image,
         "preprocessing": preprocessing,

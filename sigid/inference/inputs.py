@@ -1,9 +1,5 @@
-"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor;
-and the checks each such tool makes on what a checkpoint stores and on what its network gives.
-
-Images go through exactly what training used: `sigid.data.load_image` for files, then
-`sigid.data.preprocess` with the checkpoint's stored ``preprocessing`` ({"mode", "size"}), then
-the DataModules' own `sigid.data.datamodules.to_tensor`.
+"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor,
+prepared exactly as in training; and the checks on what a checkpoint stores and its network gives.
 """
 
 from __future__ import annotations
@@ -17,33 +13,14 @@ import numpy as np
 import torch
 
 from sigid.data import load_image, preprocess
-from sigid.data.datamodules import to_tensor
 from sigid.data.preprocess import blank_reason, check_preprocessing, no_ink_reason
+from sigid.data.transforms import to_tensor
 
-# The checkpoint of a training run folder that the tools take when given the folder.
-RUN_CHECKPOINT = Path("checkpoints") / "best.ckpt"
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
 Signature = str | os.PathLike | np.ndarray
+
 # What the tools say when a network's output is NaN or infinite.
 NOT_FINITE = "the network gives NaN or infinite values (damaged or diverged weights?)"
-
-
-def checkpoint_path(path: str | os.PathLike | None) -> Path:
-    """The checkpoint file `path` names: a training run folder (or an ensemble's) stands for its
-    ``checkpoints/best.ckpt``, as the tools write and the README shows. An empty path is refused:
-    Path("") is the current folder, reported as "`.`: cannot read"."""
-    if path is None or not str(path).strip():
-        raise ValueError("no checkpoint path given")
-    path = Path(path)
-    if not path.is_dir():
-        return path
-    best = path / RUN_CHECKPOINT
-    if not best.is_file():
-        raise ValueError(
-            f"{path}: a folder that holds no {RUN_CHECKPOINT.as_posix()}; give a checkpoint "
-            "file, or a training run folder"
-        )
-    return best
 
 
 def read_preprocessing(module: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:

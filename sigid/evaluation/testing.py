@@ -1,15 +1,12 @@
-"""Testing a trained checkpoint: `sigid.evaluate()` and the data, trainer and test pass that
-`sigid evaluate`, the protocols and `sigid ensemble` share.
+"""Testing a trained checkpoint on the data its run was trained with: the DataModule, the
+quiet Trainer and the test pass that `sigid evaluate`, the protocols and `sigid ensemble` share.
 
-A checkpoint is tested on the data its run was trained with (the run's own experiment and data
-overrides), with the preprocessing stored in the checkpoint; overrides may change the data,
-never the network.
+Overrides may change the data, never the network; the preprocessing comes from the checkpoint.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra import compose, initialize_config_module
@@ -17,21 +14,21 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.datamodules import SignatureDataModule
-from sigid.errors import one_line, quiet_dependency_noise
-from sigid.provenance import (
+from sigid.errors import one_line
+from sigid.runs.paths import checkpoint_path, run_folder
+from sigid.runs.records import (
     check_unseen,
     override_group,
     override_key,
-    run_folder,
     run_overrides,
     run_record,
 )
-from sigid.signatures import checkpoint_path
 from sigid.tasks import ClassifierModule, load_checkpoint
-from sigid.training import build_datamodule, override_list
+from sigid.tasks.build import build_datamodule
 
 # Config keys that choose evaluation data (seed: data.seed follows it by default).
 DATA_KEYS = ("data", "seed", "paths")
+
 # What of a run's own overrides evaluation starts from: its experiment sets its data.
 RUN_DATA_KEYS = ("experiment", *DATA_KEYS)
 
@@ -96,7 +93,7 @@ def run_test(
     already loaded.
 
     The module keeps what its test epoch computed (a CNN's ``test_confusion``, a Siamese
-    network's ``test_scores``), for the evaluation protocols (`sigid.protocols`).
+    network's ``test_scores``), for the evaluation protocols (`sigid.evaluation.protocols`).
     """
     checkpoint = checkpoint_path(checkpoint)
     module = module if module is not None else load_checkpoint(checkpoint)
@@ -123,32 +120,3 @@ def evaluation_trainer() -> L.Trainer:
         enable_model_summary=False,
         enable_checkpointing=False,
     )
-
-
-@quiet_dependency_noise()
-def evaluate(
-    checkpoint: str | Path,
-    overrides: list[str] | None = None,
-    *,
-    protocol: str | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Test a checkpoint on the data its run was trained with, or as `overrides` change it.
-
-    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
-    run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
-    no such record: its data must be given with their config (``data=...``), or it is refused.
-
-    With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
-    evaluation protocol of `sigid.protocols` instead and return its result; `options` are the
-    protocol's (``references``, ``seed``, ``out``, ``score``). For "writer-independent",
-    `checkpoint` is the sweep folder of the folds (or a list of run folders) and `overrides` are
-    not used.
-    """
-    overrides = override_list(overrides)
-    if protocol is None:
-        return run_test(checkpoint, overrides)[1]
-    from sigid.protocols import run_protocol  # each protocol takes a run folder itself
-
-    return run_protocol(protocol, checkpoint, overrides, **options)

@@ -13,7 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sigid.atomic import cannot_write, check_folder, write_json
-from sigid.protocols.curves import det_figure, roc_figure, save_png
+from sigid.evaluation.protocols.curves import det_figure, save_png
+from sigid.figures import roc_figure
 
 RESULT_FILE = "evaluation.json"
 

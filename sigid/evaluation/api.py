@@ -1,18 +1,4 @@
-"""Evaluation protocols of the signature literature, on trained checkpoints and runs.
-
-- `identification`: closed-set writer identification with a CNN (top-1, top-5, confusion
-  matrix) on the per-writer split of genuine signatures;
-- `writer_dependent`: a Siamese model used as a deployment uses it, each writer enrolled with K
-  reference signatures; EER, AUC, and FAR/FRR at a threshold chosen on validation writers, for
-  skilled and random forgeries;
-- `writer_independent_summary`: k-fold over writers (one training run per fold), mean and
-  spread of the folds' test metrics.
-
-Each returns a JSON-ready dict; given an output folder, it also writes ``evaluation.json``, the
-ROC/DET (or confusion matrix) PNGs and a TensorBoard event file there. `format_result` renders
-any result as a table. Metrics come from `sigid.metrics`, scores from `sigid.verifier` and the
-gallery's rule, data splits from the DataModules: the protocols compute nothing of their own.
-"""
+"""`sigid.evaluate()` and `run_protocol`: test a checkpoint, or run an evaluation protocol."""
 
 from __future__ import annotations
 
@@ -21,19 +7,43 @@ from pathlib import Path
 from typing import Any
 
 from sigid.atomic import check_folder
-from sigid.protocols.identification import identification
-from sigid.protocols.report import format_result
-from sigid.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
-from sigid.protocols.writer_independent import writer_independent_summary
+from sigid.errors import quiet_dependency_noise
+from sigid.evaluation.protocols.identification import identification
+from sigid.evaluation.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
+from sigid.evaluation.protocols.writer_independent import writer_independent_summary
+from sigid.evaluation.testing import run_test
+from sigid.runs.records import (
+    override_list,
+)
 
-__all__ = [
-    "PROTOCOLS",
-    "format_result",
-    "identification",
-    "run_protocol",
-    "writer_dependent",
-    "writer_independent_summary",
-]
+
+@quiet_dependency_noise()
+def evaluate(
+    checkpoint: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    protocol: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Test a checkpoint on the data its run was trained with, or as `overrides` change it.
+
+    The preprocessing always comes from the checkpoint, so images are prepared exactly as in
+    training; `overrides` change the data (e.g. ``["data=cedar", "data.root=..."]``) from the
+    run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
+    no such record: its data must be given with their config (``data=...``), or it is refused.
+
+    With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
+    evaluation protocol of `sigid.evaluation.protocols` instead and return its result;
+    `options` are the protocol's (``references``, ``seed``, ``out``, ``score``). For
+    "writer-independent", `checkpoint` is the sweep folder of the folds (or a list of run
+    folders) and `overrides` are not used.
+    """
+    overrides = override_list(overrides)
+    if protocol is None:
+        return run_test(checkpoint, overrides)[1]
+
+    return run_protocol(protocol, checkpoint, overrides, **options)
+
 
 PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
 

@@ -23,7 +23,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from sigid.provenance import override_group, recorded_overrides, run_record
+from sigid.runs.records import override_group, recorded_overrides, run_record
 
 
 def finished_run(folder: str | Path) -> str | None:

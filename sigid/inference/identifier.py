@@ -13,13 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from sigid.signatures import (
-    Signature,
-    checkpoint_path,
-    finite_output,
-    read_preprocessing,
-    to_batch,
-)
+from sigid.inference.inputs import Signature, finite_output, read_preprocessing, to_batch
+from sigid.runs.paths import checkpoint_path
 from sigid.tasks import ClassifierModule, load_checkpoint
 
 

@@ -8,7 +8,7 @@ Verifying a claimed writer uses one of two scores, named in the file (`SCORES`):
 
 - ``normalized`` (the default): the similarity head applied to the questioned signature's mean
   distance to the references, minus the references' own mean distance to each other, plus the
-  model's typical genuine distance (`sigid.verifier.Verifier.genuine_distance`, stored in the
+  model's typical genuine distance (`Verifier.genuine_distance`, stored in the
   checkpoint by training). A writer whose signatures vary a lot has large genuine distances, a
   consistent writer small ones, and one threshold serves both badly; measuring each writer's
   distances against their own spread is the classical user-dependent score normalisation, from
@@ -32,7 +32,7 @@ One file holds a gallery: an ``.npz`` (readable with ``np.load(path, allow_pickl
 - ``embeddings``: float32 (N, dim), one row per reference signature;
 - ``writer_index``: int32 (N,), each row's writer as an index into the metadata's ``writers``;
 - ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
-  ``checkpoint`` (absolute path), ``fingerprint`` (`sigid.verifier.fingerprint` of the embedding
+  ``checkpoint`` (absolute path), ``fingerprint`` (`verifier.fingerprint` of the embedding
   branch and its preprocessing), ``preprocessing``, ``dim``, ``score`` (one of `SCORES`),
   ``writers`` and ``sources`` (each row's image file by absolute path, or "<array>").
 
@@ -56,9 +56,9 @@ import numpy as np
 
 from sigid.atomic import atomic_path
 from sigid.errors import os_reason
-from sigid.identifier import check_top_k
-from sigid.signatures import Signature, as_list, describe
-from sigid.verifier import Verdict, Verifier
+from sigid.inference.identifier import check_top_k
+from sigid.inference.inputs import Signature, as_list, describe
+from sigid.inference.verifier import Verdict, Verifier
 
 FORMAT, VERSION = "sigid-gallery", 2
 # Version 1 files held a description of the one score of that time, the mean similarity.
@@ -479,7 +479,7 @@ def writer_score(
 ) -> float:
     """A writer's score for a questioned embedding against their (K, dim) reference embeddings,
     by the rule `score` (module doc). `genuine_distance` overrides the verifier's. The
-    evaluation protocols score with it too (`sigid.protocols.writer_dependent`), so they
+    evaluation protocols score with it too (`sigid.evaluation.protocols.writer_dependent`), so they
     measure what a gallery decides."""
     if score == "mean":
         return float(np.mean(verifier.scores(query, references)))

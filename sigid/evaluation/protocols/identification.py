@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from sigid.errors import quiet_dependency_noise
-from sigid.evaluation import run_test
+from sigid.evaluation.protocols.output import Scalar, write_outputs
+from sigid.evaluation.testing import run_test
 from sigid.figures import confusion_figure
-from sigid.protocols.output import Scalar, write_outputs
-from sigid.provenance import split_record
-from sigid.signatures import checkpoint_path
+from sigid.runs.paths import checkpoint_path
+from sigid.runs.records import split_record
 from sigid.tasks import ClassifierModule, load_checkpoint
 
 # Top-5 accuracy is only informative with more writers than that.

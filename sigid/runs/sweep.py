@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
-from sigid.provenance import RESUME_KEY, override_key
+from sigid.runs.records import RESUME_KEY, override_key
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")

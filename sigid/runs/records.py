@@ -21,17 +21,25 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from sigid.errors import one_line
+from sigid.runs.paths import run_folder
+
+
+def override_list(overrides: Any) -> list[str]:
+    """`overrides` as a list of strings; one string is refused (a list of its characters would
+    be read as overrides), and so is anything else that is not a list of strings."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise TypeError(
+            f"overrides must be a list of strings such as ['data.split.fold=1'], got {overrides!r}"
+        )
+    return list(overrides)
+
 
 SPLIT_FILE = "split.json"
+
 # What records a run's overrides: Hydra's (training), or `sigid ensemble`'s.
 RUN_RECORDS = (Path(".hydra") / "overrides.yaml", Path("ensemble.json"))
-
-
-def run_folder(checkpoint: str | Path) -> Path:
-    """The run folder of a checkpoint: above ``checkpoints/``, where training writes."""
-    folder = Path(checkpoint).parent
-    return folder.parent if folder.name == "checkpoints" else folder
-
 
 # The override that resumes a run: not a setting of the run (summaries ignore it).
 RESUME_KEY = "ckpt_path"

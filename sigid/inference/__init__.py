@@ -1,0 +1,1 @@
+"""Using trained models: the input step, Verifier, Identifier, Gallery and export."""

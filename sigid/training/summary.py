@@ -1,0 +1,111 @@
+"""What a finished run reports: ``metrics.json``'s summary, TensorBoard's HPARAMS, the
+terminal table, and the data it trained on for ``train.log``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from sigid.atomic import write_text
+from sigid.data.datamodules import SignatureDataModule
+
+log = logging.getLogger(__name__)
+
+
+def log_data(datamodule: SignatureDataModule) -> None:
+    """What the run trains on, for train.log: the splits' sizes and every file left out."""
+    for name, part in datamodule.split_manifest().items():
+        log.info("data: %s: %d writers, %d files", name, len(part["writers"]), len(part["files"]))
+    table = getattr(datamodule, "table", None)
+    for skipped in getattr(table, "skipped", []):
+        log.info("data: skipped %s: %s", skipped.path, skipped.reason)
+
+
+def best_checkpoint(trainer: L.Trainer) -> Path | None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            return Path(callback.best_model_path)
+    return None
+
+
+def summarize(
+    cfg: DictConfig, metrics: dict[str, Any], history: list[dict[str, float]], start: float
+) -> dict[str, Any]:
+    """Final test metrics, the best validation value of the monitored metric and its epoch."""
+    monitor, mode = cfg.model.monitor, cfg.model.monitor_mode
+    scored = [row for row in history if monitor in row]
+    best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor]) if scored else None
+    out: dict[str, Any] = {k: v for k, v in sorted(metrics.items()) if k.startswith("test/")}
+    out.update(
+        {
+            "monitor": monitor,
+            "val_best": best[monitor] if best else None,
+            "best_epoch": int(best["epoch"]) if best else None,
+            "epochs": len(history),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+        }
+    )
+    if best:
+        out.update({f"best_{k}": v for k, v in best.items() if k.startswith("val/")})
+    return out
+
+
+def log_hparams(loggers: list, cfg: DictConfig, summary: dict[str, Any]) -> None:
+    """Fill TensorBoard's HPARAMS tab: this run's hyperparameters next to its final metrics."""
+    params = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    params.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
+    params["trainer.max_epochs"] = cfg.trainer.max_epochs
+    params["seed"] = cfg.seed
+    params["init_from"] = str(cfg.get("init_from"))  # pretrained or not: one column
+    params["experiment"] = str(_choice("experiment"))
+    scores = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if k.startswith("test/")}
+    if summary.get("val_best") is not None:  # named after its metric: val/loss or val/eer
+        scores[f"hp/best_{summary['monitor'].replace('/', '_')}"] = summary["val_best"]
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, metrics=scores)
+            # Lightning wrote hparams.yaml at the first save, before these existed
+            write_text(Path(logger.log_dir) / "hparams.yaml", OmegaConf.to_yaml(params))
+            logger.finalize("success")
+
+
+def _choice(group: str) -> Any:
+    """The option chosen for a config group (``experiment=cedar_snn``), None without Hydra."""
+    try:
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # no Hydra config set: run(cfg) called directly
+        return None
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}"))
+        return out
+    if isinstance(value, (list, tuple)):
+        return {prefix: str(list(value))}
+    return {prefix: value if isinstance(value, (int, float, str, bool)) else str(value)}
+
+
+def format_metrics(summary: dict[str, Any]) -> str:
+    """A short table of a run's metrics for the terminal."""
+    rows = [(k, v) for k, v in summary.items() if k.startswith("test/")]
+    rows += [
+        (f"best {summary['monitor']}", summary["val_best"]),
+        ("best epoch", summary["best_epoch"]),
+    ]
+    rows.append(("wall time (s)", summary["wall_time_s"]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(
+        f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+        for k, v in rows
+    )
