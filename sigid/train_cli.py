@@ -17,13 +17,12 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from sigid.atomic import write_text
 from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
 from sigid.runs.folder import FolderTaken, check_new_run_dir
-from sigid.runs.records import override_list
+from sigid.runs.records import override_list, write_run_record
 from sigid.runs.status import write_status
 from sigid.training.run import TrainResult, run
 from sigid.training.summary import format_metrics
@@ -51,15 +50,12 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         run_dir = Path("outputs") / "api" / stamp
     run_dir = run_dir.resolve()
-    # as sigid-train's runs: the overrides (which evaluation starts from) and the config
     task = [o for o in overrides or [] if not o.startswith("hydra.")]
     check_new_run_dir(run_dir, resume=cfg.get("ckpt_path"), overrides=task)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.hydra.job.name = "train"
-    write_text(run_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(task)))
-    config = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
+    write_run_record(run_dir, cfg, task)
     HydraConfig.instance().set_config(cfg)
     start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)

@@ -48,7 +48,6 @@ def evaluation_datamodule(
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
     training. Config errors (an unknown group, a missing value) become ValueError, one line.
     """
-    model = "cnn" if isinstance(module, ClassifierModule) else "siamese"
     overrides = list(overrides or [])
     other = [o for o in overrides if override_group(o) not in DATA_KEYS]
     if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
@@ -63,10 +62,10 @@ def evaluation_datamodule(
     trained = run_overrides(checkpoint, RUN_DATA_KEYS) if checkpoint and not fresh else []
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[f"model={model}", *trained, *overrides])
+            cfg = compose("train", overrides=[*trained, *overrides])
         if module.hparams.preprocessing:
             cfg.data.preprocess = module.hparams.preprocessing
-        return build_datamodule(cfg)
+        return build_datamodule(cfg, type(module))  # the data the module trains on
     except (HydraException, OmegaConfBaseException) as err:
         message = one_line(err, limit=None)
         after = f" (after the run's own {trained})" if trained else ""

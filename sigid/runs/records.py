@@ -16,10 +16,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
+from sigid.atomic import write_text
 from sigid.errors import one_line
 from sigid.runs.paths import run_folder
 
@@ -55,6 +56,15 @@ def override_group(override: str) -> str:
     """The top-level config key an override belongs to: ``data`` for ``data.root=x``,
     ``data=cedar`` and ``data/augment=none`` alike."""
     return re.split(r"[./]", override_key(override))[0]
+
+
+def write_run_record(folder: str | Path, cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """The record Hydra writes for a `sigid-train` run, for a run started from Python:
+    ``.hydra/overrides.yaml`` (what evaluation and resuming start from) and ``config.yaml``."""
+    record = Path(folder) / ".hydra"
+    write_text(record / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    write_text(record / "config.yaml", OmegaConf.to_yaml(config))
 
 
 def run_record(folder: str | Path) -> Path | None:

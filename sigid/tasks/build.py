@@ -1,54 +1,74 @@
-"""Build the DataModule and LightningModule that a config describes."""
+"""Build the DataModule and LightningModule that a config describes.
+
+``model._target_`` names the LightningModule class, instantiated with Hydra. The class says
+what it needs from the data: ``datamodule_class`` (built from ``data``), ``data_settings``
+(constructor arguments read off the prepared DataModule, e.g. the number of writers) and
+``distributed`` (whether DDP may split it). Any LightningModule with these three and a
+``preprocessing`` argument can be trained by `sigid-train model._target_=...`.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from sigid.data.datamodules import ClassFolderDataModule, PairDataModule, SignatureDataModule
-from sigid.tasks import ClassifierModule, SiameseModule
-
-# Which data each LightningModule trains on.
-DATAMODULES: dict[str, type[SignatureDataModule]] = {
-    "sigid.tasks.classifier.ClassifierModule": ClassFolderDataModule,
-    "sigid.tasks.siamese.SiameseModule": PairDataModule,
-}
+from sigid.data.datamodules import SignatureDataModule
+from sigid.errors import one_line
 
 # Keys of conf/model/*.yaml read by the training run, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
+# What a class named by model._target_ must provide to be trained by sigid.
+TASK_HOOKS = ("datamodule_class", "data_settings", "distributed")
 
 
-def build_datamodule(cfg: DictConfig) -> SignatureDataModule:
-    target = cfg.model._target_
-    if target not in DATAMODULES:
-        raise ValueError(f"no DataModule known for model {target!r}")
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    return DATAMODULES[target](**data)
+def task_class(cfg: DictConfig) -> type[L.LightningModule]:
+    """The LightningModule class that ``model._target_`` names, checked to be one sigid trains."""
+    target = cfg.model.get("_target_")
+    try:
+        cls = hydra.utils.get_class(str(target))
+    except Exception as err:  # Hydra raises several kinds for a bad path
+        raise ValueError(f"model._target_={target}: {one_line(err)}") from err
+    missing = [hook for hook in TASK_HOOKS if not hasattr(cls, hook)]
+    if not issubclass(cls, L.LightningModule) or missing:
+        raise ValueError(
+            f"model._target_={target}: not a LightningModule sigid can train (it needs "
+            f"{', '.join(TASK_HOOKS)}; see sigid.tasks.build)"
+        )
+    return cls
+
+
+def build_datamodule(
+    cfg: DictConfig, task: type[L.LightningModule] | None = None
+) -> SignatureDataModule:
+    """The DataModule of ``data`` for `task` (default: the class of ``model._target_``)."""
+    task = task or task_class(cfg)
+    return task.datamodule_class(**OmegaConf.to_container(cfg.data, resolve=True))
 
 
 def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.LightningModule:
-    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
-    target = kwargs.pop("_target_")
+    """``model`` instantiated, with the preprocessing and the settings it takes from the data."""
+    task = task_class(cfg)
+    settings: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)
     for key in RUN_KEYS:
-        kwargs.pop(key, None)
-    kwargs["preprocessing"] = datamodule.preprocess
+        settings.pop(key, None)
+    from_data = task.data_settings(datamodule, settings)
     try:
-        if target.endswith("ClassifierModule"):
-            return ClassifierModule(
-                num_classes=datamodule.num_classes, class_names=datamodule.class_names, **kwargs
-            )
-        if kwargs.get("writer_loss", 0) > 0:
-            kwargs["num_writers"] = datamodule.writer_classes
-        if kwargs.get("writer_branch"):
-            kwargs["branch_writers"] = len(datamodule.train_writers)
-        return SiameseModule(**kwargs)
-    except TypeError as err:  # a key the network does not take: `+model.lr=...`
-        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-        if unknown is None:
-            raise
-        raise ValueError(
-            f"model.{unknown.group(1)}: not a setting of this model (see conf/model/; the "
-            "learning rate is model.optimizer.lr)"
-        ) from err
+        return hydra.utils.instantiate(
+            settings, preprocessing=datamodule.preprocess, **from_data, _convert_="all"
+        )
+    except InstantiationException as err:
+        cause = err.__cause__
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if isinstance(cause, TypeError) and unknown:  # a key the network does not take
+            raise ValueError(
+                f"model.{unknown.group(1)}: not a setting of this model (see conf/model/; the "
+                "learning rate is model.optimizer.lr)"
+            ) from err
+        if isinstance(cause, Exception):  # the module's own refusal, as it worded it
+            raise cause from None
+        raise

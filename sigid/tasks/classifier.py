@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from sigid.data.datamodules import ClassFolderDataModule
 from sigid.figures import confusion_figure
 from sigid.models import build_classifier
 from sigid.tasks.common import (
@@ -33,6 +34,16 @@ class ClassifierModule(LightningModule):
     channels, image_size, hidden, dropout, batch_norm), flat so that a sweep says
     ``model.depth=2,3,4,5``.
     """
+
+    # What `sigid.tasks.build` reads to build a run: the data it trains on, and whether
+    # Lightning's DDP may split it over processes.
+    datamodule_class = ClassFolderDataModule
+    distributed = True
+
+    @staticmethod
+    def data_settings(datamodule: ClassFolderDataModule, settings: Mapping[str, Any]) -> dict:
+        """Constructor arguments that come from the data: the writers it classifies."""
+        return {"num_classes": datamodule.num_classes, "class_names": datamodule.class_names}
 
     def __init__(
         self,

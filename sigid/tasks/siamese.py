@@ -41,6 +41,7 @@ from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import BinaryAccuracy
 
 from sigid import metrics
+from sigid.data.datamodules import PairDataModule
 from sigid.data.pairs import KINDS
 from sigid.figures import roc_figure
 from sigid.models import build_siamese
@@ -101,6 +102,21 @@ class SiameseModule(LightningModule):
     """
 
     threshold: torch.Tensor
+    # What `sigid.tasks.build` reads to build a run: the data it trains on; DDP is refused, as
+    # the writer batches and the validation EER are computed in one process.
+    datamodule_class = PairDataModule
+    distributed = False
+
+    @staticmethod
+    def data_settings(datamodule: PairDataModule, settings: Mapping[str, Any]) -> dict:
+        """Constructor arguments that come from the data: the training writers that the writer
+        loss and the writer branch classify, when they are on."""
+        found: dict[str, Any] = {}
+        if settings.get("writer_loss", 0) > 0:
+            found["num_writers"] = datamodule.writer_classes
+        if settings.get("writer_branch"):
+            found["branch_writers"] = len(datamodule.train_writers)
+        return found
 
     def __init__(
         self,

@@ -16,13 +16,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
 from sigid.atomic import write_json
+from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line
 from sigid.runs.folder import check_new_run_dir
 from sigid.tasks import SiameseModule
 from sigid.tasks.build import build_datamodule, build_module
 from sigid.training.callbacks import tensor_to_float
-from sigid.training.settings import check_monitor, check_monitored, check_resumable, config_entries
-from sigid.training.summary import best_checkpoint, log_data, log_hparams, summarize
+from sigid.training.settings import check_monitored, check_resumable, check_run, config_entries
+from sigid.training.summary import best_checkpoint, epoch_history, log_data, log_hparams, summarize
 from sigid.training.transfer import init_from
 from sigid.training.writer_branch import pretrain_writer_branch
 
@@ -43,36 +44,12 @@ class TrainResult:
 def run(cfg: DictConfig) -> TrainResult:
     """Train and test one configuration; the body of every `sigid-train` job."""
     start = time.perf_counter()
-    output_dir = Path(cfg.paths.output_dir)
-    resume = cfg.get("ckpt_path")
+    output_dir, resume = Path(cfg.paths.output_dir), cfg.get("ckpt_path")
     # paths.output_dir may name another folder than the one Hydra checked (hydra.run.dir)
     check_new_run_dir(output_dir, option="paths.output_dir", resume=resume)
     output_dir.mkdir(parents=True, exist_ok=True)
-    seed = cfg.get("seed")
-    if type(seed) is not int:  # the split needs it too: a random seed would change the writers
-        raise ValueError(
-            f"seed must be a whole number (it seeds the weights and the split), got {seed!r}"
-        )
-    L.seed_everything(seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
-    for key in ("init_from", "ckpt_path"):  # before preparing any data
-        if cfg.get(key) and not Path(cfg[key]).is_file():
-            raise ValueError(f"{cfg[key]}: checkpoint not found ({key})")
-    if resume and Path(resume).resolve().parent != (output_dir / "checkpoints").resolve():
-        # Lightning would carry the other folder's best checkpoint over without its score
-        raise ValueError(
-            f"{resume}: ckpt_path resumes a run in its own folder (hydra.run.dir=<that run>); "
-            "to start a new run from its weights, use init_from"
-        )
-    check_monitor(cfg)
-    epochs = cfg.trainer.get("max_epochs")
-    if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
-        raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
-    if str(cfg.trainer.get("strategy") or "").startswith("ddp") and "Siamese" in cfg.model._target_:
-        raise ValueError(
-            f"trainer.strategy={cfg.trainer.strategy} trains the CNN classifier only: the Siamese "
-            "network's writer batches and validation EER are computed in one process; train it "
-            "on one device (trainer=gpu), several runs side by side in a multirun"
-        )
+    check_run(cfg)  # before any data is read
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
     trainer, loggers, callbacks = build_trainer(cfg)  # a bad trainer setting fails before data
 
     datamodule = build_datamodule(cfg)
@@ -83,40 +60,57 @@ def run(cfg: DictConfig) -> TrainResult:
         check_resumable(module, resume)  # before split.json: a refusal changes nothing
     write_json(output_dir / "split.json", datamodule.split_manifest())
     log_data(datamodule)
-    initialised = None
-    if cfg.get("init_from") and not resume:
-        initialised = init_from(module, cfg.init_from)
-        log.info("weights from %s: %d tensors", initialised["checkpoint"], initialised["copied"])
-    pretraining = None
-    frozen = isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0
-    if frozen and not resume:  # a resumed run's branch comes trained, in its checkpoint
-        pretraining = pretrain_writer_branch(module, datamodule, cfg.trainer)
-        log.info("writer branch pretrained: %s", pretraining)
-
-    with warnings.catch_warnings():
-        if resume:  # the run's own checkpoints, which it goes on writing
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
-        if frozen:  # the frozen branch stays in eval mode on purpose
-            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
+    started = {} if resume else _starting_weights(cfg, module, datamodule)
+    _fit(trainer, module, datamodule, resume)
 
     checkpoint = best_checkpoint(trainer)
     metrics: dict[str, Any] = {k: tensor_to_float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test", True):
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
         metrics.update({k: float(v) for k, v in tested[0].items()})
-    history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
-    summary = summarize(cfg, metrics, [history[e] for e in sorted(history)], start)
-    summary["checkpoint"] = str(checkpoint) if checkpoint else None
-    if initialised is not None:
-        summary["init_from"] = initialised
-    if resume:
-        summary["resumed_from"] = str(Path(resume).resolve())
-    if pretraining is not None:
-        summary["writer_branch_pretraining"] = pretraining
+    history = epoch_history(callbacks)
+    summary = summarize(cfg, metrics, history, start, checkpoint, resume, started)
     write_json(output_dir / "metrics.json", summary)
     log_hparams(loggers, cfg, summary)
-    return TrainResult(summary, checkpoint, output_dir, [history[e] for e in sorted(history)])
+    return TrainResult(summary, checkpoint, output_dir, history)
+
+
+def _starting_weights(
+    cfg: DictConfig, module: L.LightningModule, datamodule: SignatureDataModule
+) -> dict[str, Any]:
+    """A new run's weights before the fit: copied from ``init_from``, and a writer branch
+    pretrained; what was done, for ``metrics.json`` (a resumed run has both in its checkpoint)."""
+    started: dict[str, Any] = {}
+    if cfg.get("init_from"):
+        started["init_from"] = init_from(module, cfg.init_from)
+        copied = started["init_from"]
+        log.info("weights from %s: %d tensors", copied["checkpoint"], copied["copied"])
+    if _frozen_branch(module):
+        started["writer_branch_pretraining"] = pretrain_writer_branch(
+            module, datamodule, cfg.trainer
+        )
+        log.info("writer branch pretrained: %s", started["writer_branch_pretraining"])
+    return started
+
+
+def _frozen_branch(module: L.LightningModule) -> bool:
+    return isinstance(module, SiameseModule) and module.branch_pretrain_epochs > 0
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: SignatureDataModule,
+    resume: str | None,
+) -> None:
+    """`trainer.fit`, from the checkpoint `resume` names if any, without the warnings that
+    this run expects."""
+    with warnings.catch_warnings():
+        if resume:  # the run's own checkpoints, which it goes on writing
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+        if _frozen_branch(module):  # the frozen branch stays in eval mode on purpose
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
 
 
 def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:

@@ -1,6 +1,7 @@
 """Checks of a run's settings that Lightning and Hydra would let through or answer with a
-traceback: the monitored metric and its direction, the callbacks' and loggers' entries, and the
-checkpoint a run resumes from. Each refusal is one line that names the setting."""
+traceback, made before any data is read: the seed, the epochs, the strategy, the checkpoints a
+run starts or resumes from, the monitored metric, the callbacks' and loggers' entries. Each
+refusal is one line that names the setting."""
 
 from __future__ import annotations
 
@@ -12,7 +13,40 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
 from sigid.runs.folder import FolderTaken
+from sigid.tasks.build import task_class
 from sigid.training.transfer import same_kind
+
+
+def check_run(cfg: DictConfig) -> None:
+    """The settings `run` reads before it builds anything."""
+    task = task_class(cfg)  # a _target_ that names no sigid task, before data are prepared
+    seed = cfg.get("seed")
+    if type(seed) is not int:  # the split needs it too: a random seed would change the writers
+        raise ValueError(
+            f"seed must be a whole number (it seeds the weights and the split), got {seed!r}"
+        )
+    for key in ("init_from", "ckpt_path"):
+        if cfg.get(key) and not Path(cfg[key]).is_file():
+            raise ValueError(f"{cfg[key]}: checkpoint not found ({key})")
+    resume = cfg.get("ckpt_path")
+    checkpoints = (Path(cfg.paths.output_dir) / "checkpoints").resolve()
+    if resume and Path(resume).resolve().parent != checkpoints:
+        # Lightning would carry the other folder's best checkpoint over without its score
+        raise ValueError(
+            f"{resume}: ckpt_path resumes a run in its own folder (hydra.run.dir=<that run>); "
+            "to start a new run from its weights, use init_from"
+        )
+    check_monitor(cfg)
+    epochs = cfg.trainer.get("max_epochs")
+    if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
+        raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
+    strategy = str(cfg.trainer.get("strategy") or "")
+    if strategy.startswith("ddp") and not task.distributed:
+        raise ValueError(
+            f"trainer.strategy={strategy} trains the CNN classifier only: the Siamese "
+            "network's writer batches and validation EER are computed in one process; train it "
+            "on one device (trainer=gpu), several runs side by side in a multirun"
+        )
 
 
 def config_entries(cfg: DictConfig, group: str) -> dict[str, DictConfig]:

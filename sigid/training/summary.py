@@ -36,10 +36,24 @@ def best_checkpoint(trainer: L.Trainer) -> Path | None:
     return None
 
 
+def epoch_history(callbacks: list) -> list[dict[str, float]]:
+    """Every epoch's metrics, in order, as the `MetricHistory` callback kept them."""
+    history = next((c.epochs for c in callbacks if hasattr(c, "epochs")), {})
+    return [history[epoch] for epoch in sorted(history)]
+
+
 def summarize(
-    cfg: DictConfig, metrics: dict[str, Any], history: list[dict[str, float]], start: float
+    cfg: DictConfig,
+    metrics: dict[str, Any],
+    history: list[dict[str, float]],
+    start: float,
+    checkpoint: Path | None = None,
+    resume: str | None = None,
+    started: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Final test metrics, the best validation value of the monitored metric and its epoch."""
+    """``metrics.json``: final test metrics, the best validation value of the monitored metric
+    and its epoch, the best checkpoint, and how the run started (`started`: init_from, the
+    writer branch's pretraining; `resume`: the checkpoint it resumed from)."""
     monitor, mode = cfg.model.monitor, cfg.model.monitor_mode
     scored = [row for row in history if monitor in row]
     best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor]) if scored else None
@@ -55,6 +69,14 @@ def summarize(
     )
     if best:
         out.update({f"best_{k}": v for k, v in best.items() if k.startswith("val/")})
+    out["checkpoint"] = str(checkpoint) if checkpoint else None
+    started = started or {}
+    if "init_from" in started:
+        out["init_from"] = started["init_from"]
+    if resume:
+        out["resumed_from"] = str(Path(resume).resolve())
+    if "writer_branch_pretraining" in started:
+        out["writer_branch_pretraining"] = started["writer_branch_pretraining"]
     return out
 
 
