@@ -1,12 +1,10 @@
 """Verification metrics on similarity scores (higher = same writer), on top of torchmetrics.
 
-Conventions: a decision ``score >= threshold`` means "same writer / genuine". FAR is the fraction
-of negatives accepted, FRR the fraction of positives rejected.
-
-torchmetrics treats scores outside [0, 1] as logits and squashes them with a sigmoid, which would
-make its thresholds useless for raw distances or logits (and float32 saturation can merge distinct
-scores). So the curves are computed on the dense *ranks* of the scores, scaled to [0, 1]: ROC and
-AUROC depend on the order only, and every rank maps back exactly to a score.
+A decision ``score >= threshold`` means "same writer / genuine"; FAR is the fraction of negatives
+accepted, FRR the fraction of positives rejected. The curves are computed on the dense ranks of
+the scores, scaled to [0, 1]: ROC and AUROC depend on the order only, every rank maps back exactly
+to a score, and torchmetrics would squash scores outside [0, 1] with a sigmoid (and float32
+saturation can merge distinct ones).
 """
 
 from __future__ import annotations

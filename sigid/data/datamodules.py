@@ -1,8 +1,9 @@
 """LightningDataModules: writer-labelled images for the CNN, labelled pairs for the Siamese network.
 
 Both share one pipeline: find the dataset (generating the embedded synthetic one if no root is
-given), scan it, decode and preprocess every image once into a uint8 array, split, and augment
-on the fly per sample in the DataLoader.
+given), scan it, decode and preprocess every image once into a uint8 array, and split. Training
+images are augmented on the fly in the DataLoader (`sigid.data.transforms`), or for the CNN, with
+``materialize``, read from augmented class folders written once (`sigid.data.augment`).
 """
 
 from __future__ import annotations

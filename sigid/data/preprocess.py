@@ -2,10 +2,9 @@
 
 Two modes:
 - ``paper``: a plain grey resize, as the paper's Keras pipeline did (dark ink on white);
-- ``normalized``: the field's standard (as in luizgh/sigver): the paper is removed with an Otsu
-  threshold, the ink is cropped, centred on a canvas of the target aspect ratio, inverted so that
-  ink is bright on a 0 background, and resized. Ink darkness is measured against the page's own
-  paper level, so neither paper colour nor scanner gain survives into the pixels.
+- ``normalized``: the paper is removed with an Otsu threshold, the ink is cropped, centred on a
+  canvas of the target aspect ratio, inverted (ink bright on a 0 background) and resized; ink
+  darkness is measured against the page's own paper level (docs/design.md, "Preprocessing").
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Embedded default dataset: a deterministic generator of handwritten-looking signatures.
 
-Why it exists: the toolkit must train, test and demo with no download. Every writer gets a
-consistent style (a "name" of cursive letter-like glyphs, slant, size, letter width, pen width,
-baseline drift and a flourish) and every sample varies naturally around it. Skilled forgeries
-copy the writer's glyphs with a forger's dynamics: tremor, slow strokes of uniform width with
-blunt ends, moderate proportion and slant errors, hesitation gaps. Paper level, paper noise and
-ink darkness come from one distribution for genuine and forged images alike, so that no global
-statistic is a shortcut between them.
-
-Layout (paired folders): ``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png``
-and ``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
+Each writer has a consistent style that every sample varies around; skilled forgeries copy the
+writer's glyphs with a forger's dynamics, and paper and ink levels share one distribution for
+genuine and forged images (docs/design.md, "The embedded dataset"). Layout (paired folders):
+``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png`` and
+``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
 alone, so files are byte-identical across runs whatever the generation order.
 """
 

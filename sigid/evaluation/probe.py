@@ -1,16 +1,9 @@
 """The "no shortcut" probe: can a linear model tell genuine from forged by the image alone?
 
-A skilled forgery differs from a genuine signature in subtle stroke dynamics; a verifier that
-learns those is useful. A dataset can also give forgeries away by accident: in CEDAR the
-forgeries were scanned on whiter paper than the genuine signatures, so a model fed raw pixels
-separates them by the paper colour and learns nothing about signatures. Such a shortcut is
-visible to a deliberately weak model, so the probe is one: an L2-regularised logistic
-regression on 32x32 thumbnails, trained on some writers and scored (AUC) on *other* writers.
-On raw scans it finds the paper colour (AUC ~1); after ``normalized`` preprocessing it should
-be near chance, which is what the test suite checks (AUC <= 0.60 on CEDAR).
-
-The split is over writers (`sigid.data.splits.split_writers`, the verification split): a probe
-scored on writers it was trained on could memorise per-writer traits and call that a shortcut.
+A deliberately weak model, an L2-regularised logistic regression on 32x32 thumbnails, trained on
+some writers and scored (AUC) on others (`sigid.data.splits.split_writers`), so that per-writer
+traits are not taken for a shortcut. Near 0.5, no global image property gives forgeries away;
+on raw CEDAR scans it finds the paper colour (docs/design.md, "The shortcut probe").
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Export a trained checkpoint for deployment without sigid: TorchScript, ONNX and a JSON sidecar.
 
-What is exported is the part a deployment runs per image, with a dynamic batch dimension:
-
-- Siamese checkpoint: the embedding branch, images (N, 1, H, W) -> embeddings (N, dim). Pairs are
-  compared outside the network (similarity = sigmoid(offset - scale * distance)), so a gallery of
-  enrolled embeddings is computed once instead of re-running the network per pair;
-- CNN checkpoint: the classifier with its softmax, images -> probabilities (N, num_classes).
-
-Inputs are float32 in [0, 1], the preprocessed uint8 image divided by 255; the sidecar JSON holds
-the preprocessing, the writer names or the similarity head and decision threshold, and what the
-output means, so that a deployment needs nothing else.
-
-ONNX uses the torch.export-based exporter (``dynamo=True``, the default since torch 2.9; it needs
-``onnx`` and ``onnxscript``): the legacy TorchScript-based one warns that it is deprecated and will
-be removed. Every file is written to a temporary name, and each model file is loaded back and
-checked against PyTorch; only then are they renamed, the JSON last, so a reader never sees a
-half-written export, and a failed one changes nothing.
+A Siamese checkpoint exports its embedding branch (images -> embeddings; pairs are compared
+outside the network), a CNN checkpoint its classifier with the softmax, both with a dynamic batch
+dimension; the sidecar holds everything else a deployment needs (README, "Export"). Every file is
+written under a temporary name and checked against PyTorch before any is renamed, the JSON last,
+so a failed export changes nothing.
 """
 
 from __future__ import annotations

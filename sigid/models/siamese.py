@@ -109,9 +109,7 @@ class FusedEmbedding(nn.Module):
 
     The pair embedding is trained on pairs (it learns what tells a forgery from the genuine
     article); the writer features only by writer classification: they enter the distance
-    detached, so the pair loss cannot bend them. Measured on CEDAR over 5 folds, the sum keeps
-    the pair embedding's skilled-forgery EER and lowers its random-forgery EER (validation
-    writers 0.059 -> 0.037; RESULTS.md).
+    detached, so the pair loss cannot bend them (measured: docs/design.md, "The writer branch").
     """
 
     def __init__(

@@ -1,15 +1,10 @@
 """A run folder is written once: training into a folder that already holds a run's results is
 refused.
 
-A rerun into the same ``hydra.run.dir`` (the README's ``outputs/synth_pretrain``, a repeated
-command) would replace the run's ``.hydra/`` record first, so evaluation would rebuild the wrong
-data for the checkpoint there; and Lightning would write its checkpoint as ``best-v1.ckpt``
-beside the old ``best.ckpt``, the one ``init_from`` and the README use. A folder whose run
-failed before writing a checkpoint may be reused; one with checkpoints of an unfinished run is
-refused too (they would be mixed up with the new run's), unless the new run resumes it from
-one of them (``ckpt_path``). A sweep folder
-that holds job folders of an earlier sweep is refused, as their results would be summarised
-with the new sweep's.
+So is a folder with checkpoints of an unfinished run, unless the new run resumes from one of them
+(``ckpt_path``) with the run's own data and model overrides; a folder whose run failed before
+writing a checkpoint may be reused. A sweep folder that holds job folders of an earlier sweep is
+refused too. Why: docs/design.md, "Run folders are written once".
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""What a checkpoint was trained on (its run's ``split.json``), and the check that evaluation data
-is not among it.
+"""A run's records: the overrides it was made with (``.hydra/overrides.yaml``, or ``ensemble.json``
+for `sigid ensemble`) and what it trained on (``split.json``), with the check that evaluation
+data is not among the latter.
 
 Evaluation rebuilds its split from data overrides and seeds, so a wrong ``data.split.fold`` or
-``seed`` would silently test a model on writers (or, for the classifier, files) it trained on.
-Every training run writes ``split.json`` beside ``checkpoints/``; the evaluation commands compare
-against it and refuse an overlap.
+``seed`` would silently test a model on writers (or, for the classifier, files) it trained on;
+the evaluation commands compare against the run's ``split.json`` and refuse an overlap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""End of a multirun: one summary row per job, and the paper's accuracy-vs-epoch figure."""
+"""A sweep's summary: one row per job of a multirun (or run of a folder of `sigid.train` runs),
+mean and std rows over folds or seeds, and the paper's accuracy-vs-epoch figure; and the override
+keys that mark another draw (seed) or fold of one recipe, which the fold summary reads too.
+"""
 
 from __future__ import annotations
 

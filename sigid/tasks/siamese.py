@@ -1,28 +1,12 @@
 """LightningModule for writer-independent verification with the Siamese network.
 
-The score everywhere is the network's similarity in (0, 1) (higher = same writer). With
-``loss="bce"`` (the paper's) the similarity head is trained; with ``loss="contrastive"`` the loss
-acts on the distance and the head is frozen at ``sigmoid(offset * (1 - 2 d / margin))``: 0.5 at
-d = margin / 2, the natural boundary of that loss, so both losses give comparable scores.
-
-With a writer branch (``writer_branch``, `sigid.models.siamese.FusedEmbedding`), besides any
-``writer_loss``, three losses: the pair embedding's BCE through a training-only head of its own,
-the branch's writer classification (unless the branch was pretrained, ``pretrain_epochs``, and is
-frozen), and the BCE of the network's head on the fused distance, which trains that head only;
-``val/loss`` and ``test/loss`` then hold the two BCEs' sum.
-
-With ``members`` > 1 (`sigid.models.siamese.EnsembleEmbedding`) each member trains on its own
-distance as a single embedding would, with its own writer head; the members' losses are
-averaged and the similarity head is shared. Validation, testing and every use score the
-ensemble's distance.
-
-The decision threshold is the validation set's EER threshold, recomputed at the end of every
-validation epoch and kept in the ``threshold`` buffer, hence in every checkpoint; ``val/acc`` and
-all test metrics use it, and testing never tunes it. The same epoch's mean distance of the
-validation genuine pairs is kept in the ``genuine_distance`` buffer: a gallery's normalised
-score (`sigid.inference.gallery`) measures each writer's distances against it. ``train/acc`` is the
-paper's (Keras) accuracy at the fixed 0.5: training-mode scores (dropout, batch statistics) are
-not on the scale of the eval-mode validation scores the threshold comes from.
+Scores are the network's similarity in (0, 1) (higher = same writer); with ``loss="contrastive"``
+the head is frozen at 0.5 for d = margin / 2, so both losses give comparable scores. The decision
+threshold is the validation EER threshold, recomputed every validation epoch into the
+``threshold`` buffer (so every checkpoint holds it) and never tuned on test data; the
+``genuine_distance`` buffer keeps that epoch's mean validation genuine distance, for a gallery's
+normalised score. ``train/acc`` is at the fixed 0.5: training-mode scores (dropout, batch
+statistics) are not on the scale of the eval-mode scores the threshold comes from.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """Separately trained Siamese runs of one split, combined into one checkpoint (`sigid ensemble`).
 
-Networks that start from different pretrainings make different mistakes, and their mean squared
-distance separates writers better than either (RESULTS.md, "An ensemble of the two pretrained
-recipes"). The members' embeddings become one `EnsembleEmbedding`, so the Verifier, galleries
-and export use the result like any checkpoint. Nothing is retrained: the similarity head is
-refit on the validation pairs (a two-parameter logistic fit of the ensemble's distance), and the
-threshold and typical genuine distance are chosen on them exactly as training does.
-
+The members' embeddings become one `EnsembleEmbedding`, so the Verifier, galleries and export
+use the result like any checkpoint (why: docs/design.md, "Ensembles"). Nothing is retrained: the
+similarity head is refit on the validation pairs (a two-parameter logistic fit of the ensemble's
+distance), and the threshold and typical genuine distance are chosen on them as training does.
 Every member must have been trained on the same writers (each run's ``split.json``), and the
-data the ensemble is validated and tested on must be that split: otherwise its threshold, or
-its test figures, would come from writers that a member trained on.
+data the ensemble is validated and tested on must be that split.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """Pretraining a Siamese model's writer branch: classify the training writers, then freeze.
 
-The branch (`sigid.models.siamese.WriterFeatures`) learns Hafemann et al.'s writer features
-best as a classifier trained to the end of its own schedule (a cosine learning rate over
-``pretrain_epochs``), not as a side loss of the pair training, whose few epochs leave it
-undertrained (RESULTS.md). So a run first trains a `ConvClassifier` of the same shape on the
-training writers' genuine signatures (with the run's augmentation), copies its conv body and
-Dense neck into the branch, and freezes the branch; the pair embedding then trains as usual.
-
-The pretraining draws from its own copy of the random streams: with a given seed, the pair
-embedding trains exactly as it would without the branch, so a branch is always compared with
-the same pair embedding, and run-to-run spread does not pass for its effect.
+A `ConvClassifier` of the branch's shape (`sigid.models.siamese.WriterFeatures`) trains on the
+training writers' genuine signatures, with the run's augmentation and a cosine learning rate over
+``pretrain_epochs``; its conv body and Dense neck are copied into the branch, which is then
+frozen. It draws from its own copy of the random streams, so with a given seed the pair embedding
+trains exactly as without the branch (why: docs/design.md, "The writer branch").
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """ROC and DET figures of verification scores (higher = same writer), for PNG and TensorBoard.
 
 The ROC figure is the one a training run logs (`sigid.figures.roc_figure`). The DET curve
-(Martin et al., 1997) plots the false rejection rate against the false acceptance rate on
-normal-deviate (probit) axes: normally distributed scores give straight lines, and the low error
-rates a deployment cares about get room instead of being crushed into a corner, which is why
-verification results are compared on it. Both take every point from `sigid.metrics.roc`.
+(Martin et al., 1997) plots FRR against FAR on normal-deviate (probit) axes, where the low error
+rates a deployment cares about get room. Both take every point from `sigid.metrics.roc`.
 """
 
 from __future__ import annotations

@@ -1,27 +1,11 @@
 """Writer-dependent use of a Siamese model: each writer enrolled with K reference signatures.
 
-This is how a deployment uses the model (`sigid.inference.gallery.Gallery`): a questioned
-signature is scored against the claimed writer's K references with a gallery's rule (its
-`SCORES`; by default the one a new gallery of this checkpoint would use) and accepted
-when the score reaches one global threshold. The gallery identification of the test
-writers ranks them by the mean similarity, as `sigid.inference.gallery.Gallery.identify` does.
-
-Per writer, with K references drawn at random (seeded per writer, so a writer's draw does not
-depend on which other writers exist, and K=12's references extend K=5's):
-
-- positives: the writer's other genuine signatures;
-- skilled negatives: the skilled forgeries of that writer;
-- random negatives: genuine signatures of the other writers of the same split, as many as the
-  positives (balanced, and bounded however many writers there are).
-
-Writers with fewer than K + 1 genuine signatures cannot be scored and are skipped and counted;
-a K that leaves no validation or test writer to score (or fewer than 2 test writers to identify
-among) is left out and listed with the reason, and the other K are still reported.
-The threshold is the EER threshold of the VALIDATION writers under this same protocol (their
-positives and both kinds of negatives); the TEST writers only report EER, AUC, and FAR and FRR at
-that threshold, for skilled and random forgeries separately. Validation and test writers are
-the writer-disjoint split the data config describes (`sigid.data.datamodules.PairDataModule`),
-so neither was seen in training.
+As a deployment uses the model (`sigid.inference.gallery.Gallery`): a questioned signature is
+scored against the claimed writer's K references with a gallery's rule and accepted at one global
+threshold, the EER threshold of the validation writers; the test writers report EER, AUC, FAR and
+FRR per forgery kind (README, "Evaluation protocols"). References are seeded per writer, so a
+writer's draw does not depend on which other writers exist and K=12's extend K=5's; the random
+negatives are other writers' genuine signatures of the same split, as many as the positives.
 """
 
 from __future__ import annotations

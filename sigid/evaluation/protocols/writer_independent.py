@@ -1,12 +1,10 @@
 """Writer-independent verification: k-fold over writers, summarised as mean and spread.
 
-Each fold is one training run, ``sigid-train -m experiment=cedar_snn data.split.fold=0,1,2,3,4``:
-its test writers are never seen in training, and its decision threshold was chosen on its
-validation writers (the run's ``test/far`` and ``test/frr`` are at that threshold). The runs
-have done the work and left it in ``metrics.json``; this protocol only reads them, checks that
-they are the folds of ONE configuration with writer-disjoint splits, and gives the mean and the
-sample standard deviation of every test metric over the folds. A single split's EER says little
-on a few dozen writers; the spread over folds says how much.
+Each fold is one training run (``sigid-train -m experiment=cedar_snn data.split.fold=0,1,2,3,4``)
+that tested itself at its validation threshold and left ``metrics.json``. This only reads them,
+checks that they are the folds of one configuration with writer-disjoint splits, and gives the
+mean and sample standard deviation of every test metric over the folds (per seed, then across
+seeds, when the runs differ in seed). Why: docs/design.md, "Folds and seeds, not one split".
 """
 
 from __future__ import annotations
