@@ -17,7 +17,7 @@ __all__ = ["Gallery", "Identifier", "TrainResult", "Verifier", "evaluate", "trai
 
 # Where each public name lives.
 _MODULES = {
-    "Gallery": "sigid.inference.gallery",
+    "Gallery": "sigid.inference.gallery.api",
     "Identifier": "sigid.inference.identifier",
     "TrainResult": "sigid.training.run",
     "Verifier": "sigid.inference.verifier",
@@ -27,7 +27,7 @@ _MODULES = {
 
 if TYPE_CHECKING:
     from sigid.evaluation.api import evaluate
-    from sigid.inference.gallery import Gallery
+    from sigid.inference.gallery.api import Gallery
     from sigid.inference.identifier import Identifier
     from sigid.inference.verifier import Verifier
     from sigid.train_cli import train

@@ -13,14 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# light modules only: `sigid --help` loads no torch (tests/test_cli.py)
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
-from sigid.data.transforms import augment_preset
 from sigid.errors import hide_dependency_noise
-
-# sigid evaluate --protocol (sigid.evaluation.protocols.PROTOCOLS; not imported: it loads Lightning)
-PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
-# a gallery's scores (sigid.inference.gallery.SCORES; not imported: it loads torch)
-SCORE_NAMES = ("normalized", "mean")
+from sigid.evaluation.choices import PROTOCOLS, check_applies
+from sigid.inference.gallery.scores import SCORES
 
 
 def _path(text: str) -> Path:
@@ -88,6 +85,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_augment(args: argparse.Namespace) -> int:
     from sigid.data.augment import materialize
+    from sigid.data.transforms import augment_preset
 
     settings = augment_preset(args.preset)
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
@@ -316,10 +314,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.ckpt is None or args.sweep is not None:
             raise ValueError(f"{args.protocol}: give --ckpt CHECKPOINT (--sweep is for folds)")
         target = args.ckpt  # a run folder too: the protocols take its checkpoints/best.ckpt
-    if args.references is not None and args.protocol != "writer-dependent":
-        raise ValueError("--references applies to --protocol writer-dependent only")
-    if args.score is not None and args.protocol != "writer-dependent":
-        raise ValueError("--score applies to --protocol writer-dependent only")
+    check_applies(args.protocol, "--references", args.references is not None)
+    check_applies(args.protocol, "--score", args.score is not None)
     options: dict[str, Any] = {"references": args.references} if args.references else {}
     if args.score is not None:
         options["score"] = args.score
@@ -413,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", type=_path, required=True, help="gallery file, created if absent")
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
     p.add_argument(
-        "--score", choices=SCORE_NAMES,
+        "--score", choices=SCORES,
         help="a new gallery's score (default: normalized; mean for older checkpoints)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
@@ -500,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="writer-dependent: reference signatures per writer (default: 5 12)",
     )  # fmt: skip
     p.add_argument(
-        "--score", choices=SCORE_NAMES,
+        "--score", choices=SCORES,
         help="writer-dependent: the gallery score to evaluate (default: a new gallery's)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")

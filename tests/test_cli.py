@@ -163,6 +163,18 @@ def test_console_script_is_installed_next_to_the_interpreter():
     assert done.returncode == 0 and "--layout" in done.stdout
 
 
+def test_the_parser_loads_no_torch():
+    """`sigid --help` stays fast: the parser's choices (protocols, gallery scores) come from
+    their one source, modules that load neither torch nor Lightning nor Hydra."""
+    heavy = ("torch", "torchvision", "lightning", "hydra")
+    code = (
+        "import sys; from sigid.cli import build_parser; build_parser(); "
+        f"print(*sorted({{m for m in sys.modules if m.split('.')[0] in {heavy!r}}}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
 def test_an_empty_path_argument_is_refused_by_name(capsys):
     # Path("") is the current folder: "--ckpt ''" would be read as a folder named "."
     with pytest.raises(SystemExit) as done:

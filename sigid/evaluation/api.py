@@ -8,6 +8,7 @@ from typing import Any
 
 from sigid.atomic import check_folder
 from sigid.errors import quiet_dependency_noise
+from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.evaluation.protocols.identification import identification
 from sigid.evaluation.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
 from sigid.evaluation.protocols.writer_independent import writer_independent_summary
@@ -45,9 +46,6 @@ def evaluate(
     return run_protocol(protocol, checkpoint, overrides, **options)
 
 
-PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
-
-
 def run_protocol(
     protocol: str,
     target: str | Path | Sequence[str | Path],
@@ -59,8 +57,7 @@ def run_protocol(
 ) -> dict[str, Any]:
     """Run `protocol` by name. `target`: a checkpoint, or for "writer-independent" the sweep
     folder of the folds (or their run folders); `overrides`: Hydra data overrides."""
-    if score is not None and protocol != "writer-dependent":
-        raise ValueError("a gallery score applies to the writer-dependent protocol only")
+    check_applies(protocol, "a gallery score", score is not None)
     if out is not None:
         check_folder(out)  # before the evaluation, which can take minutes
     if protocol == "identification":

@@ -27,7 +27,7 @@ from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.protocols.identification import TOP_K
 from sigid.evaluation.protocols.output import Curve, Scalar, write_outputs
 from sigid.evaluation.testing import evaluation_datamodule
-from sigid.inference.gallery import SCORES, check_score, reference_spread, writer_score
+from sigid.inference.gallery.scores import SCORES, check_score, reference_spread, writer_score
 from sigid.inference.verifier import Verifier
 from sigid.runs.paths import checkpoint_path
 from sigid.runs.records import check_unseen
