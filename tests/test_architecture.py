@@ -158,7 +158,6 @@ def test_layer_contract_kept() -> None:
     """`lint-imports` (the contract in pyproject.toml, as CI runs it) passes on this tree."""
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
 
 
 def test_layer_contract_refuses_an_upward_import(tmp_path: Path) -> None:
