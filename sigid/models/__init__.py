@@ -1,10 +1,6 @@
 """Plain nn.Module networks and factories that rebuild them from plain (checkpointable) dicts."""
 
-from __future__ import annotations
-
-from typing import Any
-
-from sigid.models.cnn import ConvClassifier
+from sigid.models.cnn import ConvClassifier, build_classifier
 from sigid.models.siamese import (
     ConvEmbedding,
     EnsembleEmbedding,
@@ -16,16 +12,6 @@ from sigid.models.siamese import (
     build_embedding,
     build_siamese,
 )
-
-CLASSIFIERS: dict[str, type[ConvClassifier]] = {"cnn": ConvClassifier}
-
-
-def build_classifier(kind: str = "cnn", **kwargs: Any) -> ConvClassifier:
-    """A classifier from a plain config: `kind` ('cnn') + the constructor's keyword arguments."""
-    if kind not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier kind {kind!r}; expected one of {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[kind](**kwargs)
-
 
 __all__ = [
     "ConvClassifier",

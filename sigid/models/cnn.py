@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -102,3 +103,13 @@ class ConvClassifier(nn.Module):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (the paper's softmax output layer)."""
         return torch.softmax(self(x), dim=-1)
+
+
+CLASSIFIERS: dict[str, type[ConvClassifier]] = {"cnn": ConvClassifier}
+
+
+def build_classifier(kind: str = "cnn", **kwargs: Any) -> ConvClassifier:
+    """A classifier from a plain config: `kind` ('cnn') + the constructor's keyword arguments."""
+    if kind not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier kind {kind!r}; expected one of {sorted(CLASSIFIERS)}")
+    return CLASSIFIERS[kind](**kwargs)
