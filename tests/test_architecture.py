@@ -221,3 +221,15 @@ def test_subpackage_inits_only_reexport() -> None:
     assert PACKAGE / "data" / "__init__.py" in inits
     found = [line for init in inits for line in _defines_more_than_reexports(init)]
     assert not found, "code in a subpackage's __init__.py:\n" + "\n".join(found)
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject.toml lists the packages explicitly (sigid.conf is mapped from conf/): a new
+    subpackage left out of the list would be missing from a regular `pip install .`."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    inits = (ROOT / "sigid").rglob("__init__.py")
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in inits}
+    assert not found - listed, f"missing from pyproject.toml: {sorted(found - listed)}"
