@@ -437,11 +437,21 @@ class PairDataModule(SignatureDataModule):
         samples = self.samples["train"]
         return DataLoader(
             IndexDataset(len(samples)),
-            batch_sampler=WriterBatchSampler(samples, **dict(batch), seed=self.seed),
+            batch_sampler=WriterBatchSampler(
+                samples, **dict(batch), seed=self.seed, epoch=self._first_epoch()
+            ),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=WithinCollate(samples, self.collate("train")),
         )
+
+    def _first_epoch(self) -> int:
+        """The epoch the trainer's next loader is for: a resumed run's first, so that its
+        batches are those the uninterrupted run would have drawn. (`current_epoch` still names
+        the checkpoint's epoch then; Lightning's samplers count epochs as `processed`.)"""
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), False, self.collate("val"))

@@ -140,7 +140,8 @@ class WriterBatchSampler:
     Every pair inside such a batch is a training pair (`pairs_within`): a batch of 64 images
     gives ~600 pairs, the hard skilled and random negatives among them, for the cost of
     embedding 64 images. Writers take turns in a fresh random order each epoch; one epoch has
-    `batches` batches (default: enough to show each genuine signature about once).
+    `batches` batches (default: enough to show each genuine signature about once). Epoch `e`'s
+    batches depend on (`seed`, `e`) alone; `epoch` is the first one drawn (a resumed run's).
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class WriterBatchSampler:
         forgeries: int = 4,
         batches: int | None = None,
         seed: int = 0,
+        epoch: int = 0,
     ) -> None:
         self.genuine_of: dict[str, list[int]] = defaultdict(list)
         self.forged_of: dict[str, list[int]] = defaultdict(list)
@@ -173,7 +175,7 @@ class WriterBatchSampler:
         self.n_genuine, self.n_forged = genuine, forgeries
         n_genuine = sum(len(self.genuine_of[w]) for w in self.writers)
         self.batches = batches or max(1, round(n_genuine / (self.per_batch * genuine)))
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch = seed, epoch
 
     def __len__(self) -> int:
         return self.batches

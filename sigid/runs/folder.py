@@ -10,6 +10,8 @@ refused too. Why: docs/design.md, "Run folders are written once".
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +44,27 @@ def _status(folder: Path) -> str:
     return f" (status.json: {status.get('status', 'failed')}: {str(status['error'])[:120]})"
 
 
+def _training_now(folder: Path) -> int | None:
+    """The process training in `folder` now, by its status.json (another live process of this
+    machine), else None: a ``running`` status whose process is gone was killed without a word."""
+    try:
+        status = json.loads((folder / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict) or status.get("status") != "running":
+        return None
+    pid = status.get("pid")
+    if type(pid) is not int or pid == os.getpid() or status.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:  # alive, another user's
+        return pid
+    return pid
+
+
 # Config groups whose overrides a resumed run must repeat: the data (its split), the network.
 RUN_IDENTITY = frozenset({"data", "model", "experiment", "seed", "init_from"})
 
@@ -67,6 +90,8 @@ def check_new_run_dir(
     found = finished_run(folder)
     if found is None:
         return
+    if (training := _training_now(folder)) is not None:
+        raise FolderTaken(f"{folder}: a run is training there now (process {training})")
     if found.startswith("checkpoints") and _resumes(folder, resume):
         if overrides is not None:
             _check_same_run(folder, overrides)

@@ -1,12 +1,33 @@
-"""A run's ``status.json``: ok, failed with its error, or interrupted."""
+"""A run's ``status.json``: running, then ok, failed with its error, or interrupted."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sigid.atomic import write_json
+
+# What status.json says while a run trains, and after a process killed without a word.
+UNFINISHED = "did not finish: still training, or stopped without a word (SIGKILL, power cut)"
+
+
+def write_running(output_dir: Path) -> None:
+    """``status.json`` while the run trains: a folder whose process was killed without a word
+    (SIGKILL, a power cut) keeps it, and so says that its run did not finish."""
+    write_json(
+        output_dir / "status.json",
+        {
+            "status": "running",
+            "error": UNFINISHED,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def write_status(output_dir: Path, start: float, error: BaseException | None = None) -> None:

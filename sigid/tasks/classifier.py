@@ -15,11 +15,14 @@ from sigid.data.datamodules import ClassFolderDataModule
 from sigid.figures import confusion_figure
 from sigid.models import build_classifier
 from sigid.tasks.common import (
+    BEST_SO_FAR,
     DEFAULT_OPTIMIZER,
+    best_so_far,
     check_optimizer,
     check_preprocessing,
     check_scheduler,
     configure,
+    restart_best,
     tensorboards,
     to_plain,
 )
@@ -93,6 +96,7 @@ class ClassifierModule(LightningModule):
         if self.has_top5:
             self.val_acc_top5, self.test_acc_top5 = accuracy(5), accuracy(5)
         self.val_acc_best = MaxMetric()
+        self.resumed_best: float | None = None  # from a checkpoint, for a resumed run
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
         # Rows: true writer, columns: predicted writer; set at the end of each test epoch.
         self.test_confusion: torch.Tensor | None = None
@@ -110,8 +114,13 @@ class ClassifierModule(LightningModule):
         return self.net(images)
 
     def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best epoch.
-        self.val_acc_best.reset()
+        restart_best(self.val_acc_best, self.resumed_best)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BEST_SO_FAR] = best_so_far(self.val_acc_best)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.resumed_best = checkpoint.get(BEST_SO_FAR)
 
     def _step(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         images, labels = batch[0], batch[1]

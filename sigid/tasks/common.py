@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
+from torchmetrics import Metric
 
 DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "adam", "lr": 1e-3, "weight_decay": 0.0}
 
@@ -28,6 +29,8 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "rmsprop": torch.optim.RMSprop,
 }
 SCHEDULERS = ("none", "cosine", "step", "plateau")
+# The checkpoint entry of the best validation value so far (val/acc_best, val/eer_best).
+BEST_SO_FAR = "best_so_far"
 
 
 def to_plain(value: Any) -> Any:
@@ -126,3 +129,16 @@ def tensorboards(module: Any) -> list[Any]:
     if getattr(module, "_trainer", None) is None:
         return []
     return [lg.experiment for lg in module.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def best_so_far(best: Metric) -> float | None:
+    """A Min/MaxMetric's value for the checkpoint (`BEST_SO_FAR`); None before any epoch."""
+    return float(best.compute()) if best.update_called else None
+
+
+def restart_best(best: Metric, resumed: float | None) -> None:
+    """At the start of training: forget the sanity check's validation, and take up a resumed
+    run's best value so far (torchmetrics states are not in the checkpoint's state_dict)."""
+    best.reset()
+    if resumed is not None:
+        best.update(torch.tensor(resumed))

@@ -36,11 +36,14 @@ from sigid.models.siamese import (
     pair_distance,
 )
 from sigid.tasks.common import (
+    BEST_SO_FAR,
     DEFAULT_OPTIMIZER,
+    best_so_far,
     check_optimizer,
     check_preprocessing,
     check_scheduler,
     configure,
+    restart_best,
     tensorboards,
     to_plain,
 )
@@ -188,6 +191,7 @@ class SiameseModule(LightningModule):
         self.register_buffer("genuine_distance", torch.tensor(float("nan")))
         self.train_acc = BinaryAccuracy()
         self.val_eer_best = MinMetric()
+        self.resumed_best: float | None = None  # from a checkpoint, for a resumed run
         for stage in ("val", "test"):
             for name in ("scores", "targets", "kinds", "distances"):
                 setattr(self, f"{stage}_{name}_cat", CatMetric(nan_strategy="disable"))
@@ -398,9 +402,13 @@ class SiameseModule(LightningModule):
             self.log("val/eer_best", self.val_eer_best.compute())
 
     def on_train_start(self) -> None:
-        self.val_eer_best.reset()  # forget the sanity check
+        restart_best(self.val_eer_best, self.resumed_best)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BEST_SO_FAR] = best_so_far(self.val_eer_best)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.resumed_best = checkpoint.get(BEST_SO_FAR)
         # checkpoints written before the buffer existed: unknown (galleries then score by the
         # mean similarity, `sigid.inference.gallery`)
         checkpoint["state_dict"].setdefault("genuine_distance", torch.tensor(float("nan")))

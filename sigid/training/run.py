@@ -19,9 +19,11 @@ from sigid.atomic import write_json
 from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line
 from sigid.runs.folder import check_new_run_dir
+from sigid.runs.status import write_running
 from sigid.tasks import SiameseModule
 from sigid.tasks.build import build_datamodule, build_module
 from sigid.training.callbacks import tensor_to_float
+from sigid.training.seeding import RandomStreams
 from sigid.training.settings import check_monitored, check_resumable, check_run, config_entries
 from sigid.training.summary import best_checkpoint, epoch_history, log_data, log_hparams, summarize
 from sigid.training.transfer import init_from
@@ -58,6 +60,7 @@ def run(cfg: DictConfig) -> TrainResult:
     module = build_module(cfg, datamodule)
     if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
         check_resumable(module, resume)  # before split.json: a refusal changes nothing
+    write_running(output_dir)  # what the folder says if this process dies without a word
     write_json(output_dir / "split.json", datamodule.split_manifest())
     log_data(datamodule)
     started = {} if resume else _starting_weights(cfg, module, datamodule)
@@ -125,6 +128,7 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
         callbacks = list(named.values())
         if not loggers:  # the learning rate goes to a logger; without one Lightning refuses it
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        callbacks.append(RandomStreams())  # every run resumes exactly: not a setting
         group = "trainer"
         trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     except InstantiationException as err:
