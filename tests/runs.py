@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
 
 import sigid
 
@@ -76,3 +81,45 @@ class InterruptAt(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
             return
         raise KeyboardInterrupt
+
+
+def digest(tensor: torch.Tensor) -> str:
+    """A tensor's dtype, shape and exact bytes, hashed: equal only for bit-identical values."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+    return hashlib.sha256(f"{flat.dtype}{tuple(tensor.shape)}".encode() + data).hexdigest()
+
+
+def training_state(
+    weights: Mapping[str, torch.Tensor], optimizers: list[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Weights and optimizer states (``state_dict()``s) as digests: the per-parameter Adam
+    moments (``exp_avg``, ``exp_avg_sq``) and step counts, for comparing a live trainer with a
+    checkpoint file."""
+    states = []
+    for optimizer in optimizers:
+        states.append(
+            {
+                str(index): {
+                    key: float(value) if key == "step" else digest(value)
+                    for key, value in state.items()
+                    if isinstance(value, torch.Tensor)
+                }
+                for index, state in optimizer["state"].items()
+            }
+        )
+    return {"weights": {k: digest(v) for k, v in weights.items()}, "optimizers": states}
+
+
+class Observe(L.Callback):
+    """Writes to `path` (JSON), at the start of training, what the trainer starts from as this
+    process sees it: ``global_step``, ``current_epoch`` and the `training_state` of the module
+    and its optimizers (a callback, so `sigid-train` takes it as an override)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seen = training_state(pl_module.state_dict(), [o.state_dict() for o in trainer.optimizers])
+        seen |= {"global_step": trainer.global_step, "current_epoch": trainer.current_epoch}
+        self.path.write_text(json.dumps(seen, indent=1))

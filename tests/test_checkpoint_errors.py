@@ -270,3 +270,47 @@ def test_an_empty_checkpoint_path_says_none_was_given(tmp_path):
                 load(path)
     with pytest.raises(ValueError, match=r"^no checkpoint path given$"):
         export("", tmp_path / "out")
+
+
+class _TouchOnLoad:
+    """Unpickles as `Path.touch(marker)`: code that runs while a checkpoint is read, as a
+    checkpoint from an untrusted source can hold (pure Python, no shell)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("kind", ["siamese", "classifier"])
+def test_a_checkpoint_that_runs_code_when_unpickled_is_refused_and_the_code_never_runs(
+    kind, siamese_ckpt, cnn_ckpt, tmp_path, image, capsys
+):
+    """A real sigid checkpoint with one more entry whose pickle calls a function: reading it
+    with ``weights_only=False`` would run that function (here: create a marker file). Every way
+    in must refuse it as not a sigid checkpoint, without running it."""
+    source = siamese_ckpt if kind == "siamese" else cnn_ckpt
+    marker = tmp_path / "code-ran"
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint["callbacks"] = {"payload": _TouchOnLoad(marker)}
+    path = _saved(checkpoint, tmp_path / "trojan.ckpt")
+    assert not marker.exists()
+    message = f"{path}: not a sigid checkpoint (not a PyTorch checkpoint file)"
+    try:
+        load_checkpoint(path)
+    except Exception as err:  # whatever it is, the marker is checked first
+        refusal: Exception | None = err
+    else:
+        refusal = None
+    assert not marker.exists(), f"loading the checkpoint ran the code pickled in it ({refusal!r})"
+    assert isinstance(refusal, ValueError) and str(refusal) == message, repr(refusal)
+    load = Verifier.from_checkpoint if kind == "siamese" else Identifier.from_checkpoint
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load(path)
+    command = ["verify", image, image] if kind == "siamese" else ["identify", image]
+    assert message in _cli_error(capsys, [*command, "--ckpt", path])
+    assert not marker.exists(), "an entry point ran the code pickled in the checkpoint"
+    # the payload does run when the file is unpickled without weights_only: the test has teeth
+    torch.load(path, map_location="cpu", weights_only=False)
+    assert marker.exists()

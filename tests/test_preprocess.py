@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from sigid.data.images import load_image
 from sigid.data.preprocess import (
@@ -473,3 +473,106 @@ def test_preprocessing_settings_are_checked_in_one_place(settings, reason):
     assert check_preprocessing({"mode": "normalized", "size": (np.int64(4), 6)}) == {
         "mode": "normalized", "size": [4, 6],
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Paper removal: nothing but the ink mask reaches a normalized image
+
+DIRTY_SHAPE = (300, 500)
+# (kind of dirt, seed): the lighting gradient alone draws nothing at random
+DIRT = [("texture", 0), ("texture", 1), ("blots", 0), ("blots", 1), ("gradient", 0), ("all", 0)]
+
+
+def _strokes() -> np.ndarray:
+    """Where `_page`'s scribble is drawn (PIL draws "L" images without antialiasing)."""
+    return _page(paper=255, ink=0, shape=DIRTY_SHAPE) == 0
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    img = Image.fromarray(mask.astype(np.uint8) * 255)
+    return np.asarray(img.filter(ImageFilter.MaxFilter(2 * radius + 1))) > 0
+
+
+def _dirty_page(dirt: str, seed: int) -> np.ndarray:
+    """`_page`'s strokes (grey 30) on paper of grey ~240 that is not flat: fibre `texture`
+    (grain and mottling, +-20 grey levels), light-grey `blots` (35..50 levels darker than the
+    paper, far lighter than ink) between the strokes, an uneven lighting `gradient` (15% darker
+    towards the bottom right), or `all` of them. None of it is dark enough to be ink."""
+    rng = np.random.default_rng(seed)
+    strokes = _strokes()
+    height, width = DIRTY_SHAPE
+    paper = np.full(DIRTY_SHAPE, 240.0)
+    if dirt in ("texture", "all"):
+        mottle = rng.normal(0, 40, (height // 10, width // 10)).astype(np.float32)
+        smooth = Image.fromarray(mottle, mode="F").resize((width, height), Image.Resampling.BICUBIC)
+        paper += rng.normal(0, 6, DIRTY_SHAPE) + 0.2 * np.asarray(smooth)
+    if dirt in ("blots", "all"):  # inside the signature's box, where paper shows between strokes
+        rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+        clear = ~_dilate(strokes, 8)
+        blots = Image.new("L", (width, height), 0)
+        draw = ImageDraw.Draw(blots)
+        placed = 0
+        while placed < 25:
+            y, x = rng.integers(rows[0], rows[-1]), rng.integers(cols[0], cols[-1])
+            r = int(rng.integers(2, 6))
+            if clear[max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1].all():
+                draw.ellipse([x - r, y - r, x + r, y + r], fill=int(rng.integers(35, 51)))
+                placed += 1
+        paper -= np.asarray(blots, dtype=np.float64)
+    page = np.where(strokes, 30.0, paper)
+    if dirt in ("gradient", "all"):
+        ys, xs = np.indices(DIRTY_SHAPE)
+        page *= 1.0 - 0.10 * xs / width - 0.05 * ys / height
+    return np.clip(np.rint(page), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(128, 128), (96, 192), (256, 400)])
+@pytest.mark.parametrize(("dirt", "seed"), DIRT)
+def test_normalized_leaves_exactly_zero_outside_the_strokes_on_uneven_paper(dirt, seed, size):
+    """Paper removal is exact: after ``normalized``, every pixel away from the ink is 0, however
+    grainy, blotted or unevenly lit the paper around the strokes was.
+
+    What the code guarantees: pixels outside the ink mask are set to 0 before the canvas is
+    resized, so an output pixel can only be non-zero if the resize reads ink-mask pixels. The
+    mask of these pages is the drawn strokes grown by the blur (checked first), so every
+    non-zero output pixel lies within 2 output pixels of the same strokes normalized from flat
+    paper (the margin covers the mask's edge and the crop box moving by a pixel or two).
+    Without the masking, the paper darker than its median inside the ink's box comes through:
+    texture at a few grey levels, blots at ~40, the darker side of the gradient at up to ~25.
+    """
+    page, strokes = _dirty_page(dirt, seed), _strokes()
+    mask = ink_mask(page)
+    assert mask[strokes].mean() > 0.99, "the test's strokes are not found as ink"
+    stray = mask & ~_dilate(strokes, 2)
+    assert not stray.any(), f"the test's {dirt} is ink to Otsu ({stray.sum()} px): no test"
+    flat = normalize(np.where(strokes, 30, 240).astype(np.uint8), size)
+    out = normalize(page, size)
+    assert out.max() >= 200  # the ink itself comes through bright
+    outside = out[~_dilate(flat > 0, 2)]
+    assert not outside.any(), (
+        f"{np.count_nonzero(outside)} pixels away from the strokes are non-zero "
+        f"(up to {outside.max()}): the paper ({dirt}) came through"
+    )
+
+
+def _cedar_sample(signatures: Path, per_kind: int = 40) -> list[Path]:
+    """A fixed spread of `per_kind` genuine and `per_kind` forged CEDAR scans (every 33rd name)."""
+    sample: list[Path] = []
+    for pattern in ("full_org/original_*.png", "full_forg/forgeries_*.png"):
+        paths = sorted(signatures.glob(pattern))
+        assert len(paths) >= per_kind, f"expected CEDAR's 1320 {pattern}, found {len(paths)}"
+        sample += paths[:: len(paths) // per_kind][:per_kind]
+    return sample
+
+
+def test_cedar_normalized_images_are_mostly_empty_paper(cedar_root):
+    """On 80 real CEDAR scans, a normalized image is ink on exactly-zero paper: ~7.4% of its
+    pixels non-zero on average (2.4% to 15% per image). Paper texture let through the ink's box
+    (the non-ink pixels not zeroed) makes that ~30% (7% to 67%); the bound sits between."""
+    shares = [
+        float(np.count_nonzero(preprocess(load_image(path), "normalized", SIZE)) / np.prod(SIZE))
+        for path in _cedar_sample(cedar_root / "signatures")
+    ]
+    assert len(shares) == 80
+    assert np.mean(shares) < 0.12, f"mean non-zero share {np.mean(shares):.3f} (paper kept?)"
+    assert np.median(shares) < 0.10, f"median non-zero share {np.median(shares):.3f}"
