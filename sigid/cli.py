@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
     )
+    parser.add_argument("--version", action="version", version=f"sigid {version('sigid')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("scan", help="find and count the signatures of a dataset")

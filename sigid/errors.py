@@ -12,19 +12,27 @@ from contextlib import contextmanager
 MAX_REASON = 200
 # Lightning 2.6 on torch 2.14, at every fit/validate/test: Lightning's to mend, not the user's.
 DEPENDENCY_NOISE = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
-# Lightning 2.6's advertisement for its cloud logger, printed by every Trainer.
+# Lightning 2.6's advertisement for its cloud logger, printed by every Trainer; and its
+# accelerator banner ("GPU available: False, used: False", ...), which the commands hide too:
+# it would stand before every error they print.
 ADVERT_LOGGER = "lightning.pytorch.utilities.rank_zero"
-ADVERT_PREFIX = "\N{ELECTRIC LIGHT BULB} Tip:"
+ADVERT_PREFIX = ("\N{ELECTRIC LIGHT BULB} Tip:",)
+BANNER_PREFIX = ("GPU available:", "TPU available:", "HPU available:", "IPU available:")
 
 
-class _HideAdvert(logging.Filter):
-    """Drops Lightning's "Tip:" advertisement; its other messages pass."""
+class _Hide(logging.Filter):
+    """Drops Lightning's messages that start with one of `prefixes`; its others pass."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(ADVERT_PREFIX)
+        return not str(record.msg).startswith(self.prefixes)
 
 
-_HIDE_ADVERT = _HideAdvert()
+_HIDE_ADVERT = _Hide(ADVERT_PREFIX)
+_HIDE_ADVERT_AND_BANNER = _Hide(ADVERT_PREFIX + BANNER_PREFIX)
 
 
 def one_line(err: BaseException, limit: int | None = MAX_REASON) -> str:
@@ -43,11 +51,15 @@ def os_reason(err: OSError) -> str:
 
 
 def hide_dependency_noise() -> None:
-    """Ignore the `DEPENDENCY_NOISE` warnings and Lightning's advertisement from here on (the
-    commands call this)."""
+    """Ignore the `DEPENDENCY_NOISE` warnings, Lightning's advertisement and its accelerator
+    banner from here on (the commands call this)."""
+    _ignore_noise_warnings()
+    logging.getLogger(ADVERT_LOGGER).addFilter(_HIDE_ADVERT_AND_BANNER)  # twice keeps one
+
+
+def _ignore_noise_warnings() -> None:
     for message in DEPENDENCY_NOISE:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
-    logging.getLogger(ADVERT_LOGGER).addFilter(_HIDE_ADVERT)  # adding it twice keeps one
 
 
 @contextmanager
@@ -58,7 +70,8 @@ def quiet_dependency_noise() -> Iterator[None]:
     advert = logging.getLogger(ADVERT_LOGGER)
     had_filter = _HIDE_ADVERT in advert.filters
     with warnings.catch_warnings():
-        hide_dependency_noise()
+        _ignore_noise_warnings()
+        advert.addFilter(_HIDE_ADVERT)
         try:
             yield
         finally:

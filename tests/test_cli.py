@@ -8,6 +8,7 @@ import pytest
 from drawing import write_folders
 from PIL import Image
 
+import sigid
 from sigid.cli import main
 
 
@@ -181,3 +182,9 @@ def test_an_empty_path_argument_is_refused_by_name(capsys):
         main(["verify", "a.png", "b.png", "--ckpt", ""])
     assert done.value.code == 2
     assert "sigid verify: error: argument --ckpt: an empty path" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"sigid {sigid.__version__}"

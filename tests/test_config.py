@@ -102,3 +102,11 @@ def test_the_cache_folder_follows_the_environment_without_needing_home(tmp_path,
 def test_loader_settings_are_checked_by_their_config_key(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         ClassFolderDataModule(**_data(override))
+
+
+def test_a_missing_data_root_names_sigid_data_and_data_root(tmp_path):
+    dm = ClassFolderDataModule(**_data("data=cedar", f"data.root={tmp_path / 'cedar'}"))
+    with pytest.raises(DatasetError, match="SIGID_DATA") as missing:
+        dm.prepare_data()
+    assert str(missing.value).startswith(f"{tmp_path / 'cedar'}: no such file or folder")
+    assert "data.root=" in str(missing.value)

@@ -61,7 +61,7 @@ def _lightning_messages(caplog, folder) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == ADVERT_LOGGER]
 
 
-def test_lightnings_advert_is_hidden_inside_the_apis_calls_and_by_the_commands(caplog, tmp_path):
+def test_lightnings_advert_is_hidden_by_api_and_commands_its_banner_by_commands(caplog, tmp_path):
     advert = logging.getLogger(ADVERT_LOGGER)
     before = list(advert.filters)
     advert.filters[:] = []  # as a fresh process has it (in-process command tests add the filter)
@@ -77,7 +77,8 @@ def test_lightnings_advert_is_hidden_inside_the_apis_calls_and_by_the_commands(c
         hide_dependency_noise()
         hide_dependency_noise()
         assert len(advert.filters) == 1
-        assert not any("Tip:" in m for m in _lightning_messages(caplog, tmp_path))
+        shown = _lightning_messages(caplog, tmp_path)
+        assert not any("Tip:" in m or "GPU available" in m for m in shown)
     finally:
         advert.filters[:] = before
 

@@ -170,7 +170,14 @@ class SignatureDataModule(L.LightningDataModule):
     def dataset_root(self) -> Path:
         """The dataset folder, generating the synthetic set (once, cached) when root is null."""
         if self.root is not None:
-            return Path(self.root).expanduser()
+            root = Path(self.root).expanduser()
+            if not root.exists():  # conf/paths: data_dir is $SIGID_DATA, else ./data
+                raise DatasetError(
+                    f"{root}: no such file or folder (data.root; the data configs look under "
+                    "$SIGID_DATA, else ./data: set SIGID_DATA=<folder of your datasets> or "
+                    "data.root=<the dataset's folder>)"
+                )
+            return root
         if not self.synthetic:
             raise DatasetError(
                 f"data.root is not set: point it at your dataset (layout {self.layout!r}), "
