@@ -487,6 +487,14 @@ def test_writer_score_ignores_the_order_of_references(verifier, references, quer
     assert reference_spread(shuffled, 0.5) == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_verifier_decides_score_at_least_threshold(verifier, threshold, score):
+    """A verdict is "same" exactly when score >= threshold, a score at the threshold included."""
+    decide = Verifier(verifier.module, threshold=threshold).decide
+    assert decide(threshold).same
+    assert decide(score).same == (score >= threshold)
+
+
 WRITERS = (1, 2, 3, 4)
 
 
