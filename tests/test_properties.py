@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageDraw, ImageFilter
 
+from sigid.data.cache import preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, natural_key
 from sigid.data.pairs import GENUINE, RANDOM, SKILLED, make_pairs, pairs_within
 from sigid.data.preprocess import (
@@ -455,6 +457,46 @@ def test_paper_noise_is_not_taken_for_ink(page):
     )
     mask = ink_mask(grey)  # empty for a stroke too faint once blurred: MIN_INK_CONTRAST
     assert not (mask & (near == 0)).any(), "paper noise taken for ink"
+
+
+# -- the preprocessing cache ---------------------------------------------------------------------
+
+
+def _save_uncompressed(image: Image.Image, path: Path) -> None:
+    """PNG without compression: any drawing of one size makes a file of one byte size."""
+    image.save(path, format="PNG", compress_level=0)
+
+
+@settings(max_examples=15)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["paper", "normalized"]),
+            st.sampled_from([(32, 64), (40, 40), (64, 32)]),
+            st.booleans(),
+        ),
+        min_size=2,
+        max_size=5,
+    )
+)
+def test_the_preprocessing_cache_is_invisible(tmp_path_factory, steps):
+    """preprocess_samples through a shared cache folder returns what it computes without one,
+    whatever settings were cached before, and after a file is edited in place to another image
+    of the very same byte size (only its modification time tells)."""
+    folder = tmp_path_factory.mktemp("cached")
+    paths = [folder / f"s{n}.png" for n in range(3)]
+    for n, path in enumerate(paths):
+        _save_uncompressed(draw_signature(1, n), path)
+    samples = [Sample(path, "w1", True) for path in paths]
+    for step, (mode, size, edit) in enumerate(steps):
+        if edit:
+            before = paths[0].stat()
+            _save_uncompressed(draw_signature(2, step), paths[0])
+            assert paths[0].stat().st_size == before.st_size
+            os.utime(paths[0], ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        cached, _, _ = preprocess_samples(samples, mode, size, cache_dir=folder / "cache")
+        fresh, _, _ = preprocess_samples(samples, mode, size, cache_dir=None)
+        assert cached.shape == (3, *size) and np.array_equal(cached, fresh)
 
 
 # -- gallery --------------------------------------------------------------------------------------

@@ -49,6 +49,46 @@ class Mutant:
 
 
 PROPS = "tests/test_properties.py"
+# Each area's tests: its own test file and its properties.
+PREPROCESS = (
+    "tests/test_preprocess.py",
+    f"{PROPS}::test_preprocess_makes_the_asked_size_from_any_image",
+    f"{PROPS}::test_normalized_paper_is_exactly_zero",
+    f"{PROPS}::test_paper_noise_is_not_taken_for_ink",
+)
+PAIRS = (
+    "tests/test_pairs.py",
+    f"{PROPS}::test_make_pairs_labels_match_writers_and_kinds",
+    f"{PROPS}::test_pairs_never_cross_a_split",
+    f"{PROPS}::test_pairs_within_is_every_labelled_pair_of_the_batch",
+)
+SPLITS = (
+    "tests/test_splits.py",
+    f"{PROPS}::test_split_per_writer_is_a_seeded_per_writer_partition",
+    f"{PROPS}::test_split_writers_folds_partition_the_writers",
+    f"{PROPS}::test_pairs_never_cross_a_split",
+)
+METRICS = (
+    "tests/test_metrics.py",
+    f"{PROPS}::test_eer_is_the_documented_point_of_the_brute_force_roc",
+    f"{PROPS}::test_eer_threshold_is_the_midpoint_below_its_point",
+    f"{PROPS}::test_eer_threshold_reproduces_the_eer_on_float32_scores",
+    f"{PROPS}::test_roc_is_the_brute_force_roc",
+    f"{PROPS}::test_auroc_counts_ties_half",
+)
+GALLERY = (
+    "tests/test_inference.py::test_gallery_identifies_among_enrolled_writers",
+    "tests/test_inference.py::test_nobody_close_enough_is_an_unknown_writer",
+    "tests/test_inference.py::test_gallery_verifies_a_claim_against_the_writers_own_spread",
+    "tests/test_inference.py::test_one_reference_scores_as_the_pair_similarity",
+    f"{PROPS}::test_writer_score_ignores_the_order_of_references",
+    f"{PROPS}::test_identify_does_not_depend_on_enrolment_order",
+)
+VERIFIER = (
+    "tests/test_inference.py::test_verify_decides_at_the_threshold_stored_in_the_checkpoint",
+    f"{PROPS}::test_verifier_decides_score_at_least_threshold",
+)
+CACHE = ("tests/test_datamodules.py", f"{PROPS}::test_the_preprocessing_cache_is_invisible")
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- preprocessing -----------------------------------------------------------------------
@@ -57,7 +97,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/preprocess.py",
         "    ink[~mask[top:bottom, left:right]] = 0\n",
         "",
-        (f"{PROPS}::test_normalized_paper_is_exactly_zero", "tests/test_preprocess.py"),
+        PREPROCESS,
         "normalized mode keeps paper noise inside the ink's box (background not exactly 0)",
     ),
     Mutant(
@@ -65,7 +105,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/preprocess.py",
         "y, x = (canvas_h - h) // 2, (canvas_w - w) // 2",
         "y, x = 0, 0",
-        ("tests/test_preprocess.py",),
+        PREPROCESS,
         "the cropped ink sits in the canvas's corner, not its centre",
     ),
     Mutant(
@@ -73,7 +113,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/preprocess.py",
         "if grey.shape == (height, width):",
         "if grey.shape[0] == height:",
-        (f"{PROPS}::test_preprocess_makes_the_asked_size_from_any_image",),
+        PREPROCESS,
         "an image of the asked height is returned at its own width",
     ),
     Mutant(
@@ -81,7 +121,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/preprocess.py",
         "return smooth <= otsu_threshold(smooth)",
         "return smooth <= smooth.mean()",
-        (f"{PROPS}::test_paper_noise_is_not_taken_for_ink", "tests/test_preprocess.py"),
+        PREPROCESS,
         "ink is what is darker than the page's mean grey: the darker half of the paper noise",
     ),
     # -- pairs --------------------------------------------------------------------------------
@@ -90,7 +130,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/pairs.py",
         "Pair(int(a), int(b), int(same), GENUINE if same else RANDOM)",
         "Pair(int(a), int(b), int(not same), GENUINE if same else RANDOM)",
-        (f"{PROPS}::test_pairs_within_is_every_labelled_pair_of_the_batch",),
+        PAIRS,
         "in-batch pairs of one writer are labelled different, and of two writers same",
     ),
     Mutant(
@@ -98,7 +138,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/pairs.py",
         "writers[(position + 1 + int(rng.integers(len(writers) - 1))) % len(writers)]",
         "writers[(position + int(rng.integers(len(writers)))) % len(writers)]",
-        (f"{PROPS}::test_make_pairs_labels_match_writers_and_kinds", "tests/test_pairs.py"),
+        PAIRS,
         "a random-forgery negative may pair a writer's genuine with their own genuine",
     ),
     Mutant(
@@ -107,7 +147,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "skilled = {w: list(itertools.product(genuine[w], forged[w])) for w in forged_writers}",
         "skilled = {w: list(itertools.product(genuine[w], forged[forged_writers[0]])) "
         "for w in forged_writers}",
-        (f"{PROPS}::test_make_pairs_labels_match_writers_and_kinds", "tests/test_pairs.py"),
+        PAIRS,
         "skilled negatives pair a writer with forgeries of another writer",
     ),
     Mutant(
@@ -115,7 +155,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/pairs.py",
         "writer = writers[(start + k) % len(writers)]",
         "writer = writers[start % len(writers)]",
-        ("tests/test_pairs.py",),
+        PAIRS,
         "positive pairs come from one writer instead of writers taking turns",
     ),
     # -- splits -------------------------------------------------------------------------------
@@ -124,7 +164,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/splits.py",
         "return np.random.default_rng([seed, zlib.crc32(name.encode())])",
         "return np.random.default_rng()",
-        ("tests/test_splits.py",),
+        SPLITS,
         "splits are shuffled without the seed (a new split every run)",
     ),
     Mutant(
@@ -132,7 +172,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/splits.py",
         "order = _rng(seed, writer).permutation(len(items))",
         "order = _rng(seed + len(by_writer), writer).permutation(len(items))",
-        (f"{PROPS}::test_split_per_writer_is_a_seeded_per_writer_partition",),
+        SPLITS,
         "a writer's split changes when other writers are added or removed",
     ),
     Mutant(
@@ -140,7 +180,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/splits.py",
         'out["val"] += shuffled[n_test : n_test + n_val]',
         'out["val"] += shuffled[:n_val]',
-        ("tests/test_splits.py",),
+        SPLITS,
         "per-writer validation images are also test images",
     ),
     Mutant(
@@ -148,7 +188,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/splits.py",
         "for chunk in following if chunk != fold for i in chunks[chunk]",
         "for chunk in following for i in chunks[chunk]",
-        ("tests/test_splits.py",),
+        SPLITS,
         "verification test writers are also training or validation writers",
     ),
     Mutant(
@@ -156,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/splits.py",
         "if s.writer in wanted and s.forger not in hidden]",
         "if s.writer in wanted]",
-        ("tests/test_splits.py", f"{PROPS}::test_pairs_never_cross_a_split"),
+        SPLITS,
         "a split sees forgeries written by a writer of a later (test) split",
     ),
     # -- metrics ------------------------------------------------------------------------------
@@ -167,7 +207,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    negatives, positives",
         "    accepted = scores > torch.as_tensor(threshold, dtype=scores.dtype)\n"
         "    negatives, positives",
-        ("tests/test_metrics.py",),
+        METRICS,
         "far_frr decides score > threshold instead of the documented score >= threshold",
     ),
     Mutant(
@@ -175,7 +215,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "closest = gap == gap.min()",
         "closest = gap >= gap.min()",
-        ("tests/test_metrics.py",),
+        METRICS,
         "the EER point is the lowest mean error, not where FAR and FRR meet",
     ),
     Mutant(
@@ -183,7 +223,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "eer_value = float(total[best]) / (2.0 * positives * negatives)",
         "eer_value = float(total[best]) / (positives * negatives)",
-        ("tests/test_metrics.py",),
+        METRICS,
         "the EER is FAR + FRR instead of their mean",
     ),
     Mutant(
@@ -191,7 +231,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "return float(mid) if lower < mid <= upper else float(upper)",
         "return float(upper)",
-        ("tests/test_metrics.py",),
+        METRICS,
         "the EER threshold sits on a score instead of midway to the next (no margin)",
     ),
     Mutant(
@@ -199,7 +239,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "return float(mid) if lower < mid <= upper else float(upper)",
         "return float(mid)",
-        ("tests/test_metrics.py",),
+        METRICS,
         "a midpoint that rounds onto the lower score (float32 neighbours) moves the EER point",
     ),
     Mutant(
@@ -207,7 +247,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "return distinct, inverse.double() / max(distinct.numel() - 1, 1)",
         "return distinct, inverse.double() / max(distinct.numel(), 1)",
-        ("tests/test_metrics.py",),
+        METRICS,
         "ROC thresholds map back to the wrong scores",
     ),
     Mutant(
@@ -215,7 +255,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/metrics.py",
         "return float(binary_auroc(_ranks(scores)[1], targets, thresholds=None))",
         "return float(binary_auroc(scores, targets, thresholds=None))",
-        ("tests/test_metrics.py",),
+        METRICS,
         "AUROC of scores outside [0, 1] goes through torchmetrics' sigmoid, which merges them",
     ),
     # -- cache and atomic writes --------------------------------------------------------------
@@ -224,7 +264,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/cache.py",
         '"size": list(size),',
         '"size": None,',
-        ("tests/test_datamodules.py",),
+        CACHE,
         "a cache entry made at one image size is read back for another",
     ),
     Mutant(
@@ -232,7 +272,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/data/cache.py",
         "out.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])",
         "out.append([str(path.resolve()), stat.st_size])",
-        ("tests/test_datamodules.py",),
+        CACHE,
         "an image edited in place (same size) is still read from the stale cache",
     ),
     Mutant(
@@ -269,7 +309,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/gallery/scores.py",
         "- reference_spread(references, typical)",
         "+ reference_spread(references, typical)",
-        ("tests/test_inference.py::test_gallery_verifies_a_claim_against_the_writers_own_spread",),
+        GALLERY,
         "the normalised score rewards a writer's spread instead of discounting it",
     ),
     Mutant(
@@ -277,7 +317,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/gallery/scores.py",
         "upper = np.triu_indices(len(refs), k=1)",
         "upper = np.triu_indices(len(refs), k=0)",
-        ("tests/test_inference.py::test_gallery_verifies_a_claim_against_the_writers_own_spread",),
+        GALLERY,
         "a writer's spread counts each reference's zero distance to itself",
     ),
     Mutant(
@@ -285,7 +325,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/gallery/scores.py",
         "verifier.distances(query, references).mean()",
         "verifier.distances(query, references)[0]",
-        ("tests/test_inference.py::test_gallery_verifies_a_claim_against_the_writers_own_spread",),
+        GALLERY,
         "the normalised score measures the first reference only (enrolment order matters)",
     ),
     Mutant(
@@ -293,7 +333,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/gallery/api.py",
         "key=lambda c: -c.score,",
         "key=lambda c: 0,",
-        (f"{PROPS}::test_identify_does_not_depend_on_enrolment_order",),
+        GALLERY,
         "identify lists writers in enrolment order instead of ranking them",
     ),
     Mutant(
@@ -301,7 +341,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/gallery/api.py",
         "found = best if score >= self.threshold else None",
         "found = best",
-        ("tests/test_inference.py::test_nobody_close_enough_is_an_unknown_writer",),
+        GALLERY,
         "identify names the best writer even when their claim does not verify",
     ),
     Mutant(
@@ -309,7 +349,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/verifier.py",
         "if threshold is None\n            else given_threshold(threshold)",
         "if True\n            else given_threshold(threshold)",
-        ("tests/test_inference.py::test_verify_decides_at_the_threshold_stored_in_the_checkpoint",),
+        VERIFIER,
         "a threshold given to the Verifier is ignored for the checkpoint's",
     ),
     Mutant(
@@ -317,10 +357,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/inference/verifier.py",
         "Verdict(same=score >= self.threshold,",
         "Verdict(same=score > self.threshold,",
-        (
-            "tests/test_inference.py::test_verify_decides_at_the_threshold_stored_in_the_checkpoint",
-            f"{PROPS}::test_verifier_decides_score_at_least_threshold",
-        ),
+        VERIFIER,
         "a score exactly at the threshold is rejected (documented: score >= threshold)",
     ),
 )
