@@ -491,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started with it ignored
     selections = {m.name: list(args.tests or m.tests) for m in chosen}
     try:
         if not args.no_baseline:
