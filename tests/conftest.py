@@ -6,7 +6,28 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 from runs import tiny_checkpoint
+
+# Property tests (test_properties.py): "ci", the default, draws the same examples on every run
+# (derandomized, no example database), so a failure in CI fails again on any machine.
+# HYPOTHESIS_PROFILE=explore draws fresh random examples, many more, to look for new failures;
+# a failing example it finds belongs in the test as an @example.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    max_examples=60,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# tools/mutation.py: "ci" without shrinking a failure (only whether a test fails counts there).
+settings.register_profile(
+    "mutation", settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
+settings.register_profile("explore", max_examples=2000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 CEDAR_CANDIDATES = [
     os.environ.get("SIGID_CEDAR"),
