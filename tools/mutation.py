@@ -297,10 +297,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "sigid/training/run.py",
         "ckpt_path=resume or None",
         "ckpt_path=None",
-        (
-            "tests/test_training.py::"
-            "test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint",
-        ),
+        ("tests/test_resume.py",),
         "resuming a run (ckpt_path=...) silently trains from scratch",
     ),
     # -- inference ----------------------------------------------------------------------------
