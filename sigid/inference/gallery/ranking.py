@@ -37,8 +37,8 @@ ROOT_SLACK = 2.0**-20
 # large logit rounds: 2^-12 is 4096 units) and absolute (where the head underflows to 0).
 SIMILARITY_SLACK = (2.0**-12, 2.0**-60)
 # Distances per call of the head: under torch's grain size (32768), so that each call runs on
-# one thread. With the other core busy, one call on 500,000 distances took from 0.2 to 36 ms;
-# 16 calls of 32,000 took 0.5 ms.
+# one thread. On 2 cores shared with other work, one call on 500,000 distances took 0.2 to 36
+# ms (median 24 ms over 40), 16 calls of 32,000 took 0.5 ms.
 HEAD_CHUNK = 32_000
 
 
@@ -84,7 +84,9 @@ class References:
         `query` lies between them (wherever the product form overflows: 0 and infinity)."""
         query = np.asarray(query, dtype=np.float32)
         norms = self.norms + np.float32(query @ query)  # |r|^2 + |q|^2
-        squared = self.matrix @ query
+        # numpy's own loop, not BLAS: as fast on one core, and OpenBLAS's second thread waited
+        # up to 10 ms for a busy core
+        squared = np.einsum("ij,j->i", self.matrix, query)
         squared *= -2
         squared += norms
         per_dim, constant = SQUARED_SLACK
