@@ -18,6 +18,7 @@ import numpy as np
 
 from sigid.inference.gallery import storage
 from sigid.inference.gallery.names import check_writer_name
+from sigid.inference.gallery.ranking import References
 from sigid.inference.gallery.scores import check_score, writer_score
 from sigid.inference.identifier import check_top_k
 from sigid.inference.inputs import Signature, as_list, describe
@@ -89,6 +90,8 @@ class Gallery:
         self.score = check_score(verifier, score)
         self._embeddings: dict[str, np.ndarray] = {}
         self._sources: dict[str, list[str]] = {}
+        # all of `_embeddings` in one matrix, for identify (None: to build again; `_references`)
+        self._table: References | None = None
         # the file at `path` as this gallery last read or wrote it (None: not read); see `save`
         self._seen: tuple[int, int, int] | None = None
 
@@ -149,12 +152,29 @@ class Gallery:
             )
         gallery = cls(verifier, path, storage.stored_score(path, meta))
         gallery._seen = stamp
-        sources = meta["sources"]
-        for number, writer in enumerate(meta["writers"]):
-            rows = np.flatnonzero(index == number)
-            gallery._embeddings[writer] = embeddings[rows]
-            gallery._sources[writer] = [sources[i] for i in rows]
+        gallery._hold(meta["writers"], embeddings, index, meta["sources"])
         return gallery
+
+    def _hold(
+        self, writers: list[str], embeddings: np.ndarray, index: np.ndarray, sources: list[str]
+    ) -> None:
+        """Take a file's references: each writer's rows in file order, all in one matrix
+        (`References`), which `_embeddings` views."""
+        if (np.diff(index) < 0).any():  # `storage.write` groups them; another program may not
+            order = np.argsort(index, kind="stable")
+            embeddings, index, sources = (
+                embeddings[order],
+                index[order],
+                [sources[i] for i in order],
+            )
+        counts = np.bincount(index, minlength=len(writers))
+        self._table = References(writers, embeddings, counts)
+        self._embeddings = self._table.rows()
+        ends = np.cumsum(counts).tolist()
+        self._sources = {
+            w: sources[end - count : end]
+            for w, count, end in zip(writers, counts.tolist(), ends, strict=True)
+        }
 
     @classmethod
     def open(
@@ -241,6 +261,7 @@ class Gallery:
         old = self._embeddings.get(writer, np.zeros((0, self.verifier.dim), dtype=np.float32))
         self._embeddings[writer] = np.concatenate([old, embeddings])
         self._sources[writer] = [*self._sources.get(writer, []), *map(_source, images)]
+        self._table = None
         return len(self._embeddings[writer])
 
     def _refuse_repeats(self, writer: str, images: list[Signature], embeddings: np.ndarray) -> None:
@@ -279,15 +300,11 @@ class Gallery:
         self._require_writers()
         top_k = check_top_k(top_k)
         query = self.verifier.embed([image])[0]
-        ranked = sorted(
-            (Candidate(w, self._rank(query, w)) for w in self._embeddings),
-            key=lambda c: -c.score,
-        )
+        ranked = self._ranked(query, top_k)
         best = ranked[0].writer
         score = self._score(query, best)
-        shown = ranked[:top_k]
         found = best if score >= self.threshold else None
-        return Identification(found, shown, self.threshold, score)
+        return Identification(found, ranked, self.threshold, score)
 
     def verify(self, writer: str, image: Signature) -> Verdict:
         """Is `image` by the enrolled `writer`? Scored against their references (`score`)."""
@@ -295,6 +312,27 @@ class Gallery:
         writer = self._known(writer)
         query = self.verifier.embed([image])[0]
         return self.verifier.decide(self._score(query, writer))
+
+    def _ranked(self, query: np.ndarray, top_k: int | None) -> list[Candidate]:
+        """The `top_k` best writers by mean similarity (None: all), best first, ties in
+        enrolment order. Only the writers that `References.contenders` leaves are scored, by the
+        rule itself (`_rank`): the others rank below `top_k` writers for certain."""
+        table = self._references()
+        writers = table.writers
+        if top_k is not None:
+            writers = [writers[i] for i in table.contenders(self.verifier, query, top_k)]
+        ranked = sorted(
+            (Candidate(w, self._rank(query, w)) for w in writers), key=lambda c: -c.score
+        )
+        return ranked[:top_k]
+
+    def _references(self) -> References:
+        """All references in one matrix, built again after an enrollment; each writer's rows
+        then view it, so that the gallery holds the embeddings once."""
+        if self._table is None:
+            self._table = References.gather(self._embeddings, self.verifier.dim)
+            self._embeddings = self._table.rows()
+        return self._table
 
     def _score(self, query: np.ndarray, writer: str) -> float:
         return writer_score(self.verifier, query, self._embeddings[writer], self.score)

@@ -150,7 +150,9 @@ def read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         raise ValueError(
             f"{path}: damaged gallery file (writer_index holds {index.dtype} values, not integers)"
         )
-    embeddings, index = embeddings.astype(np.float32), index.astype(np.int64)
+    # no copy where they are so already: a large gallery's embeddings would be held twice
+    embeddings = embeddings.astype(np.float32, copy=False)
+    index = index.astype(np.int64, copy=False)
     writers, n = meta["writers"], len(embeddings)
     if (
         index.shape != (n,)
