@@ -1,7 +1,11 @@
-"""Lightning callbacks of a sigid run: per-epoch metric history, a grid of augmented samples."""
+"""Lightning callbacks of a sigid run: per-epoch metric history and progress line, a grid of
+augmented samples."""
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,45 @@ class MetricHistory(L.Callback):
         back to the best epoch."""
         loaded = {int(row["epoch"]): dict(row) for row in state_dict.get("epochs", [])}
         self.epochs = {**loaded, **self.epochs}
+
+
+log = logging.getLogger(__name__)
+
+
+class EpochLine(L.Callback):
+    """One line per epoch: the epoch, the training loss, the monitored validation metric, the
+    time so far and an estimate of the time left (to ``max_epochs``; early stopping may end
+    sooner). Always in ``train.log``; on the console too when no progress bar shows (not a
+    terminal: a multirun job, CI, a log file)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.start, self.first = 0.0, 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start, self.first = time.perf_counter(), trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        done, total = trainer.current_epoch + 1, trainer.max_epochs
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / max(done - self.first, 1) * max(total - done, 0)
+        parts = [f"epoch {done}/{total}"]
+        metrics = trainer.callback_metrics
+        for name in ("train/loss", self.monitor):
+            value = metrics.get(name, metrics.get(f"{name}_epoch"))
+            if value is not None:
+                parts.append(f"{name} {float(value):.4f}")
+        parts += [f"elapsed {_clock(elapsed)}", f"left ~{_clock(left)}"]
+        line = "  ".join(parts)
+        log.info("%s", line)
+        if trainer.progress_bar_callback is None:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 class SampleGrid(L.Callback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -130,7 +131,13 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
             callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
         callbacks.append(RandomStreams())  # every run resumes exactly: not a setting
         group = "trainer"
-        trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        bar = cfg.trainer.get("enable_progress_bar")
+        trainer = hydra.utils.instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            enable_progress_bar=sys.stderr.isatty() if bar is None else bar,  # null: a terminal
+        )
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise ValueError(f"{group}: {one_line(cause, limit=None)}") from err
