@@ -63,11 +63,11 @@ def train(overrides: list[str] | None = None) -> TrainResult:
         result = run(cfg)
     except BaseException as err:  # recorded as sigid-train records it, and raised to the caller
         if not isinstance(err, FolderTaken):
-            write_status(output_dir, start, err)
+            write_status(output_dir, start, err, debug=cfg.get("debug_run"))
         raise
     finally:
         HydraConfig.instance().cfg = None
-    write_status(output_dir, start)
+    write_status(output_dir, start, debug=cfg.get("debug_run"))
     return result
 
 
@@ -82,7 +82,7 @@ def main(cfg: DictConfig) -> float | None:
         result = run(cfg)
     except (KeyboardInterrupt, SystemExit) as err:
         log.info("run interrupted (%s)", type(err).__name__)
-        write_status(output_dir, start, err)
+        write_status(output_dir, start, err, debug=cfg.get("debug_run"))
         if isinstance(err, SystemExit) and not err.code:  # Lightning's SIGTERM exit: code None
             raise SystemExit(1) from err
         raise
@@ -91,7 +91,7 @@ def main(cfg: DictConfig) -> float | None:
         # console gets one line below, or the traceback itself for an unexpected error.
         log.info("run failed", exc_info=err)
         if not isinstance(err, FolderTaken):  # nothing is written into another run's folder
-            write_status(output_dir, start, err)
+            write_status(output_dir, start, err, debug=cfg.get("debug_run"))
         clean = isinstance(err, (ValueError, OSError))  # bad input or config: one line
         if multirun:  # recorded, and the sweep goes on (it exits 1 at the end)
             message = f"{err}" if clean else f"{type(err).__name__}: {err}"
@@ -101,7 +101,7 @@ def main(cfg: DictConfig) -> float | None:
             print(f"sigid-train: error: {err}", file=sys.stderr)
             raise SystemExit(1) from err
         raise
-    write_status(output_dir, start)
+    write_status(output_dir, start, debug=cfg.get("debug_run"))
     report = "\n".join(
         [
             f"sigid-train: {cfg.model._target_.rsplit('.', 1)[-1]} finished",

@@ -61,7 +61,7 @@ def run(cfg: DictConfig) -> TrainResult:
     module = build_module(cfg, datamodule)
     if resume:  # weights, optimizer, epoch and callbacks all come from the checkpoint
         check_resumable(module, resume)  # before split.json: a refusal changes nothing
-    write_running(output_dir)  # what the folder says if this process dies without a word
+    write_running(output_dir, cfg.get("debug_run"))  # if this process dies without a word
     write_json(output_dir / "split.json", datamodule.split_manifest())
     log_data(datamodule)
     started = {} if resume else _starting_weights(cfg, module, datamodule)

@@ -70,6 +70,8 @@ def summarize(
     if best:
         out.update({f"best_{k}": v for k, v in best.items() if k.startswith("val/")})
     out["checkpoint"] = str(checkpoint) if checkpoint else None
+    if cfg.get("debug_run"):  # never to be taken for a result
+        out["debug_run"] = cfg.debug_run
     started = started or {}
     if "init_from" in started:
         out["init_from"] = started["init_from"]
