@@ -6,10 +6,12 @@ questioned signatures `repeats` times over, each a new sample near a random writ
 with `top_k` candidates (`GalleryShape`).
 
 A child of its own per size, so that its resident memory is the gallery's: the gallery's memory
-is the peak resident memory (`resource.getrusage` ru_maxrss) while it loads and answers, less
-the resident memory before it loads (after importing torch and sigid and building the model).
-On Linux the peak count starts afresh before the load (/proc/self/clear_refs), else a higher
-peak of the imports would hide a small gallery. Queries are given as embeddings
+is the peak resident memory while it loads and answers, less the resident memory before it
+loads (after importing torch and sigid and building the model). On Linux the peak (VmHWM) is
+counted afresh from the load on (/proc/self/clear_refs): `getrusage`'s ru_maxrss would keep the
+imports' higher peak, and the parent's peak, which the exec that starts the child carries into
+it (1.4 GB for every size after the training part). Elsewhere ru_maxrss it is, and a small
+gallery may show as 0. Queries are given as embeddings
 (`GivenEmbeddings`): the network's forward pass does not grow with the gallery; the time it
 takes for one image is reported once.
 """
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -40,6 +41,8 @@ from sigid.bench.synthetic_gallery import (
 from sigid.bench.timing import median
 from sigid.inference.gallery import Gallery
 from sigid.inference.verifier import Verifier
+
+STATUS = Path("/proc/self/status")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,15 +71,22 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _restart_peak() -> float:
-    """Start the peak memory count afresh and return the resident memory now, MB; where the
-    count cannot restart (not Linux), the peak so far."""
+def _status_mb(key: str) -> float:
+    """A memory line of /proc/self/status (VmRSS, VmHWM), MB."""
+    for line in STATUS.read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise ValueError(f"{STATUS}: no {key}")
+
+
+def _restart_peak() -> bool:
+    """Start the peak memory count (VmHWM) afresh; False where it cannot (not Linux)."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
-        resident = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return _peak_mb()
-    return resident * os.sysconf("SC_PAGE_SIZE") / 2**20
+        _status_mb("VmHWM")
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def measure(path: Path, shape: GalleryShape) -> dict[str, Any]:
@@ -87,7 +97,8 @@ def measure(path: Path, shape: GalleryShape) -> dict[str, Any]:
     start = time.perf_counter()
     Verifier.embed(verifier, [image])
     network_ms = (time.perf_counter() - start) * 1e3
-    baseline = _restart_peak()
+    restarted = _restart_peak()
+    baseline = _status_mb("VmRSS") if restarted else _peak_mb()
     start = time.perf_counter()
     gallery = Gallery.load(path, verifier=verifier)
     load_s = time.perf_counter() - start
@@ -105,7 +116,7 @@ def measure(path: Path, shape: GalleryShape) -> dict[str, Any]:
             found = gallery.identify(query, top_k=shape.top_k)
             times.append(time.perf_counter() - start)
             named += repeat == 0 and found.candidates[0].writer == writer
-    peak = _peak_mb()
+    peak = _status_mb("VmHWM") if restarted else _peak_mb()
     return {
         "writers": len(gallery),
         "references": len(gallery.references(writers[0])),

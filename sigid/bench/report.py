@@ -147,7 +147,7 @@ def format_table(result: dict[str, Any]) -> str:
     if heads:
         lines += ["", "headline:"]
         lines += [
-            f"  {key} = {value:,}" if isinstance(value, int) else f"  {key} = {value:.3g}"
+            f"  {key} = {value:,}" if isinstance(value, int) else f"  {key} = {value:.4g}"
             for key, value in heads.items()
         ]
     return "\n".join(lines)
