@@ -56,7 +56,8 @@ def _train_lines(train: dict[str, Any]) -> list[str]:
         cells += [f"{entry['sigid_over_best']:.2f}", f"{entry['sigid_over_plain_fp32']:.2f}"]
         lines.append(_row(cells, widths))
     best = next(iter(train.values()))["best_settings"]
-    lines.append(f"  plain best: {best}; batches of 64 random images, already in memory")
+    sizes = "/".join(sorted({str(e["images_per_step"]) for e in train.values()}))
+    lines.append(f"  plain best: {best}; batches of {sizes} random images, already in memory")
     return lines
 
 

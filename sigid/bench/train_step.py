@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -140,6 +141,8 @@ class SigidStep:
             trainer, _, _ = build_trainer(self.cfg)
             trainer.callbacks.append(clock)
             trainer.fit(self.module, train_dataloaders=loader)
+        if not math.isfinite(clock.seconds):
+            raise RuntimeError(f"the fit stopped before step {self.warmup + self.steps}")
         return clock.seconds
 
 
