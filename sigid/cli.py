@@ -541,18 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", nargs="+", choices=bench.PARTS, metavar="PART",
         help=f"run these parts only: {', '.join(bench.PARTS)} (default: all)",
     )  # fmt: skip
-    p.add_argument(
-        "--rounds", type=int, default=bench.ROUNDS,
-        help=f"alternating rounds; figures are medians (default {bench.ROUNDS})",
-    )  # fmt: skip
-    p.add_argument(
-        "--steps", type=int, default=bench.STEPS,
-        help=f"timed steps (loader: batches) per contender and round (default {bench.STEPS})",
-    )  # fmt: skip
-    p.add_argument(
-        "--warmup", type=int, default=bench.WARMUP,
-        help=f"untimed steps before them (default {bench.WARMUP})",
-    )  # fmt: skip
+    for name, default, what in (
+        ("rounds", bench.ROUNDS, "alternating rounds; figures are medians"),
+        ("steps", bench.STEPS, "timed steps (loader: batches) per contender and round"),
+        ("warmup", bench.WARMUP, "untimed steps before them"),
+    ):
+        p.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
     p.add_argument(
         "--gallery-sizes", type=_sizes, default=bench.GALLERY_SIZES, metavar="N,N,...",
         help=f"gallery writers (default: {','.join(map(str, bench.GALLERY_SIZES))})",
