@@ -1,5 +1,5 @@
-"""The `sigid` command: dataset tools (scan, synth, augment), trained-model tools, and the
-sweep summary (summarize)."""
+"""The `sigid` command: dataset tools (scan, synth, augment), trained-model tools, the
+sweep summary (summarize), and the bench."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 # light modules only: `sigid --help` loads no torch (tests/test_cli.py)
+from sigid.bench import options as bench
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
@@ -291,6 +292,27 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     return _emit(args, data, lines)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sigid.bench.api import run_bench
+    from sigid.bench.report import format_table
+
+    asked = bench.BenchOptions(
+        parts=tuple(args.only or bench.PARTS), device=args.device, rounds=args.rounds,
+        steps=args.steps, warmup=args.warmup, gallery_sizes=args.gallery_sizes,
+        data=tuple(args.data),
+    )  # fmt: skip
+    result = run_bench(asked, progress=lambda line: print(f"sigid bench: {line}", file=sys.stderr))
+    print(_json(result) if args.json else format_table(result))
+    return 0
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return bench.parse_sizes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 class _References(argparse.Action):
     """``--references 5 12``: whole numbers. nargs="+" also swallows the overrides that follow
     (``--references 5 12 data=cedar``); those are handed back to the overrides."""
@@ -509,6 +531,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="Hydra data overrides, e.g. data=cedar data.root=PATH data.split.fold=1",
     )  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "bench",
+        help="time sigid's training step against plain PyTorch, its loader, gallery and peak",
+    )
+    p.add_argument("--device", choices=bench.DEVICES, help="default: cuda if present, else cpu")
+    p.add_argument(
+        "--only", nargs="+", choices=bench.PARTS, metavar="PART",
+        help=f"run these parts only: {', '.join(bench.PARTS)} (default: all)",
+    )  # fmt: skip
+    for name, default, what in (
+        ("rounds", bench.ROUNDS, "alternating rounds; figures are medians"),
+        ("steps", bench.STEPS, "timed steps (loader: batches) per contender and round"),
+        ("warmup", bench.WARMUP, "untimed steps before them"),
+    ):
+        p.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
+    p.add_argument(
+        "--gallery-sizes", type=_sizes, default=bench.GALLERY_SIZES, metavar="N,N,...",
+        help=f"gallery writers (default: {','.join(map(str, bench.GALLERY_SIZES))})",
+    )  # fmt: skip
+    p.add_argument(
+        "--data", nargs="+", default=[], metavar="OVERRIDE",
+        help="Hydra data overrides for the loader part, e.g. data=cedar data.root=PATH",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
