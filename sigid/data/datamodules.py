@@ -141,9 +141,6 @@ class SignatureDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        for key, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
-            if type(value) is not int or value < least:  # torch's own message names no key
-                raise ValueError(f"data.{key} must be a whole number >= {least}, got {value!r}")
         self.root, self.layout = root, layout
         self.preprocess = {
             "mode": str(preprocess["mode"]),

@@ -1,7 +1,7 @@
 """Checks of a run's settings that Lightning and Hydra would let through or answer with a
-traceback, made before any data is read: the seed, the epochs, the strategy, the checkpoints a
-run starts or resumes from, the monitored metric, the callbacks' and loggers' entries. Each
-refusal is one line that names the setting."""
+traceback, made before any data is read: every key's type and range (`sigid.training.schema`),
+the strategy, the checkpoints a run starts or resumes from, the monitored metric, the callbacks'
+and loggers' entries. Each refusal is one line that names the setting."""
 
 from __future__ import annotations
 
@@ -14,17 +14,14 @@ from omegaconf import DictConfig
 
 from sigid.runs.folder import FolderTaken
 from sigid.tasks.build import task_class
+from sigid.training.schema import check_config
 from sigid.training.transfer import same_kind
 
 
 def check_run(cfg: DictConfig) -> None:
     """The settings `run` reads before it builds anything."""
     task = task_class(cfg)  # a _target_ that names no sigid task, before data are prepared
-    seed = cfg.get("seed")
-    if type(seed) is not int:  # the split needs it too: a random seed would change the writers
-        raise ValueError(
-            f"seed must be a whole number (it seeds the weights and the split), got {seed!r}"
-        )
+    check_config(cfg, task)  # every key's type and range
     for key in ("init_from", "ckpt_path"):
         if cfg.get(key) and not Path(cfg[key]).is_file():
             raise ValueError(f"{cfg[key]}: checkpoint not found ({key})")
@@ -37,9 +34,6 @@ def check_run(cfg: DictConfig) -> None:
             "to start a new run from its weights, use init_from"
         )
     check_monitor(cfg)
-    epochs = cfg.trainer.get("max_epochs")
-    if type(epochs) is not int or epochs < 1:  # 0 would "test" an untrained model
-        raise ValueError(f"trainer.max_epochs must be a whole number >= 1, got {epochs!r}")
     strategy = str(cfg.trainer.get("strategy") or "")
     if strategy.startswith("ddp") and not task.distributed:
         raise ValueError(
@@ -75,10 +69,8 @@ METRIC_DIRECTION = {
 
 def check_monitor(cfg: DictConfig) -> None:
     """model.monitor_mode must fit the metric: with ``min`` on an accuracy the checkpoint
-    would keep the worst epoch, and nothing else would say so."""
+    would keep the worst epoch, and nothing else would say so (min or max: `check_config`)."""
     monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
-    if mode not in ("min", "max"):
-        raise ValueError(f"model.monitor_mode must be min or max, got {mode!r}")
     better = METRIC_DIRECTION.get(str(monitor).rsplit("/", 1)[-1])
     if better is not None and mode != better:
         raise ValueError(
