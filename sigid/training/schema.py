@@ -18,6 +18,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import lightning as L
+from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from omegaconf import DictConfig, ListConfig
 
 from sigid.data.layouts import LAYOUTS
@@ -172,7 +173,7 @@ class Trainer:
 @dataclass
 class Run:
     # seeds the weights and the split: null (a random seed) would change the writers
-    seed: int = field(metadata=rule())
+    seed: int = field(metadata=rule(min_seed_value, max_seed_value))
     init_from: str | None = field(metadata=rule())
     ckpt_path: str | None = field(metadata=rule())
     test: bool = field(metadata=rule())
