@@ -24,7 +24,9 @@ from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
 from sigid.runs.folder import FolderTaken, check_new_run_dir
 from sigid.runs.records import override_list, write_run_record
 from sigid.runs.status import write_status
+from sigid.tasks.build import task_class
 from sigid.training.run import TrainResult, run
+from sigid.training.schema import check_config
 from sigid.training.summary import format_metrics
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def train(overrides: list[str] | None = None) -> TrainResult:
             cfg = compose("train", overrides=list(overrides or []), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise ValueError(f"config overrides: {one_line(err, limit=None)}") from err
+    check_config(cfg, task_class(cfg))  # as a bad override: refused before any folder is made
     run_dir = Path(cfg.hydra.run.dir)
     if not any(o.startswith("hydra.run.dir=") for o in overrides or []):
         stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")

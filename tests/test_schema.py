@@ -13,6 +13,7 @@ import sigid.conf
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+import sigid
 from sigid.tasks.build import task_class
 from sigid.training.schema import check_config
 
@@ -149,6 +150,13 @@ def test_sigid_train_refuses_a_bad_value_in_one_line_before_reading_any_data(
     assert done.returncode == 1
     assert _shown(done).strip() == f"sigid-train: error: {message}"
     assert not (tmp_path / "c").exists() and not (tmp_path / "run" / "split.json").exists()
+
+
+def test_the_python_api_refuses_a_bad_value_before_it_makes_a_run_folder(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"^model\.depth='abc': expected an integer from 2 to 5$"):
+        sigid.train(["model.depth=abc", f"hydra.run.dir={run}"])
+    assert not run.exists()
 
 
 def test_sigid_train_help_shows_sigids_header_examples_and_config_groups(tmp_path):
