@@ -25,8 +25,8 @@ from sigid.runs.folder import FolderTaken, check_new_run_dir
 from sigid.runs.records import override_list, write_run_record
 from sigid.runs.status import write_status
 from sigid.tasks.build import task_class
+from sigid.tasks.schema import check_config
 from sigid.training.run import TrainResult, run
-from sigid.training.schema import check_config
 from sigid.training.summary import format_metrics
 
 log = logging.getLogger(__name__)

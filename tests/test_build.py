@@ -49,7 +49,7 @@ def test_a_siamese_target_gets_pair_data_and_its_writer_count_when_its_loss_need
         (["model._target_=collections.OrderedDict"], "model._target_=collections.OrderedDict: "
          "not a LightningModule sigid can train"),
         (["model._target_=sigid.tasks.NoSuchModule"], "model._target_=sigid.tasks.NoSuchModule"),
-        (["model=siamese", "model.loss=hinge"], "unknown loss 'hinge'"),
+        (["model=siamese", "model.writer_branch={weight:0}"], "weight must be positive, got 0"),
     ],
 )  # fmt: skip
 def test_a_target_or_setting_the_class_refuses_is_one_value_error(tmp_path, overrides, message):

@@ -1,5 +1,5 @@
 """Typed configs: every key sigid reads is held to its type and range right after compose
-(`sigid.training.schema`), in one line, before any data is read; and `sigid-train --help`."""
+(`sigid.tasks.schema`), in one line, before any data is read; and `sigid-train --help`."""
 
 import os
 import re
@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 import sigid
-from sigid.tasks.build import task_class
-from sigid.training.schema import check_config
+from sigid.tasks.build import build_datamodule, build_module, task_class
+from sigid.tasks.schema import check_config
 
 CONF = Path(sigid.conf.__file__).parent
 GROUPS = ["data", "data/augment", "model", "trainer", "logger", "callbacks", "debug", "experiment"]
@@ -127,6 +127,14 @@ def test_a_model_class_without_a_schema_of_its_own_is_held_to_the_keys_every_mod
     check_config(_cfg("model.depth=abc"), other)  # its own keys are its own to check
     with pytest.raises(ValueError, match=r"^model\.optimizer\.lr='abc': expected a number > 0$"):
         check_config(_cfg("model.optimizer.lr=abc"), other)
+
+
+def test_what_builds_from_the_config_holds_its_part_to_the_schema_before_building():
+    # evaluation and the bench build the data and the network from a config without `run`
+    with pytest.raises(ValueError, match=r"^data\.batch_size=0: expected an integer >= 1$"):
+        build_datamodule(_cfg("data.batch_size=0"))
+    with pytest.raises(ValueError, match=r"^model\.depth='abc': expected an integer from 2 to 5$"):
+        build_module(_cfg("model.depth=abc"), datamodule=None)  # refused before it is read
 
 
 def _shown(done: subprocess.CompletedProcess) -> str:

@@ -3,7 +3,8 @@
 ``model._target_`` names the LightningModule class, instantiated with Hydra. The class says
 what it needs from the data: ``datamodule_class`` (built from ``data``), ``data_settings``
 (constructor arguments read off the prepared DataModule, e.g. the number of writers) and
-``distributed`` (whether DDP may split it). Any LightningModule with these three and a
+``distributed`` (whether DDP may split it). ``data`` and ``model`` are held to their schemas
+(`sigid.tasks.schema`) before they are built. Any LightningModule with these three and a
 ``preprocessing`` argument can be trained by `sigid-train model._target_=...`.
 """
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line
+from sigid.tasks.schema import check_data, check_model
 
 # Keys of conf/model/*.yaml read by the training run, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
@@ -47,12 +49,14 @@ def build_datamodule(
 ) -> SignatureDataModule:
     """The DataModule of ``data`` for `task` (default: the class of ``model._target_``)."""
     task = task or task_class(cfg)
+    check_data(cfg)
     return task.datamodule_class(**OmegaConf.to_container(cfg.data, resolve=True))
 
 
 def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.LightningModule:
     """``model`` instantiated, with the preprocessing and the settings it takes from the data."""
     task = task_class(cfg)
+    check_model(cfg, task)
     settings: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)
     for key in RUN_KEYS:
         settings.pop(key, None)

@@ -1,5 +1,5 @@
 """Checks of a run's settings that Lightning and Hydra would let through or answer with a
-traceback, made before any data is read: every key's type and range (`sigid.training.schema`),
+traceback, made before any data is read: every key's type and range (`sigid.tasks.schema`),
 the strategy, the checkpoints a run starts or resumes from, the monitored metric, the callbacks'
 and loggers' entries. Each refusal is one line that names the setting."""
 
@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from sigid.runs.folder import FolderTaken
 from sigid.tasks.build import task_class
-from sigid.training.schema import check_config
+from sigid.tasks.schema import check_config
 from sigid.training.transfer import same_kind
 
 

@@ -1,7 +1,8 @@
 """The type and range of every config key sigid reads (`model`, `data`, `trainer` and the run's
-own keys), as dataclasses that mirror ``conf/``; `check_config` holds a composed config to them
-right after compose, before any data is read, and refuses a bad value in one line that names the
-key, the value and what is expected.
+own keys), as dataclasses that mirror ``conf/``. `check_config` holds a training run's config to
+them right after compose, before any data is read; `build_datamodule` and `build_module` hold
+what they build from (for evaluation and the bench too). A bad value is refused in one line that
+names the key, the value and what is expected.
 
 The schemas hold no values: the defaults live in ``conf/`` only. A key a schema does not name
 passes unchecked (Lightning checks its own Trainer's and the callbacks' settings); a key it names
@@ -183,9 +184,20 @@ class Run:
 
 
 def check_config(cfg: DictConfig, task: type[L.LightningModule]) -> None:
-    """Hold `cfg` to `Run`, and ``cfg.model`` to the schema of `task` (the class its
-    ``_target_`` names); a ValueError of one line for the first value that does not fit."""
+    """Hold a training run's `cfg` to `Run`, and ``cfg.model`` to the schema of `task` (the
+    class its ``_target_`` names); a ValueError of one line for the first value that does not
+    fit."""
     _check_node(cfg, Run, "")
+    check_model(cfg, task)
+
+
+def check_data(cfg: DictConfig) -> None:
+    """Hold ``cfg.data`` to `Data` (what `build_datamodule` builds from)."""
+    _check_node(cfg.data, Data, "data.")
+
+
+def check_model(cfg: DictConfig, task: type[L.LightningModule]) -> None:
+    """Hold ``cfg.model`` to the schema of `task` (what `build_module` builds from)."""
     model = next((s for cls, s in MODEL_SCHEMAS.items() if issubclass(task, cls)), Model)
     _check_node(cfg.model, model, "model.")
 
