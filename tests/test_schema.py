@@ -107,6 +107,13 @@ def test_a_value_of_the_wrong_type_or_range_is_refused_naming_key_value_and_expe
     assert str(refused.value) == message
 
 
+def test_an_interpolation_that_names_no_key_is_refused_by_its_key_in_one_line():
+    with pytest.raises(ValueError) as refused:
+        _check("model.image_size=${data.nope}")
+    assert str(refused.value).startswith("model.image_size: Interpolation key 'data.nope' not")
+    assert "\n" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

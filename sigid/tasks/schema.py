@@ -21,9 +21,11 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import lightning as L
 from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.layouts import LAYOUTS
 from sigid.data.preprocess import MODES
+from sigid.errors import one_line
 from sigid.models.cnn import MAX_DEPTH, MIN_DEPTH
 from sigid.models.siamese import EMBEDDINGS
 from sigid.tasks.classifier import ClassifierModule
@@ -39,7 +41,7 @@ def rule(
     choices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A schema field's range, as its metadata: ``low <= value <= high``, ``value > above``, or
-    one of `choices` (for a list: each of its items)."""
+    one of `choices` (for a list: each of its items). A field without one: its type only."""
     return {"low": low, "high": high, "above": above, "choices": tuple(choices)}
 
 
@@ -56,8 +58,8 @@ class Model:
     """What every model config holds: the run reads the monitored metric, the module builds the
     optimizer. The schema of a model class it names no other for (``model._target_=...``)."""
 
-    optimizer: Optimizer = field(metadata=rule())
-    monitor: str = field(metadata=rule())
+    optimizer: Optimizer
+    monitor: str
     monitor_mode: str = field(metadata=rule(choices=("min", "max")))
 
 
@@ -70,14 +72,14 @@ class Classifier(Model):
     image_size: list[int] = field(metadata=rule(low=1))
     hidden: int = field(metadata=rule(low=1))
     dropout: float = field(metadata=rule(0, 1))
-    batch_norm: bool = field(metadata=rule())
+    batch_norm: bool
     label_smoothing: float = field(metadata=rule(0, 1))
 
 
 @dataclass
 class Head:
     scale: float = field(metadata=rule(above=0))
-    offset: float = field(metadata=rule())
+    offset: float
 
 
 @dataclass
@@ -87,8 +89,8 @@ class Siamese(Model):
     embedding: str = field(metadata=rule(choices=tuple(EMBEDDINGS)))
     image_size: list[int] = field(metadata=rule(low=1))
     dim: int = field(metadata=rule(low=1))
-    normalize: bool = field(metadata=rule())
-    head: Head = field(metadata=rule())
+    normalize: bool
+    head: Head
     loss: str = field(metadata=rule(choices=LOSSES))
     margin: float = field(metadata=rule(above=0))
     writer_loss: float = field(metadata=rule(low=0))
@@ -96,7 +98,7 @@ class Siamese(Model):
     pair_weighting: str = field(metadata=rule(choices=PAIR_WEIGHTINGS))
     depth: int = field(metadata=rule(MIN_DEPTH, MAX_DEPTH))
     channels: list[int] = field(metadata=rule(low=1))
-    batch_norm: bool = field(metadata=rule())
+    batch_norm: bool
     dropout: float = field(metadata=rule(0, 1))
 
 
@@ -129,7 +131,7 @@ class Split:
     folds: int = field(metadata=rule(low=2))
     fold: int = field(metadata=rule(low=0))
     val_writers: float = field(metadata=rule(low=0))
-    rotate_val: bool = field(metadata=rule())
+    rotate_val: bool
 
 
 @dataclass
@@ -138,23 +140,23 @@ class Pairs:
     val: int = field(metadata=rule(low=2))
     test: int = field(metadata=rule(low=2))
     skilled_fraction: float = field(metadata=rule(0, 1))
-    forgery_classes: bool = field(metadata=rule())
+    forgery_classes: bool
 
 
 @dataclass
 class Data:
-    root: str | None = field(metadata=rule())
+    root: str | None
     layout: str = field(metadata=rule(choices=LAYOUTS))
-    synthetic: Synthetic | None = field(metadata=rule())
-    preprocess: Preprocess = field(metadata=rule())
-    split: Split = field(metadata=rule())
-    pairs: Pairs | None = field(metadata=rule())
+    synthetic: Synthetic | None
+    preprocess: Preprocess
+    split: Split
+    pairs: Pairs | None
     materialize: int | None = field(metadata=rule(low=1))
-    cache_dir: str | None = field(metadata=rule())
+    cache_dir: str | None
     batch_size: int = field(metadata=rule(low=1))
     num_workers: int = field(metadata=rule(low=0))
-    seed: int = field(metadata=rule())
-    skip_bad_images: bool = field(metadata=rule())
+    seed: int
+    skip_bad_images: bool
 
 
 # --- trainer: conf/trainer/*.yaml (Lightning checks the keys not named here) ---------------------
@@ -166,8 +168,8 @@ class Trainer:
     log_every_n_steps: int = field(metadata=rule(low=1))
     check_val_every_n_epoch: int | None = field(metadata=rule(low=1))
     num_sanity_val_steps: int = field(metadata=rule(low=-1))
-    enable_progress_bar: bool | None = field(metadata=rule())  # null: a bar on a terminal only
-    enable_model_summary: bool = field(metadata=rule())
+    enable_progress_bar: bool | None  # null: a bar on a terminal only
+    enable_model_summary: bool
 
 
 # --- the run: conf/train.yaml ---------------------------------------------------------------------
@@ -175,12 +177,12 @@ class Trainer:
 class Run:
     # seeds the weights and the split: null (a random seed) would change the writers
     seed: int = field(metadata=rule(min_seed_value, max_seed_value))
-    init_from: str | None = field(metadata=rule())
-    ckpt_path: str | None = field(metadata=rule())
-    test: bool = field(metadata=rule())
-    debug_run: str | None = field(metadata=rule())
-    data: Data = field(metadata=rule())
-    trainer: Trainer = field(metadata=rule())
+    init_from: str | None
+    ckpt_path: str | None
+    test: bool
+    debug_run: str | None
+    data: Data
+    trainer: Trainer
 
 
 def check_config(cfg: DictConfig, task: type[L.LightningModule]) -> None:
@@ -205,8 +207,14 @@ def check_model(cfg: DictConfig, task: type[L.LightningModule]) -> None:
 def _check_node(node: Any, schema: type, prefix: str) -> None:
     hints = get_type_hints(schema)
     for spec in fields(schema):
-        if spec.name in node:  # a key the config lacks is the reading code's to miss
-            _check_value(f"{prefix}{spec.name}", node[spec.name], hints[spec.name], spec.metadata)
+        if spec.name not in node:  # a key the config lacks is the reading code's to miss
+            continue
+        name = f"{prefix}{spec.name}"
+        try:
+            value = node[spec.name]
+        except OmegaConfBaseException as err:  # an interpolation that names no key, ???
+            raise ValueError(f"{name}: {one_line(err)}") from err
+        _check_value(name, value, hints[spec.name], spec.metadata or rule())
 
 
 def _check_value(name: str, value: Any, hint: Any, rule: Mapping[str, Any]) -> None:
