@@ -159,7 +159,8 @@ def _shown(done: subprocess.CompletedProcess) -> str:
 def test_sigid_train_refuses_a_bad_value_in_one_line_before_reading_any_data(
     tmp_path, override, message
 ):
-    # data a run would fail to find, and a cache it would write into: neither is reached
+    # data a run would fail to find if it looked (its own one-line error), and a cache it
+    # would write into: the refusal is the schema's, and nothing was read or written
     data = ["data=folders", f"data.root={tmp_path / 'absent'}", f"data.cache_dir={tmp_path / 'c'}"]
     done = _sigid_train(tmp_path, override, *data, "hydra.run.dir=run")
     assert done.returncode == 1
