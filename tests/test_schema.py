@@ -97,6 +97,12 @@ def test_every_shipped_config_option_fits_the_schema_which_changes_nothing(optio
         (["data.synthetic=5"],
          "data.synthetic=5: expected a mapping of writers, per_writer, forgeries, seed or null"),
         (["data.synthetic.writers=1"], "data.synthetic.writers=1: expected an integer >= 2"),
+        (["data.augment.rotation=abc"],
+         "data.augment: augmentation rotation must be a number, got 'abc'"),
+        (["data.augment.zoom=1.5"], "data.augment: augmentation zoom must be < 1, got 1.5"),
+        (["data.test_distortion=heavyy"],
+         "data.test_distortion: unknown augmentation preset 'heavyy'; choose from heavy, none, "
+         "paper"),
     ],
 )  # fmt: skip
 def test_a_value_of_the_wrong_type_or_range_is_refused_naming_key_value_and_expectation(

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.layouts import LAYOUTS
 from sigid.data.preprocess import MODES
+from sigid.data.transforms import augment_preset, augment_settings
 from sigid.errors import one_line
 from sigid.models.cnn import MAX_DEPTH, MIN_DEPTH
 from sigid.models.siamese import EMBEDDINGS
@@ -175,13 +176,14 @@ class Trainer:
 # --- the run: conf/train.yaml ---------------------------------------------------------------------
 @dataclass
 class Run:
+    """conf/train.yaml's own keys and the trainer; `data` and `model` have their own checks."""
+
     # seeds the weights and the split: null (a random seed) would change the writers
     seed: int = field(metadata=rule(min_seed_value, max_seed_value))
     init_from: str | None
     ckpt_path: str | None
     test: bool
     debug_run: str | None
-    data: Data
     trainer: Trainer
 
 
@@ -190,12 +192,20 @@ def check_config(cfg: DictConfig, task: type[L.LightningModule]) -> None:
     class its ``_target_`` names); a ValueError of one line for the first value that does not
     fit."""
     _check_node(cfg, Run, "")
+    check_data(cfg)
     check_model(cfg, task)
 
 
 def check_data(cfg: DictConfig) -> None:
-    """Hold ``cfg.data`` to `Data` (what `build_datamodule` builds from)."""
+    """Hold ``cfg.data`` to `Data` (what `build_datamodule` builds from), and its augmentation
+    ranges to those `sigid.data.transforms` takes (its own checks, made before any data)."""
     _check_node(cfg.data, Data, "data.")
+    for key in ("augment", "test_distortion"):
+        value = cfg.data.get(key)
+        try:
+            augment_settings(augment_preset(value) if isinstance(value, str) else value)
+        except ValueError as err:
+            raise ValueError(f"data.{key}: {err}") from err
 
 
 def check_model(cfg: DictConfig, task: type[L.LightningModule]) -> None:
