@@ -35,10 +35,11 @@ def test_a_job_is_labelled_by_the_settings_its_sweep_varies(tmp_path):
 
 
 def test_axes_sharing_a_last_name_keep_their_whole_keys_and_paths_stay_one_folder(tmp_path):
-    given = ("model.lr=0.1,0.01", "+data.lr=1,2", "data.root=/a/b,/c/d", "model=cnn,siamese")
+    given = ("model.lr=0.1,0.01", "+data.lr=1,2", "data.root=/a/b,/c/d", "model=cnn,siamese",
+             "model.dropout=interval(0.2,0.6)")  # fmt: skip
     job = _job(tmp_path, 0, "model.lr=0.1", "+data.lr=2", "data.root=/a/b", "model=cnn",
-               given=given)  # fmt: skip
-    assert run_label(job) == "model.lr=0.1,data.lr=2,root=_a_b,model=cnn"
+               "model.dropout=0.36946191973556186", given=given)  # fmt: skip
+    assert run_label(job) == "model.lr=0.1,data.lr=2,root=_a_b,model=cnn,dropout=0.3695"
 
 
 def test_a_sweep_set_in_the_config_is_an_axis_and_a_run_outside_a_sweep_has_no_label(tmp_path):

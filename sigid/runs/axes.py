@@ -62,11 +62,12 @@ def swept_settings(run_dir: str | Path) -> dict[str, str]:
 
 def run_label(run_dir: str | Path) -> str:
     """A run's label, its swept settings by their last name (``depth=2,max_epochs=1``; the whole
-    key where two axes share a last name); "" for a run outside a sweep."""
+    key where two axes share a last name; fractions to 4 significant digits, as Optuna draws
+    them to 16); "" for a run outside a sweep."""
     swept = swept_settings(run_dir)
     names = [re.split(r"[./@]", key)[-1] for key in swept]
     parts = [
-        f"{key if names.count(name) > 1 else name}={value}"
+        f"{key if names.count(name) > 1 else name}={_short(value)}"
         for (key, value), name in zip(swept.items(), names, strict=True)
     ]
     label = re.sub(r"[/\\\s]+", "_", ",".join(parts))  # one folder name
@@ -78,6 +79,13 @@ def register_label_resolver() -> None:
     logger's version, so each job of a sweep shows as its settings)."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, lambda run_dir: run_label(str(run_dir)))
+
+
+def _short(value: str) -> str:
+    """A fraction (``0.001229607110732572``) to 4 significant digits; anything else as given."""
+    if not re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)", value):
+        return value
+    return f"{float(value):.4g}"
 
 
 def _sweeper_params(record: Any) -> list[str]:
