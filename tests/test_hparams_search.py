@@ -28,11 +28,11 @@ def test_the_search_optimises_in_the_direction_of_the_monitored_metric(mode, dir
 def test_two_trials_run_as_jobs_of_a_sweep_and_optuna_keeps_the_best(tmp_path):
     quick = [
         "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-        "test=false", "model.channels=[8,16,16,16,16]", "model.hidden=32",
+        "test=false", "model.channels=[8,16,16,16,16]",
     ]  # fmt: skip
     done = sigid_train(
         tmp_path, "hparams_search=cnn_optuna", "hydra.sweeper.n_trials=2", *SMALL_DATA, *quick,
-        "hydra.sweep.dir=sweep",
+        "hydra.sweep.dir=sweep", "model.hidden=choice(32,48)",  # searched too: given here
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = tmp_path / "sweep"
@@ -42,7 +42,7 @@ def test_two_trials_run_as_jobs_of_a_sweep_and_optuna_keeps_the_best(tmp_path):
     assert all("model.optimizer.lr=" in r["overrides"] for r in rows)
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert f"{best.best_value:.4f}" == min(r["val_best"] for r in rows)  # val/loss: the lowest
-    # each trial's TensorBoard run is named by the settings Optuna drew
+    # each trial's TensorBoard run is named by the settings Optuna drew, from either place
     for job in ("0", "1"):
         (label,) = (sweep / job / "tensorboard").iterdir()
-        assert label.name.startswith("depth=") and ",lr=" in label.name
+        assert label.name.startswith("depth=") and ",lr=" in label.name and ",hidden=" in label.name

@@ -3,8 +3,9 @@ made of them (``depth=2,max_epochs=1``), which names its TensorBoard run.
 
 The axes are the sweep's sweep overrides (``model.depth=2,3`` in the sweep folder's
 ``multirun.yaml``) and the keys of ``hydra.sweeper.params`` (the job's ``.hydra/hydra.yaml``;
-an Optuna search space too, whose sweeper writes no ``multirun.yaml``). Everything is read from
-the run folder's files, so a job resumed with ``hydra.run.dir=<sweep>/<job>`` gets the same label.
+an Optuna search space). `RecordSweep` writes ``multirun.yaml`` before the first job, as
+Hydra's basic sweeper does and the Optuna sweeper does not. Everything is read from the run
+folder's files, so a job resumed with ``hydra.run.dir=<sweep>/<job>`` gets the same label.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
+from sigid.atomic import write_text
 from sigid.runs.records import RESUME_KEY, override_key, recorded_overrides
 
 RESOLVER = "sigid.run_label"
+SWEEP_RECORD = "multirun.yaml"
 # a folder name stays well under the 255 bytes file systems allow
 LABEL_LIMIT = 120
 
@@ -39,7 +43,7 @@ def swept_keys(run_dir: str | Path) -> list[str]:
     """The config keys the sweep holding `run_dir` varies, in the order they were given; []
     for a run outside a sweep folder."""
     run_dir = Path(run_dir)
-    sweep = _load(run_dir.parent / "multirun.yaml")
+    sweep = _load(run_dir.parent / SWEEP_RECORD)
     keys = _sweeper_params(_load(run_dir / ".hydra" / "hydra.yaml")) + _sweeper_params(sweep)
     if sweep is not None:
         given = OmegaConf.select(sweep, "hydra.overrides.task", default=None) or []
@@ -79,6 +83,15 @@ def register_label_resolver() -> None:
     logger's version, so each job of a sweep shows as its settings)."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, lambda run_dir: run_label(str(run_dir)))
+
+
+class RecordSweep(Callback):
+    """Hydra callback: the sweep's config, with its command line's sweep overrides, in the sweep
+    folder's ``multirun.yaml`` before any job starts, whichever sweeper runs it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        record = OmegaConf.to_yaml(config)  # unresolved, as the basic sweeper saves it
+        write_text(Path(config.hydra.sweep.dir) / SWEEP_RECORD, record)
 
 
 def _short(value: str) -> str:
