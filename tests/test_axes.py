@@ -80,3 +80,22 @@ def test_tensorboard_names_each_sweep_job_by_its_settings_and_shows_them_first(t
         assert names[:2] == ["model.depth", "trainer.max_epochs"]
         assert "data.augment.rotation" in names[2:]
         assert [m.name.tag for m in experiment.metric_infos] == ["hp/best_val_loss"]
+
+
+def test_a_sweep_job_resumed_into_its_folder_goes_on_under_its_label(tmp_path):
+    args = [*SMALL_DATA, "model.channels=[8,16,16,16,16]", "model.hidden=32", "test=false",
+            "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+            "trainer.max_epochs=2"]  # fmt: skip
+    stop = "+callbacks.stop={_target_:runs.InterruptAt,epoch:1}"  # Ctrl-C in the first job
+    done = sigid_train(tmp_path, "-m", *args, stop, "hydra.sweep.dir=sweep", "model.depth=2,3")
+    assert done.returncode != 0 and (tmp_path / "sweep/0/checkpoints/last.ckpt").is_file()
+    resumed = sigid_train(
+        tmp_path, *args, "model.depth=2", "hydra.run.dir=sweep/0",
+        "ckpt_path=sweep/0/checkpoints/last.ckpt",
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    board = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "sweep"))
+    board.Reload()
+    assert board.Runs().keys() == {"0/tensorboard/depth=2"}
+    epochs = board.Tensors("0/tensorboard/depth=2", "val/loss")
+    assert len(epochs) == 2  # the first process's epoch and the resumed one's, in one run
