@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +58,17 @@ SMALL = [*SMALL_DATA, "trainer.max_epochs=2", "+trainer.limit_train_batches=3"]
 SMALL_NET = ["model.depth=2", "model.channels=[8,16,16,16,16]"]
 # No logger, no test pass, no summary: for fixtures that only need the checkpoint.
 QUIET = ["trainer.enable_model_summary=false", "logger=none", "test=false"]
+
+
+def sigid_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`sigid-train args` run in `cwd` as a user runs it, with this folder on PYTHONPATH (the
+    tests' own callbacks importable as overrides)."""
+    exe = Path(sys.executable).parent / "sigid-train"
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
 
 
 def tiny_checkpoint(folder: Path, *overrides: str) -> Path:

@@ -20,7 +20,8 @@ from matplotlib.ticker import MaxNLocator
 from omegaconf import DictConfig, OmegaConf
 
 from sigid.atomic import atomic_path, write_text
-from sigid.runs.records import RESUME_KEY, override_key
+from sigid.runs.axes import settings
+from sigid.runs.records import override_key
 
 # summary columns; each job's test/* metrics go between best_epoch and wall_time_s
 COLUMNS = ("job", "overrides", "status", "monitor", "val_best", "best_epoch")
@@ -70,20 +71,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "wall_time_s": metrics.get("wall_time_s", status.get("wall_time_s")),
                 "error": status.get("error", ""),
                 "history": read_json(job / "history.json") or [],
-                "params": _settings(overrides),
+                "params": settings(overrides),
             }
         )
     _keep_varying_overrides(rows)
     return rows
-
-
-def _settings(overrides: list[str]) -> dict[str, str]:
-    """A job's overrides as {config key: value}: ``+key=1`` and ``key=1`` set the same key."""
-    return {
-        override_key(o): o.partition("=")[2]
-        for o in overrides
-        if "=" in o and not o.startswith("~") and override_key(o) != RESUME_KEY
-    }
 
 
 def _varying_keys(rows: list[dict[str, Any]]) -> set[str]:

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from sigid.atomic import write_json
 from sigid.data.datamodules import SignatureDataModule
 from sigid.errors import one_line
+from sigid.runs.axes import register_label_resolver
 from sigid.runs.folder import check_new_run_dir
 from sigid.runs.status import write_running
 from sigid.tasks import SiameseModule
@@ -121,6 +122,7 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
     """The run's Trainer, loggers and callbacks; a setting Lightning refuses (a precision, a
     device count) is a one-line ValueError naming the config group."""
     group = "logger"
+    register_label_resolver()  # conf/logger/tensorboard.yaml names a sweep's job by it
     try:
         loggers = [hydra.utils.instantiate(c) for c in config_entries(cfg, "logger").values()]
         group = "callbacks"

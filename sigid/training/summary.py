@@ -12,10 +12,14 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+from torch.utils.tensorboard.summary import hparams
 
 from sigid.atomic import write_text
 from sigid.data.datamodules import SignatureDataModule
+from sigid.runs.axes import swept_settings
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +87,48 @@ def summarize(
 
 
 def log_hparams(loggers: list, cfg: DictConfig, summary: dict[str, Any]) -> None:
-    """Fill TensorBoard's HPARAMS tab: this run's hyperparameters next to its final metrics."""
-    params = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
-    params.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
-    params["trainer.max_epochs"] = cfg.trainer.max_epochs
-    params["seed"] = cfg.seed
-    params["init_from"] = str(cfg.get("init_from"))  # pretrained or not: one column
-    params["experiment"] = str(_choice("experiment"))
+    """Fill TensorBoard's HPARAMS tab: this run's hyperparameters next to its final metrics,
+    the settings its sweep varies first (`write_hparams`)."""
+    config = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    config.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
+    config["trainer.max_epochs"] = cfg.trainer.max_epochs
+    config["seed"] = cfg.seed
+    config["init_from"] = str(cfg.get("init_from"))  # pretrained or not: one column
+    config["experiment"] = str(_choice("experiment"))
+    swept = swept_settings(cfg.paths.output_dir)  # a group's choice (model=cnn) by its name
+    params = {key: config.get(key, value) for key, value in swept.items()} | config
     scores = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if k.startswith("test/")}
     if summary.get("val_best") is not None:  # named after its metric: val/loss or val/eer
         scores[f"hp/best_{summary['monitor'].replace('/', '_')}"] = summary["val_best"]
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(params, metrics=scores)
+            write_hparams(logger, params, scores, differing=set(swept))
             # Lightning wrote hparams.yaml at the first save, before these existed
             write_text(Path(logger.log_dir) / "hparams.yaml", OmegaConf.to_yaml(params))
             logger.finalize("success")
+
+
+@rank_zero_only
+def write_hparams(
+    logger: TensorBoardLogger,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    differing: set[str],
+) -> None:
+    """What `TensorBoardLogger.log_hyperparams` writes, with the `differing` hyperparameters
+    marked so: HPARAMS lists those first, then the rest by name (it would list all by name,
+    the swept ones among dozens of settings every run shares)."""
+    if not metrics:  # as Lightning: no HPARAMS entry without a metric
+        return
+    logger.log_metrics(metrics)
+    experiment, start, end = hparams(params, metrics)
+    plugin = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(plugin.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in differing
+    plugin.content = data.SerializeToString()
+    for part in (experiment, start, end):
+        logger.experiment.file_writer.add_summary(part)
 
 
 def _choice(group: str) -> Any:
