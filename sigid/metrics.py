@@ -67,6 +67,10 @@ def eer(scores: ArrayLike, targets: ArrayLike) -> tuple[float, float]:
     midpoint between that point's score and the next lower distinct score: the same decisions on
     these scores, with a margin on both sides for unseen ones. It is representable in the scores'
     dtype, so `far_frr(scores, targets, threshold)` reproduces the EER point exactly.
+
+    The value is torchmetrics' `binary_eer` except where two points are equally close: that
+    compares float32 rates, so rounding picks one of the two (14 of 3,000 random score sets
+    tried, by 0.003 to 0.17), and it returns no threshold, which needs the point.
     """
     scores, targets = _prepare(scores, targets)
     fpr, tpr, thresholds = roc(scores, targets)

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 from drawing import write_folders
@@ -87,6 +89,27 @@ def test_the_cache_folder_follows_the_environment_without_needing_home(tmp_path,
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert ClassFolderDataModule(**_data()).cache_dir == tmp_path / "xdg" / "sigid"
     assert ClassFolderDataModule(**_data()).cache_dir == default_cache_dir()
+
+
+@pytest.mark.parametrize(
+    ("sigid_cache", "xdg", "expected"),
+    [
+        ("own", "xdg", "own"),  # $SIGID_CACHE wins
+        ("", "xdg", "xdg/sigid"),  # an empty $SIGID_CACHE is unset
+        (None, "xdg", "xdg/sigid"),
+        (None, None, "home/.cache/sigid"),
+        (None, "", "home/.cache/sigid"),  # an empty $XDG_CACHE_HOME is unset (XDG spec)
+    ],
+)
+@pytest.mark.skipif(sys.platform != "linux", reason="platformdirs' Linux (XDG) folders")
+def test_the_default_cache_folder_on_linux(tmp_path, monkeypatch, sigid_cache, xdg, expected):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in (("SIGID_CACHE", sigid_cache), ("XDG_CACHE_HOME", xdg)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value) if value else "")
+    assert default_cache_dir() == tmp_path / expected
 
 
 def test_a_missing_data_root_names_sigid_data_and_data_root(tmp_path):

@@ -24,6 +24,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageDraw, ImageFilter
+from torchmetrics.functional.classification import binary_eer
 
 from sigid.data.cache import preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, natural_key
@@ -120,6 +121,18 @@ def test_eer_is_the_documented_point_of_the_brute_force_roc(data):
     assert _eer_key(Fraction(fa, negatives), Fraction(fr, positives)) == best
     far, frr = far_frr(scores, targets, threshold)
     assert (far, frr) == (fa / negatives, fr / positives)
+
+
+@given(labelled_scores())
+def test_eer_is_torchmetrics_binary_eer_where_one_point_is_closest(data):
+    """Where a single ROC point has the smallest |FAR - FRR|, eer() is torchmetrics' value (on
+    the scores' order, which torchmetrics would otherwise squash with a sigmoid)."""
+    scores, targets = data
+    gaps = sorted(abs(far - frr) for _, far, frr in _brute_points(scores, targets))
+    assume(len(gaps) == 1 or gaps[0] < gaps[1])
+    ranks = torch.unique(scores, return_inverse=True)[1].double()
+    expected = float(binary_eer(ranks / max(float(ranks.max()), 1.0), targets))
+    assert eer(scores, targets)[0] == pytest.approx(expected, abs=1e-6)
 
 
 @given(labelled_scores())

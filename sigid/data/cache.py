@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from sigid.atomic import atomic_path
 from sigid.data.images import ImageLoadError, load_image
@@ -28,10 +29,11 @@ PREPROCESS_VERSION = 2
 
 
 def default_cache_dir() -> Path:
-    """``$SIGID_CACHE``, else ``$XDG_CACHE_HOME/sigid``, else ``~/.cache/sigid``."""
+    """``$SIGID_CACHE``, else the platform's user cache folder for sigid (platformdirs; on
+    Linux ``$XDG_CACHE_HOME/sigid``, else ``~/.cache/sigid``)."""
     if env := os.environ.get("SIGID_CACHE"):
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sigid"
+    return Path(platformdirs.user_cache_dir("sigid", appauthor=False))
 
 
 def file_fingerprint(paths: Sequence[Path]) -> list[list]:

@@ -12,10 +12,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.seed import isolate_rng
 from torchvision.utils import make_grid
 
 from sigid.atomic import write_json
-from sigid.training.seeding import cuda_devices, own_random_streams
 
 
 class MetricHistory(L.Callback):
@@ -93,8 +93,8 @@ def _clock(seconds: float) -> str:
 class SampleGrid(L.Callback):
     """Log a grid of augmented training images to TensorBoard once, at the start of training.
 
-    The batch is drawn on the side (`own_random_streams`): with or without TensorBoard, a seed
-    trains the same."""
+    The batch is drawn on the side (Lightning's `isolate_rng`): with or without TensorBoard, a
+    seed trains the same."""
 
     def __init__(self, count: int = 32) -> None:
         self.count = count
@@ -103,7 +103,8 @@ class SampleGrid(L.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers or trainer.datamodule is None:
             return
-        with own_random_streams(cuda_devices(pl_module.device)):
+        # CUDA's generators only on CUDA: reading them would start CUDA in a CPU run
+        with isolate_rng(include_cuda=pl_module.device.type == "cuda"):
             batch = next(iter(trainer.datamodule.train_dataloader()))
         images = batch["images"] if isinstance(batch, dict) else batch[0]
         grid = make_grid(images[: self.count].float(), nrow=8, padding=2, pad_value=0.5)

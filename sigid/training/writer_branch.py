@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch import nn
 
 from sigid.data.datamodules import PairDataModule
 from sigid.models.siamese import FusedEmbedding, WriterFeatures
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.siamese import SiameseModule
-from sigid.training.seeding import cuda_devices, own_random_streams
 
 # The classifier's recipe (measured on CEDAR fold 0: 30 epochs reach validation-writer random
 # EER 0.019 with the branch's features alone).
@@ -61,7 +61,7 @@ def pretrain_writer_branch(
         enable_model_summary=False,
         limit_val_batches=0,
     )
-    with own_random_streams(cuda_devices(fit.strategy.root_device)):
+    with isolate_rng(include_cuda=fit.strategy.root_device.type == "cuda"):
         classifier = ClassifierModule(
             num_classes=len(writers),
             class_names=writers,
