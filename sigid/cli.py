@@ -29,6 +29,50 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+class _Help(argparse.HelpFormatter):
+    """Help that shows every option's default: appended as "(default: X)" unless the help text
+    already says it (``%(default)s``, or a described default such as "default: both")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        nothing = action.default is None or action.default is False or action.default == []
+        if nothing or action.default is argparse.SUPPRESS or "default" in help:
+            return help
+        return f"{help} (default: %(default)s)"
+
+
+class _Renamed(argparse.Action):
+    """An old spelling of an option, still accepted: stores into the new option's dest and
+    says on stderr that it is deprecated."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        kwargs.setdefault("help", f"deprecated spelling of {new}")
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(parser.prog, f"{option_string} is deprecated; use {self.new}")
+        setattr(namespace, self.dest, values)
+
+
+def _deprecated(prog: str, note: str) -> None:
+    print(f"{prog}: note: {note}", file=sys.stderr)
+
+
+def _out(args: argparse.Namespace) -> Path:
+    """The output path: --out, or the positional one of older sigid versions (with a note)."""
+    if args.old_out is None:
+        if args.out is None:
+            raise ValueError("give the output folder: --out DIR")
+        return args.out
+    if args.out is not None:
+        raise ValueError(f"two outputs given: --out {args.out} and {args.old_out}; give --out only")
+    _deprecated(
+        f"sigid {args.command}", f"a positional output is deprecated; use --out {args.old_out}"
+    )
+    return args.old_out
+
+
 def _print_table(table: SampleTable) -> None:
     summary = table.summary()
     print(f"{summary['root']}  (layout: {summary['layout']})")
@@ -66,10 +110,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from sigid.data.synthetic import check_preview_path, generate, preview
 
+    out = _out(args)
     if args.preview:
         check_preview_path(args.preview)  # before the set is drawn, not after
     start = time.perf_counter()
-    out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
+    out = generate(out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start
     data: dict[str, Any] = {
         "out": str(out), "writers": args.writers, "per_writer": args.per_writer,
@@ -89,23 +134,24 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from sigid.data.augment import materialize
     from sigid.data.transforms import augment_preset
 
+    dst = _out(args)
     settings = augment_preset(args.preset)
-    for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
+    for key in AUGMENT_RANGES:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     table = scan(args.src, args.layout, layout_option="--layout ")
     table.require_writers(1)
     sources = [(s.path, s.writer) for s in table.genuine]
     start = time.perf_counter()
-    dst = materialize(sources, args.dst, args.per_class, args.seed, settings, source_root=args.src)
+    dst = materialize(sources, dst, args.per_writer, args.seed, settings, source_root=args.src)
     took = time.perf_counter() - start
     data = {
-        "out": str(dst), "writers": len(table.writers), "per_class": args.per_class,
+        "out": str(dst), "writers": len(table.writers), "per_class": args.per_writer,
         "sources": len(sources), "seed": args.seed, "augment": settings,
         "wall_time_s": round(took, 2),
     }  # fmt: skip
     line = (
-        f"{len(table.writers)} writers x {args.per_class} images in {dst} "
+        f"{len(table.writers)} writers x {args.per_writer} images in {dst} "
         f"from {len(sources)} genuine sources ({took:.1f} s)"
     )
     return _emit(args, data, [line])
@@ -351,6 +397,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+LAYOUT_HELP = "dataset layout (auto: recognised from the folder; see sigid scan)"
+OLD_OUT_HELP = "deprecated: the output folder as a positional argument; use --out"
+# augment's options that override one range of the --preset (conf/data/augment/*.yaml)
+AUGMENT_RANGES = {
+    "rotation": "rotation range, +- degrees",
+    "width_shift": "horizontal shift range, +- fraction of the width",
+    "height_shift": "vertical shift range, +- fraction of the height",
+    "shear": "shear range, +- degrees",
+    "zoom": "isotropic zoom range, +- fraction of scale",
+    "stretch": "per-axis stretch range, +- fraction of scale",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
@@ -360,32 +419,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="find and count the signatures of a dataset")
     p.add_argument("root", type=_path, help="dataset folder (or CSV manifest)")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.add_argument(
         "--skip-bad-images", action="store_true", help="skip and count unreadable images"
     )
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("synth", help="generate the procedural signature dataset")
-    p.add_argument("out", type=_path, help="output folder (paired layout)")
-    p.add_argument("--writers", type=int, default=8)
+    p = sub.add_parser(
+        "synth",
+        help="generate the procedural signature dataset",
+        usage="sigid synth --out DIR [options]",
+    )
+    p.add_argument("--out", type=_path, metavar="DIR", help="output folder (paired layout)")
+    p.add_argument("old_out", type=_path, nargs="?", metavar="OUT", help=OLD_OUT_HELP)
+    p.add_argument("--writers", type=int, default=8, help="writers drawn")
     p.add_argument("--per-writer", type=int, default=88, help="genuine signatures per writer")
     p.add_argument("--forgeries", type=int, default=24, help="skilled forgeries per writer")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same set)")
     p.add_argument("--preview", type=_path, metavar="PNG", help="also save a grid of samples")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("augment", help="write augmented class folders (the paper's 2000/writer)")
     p.add_argument("src", type=_path, help="source dataset (genuine images are used)")
-    p.add_argument("dst", type=_path, help="output folder, written atomically")
-    p.add_argument("--per-class", type=int, default=2000, help="images per writer")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
-    p.add_argument("--preset", default="paper", help="conf/data/augment preset (paper, heavy)")
-    for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
-        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=float, default=None)
+    p.add_argument("--out", type=_path, metavar="DIR", help="output folder, written atomically")
+    p.add_argument("old_out", type=_path, nargs="?", metavar="DST", help=OLD_OUT_HELP)
+    p.add_argument("--per-writer", type=int, default=2000, metavar="N", help="images per writer")
+    p.add_argument(
+        "--per-class", type=int, action=_Renamed, new="--per-writer", dest="per_writer", metavar="N"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same set)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
+    p.add_argument(
+        "--preset", default="paper", help="conf/data/augment preset (paper, heavy, none)"
+    )
+    for key, what in AUGMENT_RANGES.items():
+        p.add_argument(
+            f"--{key.replace('_', '-')}", dest=key, type=float, metavar="X",
+            help=f"{what} (default: the preset's)",
+        )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_augment)
 
@@ -416,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ckpt", type=_path, help=f"CNN checkpoint or run folder, or Siamese ({ckpt_help})"
     )
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
-    p.add_argument("--top-k", type=int, default=5, help="candidates shown (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="candidates shown")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_identify)
@@ -474,13 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="shortcut probe: can a linear model tell genuine from forged by the pixels alone?",
     )
     p.add_argument("root", type=_path, help="dataset folder with skilled forgeries")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
     p.add_argument(
         "--mode", choices=("normalized", "raw"), default="normalized",
         help="normalized preprocessing (default) or a plain grey resize of the scans",
     )  # fmt: skip
-    p.add_argument("--folds", type=int, default=5, help="writer folds (default 5)")
-    p.add_argument("--fold", type=int, default=0, help="the held-out fold (default 0)")
+    p.add_argument("--folds", type=int, default=5, help="writer folds")
+    p.add_argument("--fold", type=int, default=0, help="the held-out fold")
     p.add_argument("--seed", type=int, default=0, help="seed of the writer split")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_probe)
@@ -505,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="the protocol to run")
     p.add_argument(
         "--ckpt",
         type=_path,
@@ -546,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("steps", bench.STEPS, "timed steps (loader: batches) per contender and round"),
         ("warmup", bench.WARMUP, "untimed steps before them"),
     ):
-        p.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
+        p.add_argument(f"--{name}", type=int, default=default, help=what)
     p.add_argument(
         "--gallery-sizes", type=_sizes, default=bench.GALLERY_SIZES, metavar="N,N,...",
         help=f"gallery writers (default: {','.join(map(str, bench.GALLERY_SIZES))})",
@@ -557,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():
+        command.formatter_class = _Help
     return parser
 
 
