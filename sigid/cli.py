@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # light modules only: `sigid --help` loads no torch (tests/test_cli.py)
 from sigid.bench import options as bench
@@ -20,6 +20,9 @@ from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.inference.gallery.scores import SCORES
+
+if TYPE_CHECKING:
+    from sigid.inference.batch import Answer
 
 
 def _path(text: str) -> Path:
@@ -173,27 +176,77 @@ def _ranked(candidates: list[tuple[str, float]]) -> list[str]:
     return [f"  {n}. {w:<{width}}  {s:.4f}" for n, (w, s) in enumerate(candidates, start=1)]
 
 
+def _rows_format(args: argparse.Namespace) -> str | None:
+    """How to answer the questioned images: None for one image file, answered as before
+    (text, or a JSON document with --json); else one row per image in --format (default
+    jsonl)."""
+    if args.json and args.format is not None:
+        raise ValueError("give --json or --format, not both")
+    one = len(args.images) == 1 and not args.images[0].is_dir()
+    if one and args.format in (None, "text"):
+        return None
+    return args.format or "jsonl"
+
+
+def _answer_each(args: argparse.Namespace, answer: Answer) -> int:
+    """Answer every questioned image (`_rows_format`): the model is loaded once; an image that
+    fails gets its error in its row, the others are answered, and the exit status is 1."""
+    from sigid.inference.batch import answer_each, questioned, write_csv, write_jsonl
+
+    form = _rows_format(args)
+    if form is None:
+        return _emit(args, *answer(args.images[0]))
+    items = questioned(args.images)
+    rows = answer_each(items, answer)
+    if form == "jsonl":
+        failed = write_jsonl(rows, sys.stdout)
+    elif form == "csv":
+        failed = write_csv(rows, sys.stdout)
+    else:
+        failed = 0
+        for row in rows:  # a block per image; the errors on stderr, in turn
+            if row.error is not None:
+                failed += 1
+                print(f"sigid {args.command}: error: {row.error}", file=sys.stderr, flush=True)
+            else:
+                print(f"{row.image}:", *row.lines, "", sep="\n", flush=True)
+    if failed:
+        where = "above" if form == "text" else "the error field of their rows"
+        print(
+            f"sigid {args.command}: error: {failed} of {len(items)} images failed ({where})",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
-        if args.writer is None or len(args.images) != 1:
-            raise ValueError("with --gallery, give --writer NAME and one questioned signature")
+        if args.writer is None:
+            raise ValueError("with --gallery, give --writer NAME and the questioned signatures")
         from sigid.inference.gallery import Gallery
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
-        verdict = gallery.verify(args.writer, args.images[0])
+        gallery.require(args.writer)
         count = len(gallery.references(args.writer))
-        data = {"writer": args.writer, "image": str(args.images[0]), **verdict.to_dict()}
-        sign = ">=" if verdict.same else "<"
-        head = "accepted: matches" if verdict.same else "rejected: does not match"
-        lines = [
-            f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
-            f"{verdict.threshold:.4f}; {gallery.score} score against {count} references)"
-        ]
-        return _emit(args, {**data, "references": count, "gallery_score": gallery.score}, lines)
+
+        def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+            verdict = gallery.verify(args.writer, image)
+            data = {"writer": args.writer, "image": str(image), **verdict.to_dict()}
+            sign = ">=" if verdict.same else "<"
+            head = "accepted: matches" if verdict.same else "rejected: does not match"
+            lines = [
+                f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
+                f"{verdict.threshold:.4f}; {gallery.score} score against {count} references)"
+            ]
+            return {**data, "references": count, "gallery_score": gallery.score}, lines
+
+        return _answer_each(args, answer)
     if args.writer is not None:
         raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
     if args.ckpt is None or len(args.images) != 2:
         raise ValueError("give two signatures and --ckpt CHECKPOINT, or --gallery G --writer NAME")
+    if args.format is not None:
+        raise ValueError("--format: rows of questioned images are for --gallery; a pair: --json")
     from sigid.inference.verifier import Verifier
 
     verifier = Verifier.from_checkpoint(args.ckpt, threshold=args.threshold)
@@ -208,34 +261,45 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
         from sigid.inference.gallery import Gallery
+        from sigid.inference.identifier import check_top_k
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
-        found = gallery.identify(args.image, top_k=args.top_k)
-        best = found.candidates[0].writer
-        how = f"{gallery.score} score"
-        head = (
-            f"best match: {found.writer}  ({how} {found.score:.4f} >= threshold "
-            f"{found.threshold:.4f})"
-            if found.writer is not None
-            else f"unknown writer: the closest, {best}, has {how} {found.score:.4f} < threshold "
-            f"{found.threshold:.4f}"
-        )
-        ranked = [(c.writer, c.score) for c in found.candidates]
-        lines = [head, "candidates (mean similarity):", *_ranked(ranked)]
-        return _emit(args, found.to_dict(), lines)
+        gallery.require()
+        check_top_k(args.top_k)
+
+        def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+            found = gallery.identify(image, top_k=args.top_k)
+            best = found.candidates[0].writer
+            how = f"{gallery.score} score"
+            head = (
+                f"best match: {found.writer}  ({how} {found.score:.4f} >= threshold "
+                f"{found.threshold:.4f})"
+                if found.writer is not None
+                else f"unknown writer: the closest, {best}, has {how} {found.score:.4f} < "
+                f"threshold {found.threshold:.4f}"
+            )
+            ranked = [(c.writer, c.score) for c in found.candidates]
+            return found.to_dict(), [head, "candidates (mean similarity):", *_ranked(ranked)]
+
+        return _answer_each(args, answer)
     if args.ckpt is None:
         raise ValueError("give --ckpt CHECKPOINT (a CNN checkpoint) or --gallery G")
     if args.threshold is not None:
         raise ValueError("--threshold applies to --gallery only (a CNN ranks known writers)")
-    from sigid.inference.identifier import Identifier
+    from sigid.inference.identifier import Identifier, check_top_k
 
-    ranked = Identifier.from_checkpoint(args.ckpt).identify(args.image, top_k=args.top_k)
-    data = {
-        "writer": ranked[0][0],
-        "candidates": [{"writer": w, "probability": p} for w, p in ranked],
-    }
-    lines = [f"most likely: {ranked[0][0]}", "writers (probability):", *_ranked(ranked)]
-    return _emit(args, data, lines)
+    identifier = Identifier.from_checkpoint(args.ckpt)
+    check_top_k(args.top_k)
+
+    def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+        ranked = identifier.identify(image, top_k=args.top_k)
+        data = {
+            "writer": ranked[0][0],
+            "candidates": [{"writer": w, "probability": p} for w, p in ranked],
+        }
+        return data, [f"most likely: {ranked[0][0]}", "writers (probability):", *_ranked(ranked)]
+
+    return _answer_each(args, answer)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -410,6 +474,13 @@ AUGMENT_RANGES = {
 }
 
 
+ROW_FORMATS = ("text", "jsonl", "csv")
+ROWS_HELP = (
+    "output, a row per image with its path and an error field (default: text for one image "
+    "file, else jsonl; --json with several is jsonl)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
@@ -468,23 +539,30 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="same writer? two signatures (Siamese), or one against an enrolled writer",
         usage="sigid verify A B --ckpt C [--json]\n"
-        "       sigid verify --gallery G --writer NAME IMG [--json]",
+        "       sigid verify --gallery G --writer NAME IMG|FOLDER [...] [--json | --format F]",
     )
-    p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="signature images")
+    p.add_argument(
+        "images", type=_path, nargs="+", metavar="IMG",
+        help="signature images: a pair (--ckpt), or with --gallery questioned images or folders",
+    )  # fmt: skip
     p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint or run folder ({ckpt_help})")
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
         "identify",
         help="who signed? a CNN's known writers (--ckpt), or a gallery's enrolled ones",
-        usage="sigid identify --ckpt C IMG [--top-k 5] [--json]\n"
-        "       sigid identify --gallery G IMG [--top-k 5] [--json]",
+        usage="sigid identify --ckpt C IMG|FOLDER [...] [--top-k 5] [--json | --format F]\n"
+        "       sigid identify --gallery G IMG|FOLDER [...] [--top-k 5] [--json | --format F]",
     )
-    p.add_argument("image", type=_path, metavar="IMG", help="questioned signature image")
+    p.add_argument(
+        "images", type=_path, nargs="+", metavar="IMG",
+        help="questioned signature images, or folders of them",
+    )  # fmt: skip
     p.add_argument(
         "--ckpt", type=_path, help=f"CNN checkpoint or run folder, or Siamese ({ckpt_help})"
     )
@@ -492,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="candidates shown")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser(
