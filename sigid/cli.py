@@ -37,11 +37,11 @@ class _Help(argparse.HelpFormatter):
     already says it (``%(default)s``, or a described default such as "default: both")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        help = action.help or ""
+        text = action.help or ""
         nothing = action.default is None or action.default is False or action.default == []
-        if nothing or action.default is argparse.SUPPRESS or "default" in help:
-            return help
-        return f"{help} (default: %(default)s)"
+        if nothing or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Renamed(argparse.Action):
