@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # light modules only: `sigid --help` loads no torch (tests/test_cli.py)
 from sigid.bench import options as bench
@@ -21,12 +21,59 @@ from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.inference.gallery.scores import SCORES
 
+if TYPE_CHECKING:
+    from sigid.inference.batch import Answer
+
 
 def _path(text: str) -> Path:
     """A path argument; an empty one is refused (Path("") would quietly be the current folder)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
     return Path(text)
+
+
+class _Help(argparse.HelpFormatter):
+    """Help that shows every option's default: appended as "(default: X)" unless the help text
+    already says it (``%(default)s``, or a described default such as "default: both")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        nothing = action.default is None or action.default is False or action.default == []
+        if nothing or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Renamed(argparse.Action):
+    """An old spelling of an option, still accepted: stores into the new option's dest and
+    says on stderr that it is deprecated."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        kwargs.setdefault("help", f"deprecated spelling of {new}")
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _deprecated(parser.prog, f"{option_string} is deprecated; use {self.new}")
+        setattr(namespace, self.dest, values)
+
+
+def _deprecated(prog: str, note: str) -> None:
+    print(f"{prog}: note: {note}", file=sys.stderr)
+
+
+def _out(args: argparse.Namespace) -> Path:
+    """The output path: --out, or the positional one of older sigid versions (with a note)."""
+    if args.old_out is None:
+        if args.out is None:
+            raise ValueError("give the output folder: --out DIR")
+        return args.out
+    if args.out is not None:
+        raise ValueError(f"two outputs given: --out {args.out} and {args.old_out}; give --out only")
+    _deprecated(
+        f"sigid {args.command}", f"a positional output is deprecated; use --out {args.old_out}"
+    )
+    return args.old_out
 
 
 def _print_table(table: SampleTable) -> None:
@@ -66,10 +113,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from sigid.data.synthetic import check_preview_path, generate, preview
 
+    out = _out(args)
     if args.preview:
         check_preview_path(args.preview)  # before the set is drawn, not after
     start = time.perf_counter()
-    out = generate(args.out, args.writers, args.per_writer, args.forgeries, args.seed)
+    out = generate(out, args.writers, args.per_writer, args.forgeries, args.seed)
     took = time.perf_counter() - start
     data: dict[str, Any] = {
         "out": str(out), "writers": args.writers, "per_writer": args.per_writer,
@@ -89,23 +137,24 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from sigid.data.augment import materialize
     from sigid.data.transforms import augment_preset
 
+    dst = _out(args)
     settings = augment_preset(args.preset)
-    for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
+    for key in AUGMENT_RANGES:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     table = scan(args.src, args.layout, layout_option="--layout ")
     table.require_writers(1)
     sources = [(s.path, s.writer) for s in table.genuine]
     start = time.perf_counter()
-    dst = materialize(sources, args.dst, args.per_class, args.seed, settings, source_root=args.src)
+    dst = materialize(sources, dst, args.per_writer, args.seed, settings, source_root=args.src)
     took = time.perf_counter() - start
     data = {
-        "out": str(dst), "writers": len(table.writers), "per_class": args.per_class,
+        "out": str(dst), "writers": len(table.writers), "per_class": args.per_writer,
         "sources": len(sources), "seed": args.seed, "augment": settings,
         "wall_time_s": round(took, 2),
     }  # fmt: skip
     line = (
-        f"{len(table.writers)} writers x {args.per_class} images in {dst} "
+        f"{len(table.writers)} writers x {args.per_writer} images in {dst} "
         f"from {len(sources)} genuine sources ({took:.1f} s)"
     )
     return _emit(args, data, [line])
@@ -127,27 +176,77 @@ def _ranked(candidates: list[tuple[str, float]]) -> list[str]:
     return [f"  {n}. {w:<{width}}  {s:.4f}" for n, (w, s) in enumerate(candidates, start=1)]
 
 
+def _rows_format(args: argparse.Namespace) -> str | None:
+    """How to answer the questioned images: None for one image file, answered as before
+    (text, or a JSON document with --json); else one row per image in --format (default
+    jsonl)."""
+    if args.json and args.format is not None:
+        raise ValueError("give --json or --format, not both")
+    one = len(args.images) == 1 and not args.images[0].is_dir()
+    if one and args.format in (None, "text"):
+        return None
+    return args.format or "jsonl"
+
+
+def _answer_each(args: argparse.Namespace, answer: Answer) -> int:
+    """Answer every questioned image (`_rows_format`): the model is loaded once; an image that
+    fails gets its error in its row, the others are answered, and the exit status is 1."""
+    from sigid.inference.batch import answer_each, questioned, write_csv, write_jsonl
+
+    form = _rows_format(args)
+    if form is None:
+        return _emit(args, *answer(args.images[0]))
+    items = questioned(args.images)
+    rows = answer_each(items, answer)
+    if form == "jsonl":
+        failed = write_jsonl(rows, sys.stdout)
+    elif form == "csv":
+        failed = write_csv(rows, sys.stdout)
+    else:
+        failed = 0
+        for row in rows:  # a block per image; the errors on stderr, in turn
+            if row.error is not None:
+                failed += 1
+                print(f"sigid {args.command}: error: {row.error}", file=sys.stderr, flush=True)
+            else:
+                print(f"{row.image}:", *row.lines, "", sep="\n", flush=True)
+    if failed:
+        where = "above" if form == "text" else "the error field of their rows"
+        print(
+            f"sigid {args.command}: error: {failed} of {len(items)} images failed ({where})",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
-        if args.writer is None or len(args.images) != 1:
-            raise ValueError("with --gallery, give --writer NAME and one questioned signature")
+        if args.writer is None:
+            raise ValueError("with --gallery, give --writer NAME and the questioned signatures")
         from sigid.inference.gallery import Gallery
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
-        verdict = gallery.verify(args.writer, args.images[0])
+        gallery.require(args.writer)
         count = len(gallery.references(args.writer))
-        data = {"writer": args.writer, "image": str(args.images[0]), **verdict.to_dict()}
-        sign = ">=" if verdict.same else "<"
-        head = "accepted: matches" if verdict.same else "rejected: does not match"
-        lines = [
-            f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
-            f"{verdict.threshold:.4f}; {gallery.score} score against {count} references)"
-        ]
-        return _emit(args, {**data, "references": count, "gallery_score": gallery.score}, lines)
+
+        def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+            verdict = gallery.verify(args.writer, image)
+            data = {"writer": args.writer, "image": str(image), **verdict.to_dict()}
+            sign = ">=" if verdict.same else "<"
+            head = "accepted: matches" if verdict.same else "rejected: does not match"
+            lines = [
+                f"{head} {args.writer}  (score {verdict.score:.4f} {sign} threshold "
+                f"{verdict.threshold:.4f}; {gallery.score} score against {count} references)"
+            ]
+            return {**data, "references": count, "gallery_score": gallery.score}, lines
+
+        return _answer_each(args, answer)
     if args.writer is not None:
         raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
     if args.ckpt is None or len(args.images) != 2:
         raise ValueError("give two signatures and --ckpt CHECKPOINT, or --gallery G --writer NAME")
+    if args.format is not None:
+        raise ValueError("--format: rows of questioned images are for --gallery; a pair: --json")
     from sigid.inference.verifier import Verifier
 
     verifier = Verifier.from_checkpoint(args.ckpt, threshold=args.threshold)
@@ -162,34 +261,45 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
         from sigid.inference.gallery import Gallery
+        from sigid.inference.identifier import check_top_k
 
         gallery = Gallery.load(args.gallery, args.ckpt, threshold=args.threshold)
-        found = gallery.identify(args.image, top_k=args.top_k)
-        best = found.candidates[0].writer
-        how = f"{gallery.score} score"
-        head = (
-            f"best match: {found.writer}  ({how} {found.score:.4f} >= threshold "
-            f"{found.threshold:.4f})"
-            if found.writer is not None
-            else f"unknown writer: the closest, {best}, has {how} {found.score:.4f} < threshold "
-            f"{found.threshold:.4f}"
-        )
-        ranked = [(c.writer, c.score) for c in found.candidates]
-        lines = [head, "candidates (mean similarity):", *_ranked(ranked)]
-        return _emit(args, found.to_dict(), lines)
+        gallery.require()
+        check_top_k(args.top_k)
+
+        def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+            found = gallery.identify(image, top_k=args.top_k)
+            best = found.candidates[0].writer
+            how = f"{gallery.score} score"
+            head = (
+                f"best match: {found.writer}  ({how} {found.score:.4f} >= threshold "
+                f"{found.threshold:.4f})"
+                if found.writer is not None
+                else f"unknown writer: the closest, {best}, has {how} {found.score:.4f} < "
+                f"threshold {found.threshold:.4f}"
+            )
+            ranked = [(c.writer, c.score) for c in found.candidates]
+            return found.to_dict(), [head, "candidates (mean similarity):", *_ranked(ranked)]
+
+        return _answer_each(args, answer)
     if args.ckpt is None:
         raise ValueError("give --ckpt CHECKPOINT (a CNN checkpoint) or --gallery G")
     if args.threshold is not None:
         raise ValueError("--threshold applies to --gallery only (a CNN ranks known writers)")
-    from sigid.inference.identifier import Identifier
+    from sigid.inference.identifier import Identifier, check_top_k
 
-    ranked = Identifier.from_checkpoint(args.ckpt).identify(args.image, top_k=args.top_k)
-    data = {
-        "writer": ranked[0][0],
-        "candidates": [{"writer": w, "probability": p} for w, p in ranked],
-    }
-    lines = [f"most likely: {ranked[0][0]}", "writers (probability):", *_ranked(ranked)]
-    return _emit(args, data, lines)
+    identifier = Identifier.from_checkpoint(args.ckpt)
+    check_top_k(args.top_k)
+
+    def answer(image: Path) -> tuple[dict[str, Any], list[str]]:
+        ranked = identifier.identify(image, top_k=args.top_k)
+        data = {
+            "writer": ranked[0][0],
+            "candidates": [{"writer": w, "probability": p} for w, p in ranked],
+        }
+        return data, [f"most likely: {ranked[0][0]}", "writers (probability):", *_ranked(ranked)]
+
+    return _answer_each(args, answer)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -351,6 +461,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+LAYOUT_HELP = "dataset layout (auto: recognised from the folder; see sigid scan)"
+OLD_OUT_HELP = "deprecated: the output folder as a positional argument; use --out"
+# augment's options that override one range of the --preset (conf/data/augment/*.yaml)
+AUGMENT_RANGES = {
+    "rotation": "rotation range, +- degrees",
+    "width_shift": "horizontal shift range, +- fraction of the width",
+    "height_shift": "vertical shift range, +- fraction of the height",
+    "shear": "shear range, +- degrees",
+    "zoom": "isotropic zoom range, +- fraction of scale",
+    "stretch": "per-axis stretch range, +- fraction of scale",
+}
+
+
+ROW_FORMATS = ("text", "jsonl", "csv")
+ROWS_HELP = (
+    "output, a row per image with its path and an error field (default: text for one image "
+    "file, else jsonl; --json with several is jsonl)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigid", description="Offline signature identification and verification toolkit."
@@ -360,32 +490,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scan", help="find and count the signatures of a dataset")
     p.add_argument("root", type=_path, help="dataset folder (or CSV manifest)")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.add_argument(
         "--skip-bad-images", action="store_true", help="skip and count unreadable images"
     )
     p.set_defaults(func=cmd_scan)
 
-    p = sub.add_parser("synth", help="generate the procedural signature dataset")
-    p.add_argument("out", type=_path, help="output folder (paired layout)")
-    p.add_argument("--writers", type=int, default=8)
+    p = sub.add_parser(
+        "synth",
+        help="generate the procedural signature dataset",
+        usage="sigid synth --out DIR [options]",
+    )
+    p.add_argument("--out", type=_path, metavar="DIR", help="output folder (paired layout)")
+    p.add_argument("old_out", type=_path, nargs="?", metavar="OUT", help=OLD_OUT_HELP)
+    p.add_argument("--writers", type=int, default=8, help="writers drawn")
     p.add_argument("--per-writer", type=int, default=88, help="genuine signatures per writer")
     p.add_argument("--forgeries", type=int, default=24, help="skilled forgeries per writer")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same set)")
     p.add_argument("--preview", type=_path, metavar="PNG", help="also save a grid of samples")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("augment", help="write augmented class folders (the paper's 2000/writer)")
     p.add_argument("src", type=_path, help="source dataset (genuine images are used)")
-    p.add_argument("dst", type=_path, help="output folder, written atomically")
-    p.add_argument("--per-class", type=int, default=2000, help="images per writer")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
-    p.add_argument("--preset", default="paper", help="conf/data/augment preset (paper, heavy)")
-    for key in ("rotation", "width_shift", "height_shift", "shear", "zoom", "stretch"):
-        p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=float, default=None)
+    p.add_argument("--out", type=_path, metavar="DIR", help="output folder, written atomically")
+    p.add_argument("old_out", type=_path, nargs="?", metavar="DST", help=OLD_OUT_HELP)
+    p.add_argument("--per-writer", type=int, default=2000, metavar="N", help="images per writer")
+    p.add_argument(
+        "--per-class", type=int, action=_Renamed, new="--per-writer", dest="per_writer", metavar="N"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same set)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
+    p.add_argument(
+        "--preset", default="paper", help="conf/data/augment preset (paper, heavy, none)"
+    )
+    for key, what in AUGMENT_RANGES.items():
+        p.add_argument(
+            f"--{key.replace('_', '-')}", dest=key, type=float, metavar="X",
+            help=f"{what} (default: the preset's)",
+        )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_augment)
 
@@ -395,30 +539,38 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         help="same writer? two signatures (Siamese), or one against an enrolled writer",
         usage="sigid verify A B --ckpt C [--json]\n"
-        "       sigid verify --gallery G --writer NAME IMG [--json]",
+        "       sigid verify --gallery G --writer NAME IMG|FOLDER [...] [--json | --format F]",
     )
-    p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="signature images")
+    p.add_argument(
+        "images", type=_path, nargs="+", metavar="IMG",
+        help="signature images: a pair (--ckpt), or with --gallery questioned images or folders",
+    )  # fmt: skip
     p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint or run folder ({ckpt_help})")
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
         "identify",
         help="who signed? a CNN's known writers (--ckpt), or a gallery's enrolled ones",
-        usage="sigid identify --ckpt C IMG [--top-k 5] [--json]\n"
-        "       sigid identify --gallery G IMG [--top-k 5] [--json]",
+        usage="sigid identify --ckpt C IMG|FOLDER [...] [--top-k 5] [--json | --format F]\n"
+        "       sigid identify --gallery G IMG|FOLDER [...] [--top-k 5] [--json | --format F]",
     )
-    p.add_argument("image", type=_path, metavar="IMG", help="questioned signature image")
+    p.add_argument(
+        "images", type=_path, nargs="+", metavar="IMG",
+        help="questioned signature images, or folders of them",
+    )  # fmt: skip
     p.add_argument(
         "--ckpt", type=_path, help=f"CNN checkpoint or run folder, or Siamese ({ckpt_help})"
     )
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
-    p.add_argument("--top-k", type=int, default=5, help="candidates shown (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="candidates shown")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser(
@@ -474,13 +626,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="shortcut probe: can a linear model tell genuine from forged by the pixels alone?",
     )
     p.add_argument("root", type=_path, help="dataset folder with skilled forgeries")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help=LAYOUT_HELP)
     p.add_argument(
         "--mode", choices=("normalized", "raw"), default="normalized",
         help="normalized preprocessing (default) or a plain grey resize of the scans",
     )  # fmt: skip
-    p.add_argument("--folds", type=int, default=5, help="writer folds (default 5)")
-    p.add_argument("--fold", type=int, default=0, help="the held-out fold (default 0)")
+    p.add_argument("--folds", type=int, default=5, help="writer folds")
+    p.add_argument("--fold", type=int, default=0, help="the held-out fold")
     p.add_argument("--seed", type=int, default=0, help="seed of the writer split")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_probe)
@@ -505,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
         "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
     )
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="the protocol to run")
     p.add_argument(
         "--ckpt",
         type=_path,
@@ -546,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("steps", bench.STEPS, "timed steps (loader: batches) per contender and round"),
         ("warmup", bench.WARMUP, "untimed steps before them"),
     ):
-        p.add_argument(f"--{name}", type=int, default=default, help=f"{what} (default {default})")
+        p.add_argument(f"--{name}", type=int, default=default, help=what)
     p.add_argument(
         "--gallery-sizes", type=_sizes, default=bench.GALLERY_SIZES, metavar="N,N,...",
         help=f"gallery writers (default: {','.join(map(str, bench.GALLERY_SIZES))})",
@@ -557,6 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():
+        command.formatter_class = _Help
     return parser
 
 

@@ -1,3 +1,4 @@
+import argparse
 import json
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ from drawing import write_folders
 from PIL import Image
 
 import sigid
-from sigid.cli import main
+from sigid.cli import build_parser, main
 
 
 def _run(capsys, *argv):
@@ -90,7 +91,7 @@ def test_scan_of_a_folder_without_signatures_reports_and_fails(capsys, tmp_path)
 def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
     out_dir, png = tmp_path / "synth", tmp_path / "grid.png"
     code, out, _ = _run(
-        capsys, "synth", str(out_dir), "--writers", "3", "--per-writer", "4",
+        capsys, "synth", "--out", str(out_dir), "--writers", "3", "--per-writer", "4",
         "--forgeries", "2", "--preview", str(png),
     )  # fmt: skip
     assert code == 0 and png.is_file() and "preview grid" in out
@@ -99,8 +100,8 @@ def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
     assert (report["writers"], report["genuine"], report["forged"]) == (3, 12, 6)
     # --json: what was made, where
     again = tmp_path / "again"
-    code, out, _ = _run(capsys, "synth", str(again), "--writers", "2", "--per-writer", "3",
-                        "--forgeries", "1", "--json")  # fmt: skip
+    code, out, _ = _run(capsys, "synth", "--out", str(again), "--writers", "2",
+                        "--per-writer", "3", "--forgeries", "1", "--json")  # fmt: skip
     made = json.loads(out)
     assert code == 0 and made["out"] == str(again) and made["writers"] == 2
     assert (made["per_writer"], made["forgeries"], made["seed"]) == (3, 1, 0)
@@ -109,16 +110,22 @@ def test_synth_writes_the_paired_set_and_a_preview(capsys, tmp_path):
 def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
     src = write_folders(tmp_path / "src", writers=2, per_writer=3)
     dst = tmp_path / "aug"
-    code, _, _ = _run(capsys, "augment", str(src), str(dst), "--per-class", "7", "--seed", "1")
+    code, _, _ = _run(
+        capsys, "augment", str(src), "--out", str(dst), "--per-writer", "7", "--seed", "1"
+    )
     assert code == 0
     assert sorted(len(list((dst / w).glob("*.png"))) for w in ("w1", "w2")) == [7, 7]
     before = {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
-    code, _, _ = _run(capsys, "augment", str(src), str(dst), "--per-class", "7", "--seed", "1")
+    code, _, _ = _run(
+        capsys, "augment", str(src), "--out", str(dst), "--per-writer", "7", "--seed", "1"
+    )
     assert code == 0 and before == {p: p.stat().st_mtime_ns for p in dst.rglob("*.png")}
-    code, _, err = _run(capsys, "augment", str(src), str(dst), "--per-class", "8", "--seed", "1")
+    code, _, err = _run(
+        capsys, "augment", str(src), "--out", str(dst), "--per-writer", "8", "--seed", "1"
+    )
     assert code == 1 and str(dst) in err
-    code, out, _ = _run(capsys, "augment", str(src), str(tmp_path / "j"), "--per-class", "4",
-                        "--rotation", "5", "--json")  # fmt: skip
+    code, out, _ = _run(capsys, "augment", str(src), "--out", str(tmp_path / "j"),
+                        "--per-writer", "4", "--rotation", "5", "--json")  # fmt: skip
     made = json.loads(out)
     assert code == 0 and made["out"] == str(tmp_path / "j") and made["writers"] == 2
     assert made["per_class"] == 4 and made["sources"] == 6 and made["augment"]["rotation"] == 5
@@ -127,13 +134,15 @@ def test_augment_writes_per_class_images_and_reuses_them(capsys, tmp_path):
 def test_augment_refuses_an_output_inside_its_source_folder(capsys, tmp_path):
     src = write_folders(tmp_path / "src", writers=2, per_writer=1)
     before = sorted(p.relative_to(src) for p in src.rglob("*"))
-    code, _, err = _run(capsys, "augment", str(src), str(src / "aug"), "--per-class", "2")
+    code, _, err = _run(capsys, "augment", str(src), "--out", str(src / "aug"), "--per-writer", "2")
     assert code == 1 and "is inside the source folder" in err and err.count("\n") == 1
     assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # untouched
     # nor inside an earlier augmented set, where it would read back as one of its writers
     made = tmp_path / "aug"
-    assert _run(capsys, "augment", str(src), str(made), "--per-class", "2")[0] == 0
-    code, _, err = _run(capsys, "augment", str(src), str(made / "inner"), "--per-class", "2")
+    assert _run(capsys, "augment", str(src), "--out", str(made), "--per-writer", "2")[0] == 0
+    code, _, err = _run(
+        capsys, "augment", str(src), "--out", str(made / "inner"), "--per-writer", "2"
+    )
     assert code == 1 and f"it is inside the augmented set {made.resolve()}" in err
     assert not (made / "inner").exists()
 
@@ -142,19 +151,84 @@ def test_synth_checks_its_preview_path_before_drawing_the_set(capsys, tmp_path):
     folder = tmp_path / "a_folder.png"
     folder.mkdir()
     args = ["--writers", "2", "--per-writer", "2", "--forgeries", "0", "--preview", str(folder)]
-    code, _, err = _run(capsys, "synth", str(tmp_path / "set"), *args)
+    code, _, err = _run(capsys, "synth", "--out", str(tmp_path / "set"), *args)
     assert code == 1 and "a_folder.png: cannot write: it is a folder, not a file" in err
     assert not (tmp_path / "set").exists()
     args[-1] = str(tmp_path / "grid.txt")  # a PNG written under another name: refused
-    code, _, err = _run(capsys, "synth", str(tmp_path / "set"), *args)
+    code, _, err = _run(capsys, "synth", "--out", str(tmp_path / "set"), *args)
     assert code == 1 and "grid.txt: the preview is a PNG image" in err
     assert not (tmp_path / "set").exists() and not (tmp_path / "grid.txt").exists()
 
 
 def test_augment_rejects_an_unknown_preset(capsys, tmp_path):
     src = write_folders(tmp_path / "src", writers=2, per_writer=1)
-    code, _, err = _run(capsys, "augment", str(src), str(tmp_path / "d"), "--preset", "wild")
+    code, _, err = _run(
+        capsys, "augment", str(src), "--out", str(tmp_path / "d"), "--preset", "wild"
+    )
     assert code == 1 and "unknown augmentation preset 'wild'" in err
+
+
+def test_old_output_spellings_still_work_with_a_deprecation_note(capsys, tmp_path):
+    """`synth OUT` and `augment SRC DST` (before --out), and augment's --per-class (now
+    --per-writer, as in synth), still run; each says on stderr what to write instead."""
+    synth = ["--writers", "2", "--per-writer", "2", "--forgeries", "0", "--json"]
+    code, out, err = _run(capsys, "synth", str(tmp_path / "set"), *synth)
+    assert code == 0 and json.loads(out)["out"] == str(tmp_path / "set")
+    note = f"sigid synth: note: a positional output is deprecated; use --out {tmp_path / 'set'}\n"
+    assert err == note
+    code, out, err = _run(
+        capsys, "augment", str(tmp_path / "set"), str(tmp_path / "aug"), "--per-class", "3",
+        "--json",
+    )  # fmt: skip
+    made = json.loads(out)
+    assert code == 0 and made["out"] == str(tmp_path / "aug") and made["per_class"] == 3
+    assert err.splitlines() == [
+        "sigid augment: note: --per-class is deprecated; use --per-writer",
+        f"sigid augment: note: a positional output is deprecated; use --out {tmp_path / 'aug'}",
+    ]
+    counts = sorted(
+        len(list((tmp_path / "aug" / w).glob("*.png"))) for w in ("writer01", "writer02")
+    )
+    assert counts == [3, 3]
+
+
+def test_an_output_is_given_once(capsys, tmp_path):
+    for argv in (["synth"], ["augment", str(tmp_path)]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 1 and not out
+        assert err == f"sigid {argv[0]}: error: give the output folder: --out DIR\n"
+        code, _, err = _run(capsys, *argv, str(tmp_path / "a"), "--out", str(tmp_path / "b"))
+        assert code == 1 and "two outputs given" in err and err.count("\n") == 1
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def _arguments(parser: argparse.ArgumentParser):
+    """(subcommand, its parser, one of its arguments) for every argument of every subcommand."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            yield name, command, action
+
+
+def test_every_option_has_help_and_its_default_is_shown():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert all(choice.help for choice in commands._choices_actions)
+    shown = {}
+    for name, command, action in _arguments(parser):
+        where = f"sigid {name} {'/'.join(action.option_strings) or action.dest}"
+        assert action.help and action.help != argparse.SUPPRESS, f"{where}: no help"
+        formatter = command._get_formatter()
+        formatter.add_argument(action)
+        text = " ".join(formatter.format_help().split())
+        shown[where] = text
+        default = action.default
+        if default is None or default is False or default == [] or default == argparse.SUPPRESS:
+            continue
+        assert "default" in text, f"{where}: its default {default!r} is not shown: {text}"
+    assert "(default: 8)" in shown["sigid synth --writers"]
+    assert "(default: 0)" in shown["sigid augment --seed"]  # 0, a default too
+    assert "(default: 5)" in shown["sigid identify --top-k"]
 
 
 def test_console_script_is_installed_next_to_the_interpreter():

@@ -313,6 +313,13 @@ class Gallery:
         query = self.verifier.embed([image])[0]
         return self.verifier.decide(self._score(query, writer))
 
+    def require(self, writer: str | None = None) -> None:
+        """Raise what `identify` (or `verify` of `writer`) would raise whatever the image: no
+        writers enrolled, or `writer` is not; for callers that answer many images."""
+        self._require_writers()
+        if writer is not None:
+            self._known(writer)
+
     def _ranked(self, query: np.ndarray, top_k: int | None) -> list[Candidate]:
         """The `top_k` best writers by mean similarity (None: all), best first, ties in
         enrolment order. Only the writers that `References.contenders` leaves are scored, by the
