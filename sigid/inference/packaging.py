@@ -29,8 +29,11 @@ from sigid.runs.paths import checkpoint_path, run_folder
 from sigid.runs.records import recorded_overrides
 from sigid.tasks import SiameseModule
 
-# The metrics of the run's best epoch that the record keeps (on its procedural writers).
-RUN_METRICS = ("best_epoch", "epochs", "wall_time_s", "best_val/eer", "best_val/auroc")
+# The metrics of the run that the record keeps: its best epoch and its test, on procedural writers.
+RUN_METRICS = (
+    "best_epoch", "epochs", "wall_time_s", "best_val/eer", "best_val/auroc", "test/eer_skilled",
+    "test/eer_random", "test/auroc",
+)  # fmt: skip
 # Hyper-parameters of training-only parts, reset so that the packaged module builds without them.
 TRAINING_ONLY = {"writer_loss": 0.0, "num_writers": 0}
 
