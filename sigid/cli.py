@@ -231,8 +231,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def cmd_ship(args: argparse.Namespace) -> int:
     from sigid.inference.packaging import ship
+    from sigid.inference.shipped import SHIPPED_CHECKPOINT
 
-    record = ship(args.run, **({"out": args.out} if args.out else {}))
+    record = ship(args.run, args.out or SHIPPED_CHECKPOINT)
     lines = [
         f"shipped verifier: {record['out']} ({record['bytes'] / 1e6:.1f} MB, fingerprint "
         f"{record['fingerprint'][:12]})",
