@@ -148,3 +148,7 @@ def test_ship_refuses_a_run_not_on_procedural_writers_alone(tiny_run, tmp_path):
         with pytest.raises(ValueError, match=reason):
             ship(run, out)
         assert out.read_bytes() == b"the earlier one"
+    alone = tmp_path / "alone.ckpt"  # a checkpoint copied out of its run: nothing to check
+    shutil.copy(tiny_run / "checkpoints" / "best.ckpt", alone)
+    with pytest.raises(ValueError, match=r"^\S+: no \.hydra/config\.yaml, so not a sigid-train"):
+        ship(alone, out)

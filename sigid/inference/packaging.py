@@ -78,6 +78,11 @@ def ship(run: str | Path, out: str | Path = SHIPPED_CHECKPOINT) -> dict[str, Any
 def _procedural_config(folder: Path) -> Any:
     """The run's ``.hydra/config.yaml``, checked: trained from scratch on procedural writers."""
     path = folder / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"{folder}: no .hydra/config.yaml, so not a sigid-train run folder; sigid ship needs "
+            "the run itself, to check what it learned from"
+        )
     try:
         config = OmegaConf.load(path)
         root, synthetic = config.data.get("root"), config.data.get("synthetic")
