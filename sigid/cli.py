@@ -219,6 +219,17 @@ def _answer_each(args: argparse.Namespace, answer: Answer) -> int:
     return 1 if failed else 0
 
 
+def _or_shipped(args: argparse.Namespace) -> Path:
+    """``--ckpt``, or for want of it the shipped verifier, which the command names on stderr."""
+    if args.ckpt is not None:
+        return args.ckpt
+    from sigid.inference.shipped import NOTE, shipped_checkpoint
+
+    path = shipped_checkpoint()
+    print(f"sigid {args.command}: {NOTE}", file=sys.stderr)
+    return path
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.gallery is not None:
         if args.writer is None:
@@ -243,13 +254,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _answer_each(args, answer)
     if args.writer is not None:
         raise ValueError("--writer needs --gallery G (the gallery the writer is enrolled in)")
-    if args.ckpt is None or len(args.images) != 2:
-        raise ValueError("give two signatures and --ckpt CHECKPOINT, or --gallery G --writer NAME")
+    if len(args.images) != 2:
+        raise ValueError("give two signatures [--ckpt CHECKPOINT], or --gallery G --writer NAME")
     if args.format is not None:
         raise ValueError("--format: rows of questioned images are for --gallery; a pair: --json")
     from sigid.inference.verifier import Verifier
 
-    verifier = Verifier.from_checkpoint(args.ckpt, threshold=args.threshold)
+    verifier = Verifier.from_checkpoint(_or_shipped(args), threshold=args.threshold)
     verdict = verifier.verify(*args.images)
     sign = ">=" if verdict.same else "<"
     head = "same writer" if verdict.same else "different writers"
@@ -308,7 +319,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     check_writer_name(args.writer)  # before the checkpoint is loaded
     check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
-    gallery = Gallery.open(args.gallery, args.ckpt, score=args.score)
+    checkpoint = args.ckpt if args.gallery.exists() else _or_shipped(args)  # a new gallery's
+    gallery = Gallery.open(args.gallery, checkpoint, score=args.score)
     count = gallery.enroll(args.writer, args.images)
     path = gallery.save()
     data = {
@@ -325,6 +337,19 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"reference(s) for this writer, {len(gallery)} writer(s) in the gallery"
     ]
     return _emit(args, data, lines)
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    from sigid.inference.packaging import ship
+    from sigid.inference.shipped import SHIPPED_CHECKPOINT
+
+    record = ship(args.run, args.out or SHIPPED_CHECKPOINT)
+    lines = [
+        f"shipped verifier: {record['out']} ({record['bytes'] / 1e6:.1f} MB, fingerprint "
+        f"{record['fingerprint'][:12]})",
+        f"  trained by  {record['command']} (seed {record['seed']})",
+    ]
+    return _emit(args, record, lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -538,14 +563,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "verify",
         help="same writer? two signatures (Siamese), or one against an enrolled writer",
-        usage="sigid verify A B --ckpt C [--json]\n"
+        usage="sigid verify A B [--ckpt C] [--json]\n"
         "       sigid verify --gallery G --writer NAME IMG|FOLDER [...] [--json | --format F]",
     )
     p.add_argument(
         "images", type=_path, nargs="+", metavar="IMG",
         help="signature images: a pair (--ckpt), or with --gallery questioned images or folders",
     )  # fmt: skip
-    p.add_argument("--ckpt", type=_path, help=f"Siamese checkpoint or run folder ({ckpt_help})")
+    p.add_argument(
+        "--ckpt", type=_path,
+        help=f"Siamese checkpoint or run folder (default: the shipped verifier; {ckpt_help})",
+    )  # fmt: skip
     p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
@@ -580,8 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="reference signatures")
     p.add_argument(
-        "--ckpt", type=_path, help="Siamese checkpoint or its run folder; creates the gallery"
-    )
+        "--ckpt", type=_path,
+        help="Siamese checkpoint or its run folder, for a new gallery (default: the shipped "
+        "verifier)",
+    )  # fmt: skip
     p.add_argument("--gallery", type=_path, required=True, help="gallery file, created if absent")
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
     p.add_argument(
@@ -590,6 +620,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
+    p = sub.add_parser(
+        "ship", help="package a shipped_verifier run as the verifier shipped with sigid"
+    )
+    p.add_argument("run", type=_path, metavar="RUN", help="the finished run folder (or checkpoint)")
+    p.add_argument(
+        "--out", type=_path, help="where to write it (default: the package's shipped verifier)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=cmd_ship)
+
     p = sub.add_parser("export", help="export a checkpoint for deployment (TorchScript, ONNX)")
     p.add_argument(
         "--ckpt", type=_path, required=True, help="trained checkpoint, or its run folder"

@@ -22,6 +22,7 @@ from torch import nn
 
 from sigid.data.transforms import to_tensor
 from sigid.inference.inputs import Signature, as_list, finite_output, read_preprocessing, to_batch
+from sigid.inference.shipped import shipped_checkpoint
 from sigid.models.siamese import pair_distance
 from sigid.runs.paths import checkpoint_path
 from sigid.tasks import SiameseModule, load_checkpoint
@@ -147,6 +148,12 @@ class Verifier:
         """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold."""
         path = checkpoint_path(path)
         return cls(load_siamese(path, map_location), path, threshold)
+
+    @classmethod
+    def shipped(cls, threshold: float | None = None, map_location: str = "cpu") -> Verifier:
+        """The verifier shipped with sigid, trained on its procedural writers only
+        (docs/shipped-model.md): a start before training on signatures of your own."""
+        return cls.from_checkpoint(shipped_checkpoint(), threshold, map_location)
 
     @property
     def dim(self) -> int:
