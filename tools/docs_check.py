@@ -65,6 +65,7 @@ RUN: dict[str, str | None] = {
         "{python} {root}/tools/mutation.py --only metrics-far-strict --list"
         " && test -f {root}/tests/test_metrics.py"
     ),
+    ".venv/bin/python tools/docs_check.py --list": "{python} {root}/tools/docs_check.py --list",
 }
 
 T = "tests/test_training.py::"
@@ -94,6 +95,7 @@ RESUME = [
     "tests/test_exact_resume.py::test_a_resumed_run_is_the_run_that_was_not_interrupted",
 ]
 BENCH = "tests/test_bench.py::"
+DOCS = "tests/test_docs_commands.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
 TODO_MERGE = "TODO-MERGE"
@@ -217,6 +219,13 @@ EXERCISED_BY: dict[str, list[str]] = {
         "tests/test_sweep.py::test_summarize_takes_a_folder_of_python_api_runs"
     ],
     "tensorboard --logdir outputs/multirun/<date>/<time>": [SWEEP, CNN_RUN],
+    # docs/testing.md: the docs check itself, as tests/test_docs_commands.py runs it
+    ".venv/bin/python tools/docs_check.py --no-run": [
+        DOCS + "test_every_doc_command_is_run_or_exercised_by_a_named_test",
+        DOCS + "test_every_sigid_command_in_the_docs_parses",
+        DOCS + "test_every_sigid_train_command_in_the_docs_composes",
+    ],
+    ".venv/bin/python tools/docs_check.py": [DOCS + "test_the_short_commands_run"],
     # docs/using-models.md, and its CEDAR walkthrough (the tests run these commands on CEDAR)
     "sigid enroll --ckpt snn.ckpt --gallery people.npz --writer alice a1.png a2.png a3.png": [
         GALLERY_CLI
@@ -290,8 +299,13 @@ def commands(path: Path, root: Path = ROOT) -> list[Command]:
     loop_depth = 0
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         stripped = raw.strip()
-        if stripped.startswith("```"):
-            lang = None if lang is not None else (stripped[3:].strip().lower() or "text")
+        # A fence: ``` and an info string without backticks (CommonMark); the language is its
+        # first word, and only a bare ``` closes the block.
+        if lang is None and stripped.startswith("```") and "`" not in stripped[3:]:
+            lang = (stripped[3:].split() or ["text"])[0].lower()
+            continue
+        if lang is not None and stripped.rstrip("`") == "" and len(stripped) >= 3:
+            lang = None
             continue
         if lang not in SHELL_BLOCKS:
             continue
