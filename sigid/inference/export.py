@@ -2,7 +2,7 @@
 
 A Siamese checkpoint exports its embedding branch (images -> embeddings; pairs are compared
 outside the network), a CNN checkpoint its classifier with the softmax, both with a dynamic batch
-dimension; the sidecar holds everything else a deployment needs (README, "Export"). Every file is
+dimension; the sidecar holds everything else a deployment needs (docs/export.md). Every file is
 written under a temporary name and checked against PyTorch before any is renamed, the JSON last,
 so a failed export changes nothing.
 """

@@ -3,7 +3,7 @@
 As a deployment uses the model (`sigid.inference.gallery.Gallery`): a questioned signature is
 scored against the claimed writer's K references with a gallery's rule and accepted at one global
 threshold, the EER threshold of the validation writers; the test writers report EER, AUC, FAR and
-FRR per forgery kind (README, "Evaluation protocols"). References are seeded per writer, so a
+FRR per forgery kind (docs/evaluation.md). References are seeded per writer, so a
 writer's draw does not depend on which other writers exist and K=12's extend K=5's; the random
 negatives are other writers' genuine signatures of the same split, as many as the positives.
 """
