@@ -48,7 +48,8 @@ RUN: dict[str, str | None] = {
     "sigid-train experiment=cedar_cnn --cfg job": None,
     "sigid scan ../shared/data/cedar": "sigid scan {cedar}",
     "sigid scan ../shared/data/cedar --json": "sigid scan {cedar} --json",
-    "sigid synth --out OUT --writers 8 --per-writer 88 --forgeries 24 --seed 0 --preview grid.png": (
+    "sigid synth --out OUT --writers 8 --per-writer 88 --forgeries 24 --seed 0 "
+    "--preview grid.png": (
         "sigid synth --out OUT --writers 3 --per-writer 4 --forgeries 2 --seed 0 --preview grid.png"
     ),
     "sigid augment SRC --out DST --per-writer 2000 --seed 0 --preset paper": (
