@@ -95,6 +95,11 @@ WD_CLI = PROT + "test_cli_writer_dependent_on_cedar"
 WI = PROT + "test_writer_independent_summary_is_mean_and_std_over_the_folds"
 WI_SEEDS = PROT + "test_writer_independent_summarises_several_seeds_per_fold"
 FOLD_SWEEP = "tests/test_sweep.py::test_a_fold_sweep_is_labelled_by_its_fold_alone"
+LAUNCHER = "tests/test_launcher.py::"
+LAUNCHER_RUN = LAUNCHER + "test_a_two_job_sweep_runs_as_submitit_jobs_and_is_summarised"
+LAUNCHER_CFG = (
+    LAUNCHER + "test_the_slurm_launcher_composes_with_sigids_defaults_and_takes_the_clusters_own"
+)
 CEDAR_SPLIT = "tests/test_config.py::test_cedar_config_reads_the_real_set_with_a_16_4_4_split"
 RESUME = [
     T + "test_an_interrupted_run_is_recorded_and_resumed_from_its_last_checkpoint",
@@ -289,6 +294,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid-train hparams_search=cnn_optuna 'model.hidden=choice(128,256)'": [
         "tests/test_hparams_search.py::test_two_trials_run_as_jobs_of_a_sweep_and_optuna_keeps_the_best"
     ],
+    "pip install 'sigid[slurm]'": [LAUNCHER_RUN],  # the dev extra installs the launcher
+    "sigid-train -m hydra/launcher=slurm hydra.launcher.partition=gpu trainer=gpu "
+    "model.depth=2,3,4,5": [LAUNCHER_CFG],  # no cluster: composed only
+    "sigid-train -m hydra/launcher=local model.depth=2,3": [LAUNCHER_RUN],
     "sigid-train -m model.depth=2,3,4 model.optimizer.lr=0.0001,0.001,0.01": [SWEEP],
     'python -c "import csv,sys; rows=[r for r in csv.DictReader(open(sys.argv[1])) if '
     "r['val_best']]; print(min(rows, key=lambda r: float(r['val_best'])))\" "
