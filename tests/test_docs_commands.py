@@ -80,6 +80,11 @@ def test_a_misspelt_option_fails_the_parse_check():
     assert len(docs_check.parse_problems([wrong])) == 1
 
 
+def test_an_output_redirection_is_the_shells_not_an_argument_of_sigid():
+    to_file = Command("docs/cli.md", 1, "sigid identify --ckpt c.ckpt a.png --format csv > a.csv")
+    assert docs_check.parse_problems([to_file]) == []
+
+
 def test_every_sigid_train_command_in_the_docs_composes():
     assert docs_check.compose_problems(FOUND) == []
 
