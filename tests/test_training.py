@@ -348,6 +348,19 @@ def test_ddp_refuses_writer_branch_pretraining_by_name_before_any_data_is_prepar
     assert not (tmp_path / "run" / "split.json").exists()
 
 
+class OneProcessTask(SiameseModule):
+    """A task that says it cannot be split over processes (``distributed = False``)."""
+
+    distributed = False
+
+
+def test_ddp_is_refused_for_a_task_that_cannot_be_split_before_any_data_is_prepared(tmp_path):
+    task = f"model._target_={__name__}.OneProcessTask"
+    with pytest.raises(ValueError, match=r"^trainer\.strategy=ddp: OneProcessTask cannot be split"):
+        _train(tmp_path, "model=siamese_conv", task, "trainer=ddp")
+    assert not (tmp_path / "run" / "split.json").exists()
+
+
 def _finished_run(folder: Path) -> str:
     """A run folder as a finished run leaves it; returns its overrides record."""
     (folder / ".hydra").mkdir(parents=True)
