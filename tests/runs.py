@@ -136,3 +136,37 @@ class Observe(L.Callback):
         seen = training_state(pl_module.state_dict(), [o.state_dict() for o in trainer.optimizers])
         seen |= {"global_step": trainer.global_step, "current_epoch": trainer.current_epoch}
         self.path.write_text(json.dumps(seen, indent=1))
+
+
+class PairLog(L.Callback):
+    """Writes ``<folder>/pairs-rank<R>.json`` when fitting ends: what this process trained and
+    validated on, by its images' indices among the split's (a pair batch's ``sample``): each
+    training batch's sorted indices, epoch by epoch, and the first validation epoch's pairs as
+    [a, b] (a callback, so `sigid-train` takes it as an override; each DDP rank writes its own)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.train: dict[int, list[list[int]]] = {}
+        self.val: dict[int, list[list[int]]] = {}
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self.train.setdefault(trainer.current_epoch, []).append(sorted(batch["sample"].tolist()))
+
+    def on_validation_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        sample = batch["sample"]
+        pairs = torch.stack([sample[batch["left"]], sample[batch["right"]]], dim=1)
+        self.val.setdefault(trainer.current_epoch, []).extend(pairs.tolist())
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seen = {"rank": trainer.global_rank, "world_size": trainer.world_size}
+        seen |= {"train": self.train, "val": self.val[min(self.val)]}
+        (self.folder / f"pairs-rank{trainer.global_rank}.json").write_text(json.dumps(seen))

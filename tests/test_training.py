@@ -337,9 +337,27 @@ def test_a_failed_python_api_run_raises_and_records_why(tmp_path):
         sigid.train("experiment=paper_cnn")
 
 
-def test_ddp_is_refused_for_the_siamese_network_before_any_data_is_prepared(tmp_path):
-    with pytest.raises(ValueError, match=r"trainer\.strategy=ddp trains the CNN classifier only"):
-        _train(tmp_path, "model=siamese_conv", "trainer=ddp")
+def test_ddp_refuses_writer_branch_pretraining_by_name_before_any_data_is_prepared(tmp_path):
+    # the Siamese network itself trains under DDP (tests/test_ddp_siamese.py); the branch's
+    # pretraining is a one-device Trainer of its own
+    branch = "model.writer_branch={weight:1.0,depth:2,channels:[4,8],hidden:8,pretrain_epochs:2}"
+    with pytest.raises(
+        ValueError, match=r"^model\.writer_branch\.pretrain_epochs=2: .* one process"
+    ):
+        _train(tmp_path, "model=siamese_conv", "trainer=ddp", branch)
+    assert not (tmp_path / "run" / "split.json").exists()
+
+
+class OneProcessTask(SiameseModule):
+    """A task that says it cannot be split over processes (``distributed = False``)."""
+
+    distributed = False
+
+
+def test_ddp_is_refused_for_a_task_that_cannot_be_split_before_any_data_is_prepared(tmp_path):
+    task = f"model._target_={__name__}.OneProcessTask"
+    with pytest.raises(ValueError, match=r"^trainer\.strategy=ddp: OneProcessTask cannot be split"):
+        _train(tmp_path, "model=siamese_conv", task, "trainer=ddp")
     assert not (tmp_path / "run" / "split.json").exists()
 
 

@@ -81,6 +81,10 @@ ENS = "tests/test_ensemble.py::"
 CNN_RUN = T + "test_cnn_run_writes_metrics_checkpoint_and_tensorboard"
 SNN_RUN = T + "test_siamese_run_stores_its_validation_threshold_and_logs_figures"
 SWEEP = T + "test_multirun_writes_summary_and_accuracy_plot_and_survives_a_failed_job"
+DDP_SNN = (
+    "tests/test_ddp_siamese.py::"
+    "test_two_gloo_processes_report_what_one_process_reports_on_the_same_checkpoint"
+)
 EXPERIMENTS = T + "test_every_experiment_composes_and_instantiates"
 PRETRAIN = T + "test_the_pretraining_experiment_builds_cedar_snns_network_for_init_from"
 RECOMMENDED = (
@@ -223,6 +227,8 @@ EXERCISED_BY: dict[str, list[str]] = {
         ENS + "test_ensemble_folds_summarise_like_training_runs"
     ],
     "sigid-train -m model.depth=2,3,4,5 trainer.max_epochs=5,25 trainer=gpu": [SWEEP],
+    "sigid-train experiment=cedar_snn data.root=PATH trainer=ddp trainer.devices=4": [DDP_SNN],
+    "sigid-train model=siamese_conv trainer.strategy=ddp trainer.devices=2": [DDP_SNN],
     "sigid summarize outputs/multirun/<date>/<time>": [
         "tests/test_sweep.py::test_summarize_writes_the_summary_of_an_interrupted_sweep"
     ],

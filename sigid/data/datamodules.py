@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
+from sigid.data.sharding import Batches, EpochBatches, ShardSampler, ShuffledBatches
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
 from sigid.data.synthetic import generate
 from sigid.data.transforms import augment_preset, build_transform_from_config, to_tensor
@@ -68,6 +69,8 @@ class PairCollate:
     a genuine image's writer index; a forgery's -1, no label, or with ``forgery_classes`` its
     own class "a forgery of" the writer), for an auxiliary writer-classification loss; all -1
     where `writers` is not given.
+    ``sample`` (U,) long is each image's index among the split's images: which pairs a batch
+    held (what each DDP rank trained on, say).
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class PairCollate:
             "target": torch.tensor([float(p.target) for p in pairs], dtype=torch.float32),
             "kind": torch.tensor([p.kind for p in pairs], dtype=torch.long),
             "writer": torch.from_numpy(self.writers[distinct].astype(np.int64)),
+            "sample": torch.tensor(distinct, dtype=torch.long),
         }
 
 
@@ -433,21 +437,41 @@ class PairDataModule(SignatureDataModule):
         return self._loader(dataset, shuffle=True, batch_size=batch_size)
 
     def train_dataloader(self) -> DataLoader:
-        """Fixed pairs in random order, or with ``pairs.batch`` writer batches and all their
-        pairs (`sigid.data.pairs.WriterBatchSampler`)."""
+        """Fixed pairs in a fresh order each epoch, or with ``pairs.batch`` writer batches and
+        all their pairs (`sigid.data.pairs.WriterBatchSampler`). Either is drawn from (seed,
+        epoch) alone and, under DDP, shared out over the ranks batch by batch
+        (`sigid.data.sharding`)."""
         batch = self.pairs_cfg.get("batch")
+        ranks = self._ranks()
+        epoch = {"seed": self.seed, "epoch": self._first_epoch(), **ranks}
         if not batch:
-            return self._loader(self.dataset("train"), True, self.collate("train"))
+            order = ShuffledBatches(len(self.pairs["train"]), self.batch_size, **epoch)
+            return self._batch_loader(self.dataset("train"), order, self.collate("train"))
         samples = self.samples["train"]
-        return DataLoader(
+        return self._batch_loader(
             IndexDataset(len(samples)),
-            batch_sampler=WriterBatchSampler(
-                samples, **dict(batch), seed=self.seed, epoch=self._first_epoch()
-            ),
+            WriterBatchSampler(samples, **dict(batch), **epoch),
+            WithinCollate(samples, self.collate("train")),
+        )
+
+    def _batch_loader(
+        self, dataset: Dataset, sampler: EpochBatches, collate_fn: Callable
+    ) -> DataLoader:
+        """A loader of the whole batches `sampler` draws (lists of `dataset`'s indices)."""
+        return DataLoader(
+            Batches(dataset),
+            batch_size=None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=WithinCollate(samples, self.collate("train")),
+            collate_fn=collate_fn,
         )
+
+    def _ranks(self) -> dict[str, int]:
+        """This process's place among the trainer's DDP processes (one process: rank 0 of 1)."""
+        if self.trainer is None:
+            return {"num_replicas": 1, "rank": 0}
+        return {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank}
 
     def _first_epoch(self) -> int:
         """The epoch the trainer's next loader is for: a resumed run's first, so that its
@@ -458,7 +482,25 @@ class PairDataModule(SignatureDataModule):
         return self.trainer.fit_loop.epoch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), False, self.collate("val"))
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), False, self.collate("test"))
+        return self._eval_loader("test")
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        """The split's fixed pairs in order; under DDP each rank scores a contiguous share and
+        `sigid.tasks.SiameseModule` gathers the scores, so every pair counts once."""
+        ranks = self._ranks()
+        if len(self.pairs[split]) < ranks["num_replicas"]:
+            raise ValueError(
+                f"data.pairs.{split}={len(self.pairs[split])}: fewer pairs than the "
+                f"{ranks['num_replicas']} DDP processes that score them"
+            )
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            sampler=ShardSampler(len(self.pairs[split]), **ranks),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate(split),
+        )

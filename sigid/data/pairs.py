@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from sigid.data.layouts import DatasetError, Sample, natural_key
+from sigid.data.sharding import EpochBatches
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def pairs_within(samples: Sequence[Sample], indices: Sequence[int]) -> list[Pair
     return out
 
 
-class WriterBatchSampler:
+class WriterBatchSampler(EpochBatches):
     """Batches of `writers` writers x (`genuine` genuine + `forgeries` forged) sample indices.
 
     Every pair inside such a batch is a training pair (`pairs_within`): a batch of 64 images
@@ -142,6 +143,11 @@ class WriterBatchSampler:
     embedding 64 images. Writers take turns in a fresh random order each epoch; one epoch has
     `batches` batches (default: enough to show each genuine signature about once). Epoch `e`'s
     batches depend on (`seed`, `e`) alone; `epoch` is the first one drawn (a resumed run's).
+
+    With `num_replicas` DDP processes, rank `rank` takes batches ``rank, rank + n, ...`` of the
+    one-process epoch (`sigid.data.sharding`); when `batches` is not a multiple of the ranks, the
+    epoch is padded by drawing on from the same stream, so nothing repeats and the first
+    `batches` are the one-process epoch's.
     """
 
     def __init__(
@@ -153,7 +159,10 @@ class WriterBatchSampler:
         batches: int | None = None,
         seed: int = 0,
         epoch: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        super().__init__(len(samples), num_replicas=num_replicas, rank=rank, seed=seed, epoch=epoch)
         self.genuine_of: dict[str, list[int]] = defaultdict(list)
         self.forged_of: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(samples):
@@ -175,16 +184,14 @@ class WriterBatchSampler:
         self.n_genuine, self.n_forged = genuine, forgeries
         n_genuine = sum(len(self.genuine_of[w]) for w in self.writers)
         self.batches = batches or max(1, round(n_genuine / (self.per_batch * genuine)))
-        self.seed, self.epoch = seed, epoch
 
-    def __len__(self) -> int:
-        return self.batches
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        return list(self._draw_batches(epoch, self.steps * self.num_replicas))
 
-    def __iter__(self):
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
+    def _draw_batches(self, epoch: int, count: int) -> Iterator[list[int]]:
+        rng = np.random.default_rng((self.seed, epoch))
         order: list[str] = []
-        for _ in range(self.batches):
+        for _ in range(count):
             if len(order) < 2 * self.per_batch:
                 order += [self.writers[i] for i in rng.permutation(len(self.writers))]
             chosen: list[str] = []

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
-from torchmetrics import MinMetric
+from torchmetrics import MeanMetric, MinMetric
 from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import BinaryAccuracy
 
@@ -89,10 +89,12 @@ class SiameseModule(LightningModule):
     """
 
     threshold: torch.Tensor
-    # What `sigid.tasks.build` reads to build a run: the data it trains on; DDP is refused, as
-    # the writer batches and the validation EER are computed in one process.
+    # What `sigid.tasks.build` reads to build a run: the data it trains on, and whether DDP may
+    # split it. Under DDP each rank trains on its share of the epoch's batches and scores its
+    # share of the validation and test pairs (`sigid.data.sharding`); the scores are gathered
+    # (the CatMetrics below sync on compute), so EER, AUC and the threshold are the full set's.
     datamodule_class = PairDataModule
-    distributed = False
+    distributed = True
 
     @staticmethod
     def data_settings(datamodule: PairDataModule, settings: Mapping[str, Any]) -> dict:
@@ -190,6 +192,11 @@ class SiameseModule(LightningModule):
         self.register_buffer("threshold", torch.tensor(0.5))
         self.register_buffer("genuine_distance", torch.tensor(float("nan")))
         self.train_acc = BinaryAccuracy()
+        # Each stage's loss as the mean over its pairs: under DDP Lightning's own epoch mean
+        # (sync_dist) divides the ranks' summed losses by rank 0's pair count, wrong for the
+        # uneven shares of the validation pairs; a MeanMetric syncs both sums.
+        for stage in ("train", "val", "test"):
+            setattr(self, f"{stage}_loss", MeanMetric())
         self.val_eer_best = MinMetric()
         self.resumed_best: float | None = None  # from a checkpoint, for a resumed run
         for stage in ("val", "test"):
@@ -316,8 +323,14 @@ class SiameseModule(LightningModule):
         out = self._step(batch)
         size = out["targets"].numel()
         self.train_acc(out["scores"], out["targets"].long())  # at 0.5, see the module doc
+        self.train_loss.update(out["loss"].detach(), weight=size)
         self.log(
-            "train/loss", out["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size
+            "train/loss",
+            self.train_loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
         )
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
         return out["loss"]
@@ -337,13 +350,10 @@ class SiameseModule(LightningModule):
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         out = self._step(batch)
         size = out["targets"].numel()
+        loss = getattr(self, f"{stage}_loss")
+        loss.update(out["loss"].detach(), weight=size)  # the mean over all ranks' pairs
         self.log(
-            f"{stage}/loss",
-            out["loss"],
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=size,
+            f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )
         for name, value in (
             ("scores", out["scores"]),
@@ -357,7 +367,10 @@ class SiameseModule(LightningModule):
         return out
 
     def _collect(self, stage: str) -> dict[str, torch.Tensor]:
-        """The epoch's pairs (synchronised across processes), then reset for the next epoch."""
+        """The epoch's pairs, then reset for the next epoch. Under DDP `compute` gathers every
+        rank's (uneven) share in rank order: each rank scored a contiguous share of the pairs
+        (`sigid.data.sharding.ShardSampler`), so this is every pair once, in the one-process
+        order, on every rank."""
         result = {}
         for name in ("scores", "targets", "kinds", "distances"):
             cat = getattr(self, f"{stage}_{name}_cat")
@@ -375,7 +388,7 @@ class SiameseModule(LightningModule):
             pair_scores = self.val_pair_scores_cat.compute().flatten().cpu()
             self.val_pair_scores_cat.reset()
             with contextlib.suppress(ValueError):  # undefined: reported below for val/eer
-                self.log("val/eer_pair", metrics.eer(pair_scores, targets)[0])
+                self.log("val/eer_pair", metrics.eer(pair_scores, targets)[0], sync_dist=True)
         if scores.numel() == 0:
             return
         try:
@@ -397,9 +410,10 @@ class SiameseModule(LightningModule):
                 "val/genuine_distance": float(self.genuine_distance),
             },
             prog_bar=True,
+            sync_dist=True,  # the same on every rank: computed on the gathered pairs
         )
         if self.val_eer_best.update_called:
-            self.log("val/eer_best", self.val_eer_best.compute())
+            self.log("val/eer_best", self.val_eer_best.compute(), sync_dist=True)
 
     def on_train_start(self) -> None:
         restart_best(self.val_eer_best, self.resumed_best)
@@ -437,7 +451,7 @@ class SiameseModule(LightningModule):
             keep = (targets == 1) | ((targets == 0) & (kinds == code))
             if bool((targets[keep] == 1).any()) and bool((targets[keep] == 0).any()):
                 logs[f"test/eer_{kind}"] = metrics.eer(scores[keep], targets[keep])[0]
-        self.log_dict(logs)
+        self.log_dict(logs, sync_dist=True)  # the gathered pairs': the same on every rank
         self._log_test_figures(pairs, threshold, projector, both)
 
     def _log_test_figures(

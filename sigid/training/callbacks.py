@@ -30,7 +30,8 @@ class MetricHistory(L.Callback):
         for name, value in trainer.callback_metrics.items():
             if name.startswith(prefix) and not name.endswith("_step"):
                 row[name.removesuffix("_epoch")] = float(value)
-        write_json(self.path, [self.epochs[e] for e in sorted(self.epochs)])
+        if trainer.is_global_zero:  # under DDP every rank holds the same synced metrics
+            write_json(self.path, [self.epochs[e] for e in sorted(self.epochs)])
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:

@@ -75,8 +75,9 @@ def run(cfg: DictConfig) -> TrainResult:
         metrics.update({k: float(v) for k, v in tested[0].items()})
     history = epoch_history(callbacks)
     summary = summarize(cfg, metrics, history, start, checkpoint, resume, started)
-    write_json(output_dir / "metrics.json", summary)
-    log_hparams(loggers, cfg, summary)
+    if trainer.is_global_zero:  # DDP: every rank has the same synced metrics; one writes them
+        write_json(output_dir / "metrics.json", summary)
+        log_hparams(loggers, cfg, summary)
     return TrainResult(summary, checkpoint, output_dir, history)
 
 

@@ -35,11 +35,24 @@ def check_run(cfg: DictConfig) -> None:
         )
     check_monitor(cfg)
     strategy = str(cfg.trainer.get("strategy") or "")
-    if strategy.startswith("ddp") and not task.distributed:
+    if strategy.startswith("ddp"):
+        check_distributed(cfg, task, strategy)
+
+
+def check_distributed(cfg: DictConfig, task: type[L.LightningModule], strategy: str) -> None:
+    """DDP for a task that can be split over processes, without the settings that cannot."""
+    if not task.distributed:
         raise ValueError(
-            f"trainer.strategy={strategy} trains the CNN classifier only: the Siamese "
-            "network's writer batches and validation EER are computed in one process; train it "
-            "on one device (trainer=gpu), several runs side by side in a multirun"
+            f"trainer.strategy={strategy}: {task.__name__} cannot be split over processes; "
+            "train it on one device (trainer=gpu), several runs side by side in a multirun"
+        )
+    branch = cfg.model.get("writer_branch") or {}
+    if branch.get("pretrain_epochs"):
+        # the pretraining is a one-device Trainer of its own, which each rank would run again
+        raise ValueError(
+            f"model.writer_branch.pretrain_epochs={branch.pretrain_epochs}: the writer branch "
+            f"is pretrained in one process, not under trainer.strategy={strategy}; pretrain "
+            "it in a one-device run and start this one from it (init_from=<its checkpoint>)"
         )
 
 
