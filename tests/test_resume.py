@@ -85,3 +85,24 @@ def test_a_resumed_run_starts_training_from_its_checkpoints_weights_optimizer_an
     # and it went on from there: 3 more batches on top of the checkpoint's 6
     final = torch.load(last, map_location="cpu", weights_only=True)
     assert (final["epoch"], final["global_step"]) == (2, 9)
+
+
+@pytest.mark.slow
+def test_last_ckpt_holds_the_last_epoch_when_the_best_was_earlier(tmp_path):
+    """With a learning rate of 1e-30 the network never changes (each step rounds away), so its validation metric never
+    improves after epoch 0 and ``best.ckpt`` stays there; ``last.ckpt`` must still hold the last
+    epoch, or a run resumed from it would silently go back (Lightning 2.6's ``save_last`` writes
+    it only when a best checkpoint is saved)."""
+    import sigid
+
+    run = tmp_path / "run"
+    sigid.train(
+        [*SMALL, *SMALL_NET, *QUIET, "model.optimizer.lr=1e-30", "trainer.max_epochs=3",
+         f"hydra.run.dir={run}"]
+    )  # fmt: skip
+    held = {
+        name: torch.load(run / "checkpoints" / f"{name}.ckpt", map_location="cpu",
+                         weights_only=True)["epoch"]
+        for name in ("best", "last")
+    }  # fmt: skip
+    assert held == {"best": 0, "last": 2}

@@ -95,10 +95,11 @@ def check_monitor(cfg: DictConfig) -> None:
 def check_monitored(cfg: DictConfig, callbacks: dict[str, Any]) -> None:
     """The checkpoint and early stopping follow model.monitor, which metrics.json, the summary
     and HPARAMS report: a callback watching another metric would test another epoch than the
-    one they name."""
+    one they name. A checkpoint that monitors nothing keeps the last epoch (`last_checkpoint`)."""
     monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
     for name, callback in callbacks.items():
-        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and (
+        latest = isinstance(callback, ModelCheckpoint) and callback.monitor is None
+        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and not latest and (
             callback.monitor != monitor or callback.mode != mode
         ):
             raise ValueError(

@@ -34,8 +34,14 @@ def log_data(datamodule: SignatureDataModule) -> None:
 
 
 def best_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The best validation checkpoint (of the checkpoint callback that monitors a metric; the
+    one that keeps the last epoch monitors none)."""
     for callback in trainer.callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        if (
+            isinstance(callback, ModelCheckpoint)
+            and callback.monitor is not None
+            and callback.best_model_path
+        ):
             return Path(callback.best_model_path)
     return None
 
