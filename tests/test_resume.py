@@ -89,10 +89,10 @@ def test_a_resumed_run_starts_training_from_its_checkpoints_weights_optimizer_an
 
 @pytest.mark.slow
 def test_last_ckpt_holds_the_last_epoch_when_the_best_was_earlier(tmp_path):
-    """With a learning rate of 1e-30 the network never changes (each step rounds away), so its validation metric never
-    improves after epoch 0 and ``best.ckpt`` stays there; ``last.ckpt`` must still hold the last
-    epoch, or a run resumed from it would silently go back (Lightning 2.6's ``save_last`` writes
-    it only when a best checkpoint is saved)."""
+    """With a learning rate of 1e-30 the network never changes (each step rounds away), so its
+    validation metric never improves after epoch 0 and ``best.ckpt`` stays there; ``last.ckpt``
+    must still hold the last epoch, or a run resumed from it would silently go back (Lightning
+    2.6's ``save_last`` writes it only when a best checkpoint is saved)."""
     import sigid
 
     run = tmp_path / "run"

@@ -99,8 +99,10 @@ def check_monitored(cfg: DictConfig, callbacks: dict[str, Any]) -> None:
     monitor, mode = cfg.model.get("monitor"), cfg.model.get("monitor_mode")
     for name, callback in callbacks.items():
         latest = isinstance(callback, ModelCheckpoint) and callback.monitor is None
-        if isinstance(callback, (ModelCheckpoint, EarlyStopping)) and not latest and (
-            callback.monitor != monitor or callback.mode != mode
+        if (
+            isinstance(callback, (ModelCheckpoint, EarlyStopping))
+            and not latest
+            and (callback.monitor != monitor or callback.mode != mode)
         ):
             raise ValueError(
                 f"callbacks.{name}: {type(callback).__name__} watches {callback.monitor} "
