@@ -570,8 +570,8 @@ def test_resuming_another_network_or_another_folders_run_is_refused_by_name(tmp_
         (
             ["+callbacks.early_stopping.patience=1"],
             "callbacks.early_stopping: not one of this run's callbacks (model_checkpoint, "
-            "learning_rate_monitor, metric_history, epoch_line, sample_grid), so it has no "
-            "_target_",
+            "last_checkpoint, learning_rate_monitor, metric_history, epoch_line, sample_grid), "
+            "so it has no _target_",
         ),
         (["+model.lr=0.01"], "model.lr: not a setting of this model"),
         (["seed=null"], "seed=null: expected an integer from 0 to 4294967295"),
