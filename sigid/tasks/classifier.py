@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from lightning import LightningModule
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
@@ -17,6 +16,7 @@ from sigid.models import build_classifier
 from sigid.tasks.common import (
     BEST_SO_FAR,
     DEFAULT_OPTIMIZER,
+    FastPath,
     best_so_far,
     check_optimizer,
     check_preprocessing,
@@ -28,7 +28,7 @@ from sigid.tasks.common import (
 )
 
 
-class ClassifierModule(LightningModule):
+class ClassifierModule(FastPath):
     """Writer classifier. Every constructor argument is a plain builtin and is saved in the
     checkpoint, so ``ClassifierModule.load_from_checkpoint(path)`` rebuilds the network, the
     writer names and the preprocessing without any config file.
@@ -124,7 +124,7 @@ class ClassifierModule(LightningModule):
 
     def _step(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         images, labels = batch[0], batch[1]
-        logits = self(images)
+        logits = self(images).float()  # under bf16 autocast: the loss and metrics in float32
         return self.criterion(logits, labels), logits, labels
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
