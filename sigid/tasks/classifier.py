@@ -124,7 +124,8 @@ class ClassifierModule(FastPath):
 
     def _step(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         images, labels = batch[0], batch[1]
-        logits = self(images).float()  # under bf16 autocast: the loss and metrics in float32
+        # under bf16 autocast: the loss and metrics in float32
+        logits = self(self.laid_out(images)).float()
         return self.criterion(logits, labels), logits, labels
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:

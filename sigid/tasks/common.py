@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 from lightning import LightningModule
-from lightning_utilities.core.apply_func import apply_to_collection
 from torch.optim import lr_scheduler
 from torchmetrics import Metric
 
@@ -167,15 +166,11 @@ class FastPath(LightningModule):
             self.net.compile()  # in place: the state_dict keeps its names
             self._net_compiled = True
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if not self.channels_last:
-            return batch
-        return apply_to_collection(batch, torch.Tensor, _channels_last)
-
-
-def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
-    """An image batch (4-D, floating point) in channels_last memory format; anything else as
-    it is."""
-    if tensor.dim() == 4 and tensor.is_floating_point():
-        return tensor.contiguous(memory_format=torch.channels_last)
-    return tensor
+    def laid_out(self, images: torch.Tensor) -> torch.Tensor:
+        """An image batch (N, C, H, W) in the network's memory format: channels_last when
+        `channels_last` (for grey images, C = 1, the same memory either way), else as it is.
+        Called in the steps, not in ``on_after_batch_transfer``, which Lightning warns about
+        beside a DataModule."""
+        if self.channels_last and images.dim() == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images

@@ -227,11 +227,12 @@ class SiameseModule(FastPath):
         if self.hparams.get("pair_weighting", "none") == "kind":
             weight = kind_weights(batch["kind"])
         left, right, writers = batch["left"], batch["right"], batch.get("writer")
+        images = self.laid_out(batch["images"])
         embedding = self.net.embedding
         pair_logits = None
         if isinstance(embedding, FusedEmbedding):
             # each distinct image once; distances, scores and losses in float32 under autocast
-            pair_part, features = (part.float() for part in embedding.parts(batch["images"]))
+            pair_part, features = (part.float() for part in embedding.parts(images))
             # The pair embedding learns from a head of its own, exactly as without the branch;
             # the network's head only calibrates the fused distance (nothing flows back).
             pair_logits = self.pair_head.logits(pair_distance(pair_part[left], pair_part[right]))
@@ -245,7 +246,7 @@ class SiameseModule(FastPath):
                 genuine = (writers >= 0) & (writers < self.branch_head.out_features)
                 loss = loss + self._classify(self.branch_head, features, writers, genuine, 1.0)
         elif isinstance(embedding, EnsembleEmbedding):
-            parts = [part.float() for part in embedding.parts(batch["images"])]
+            parts = [part.float() for part in embedding.parts(images)]
             # each member learns from its own distance, as it would alone; the mean keeps the
             # loss on a single network's scale
             loss = sum(
@@ -259,7 +260,7 @@ class SiameseModule(FastPath):
                 for head, part in zip(self.writer_head, parts, strict=True):
                     loss = loss + self._classify(head, part, writers, known, scale)
         else:
-            embeddings = pair_part = self.net.embed(batch["images"]).float()
+            embeddings = pair_part = self.net.embed(images).float()
             distance = pair_distance(embeddings[left], embeddings[right])
             logits = self.net.head.logits(distance)
             loss = self._loss(distance, target, weight, logits)

@@ -1,13 +1,14 @@
-"""The CPU trainer's default precision: ``bf16-mixed`` where the CPU computes in bfloat16 natively,
-``32-true`` elsewhere.
+"""The CPU trainer's default precision: ``bf16-mixed`` where the CPU computes in bfloat16
+natively, ``32-true`` elsewhere.
 
-``conf/trainer/cpu.yaml`` says ``precision: ${sigid.precision:}``, which `register_precision_resolver`
-resolves with `default_precision`. Native bfloat16 is the CPU's own instructions, read from its
-flags: x86's ``avx512_bf16`` or ``amx_bf16`` (oneDNN runs bf16 convolutions and matrix products
-on them, about twice the float32 speed), ARM's ``bf16``. A CPU without them would emulate
-bfloat16 in float32 (torch's ``_is_mkldnn_bf16_supported`` says yes for any AVX-512 CPU), slower
-than float32 itself, so it trains in float32. ``trainer.precision=32-true`` or ``bf16-mixed``
-sets it either way; the precision a run used is in its ``metrics.json`` and HPARAMS.
+``conf/trainer/cpu.yaml`` says ``precision: ${sigid.precision:}``, which
+`register_precision_resolver` resolves with `default_precision`. Native bfloat16 means the CPU's
+own instructions, read from its flags: x86's ``avx512_bf16`` or ``amx_bf16`` (oneDNN runs bf16
+convolutions and matrix products on them, about twice the float32 speed), ARM's ``bf16``. A CPU
+without them would emulate bfloat16 (torch's ``_is_mkldnn_bf16_supported`` says yes for any
+AVX-512 CPU), slower than float32 itself, so it trains in float32. ``trainer.precision=32-true``
+or ``=bf16-mixed`` sets it either way; the precision a run used is in its ``metrics.json``,
+HPARAMS and ``train.log``.
 """
 
 from __future__ import annotations
