@@ -168,3 +168,33 @@ def test_a_checkpoint_trained_in_bf16_and_channels_last_serves_inference_and_exp
     for kind, ckpt in (("snn", snn), ("cnn", cnn)):
         written = export(ckpt, tmp_path / "export" / kind)
         assert written["metadata"].is_file() and written["torchscript"].is_file()
+
+
+class Compiled(L.Callback):
+    """Whether the network that trains is compiled."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        Compiled.seen.append(pl_module.net._compiled_call_impl is not None)
+
+
+@pytest.mark.slow
+def test_a_compiled_network_trains_and_its_checkpoint_loads_as_any_other(tmp_path):
+    try:
+        torch.compile(lambda x: x * 2)(torch.ones(2))
+    except Exception as err:  # no C compiler, an unsupported platform: inductor's to say
+        pytest.skip(f"torch.compile cannot compile here: {err}")
+    Compiled.seen = []
+    result = sigid.train(
+        [
+            *SMALL, *SMALL_NET, *QUIET, "model=cnn", "model.hidden=32", "model.compile=true",
+            "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+            "+trainer.limit_val_batches=1", f"hydra.run.dir={tmp_path}",
+            f"+callbacks.compiled={{_target_:{__name__}.Compiled}}",
+        ]
+    )  # fmt: skip
+    assert Compiled.seen == [True]
+    weights = torch.load(result.checkpoint, weights_only=True)["state_dict"]
+    assert not [name for name in weights if "_orig_mod" in name]  # compiled in place
+    assert len(Identifier.from_checkpoint(result.checkpoint).writers) == 6

@@ -130,7 +130,7 @@ class ClassifierModule(FastPath):
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
-        self.train_acc(logits, labels)
+        self.train_acc.update(logits, labels)  # epoch-level: no per-step compute
         size = labels.numel()
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         self.log("train/acc", self.train_acc, on_epoch=True, on_step=False, batch_size=size)
@@ -150,11 +150,11 @@ class ClassifierModule(FastPath):
             f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )
         acc = getattr(self, f"{stage}_acc")
-        acc(logits, labels)
+        acc.update(logits, labels)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         if self.has_top5:
             top5 = getattr(self, f"{stage}_acc_top5")
-            top5(logits, labels)
+            top5.update(logits, labels)
             self.log(f"{stage}/acc_top5", top5, on_step=False, on_epoch=True, batch_size=size)
         return loss, logits, labels
 

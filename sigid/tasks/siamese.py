@@ -317,7 +317,7 @@ class SiameseModule(FastPath):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._step(batch)
         size = out["targets"].numel()
-        self.train_acc(out["scores"], out["targets"].long())  # at 0.5, see the module doc
+        self.train_acc.update(out["scores"], out["targets"].long())  # at 0.5, see the module doc
         self.log(
             "train/loss", out["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )
