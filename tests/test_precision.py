@@ -134,18 +134,39 @@ def test_channels_last_and_the_precision_reach_the_network_in_a_run(
 
 
 def test_image_batches_meet_the_network_in_channels_last_unless_turned_off(tmp_path):
-    with initialize_config_module("sigid.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[*SMALL, *SMALL_NET, f"data.cache_dir={tmp_path}"])
-    datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    module = build_module(cfg, datamodule)
+    module, _ = _module(tmp_path, *SMALL_NET)
     assert module.channels_last and not module.compile_net  # conf/model/cnn.yaml's defaults
     rgb = torch.rand(4, 3, 8, 8)  # 3 channels: a layout change shows in the strides
     images = module.laid_out(rgb)
     assert images.stride(1) == 1 and torch.equal(images, rgb)
     module.channels_last = False
     assert module.laid_out(rgb) is rgb
+
+
+def _module(tmp_path: Path, *overrides: str):
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[*SMALL, f"data.cache_dir={tmp_path}", *overrides])
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return build_module(cfg, datamodule), next(iter(datamodule.train_dataloader()))
+
+
+@pytest.mark.parametrize(
+    ("model", "outputs"),
+    [
+        (["model=siamese_conv"], ("loss", "scores", "distances", "embeddings")),
+        (["model=siamese_conv", "model.members=2"], ("loss", "scores", "distances")),
+        (["model=cnn", *SMALL_NET], ("loss", "logits")),
+    ],
+)
+def test_losses_and_scores_are_float32_under_bf16_autocast(tmp_path, model, outputs):
+    module, batch = _module(tmp_path, *model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module._step(batch)
+    if isinstance(out, tuple):  # the classifier's (loss, logits, labels)
+        out = dict(zip(("loss", "logits"), out, strict=False))
+    assert {name: out[name].dtype for name in outputs} == dict.fromkeys(outputs, torch.float32)
 
 
 def test_a_checkpoint_trained_in_bf16_and_channels_last_serves_inference_and_export(tmp_path):
