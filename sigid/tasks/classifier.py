@@ -140,7 +140,8 @@ class ClassifierModule(FastPath):
         self._eval_step(batch, "val")
 
     def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        _, logits, labels = self._eval_step(batch, "test")
+        with self.float32():
+            _, logits, labels = self._eval_step(batch, "test")
         self.test_confmat.update(logits.argmax(dim=-1), labels)
 
     def _eval_step(self, batch: Sequence[torch.Tensor], stage: str) -> tuple[torch.Tensor, ...]:

@@ -166,6 +166,12 @@ class FastPath(LightningModule):
             self.net.compile()  # in place: the state_dict keeps its names
             self._net_compiled = True
 
+    def float32(self) -> torch.autocast:
+        """A block in float32 whatever the trainer's precision: the test pass, so that a run's
+        test metrics are those `sigid evaluate` and the Verifier compute (float32, no autocast)
+        from its checkpoint. Validation keeps the training precision (it runs every epoch)."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def laid_out(self, images: torch.Tensor) -> torch.Tensor:
         """An image batch (N, C, H, W) in the network's memory format: channels_last when
         `channels_last` (for grey images, C = 1, the same memory either way), else as it is.

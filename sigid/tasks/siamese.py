@@ -328,7 +328,8 @@ class SiameseModule(FastPath):
         self._eval_step(batch, "val")
 
     def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
-        out = self._eval_step(batch, "test")
+        with self.float32():
+            out = self._eval_step(batch, "test")
         room = MAX_PROJECTOR_IMAGES - sum(len(e) for e, _ in self._projector)
         if room > 0 and tensorboards(self):
             images = batch["images"][:room]

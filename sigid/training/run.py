@@ -120,6 +120,8 @@ def _fit(
     with warnings.catch_warnings():
         if resume:  # the run's own checkpoints, which it goes on writing
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* not empty")
+        # bf16-mixed: the summary counts the parameters' float32 bytes, which is what they hold
+        warnings.filterwarnings("ignore", message=r"Precision .* not supported by the model summ")
         if _frozen_branch(module):  # the frozen branch stays in eval mode on purpose
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume or None)
