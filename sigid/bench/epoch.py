@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.pytorch.profilers import Profiler
 from omegaconf import DictConfig, open_dict
@@ -129,6 +130,7 @@ def measure_epoch(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
         cfg.trainer.profiler = {"_target_": f"{__name__}.PhaseProfiler", "device": device.type}
     Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
     with global_torch_settings(), _quiet():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # as a run seeds
         trainer, _, _ = build_trainer(cfg)
         start = time.perf_counter()
         datamodule = build_datamodule(cfg)
