@@ -21,15 +21,21 @@ from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from sigid.errors import hide_dependency_noise, one_line, quiet_dependency_noise
+from sigid.runs.axes import register_label_resolver
 from sigid.runs.folder import FolderTaken, check_new_run_dir
 from sigid.runs.records import override_list, write_run_record
 from sigid.runs.status import write_status
 from sigid.tasks.build import task_class
 from sigid.tasks.schema import check_config
+from sigid.training.precision import register_precision_resolver
 from sigid.training.run import TrainResult, run
 from sigid.training.summary import format_metrics
 
 log = logging.getLogger(__name__)
+# The config's resolvers (a job's label, the CPU's precision), so that it resolves wherever it
+# is read: `sigid-train --cfg job --resolve` too
+register_label_resolver()
+register_precision_resolver()
 
 
 @quiet_dependency_noise()

@@ -219,6 +219,13 @@ class SignatureDataModule(L.LightningDataModule):
             transform = build_transform_from_config(self.test_distortion, self.fill)
             self.images["test"] = distort_deterministic(self.images["test"], transform, self.seed)
 
+    @property
+    def pin_memory(self) -> bool:
+        """Batches in page-locked memory, copied to the GPU faster (and asynchronously), where
+        the trainer's device is a CUDA GPU; without a trainer or on the CPU, not."""
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _loader(
         self, dataset: Dataset, shuffle: bool, collate_fn=None, batch_size: int | None = None
     ) -> DataLoader:
@@ -228,6 +235,7 @@ class SignatureDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             collate_fn=collate_fn,
         )
 
@@ -448,6 +456,7 @@ class PairDataModule(SignatureDataModule):
             ),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             collate_fn=WithinCollate(samples, self.collate("train")),
         )
 

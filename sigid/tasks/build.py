@@ -24,6 +24,9 @@ from sigid.tasks.schema import check_data, check_model
 
 # Keys of conf/model/*.yaml read by the training run, not passed to the LightningModule.
 RUN_KEYS = ("monitor", "monitor_mode")
+# Keys of conf/model/*.yaml that say how the module runs (`sigid.tasks.common.FastPath`): set on
+# the built module, not hyperparameters (a checkpoint's weights are the same either way).
+FAST_PATH = {"channels_last": "channels_last", "compile": "compile_net"}
 # What a class named by model._target_ must provide to be trained by sigid.
 TASK_HOOKS = ("datamodule_class", "data_settings", "distributed")
 
@@ -60,9 +63,10 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
     settings: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)
     for key in RUN_KEYS:
         settings.pop(key, None)
+    fast = {attr: bool(settings.pop(key, False)) for key, attr in FAST_PATH.items()}
     from_data = task.data_settings(datamodule, settings)
     try:
-        return hydra.utils.instantiate(
+        module = hydra.utils.instantiate(
             settings, preprocessing=datamodule.preprocess, **from_data, _convert_="all"
         )
     except InstantiationException as err:
@@ -76,3 +80,6 @@ def build_module(cfg: DictConfig, datamodule: SignatureDataModule) -> L.Lightnin
         if isinstance(cause, Exception):  # the module's own refusal, as it worded it
             raise cause from None
         raise
+    for attr, value in fast.items():
+        setattr(module, attr, value)
+    return module

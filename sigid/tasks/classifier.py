@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from lightning import LightningModule
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
@@ -17,6 +16,7 @@ from sigid.models import build_classifier
 from sigid.tasks.common import (
     BEST_SO_FAR,
     DEFAULT_OPTIMIZER,
+    FastPath,
     best_so_far,
     check_optimizer,
     check_preprocessing,
@@ -28,7 +28,7 @@ from sigid.tasks.common import (
 )
 
 
-class ClassifierModule(LightningModule):
+class ClassifierModule(FastPath):
     """Writer classifier. Every constructor argument is a plain builtin and is saved in the
     checkpoint, so ``ClassifierModule.load_from_checkpoint(path)`` rebuilds the network, the
     writer names and the preprocessing without any config file.
@@ -124,12 +124,13 @@ class ClassifierModule(LightningModule):
 
     def _step(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         images, labels = batch[0], batch[1]
-        logits = self(images)
+        # under bf16 autocast: the loss and metrics in float32
+        logits = self(self.laid_out(images)).float()
         return self.criterion(logits, labels), logits, labels
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self._step(batch)
-        self.train_acc(logits, labels)
+        self.train_acc.update(logits, labels)  # epoch-level: no per-step compute
         size = labels.numel()
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         self.log("train/acc", self.train_acc, on_epoch=True, on_step=False, batch_size=size)
@@ -149,11 +150,11 @@ class ClassifierModule(LightningModule):
             f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )
         acc = getattr(self, f"{stage}_acc")
-        acc(logits, labels)
+        acc.update(logits, labels)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         if self.has_top5:
             top5 = getattr(self, f"{stage}_acc_top5")
-            top5(logits, labels)
+            top5.update(logits, labels)
             self.log(f"{stage}/acc_top5", top5, on_step=False, on_epoch=True, batch_size=size)
         return loss, logits, labels
 

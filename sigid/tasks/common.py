@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+from lightning import LightningModule
 from torch.optim import lr_scheduler
 from torchmetrics import Metric
 
@@ -142,3 +143,34 @@ def restart_best(best: Metric, resumed: float | None) -> None:
     best.reset()
     if resumed is not None:
         best.update(torch.tensor(resumed))
+
+
+class FastPath(LightningModule):
+    """How a LightningModule runs under a Trainer, not what it is: `channels_last` puts the
+    network and every 4-D image batch in channels_last memory format (oneDNN's and cuDNN's fast
+    layout for convolutions), `compile` compiles the network with ``torch.compile``. Both are
+    the run's settings (``model.channels_last``, ``model.compile``, set by
+    `sigid.tasks.build.build_module`), not hyperparameters: a checkpoint holds the same weights
+    either way, and a module loaded from one runs contiguous and eager (Verifier, export).
+    """
+
+    channels_last: bool = False
+    compile_net: bool = False
+
+    def setup(self, stage: str) -> None:
+        """Before the optimizer is built and a checkpoint restored: the network's layout (the
+        parameters change in place, so optimizer and checkpoint see the same tensors)."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_net and not getattr(self, "_net_compiled", False):
+            self.net.compile()  # in place: the state_dict keeps its names
+            self._net_compiled = True
+
+    def laid_out(self, images: torch.Tensor) -> torch.Tensor:
+        """An image batch (N, C, H, W) in the network's memory format: channels_last when
+        `channels_last` (for grey images, C = 1, the same memory either way), else as it is.
+        Called in the steps, not in ``on_after_batch_transfer``, which Lightning warns about
+        beside a DataModule."""
+        if self.channels_last and images.dim() == 4:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images

@@ -62,6 +62,8 @@ class Model:
     optimizer: Optimizer
     monitor: str
     monitor_mode: str = field(metadata=rule(choices=("min", "max")))
+    channels_last: bool
+    compile: bool
 
 
 @dataclass

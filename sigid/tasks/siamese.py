@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics import MinMetric
@@ -38,6 +37,7 @@ from sigid.models.siamese import (
 from sigid.tasks.common import (
     BEST_SO_FAR,
     DEFAULT_OPTIMIZER,
+    FastPath,
     best_so_far,
     check_optimizer,
     check_preprocessing,
@@ -78,7 +78,7 @@ def kind_weights(kind: torch.Tensor) -> torch.Tensor:
     return weight / weight.sum()  # one kind alone (all positives, say) gets all the weight
 
 
-class SiameseModule(LightningModule):
+class SiameseModule(FastPath):
     """Siamese verifier; every constructor argument is a plain builtin saved in the checkpoint,
     so ``SiameseModule.load_from_checkpoint(path)`` works without config files.
 
@@ -227,10 +227,12 @@ class SiameseModule(LightningModule):
         if self.hparams.get("pair_weighting", "none") == "kind":
             weight = kind_weights(batch["kind"])
         left, right, writers = batch["left"], batch["right"], batch.get("writer")
+        images = self.laid_out(batch["images"])
         embedding = self.net.embedding
         pair_logits = None
         if isinstance(embedding, FusedEmbedding):
-            pair_part, features = embedding.parts(batch["images"])  # each distinct image once
+            # each distinct image once; distances, scores and losses in float32 under autocast
+            pair_part, features = (part.float() for part in embedding.parts(images))
             # The pair embedding learns from a head of its own, exactly as without the branch;
             # the network's head only calibrates the fused distance (nothing flows back).
             pair_logits = self.pair_head.logits(pair_distance(pair_part[left], pair_part[right]))
@@ -244,7 +246,7 @@ class SiameseModule(LightningModule):
                 genuine = (writers >= 0) & (writers < self.branch_head.out_features)
                 loss = loss + self._classify(self.branch_head, features, writers, genuine, 1.0)
         elif isinstance(embedding, EnsembleEmbedding):
-            parts = embedding.parts(batch["images"])
+            parts = [part.float() for part in embedding.parts(images)]
             # each member learns from its own distance, as it would alone; the mean keeps the
             # loss on a single network's scale
             loss = sum(
@@ -258,7 +260,7 @@ class SiameseModule(LightningModule):
                 for head, part in zip(self.writer_head, parts, strict=True):
                     loss = loss + self._classify(head, part, writers, known, scale)
         else:
-            embeddings = pair_part = self.net.embed(batch["images"])
+            embeddings = pair_part = self.net.embed(images).float()
             distance = pair_distance(embeddings[left], embeddings[right])
             logits = self.net.head.logits(distance)
             loss = self._loss(distance, target, weight, logits)
@@ -310,12 +312,12 @@ class SiameseModule(LightningModule):
         """`scale` x the cross-entropy of the labelled rows (0 when there are none)."""
         if not bool(known.any()):
             return features.new_zeros(())
-        return scale * F.cross_entropy(head(features[known]), labels[known])
+        return scale * F.cross_entropy(head(features[known]).float(), labels[known])
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._step(batch)
         size = out["targets"].numel()
-        self.train_acc(out["scores"], out["targets"].long())  # at 0.5, see the module doc
+        self.train_acc.update(out["scores"], out["targets"].long())  # at 0.5, see the module doc
         self.log(
             "train/loss", out["loss"], on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )

@@ -25,6 +25,7 @@ from sigid.runs.status import write_running
 from sigid.tasks import SiameseModule
 from sigid.tasks.build import build_datamodule, build_module
 from sigid.training.callbacks import tensor_to_float
+from sigid.training.precision import register_precision_resolver
 from sigid.training.seeding import RandomStreams
 from sigid.training.settings import check_monitored, check_resumable, check_run, config_entries
 from sigid.training.summary import best_checkpoint, epoch_history, log_data, log_hparams, summarize
@@ -56,6 +57,12 @@ def run(cfg: DictConfig) -> TrainResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
     trainer, loggers, callbacks = build_trainer(cfg)  # a bad trainer setting fails before data
 
+    log.info(
+        "precision %s, channels_last %s, compile %s",
+        cfg.trainer.precision,
+        cfg.model.get("channels_last", False),
+        cfg.model.get("compile", False),
+    )
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -123,6 +130,7 @@ def build_trainer(cfg: DictConfig) -> tuple[L.Trainer, list, list]:
     device count) is a one-line ValueError naming the config group."""
     group = "logger"
     register_label_resolver()  # conf/logger/tensorboard.yaml names a sweep's job by it
+    register_precision_resolver()  # conf/trainer/cpu.yaml's precision
     try:
         loggers = [hydra.utils.instantiate(c) for c in config_entries(cfg, "logger").values()]
         group = "callbacks"

@@ -57,7 +57,8 @@ def summarize(
 ) -> dict[str, Any]:
     """``metrics.json``: final test metrics, the best validation value of the monitored metric
     and its epoch, the best checkpoint, and how the run started (`started`: init_from, the
-    writer branch's pretraining; `resume`: the checkpoint it resumed from)."""
+    writer branch's pretraining; `resume`: the checkpoint it resumed from), and the precision it
+    trained in, as resolved."""
     monitor, mode = cfg.model.monitor, cfg.model.monitor_mode
     scored = [row for row in history if monitor in row]
     best = (max if mode == "max" else min)(scored, key=lambda r: r[monitor]) if scored else None
@@ -74,6 +75,7 @@ def summarize(
     if best:
         out.update({f"best_{k}": v for k, v in best.items() if k.startswith("val/")})
     out["checkpoint"] = str(checkpoint) if checkpoint else None
+    out["precision"] = str(cfg.trainer.precision)  # as resolved: cpu.yaml's follows the CPU
     if cfg.get("debug_run"):  # never to be taken for a result
         out["debug_run"] = cfg.debug_run
     started = started or {}
@@ -92,6 +94,7 @@ def log_hparams(loggers: list, cfg: DictConfig, summary: dict[str, Any]) -> None
     config = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
     config.update(_flatten(OmegaConf.to_container(cfg.data, resolve=True), "data"))
     config["trainer.max_epochs"] = cfg.trainer.max_epochs
+    config["trainer.precision"] = str(cfg.trainer.precision)
     config["seed"] = cfg.seed
     config["init_from"] = str(cfg.get("init_from"))  # pretrained or not: one column
     config["experiment"] = str(_choice("experiment"))

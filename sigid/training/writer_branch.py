@@ -72,6 +72,7 @@ def pretrain_writer_branch(
             image_size=list(module.hparams.get("image_size", (128, 128))),
             dropout=PRETRAIN_DROPOUT,
         )
+        classifier.channels_last = module.channels_last  # as the run's own network trains
         with warnings.catch_warnings():  # no validation here: the pair training validates
             warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
             fit.fit(classifier, train_dataloaders=datamodule.writer_dataloader(PRETRAIN_BATCH_SIZE))
