@@ -434,7 +434,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     asked = bench.BenchOptions(
         parts=tuple(args.only or bench.PARTS), device=args.device, rounds=args.rounds,
         steps=args.steps, warmup=args.warmup, gallery_sizes=args.gallery_sizes,
-        data=tuple(args.data),
+        data=tuple(args.data), checkpoint=args.ckpt,
     )  # fmt: skip
     result = run_bench(asked, progress=lambda line: print(f"sigid bench: {line}", file=sys.stderr))
     print(_json(result) if args.json else format_table(result))
@@ -726,7 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="time sigid's training step against plain PyTorch, its loader, gallery and peak",
+        help="time sigid's training step against plain PyTorch, its loader, an epoch, "
+        "inference, gallery and peak",
     )
     p.add_argument("--device", choices=bench.DEVICES, help="default: cuda if present, else cpu")
     p.add_argument(
@@ -745,7 +746,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--data", nargs="+", default=[], metavar="OVERRIDE",
-        help="Hydra data overrides for the loader part, e.g. data=cedar data.root=PATH",
+        help="Hydra data overrides for the loader and epoch parts, e.g. data=cedar data.root=PATH",
+    )  # fmt: skip
+    p.add_argument(
+        "--ckpt", metavar="CKPT",
+        help="Siamese checkpoint of the inference part (default: the shipped verifier)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_bench)

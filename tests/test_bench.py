@@ -15,12 +15,15 @@ from sigid.bench.report import format_table
 from sigid.cli import main
 
 TINY = ["--rounds", "1", "--steps", "1", "--warmup", "0"]
-# The loader's data: a small synthetic set, generated into the session's cache.
+# The loader's and the epoch's data: a small synthetic set, generated into the session's
+# cache, and few validation and test pairs.
 SMALL_DATA = [
     "--data",
     "data.synthetic.writers=7",
     "data.synthetic.per_writer=12",
     "data.synthetic.forgeries=4",
+    "data.pairs.val=40",
+    "data.pairs.test=40",
 ]
 HEADLINE = (
     "train_step_ratio_cnn",
@@ -70,7 +73,8 @@ def test_the_json_holds_each_headline_figure(every_part):
 
 def test_the_table_has_a_block_per_part(every_part):
     table = format_table(every_part)
-    for heading in ("training step", "training DataLoader", "gallery identify", "arithmetic"):
+    headings = ("training step", "training DataLoader", "one epoch", "inference", "gallery")
+    for heading in (*headings, "arithmetic"):
         assert heading in table
     assert "train_step_ratio_cnn" in table.split("headline:")[1]
 
@@ -80,7 +84,7 @@ def test_only_runs_the_parts_asked():
     assert code == 0, err
     result = json.loads(out)
     assert result["settings"]["parts"] == ["loader"]
-    assert not {"train", "gallery", "peak"} & set(result)
+    assert not {"train", "epoch", "inference", "gallery", "peak"} & set(result)
     assert not [k for k in result if k.startswith(("train_step_ratio", "gallery_"))]
     # without the training step, nothing to hold the loader against
     assert "loader_to_step_ratio" not in result

@@ -110,6 +110,7 @@ RESUME = [
     "tests/test_exact_resume.py::test_a_resumed_run_is_the_run_that_was_not_interrupted",
 ]
 BENCH = "tests/test_bench.py::"
+BENCH_EPOCH = "tests/test_bench_epoch.py::"
 DOCS = "tests/test_docs_commands.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
@@ -157,6 +158,12 @@ EXERCISED_BY: dict[str, list[str]] = {
         BENCH + "test_bad_gallery_sizes_are_refused_by_the_parser",
     ],
     "sigid bench --device cuda": [BENCH + "test_the_json_holds_each_headline_figure"],
+    "sigid bench --only epoch --data data=cedar data.root=PATH data.split.fold=0": [
+        BENCH_EPOCH + "test_the_epoch_phases_add_up_to_its_fit"
+    ],
+    "sigid bench --only inference --ckpt snn.ckpt": [
+        BENCH_EPOCH + "test_inference_uses_the_checkpoint_asked"
+    ],
     # docs/evaluation.md
     "sigid evaluate --protocol identification --ckpt cnn.ckpt --out eval/cnn data=cedar "
     "data.root=PATH": [PROT + "test_identification_reports_top1_top5_and_the_confusion_matrix"],

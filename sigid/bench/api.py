@@ -1,8 +1,9 @@
 """`run_bench`: the asked parts of a bench in order, their figures in one dict (the JSON).
 
-train, then loader (its ratio divides by the step train measured), gallery, then peak (which
-holds the steps' arithmetic rate against the matmul peak). The training configs are composed
-from `conf/` for each part, with a temporary folder standing in for the run folder.
+train, then loader (its ratio divides by the step train measured), one epoch, inference,
+gallery, then peak (which holds the steps' arithmetic rate against the matmul peak). The
+training configs are composed from `conf/` for each part, with a temporary folder standing in
+for the run folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from sigid.bench import flops, gallery, loader, peak, train_step
+from sigid.bench import epoch, flops, gallery, inference, loader, peak, train_step
 from sigid.bench.config import compose_config
 from sigid.bench.device import describe_device, resolve_device
 from sigid.bench.options import BenchOptions, ordered
@@ -54,6 +55,7 @@ def run_bench(options: BenchOptions, progress: Progress = lambda line: None) -> 
             "warmup": options.warmup,
             "gallery_sizes": list(options.gallery_sizes),
             "data": list(options.data),
+            "checkpoint": options.checkpoint,
         },
     }
     with tempfile.TemporaryDirectory(prefix="sigid-bench-") as folder:
@@ -108,6 +110,22 @@ def _loader(session: _Session) -> dict[str, Any]:
     }
 
 
+def _epoch(session: _Session) -> dict[str, Any]:
+    session.progress("epoch: one epoch of cedar_snn (its data generated on first use)")
+    folder = session.output_dir / "epoch"
+    cfg = epoch.epoch_config(session.device.type, folder, session.options.data)
+    return epoch.measure_epoch(cfg, session.device)
+
+
+def _inference(session: _Session) -> dict[str, Any]:
+    options = session.options
+    session.progress("inference: loading the checkpoint, generating signatures")
+    run = inference.InferenceRun(
+        options.checkpoint, session.device, session.output_dir, options.steps
+    )
+    return inference.measure_inference(run, options.rounds, options.warmup, session.progress)
+
+
 def _gallery(session: _Session) -> list[dict[str, Any]]:
     shape = gallery.GalleryShape(repeats=session.options.rounds)
     return gallery.measure_galleries(session.options.gallery_sizes, shape, session.progress)
@@ -139,6 +157,8 @@ def _peak(session: _Session) -> dict[str, Any]:
 _PARTS: dict[str, Callable[[_Session], Any]] = {
     "train": _train,
     "loader": _loader,
+    "epoch": _epoch,
+    "inference": _inference,
     "gallery": _gallery,
     "peak": _peak,
 }

@@ -1,6 +1,7 @@
 """The training config a bench measures: `conf/train.yaml` composed with Hydra's `compose`, as
 `sigid.train` composes it, on the device's trainer group, with what would write files or log
-turned off (logger, callbacks, checkpoints, the model summary) and no validation."""
+turned off (logger, callbacks, checkpoints, the model summary) and no validation, except for
+the epoch part, which runs them as a training run does."""
 
 from __future__ import annotations
 
@@ -26,11 +27,15 @@ QUIET = (
 )
 
 
-def compose_config(device: str, output_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+def compose_config(
+    device: str, output_dir: Path, overrides: Sequence[str] = (), quiet: bool = True
+) -> DictConfig:
     """The `train` config for `device` with `overrides` (a model's, then the user's data
     overrides) after the bench's own; `output_dir` stands in for the run folder, which nothing
-    writes to. A bad override is a one-line ValueError."""
-    asked = [TRAINERS[device], *QUIET, f"paths.output_dir={output_dir}", *overrides]
+    writes to unless `quiet` is false (then logger, callbacks, checkpoints and validation stay
+    as configured). A bad override is a one-line ValueError."""
+    own = QUIET if quiet else ()
+    asked = [TRAINERS[device], *own, f"paths.output_dir={output_dir}", *overrides]
     try:
         with initialize_config_module("sigid.conf", version_base="1.3"):
             return compose("train", overrides=asked)

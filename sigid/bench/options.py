@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-PARTS: tuple[str, ...] = ("train", "loader", "gallery", "peak")
+PARTS: tuple[str, ...] = ("train", "loader", "epoch", "inference", "gallery", "peak")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 # Defaults of the command: a full run takes a few minutes on 2 CPU cores.
 ROUNDS, STEPS, WARMUP = 3, 10, 1
@@ -16,9 +16,11 @@ GALLERY_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
 @dataclass(frozen=True)
 class BenchOptions:
     """One bench run. `steps`: timed training steps (and loader batches) per contender and
-    round, after `warmup` untimed ones; `data`: Hydra overrides for the loader's data (the
-    training steps run on random batches of the fixed workloads); `device` None: cuda where
-    there is one, else cpu."""
+    round, after `warmup` untimed ones (inference: `steps` batches of images and `steps`
+    verify calls); `data`: Hydra overrides for the loader's and the epoch's data (the training
+    steps run on random batches of the fixed workloads); `checkpoint`: the Siamese checkpoint
+    of the inference part (None: the shipped verifier); `device` None: cuda where there is one,
+    else cpu."""
 
     parts: tuple[str, ...] = PARTS
     device: str | None = None
@@ -27,6 +29,7 @@ class BenchOptions:
     warmup: int = WARMUP
     gallery_sizes: tuple[int, ...] = GALLERY_SIZES
     data: tuple[str, ...] = field(default_factory=tuple)
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.parts) - set(PARTS))

@@ -5,7 +5,10 @@ Headline: ``train_step_ratio_<workload>``, sigid's training step over the best p
 images per second over what sigid's step consumes, the smaller of the workloads' (below 1 the
 loader holds training back); ``gallery_query_ms_100k`` and ``gallery_memory_mb_100k``, identify's
 median time per query and the gallery's memory at 100,000 writers, or where the run had smaller
-galleries at its largest, which ``gallery_headline_writers`` names.
+galleries at its largest, which ``gallery_headline_writers`` names; ``epoch_s`` and
+``epoch_step_share``, one `cedar_snn` epoch's fit time and the training steps' share of it;
+``embeddings_per_s`` (preprocessed images through the network) and ``verify_ms`` (one pair of
+files), from the inference part.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     ratios = [e.get("loader_to_step_ratio") for e in result.get("loader", {}).values()]
     if ratios and None not in ratios:
         found["loader_to_step_ratio"] = min(ratios)
+    if "epoch" in result:
+        found["epoch_s"] = result["epoch"]["fit_s"]
+        found["epoch_step_share"] = result["epoch"]["share"]["step"]
+    if "inference" in result:
+        found["embeddings_per_s"] = result["inference"]["embed_img_s"]["prepared"]
+        found["verify_ms"] = result["inference"]["verify_ms"]
     galleries = result.get("gallery")
     if galleries:
         sizes = {g["writers"]: g for g in galleries}
@@ -85,6 +94,34 @@ def _loader_lines(loaders: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _epoch_lines(epoch: dict[str, Any]) -> list[str]:
+    data, seconds, share = epoch["data"], epoch["seconds"], epoch["share"]
+    where = data["root"] or "the default synthetic set"
+    lines = [
+        f"one epoch of {epoch['recipe'][0]} on {where} ({data['layout']}): "
+        f"fit {epoch['fit_s']:.1f} s",
+        f"  {epoch['batches']['train']} training batches of {data['train_samples']} samples, "
+        f"{epoch['batches']['val']} validation batches of {data['val_pairs']} pairs; "
+        f"data.num_workers: {data['num_workers']}",
+    ]
+    lines += [f"  {name:<11} {seconds[name]:8.2f} s  {share[name]:5.1%}" for name in seconds]
+    test = epoch["test_s"]
+    tail = "" if test is None else f"; then the test ({data['test_pairs']} pairs) {test:.1f} s"
+    lines.append(f"  before the fit, the data set up {epoch['setup_s']:.1f} s{tail}")
+    return lines
+
+
+def _inference_lines(found: dict[str, Any]) -> list[str]:
+    rates = found["embed_img_s"]
+    name = "the shipped verifier" if found["shipped"] else found["checkpoint"]
+    return [
+        f"inference with {name} ({found['dim']}-d, loaded in {found['load_s']:.2f} s), median",
+        f"  embeddings/s: {rates['prepared']:.1f} preprocessed, {rates['files']:.1f} from files "
+        f"(batches of {found['batch_size']})",
+        f"  verify one pair of files: {found['verify_ms']:.1f} ms",
+    ]
+
+
 def gallery_lines(galleries: list[dict[str, Any]]) -> list[str]:
     """The gallery block: per size, identify's time per query, memory and load time."""
     widths = [20, 12, 12, 12, 10, 12]
@@ -138,6 +175,8 @@ def format_table(result: dict[str, Any]) -> str:
     blocks = (
         ("train", _train_lines),
         ("loader", _loader_lines),
+        ("epoch", _epoch_lines),
+        ("inference", _inference_lines),
         ("gallery", gallery_lines),
         ("peak", _peak_lines),
     )

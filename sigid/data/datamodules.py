@@ -24,7 +24,7 @@ from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
 from sigid.data.augment import distort_deterministic, materialize, request
 from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
-from sigid.data.pairs import Pair, WriterBatchSampler, make_pairs, pairs_within
+from sigid.data.pairs import Pair, WriterBatchSampler, by_image, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
 from sigid.data.sharding import Batches, EpochBatches, ShardSampler, ShuffledBatches
 from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
@@ -378,9 +378,11 @@ class PairDataModule(SignatureDataModule):
             self.images[name] = images[[index[s.path] for s in samples]]
             count = int(self.pairs_cfg[name])
             try:
-                self.pairs[name] = make_pairs(samples, count, skilled, self.seed + offset)
+                pairs = make_pairs(samples, count, skilled, self.seed + offset)
             except DatasetError as err:
                 raise DatasetError(f"{name} split ({', '.join(writers[name])}): {err}") from err
+            # validation and test pairs are only scored: in an order whose batches share images
+            self.pairs[name] = pairs if name == "train" else by_image(pairs)
         self._distort_test()
 
     def _split_keys(self) -> str:

@@ -72,6 +72,16 @@ def make_pairs(
     return [pairs[i] for i in order]
 
 
+def by_image(pairs: Sequence[Pair]) -> list[Pair]:
+    """`pairs` ordered by their first image, then their second: for scoring fixed pairs, whose
+    order no metric reads. Consecutive pairs then share images (a writer's genuine signatures
+    against each other, its forgeries, a few other writers'), and a batch of them, which embeds
+    each distinct image once (`sigid.data.datamodules.PairCollate`), embeds about half as many
+    images as a batch in `make_pairs`' interleaved order (CEDAR fold 0's 1000 validation pairs
+    in batches of 32: 953 images instead of 1795)."""
+    return sorted(pairs, key=lambda p: (p.a, p.b))
+
+
 def _round_robin(
     candidates: dict[str, list[tuple[int, int]]],
     count: int,
