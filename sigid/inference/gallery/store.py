@@ -1,0 +1,75 @@
+"""Where a gallery's references live: the `ReferenceStore` protocol every backend implements,
+and `open_store`, which picks the backend from the gallery's location.
+
+A location is a path or a URI: ``name.sqlite`` or a path without a known scheme -> the embedded
+SQLite store (the default); ``name.npz`` -> a gallery file of sigid before the store, read-only
+(`sigid gallery convert` turns it into a store); ``milvus://...`` or ``*.milvus.db`` -> a Milvus
+collection (install extra ``milvus``; milvus-lite runs it in-process).
+
+A store keeps, per writer, reference embeddings (float32, ``dim`` wide) with their sources (the
+image file by absolute path, or "<array>"), and one metadata record of the model they were
+embedded with. `Gallery` owns the rules (names, repeats, scores); a store owns only durability:
+`add` and `remove` are one transaction each, visible whole or not at all to every reader, in
+this or another process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+# The metadata every store keeps (the fields of the .npz gallery's metadata, less writers and
+# sources, which the store holds as rows): checkpoint (str | None), fingerprint (str),
+# preprocessing (dict), dim (int), score (one of SCORES).
+METADATA_KEYS = ("checkpoint", "fingerprint", "preprocessing", "dim", "score")
+
+
+@runtime_checkable
+class ReferenceStore(Protocol):
+    """One gallery's references, shared with other processes."""
+
+    location: str
+    read_only: bool
+
+    def metadata(self) -> dict[str, Any] | None:
+        """The model record (`METADATA_KEYS`), or None for a store nothing was enrolled in."""
+
+    def create(self, metadata: dict[str, Any]) -> None:
+        """Record the model of a new store (once; refused when one is recorded)."""
+
+    def counts(self) -> dict[str, int]:
+        """Writer -> number of references, in enrolment order (of each writer's first)."""
+
+    def add(self, writer: str, embeddings: np.ndarray, sources: list[str]) -> None:
+        """Append `writer`'s (n, dim) references in one transaction (a new writer or more for
+        an enrolled one)."""
+
+    def remove(self, writer: str) -> int:
+        """Delete every reference of `writer` from the store itself, in one transaction;
+        returns how many were deleted (0: not enrolled)."""
+
+    def references(self, writer: str) -> tuple[np.ndarray, list[str]]:
+        """(n, dim) float32 embeddings of `writer`'s references and their sources."""
+
+    def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(writers, (N, dim) float32 matrix writer after writer, per-writer counts): all the
+        references, for exact scoring (`ranking.References`)."""
+
+    def generation(self) -> int:
+        """A number that changes whenever `add` or `remove` commits in any process (cheap):
+        a `matrix` held in memory is stale when it changed."""
+
+    def nearest(self, query: np.ndarray, k: int) -> list[str] | None:
+        """The writers of the `k` references nearest to `query` (approximate), for a first
+        stage that the gallery's own rule re-scores; None: the store has no index, the gallery
+        scores every writer exactly."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+def open_store(location: str, *, read_only: bool = False) -> ReferenceStore:
+    """The store at `location` (see the module docstring). Not implemented in this base commit:
+    the SQLite, npz and Milvus backends fill it in."""
+    raise NotImplementedError(location)
