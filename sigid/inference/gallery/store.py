@@ -15,6 +15,7 @@ this or another process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -41,9 +42,22 @@ class ReferenceStore(Protocol):
     def counts(self) -> dict[str, int]:
         """Writer -> number of references, in enrolment order (of each writer's first)."""
 
-    def add(self, writer: str, embeddings: np.ndarray, sources: list[str]) -> None:
+    def add(
+        self,
+        writer: str,
+        embeddings: np.ndarray,
+        sources: list[str],
+        *,
+        check: Callable[[int], None] | None = None,
+    ) -> int:
         """Append `writer`'s (n, dim) references in one transaction (a new writer or more for
-        an enrolled one)."""
+        an enrolled one); returns the `generation` this commit made.
+
+        `check`, if given, is called inside the transaction, once no other process can write
+        until it ends, with the `generation` before this write: the caller brings its view of
+        the store up to date (`matrix`) and raises to refuse the write (nothing is added), so a
+        rule such as "a reference belongs to one writer" holds across processes. A store that
+        cannot lock out other writers calls it just before writing."""
 
     def remove(self, writer: str) -> int:
         """Delete every reference of `writer` from the store itself, in one transaction;
