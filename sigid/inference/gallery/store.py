@@ -16,6 +16,7 @@ this or another process.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -83,7 +84,29 @@ class ReferenceStore(Protocol):
         """Release files and connections."""
 
 
-def open_store(location: str, *, read_only: bool = False) -> ReferenceStore:
-    """The store at `location` (see the module docstring). Not implemented in this base commit:
-    the SQLite, npz and Milvus backends fill it in."""
-    raise NotImplementedError(location)
+def is_milvus(location: str) -> bool:
+    """A Milvus location: a ``milvus://`` URI or a milvus-lite file (``*.milvus.db``)."""
+    return location.startswith("milvus://") or location.endswith(".milvus.db")
+
+
+def open_store(location: str | Path, *, read_only: bool = False) -> ReferenceStore:
+    """The store at `location` (see the module docstring); an SQLite store is created if the
+    file is absent (unless `read_only`)."""
+    location = str(location)
+    if is_milvus(location):
+        try:
+            import pymilvus  # noqa: F401
+        except ImportError as err:
+            raise ValueError(
+                f"{location}: a Milvus gallery needs pymilvus: pip install 'sigid[milvus]'"
+            ) from err
+        from sigid.inference.gallery import milvus  # the backend of the extra
+
+        return milvus.MilvusStore(location, read_only=read_only)
+    if location.endswith(".npz"):
+        from sigid.inference.gallery.npz import NpzStore
+
+        return NpzStore(location)
+    from sigid.inference.gallery.sqlite import SqliteStore
+
+    return SqliteStore(location, read_only=read_only)
