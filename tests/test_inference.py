@@ -313,6 +313,7 @@ def test_an_older_checkpoint_galleries_score_by_the_mean(older_ckpt, cedar_root)
 
 def test_enrolling_an_enrolled_writer_adds_references(gallery_file, cedar_root, tmp_path):
     gallery = Gallery.load(gallery_file)
+    assert gallery.save(tmp_path / "people.sqlite") == tmp_path / "people.sqlite"  # a store now
     more = [genuine(cedar_root, 1, 20), load_image(genuine(cedar_root, 1, 21))]
     assert gallery.enroll("ann", more) == 7
     with pytest.raises(ImageLoadError):  # nothing enrolled when one image fails
