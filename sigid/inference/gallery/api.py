@@ -293,7 +293,7 @@ class Gallery:
                 raise
             self._store = store
         if self._store.read_only:
-            raise ValueError(read_only_reason(str(self.path)))
+            raise ValueError(_read_only(self.path))
         return self._store
 
     def _current_store(self) -> ReferenceStore:
@@ -416,7 +416,7 @@ class Gallery:
     def _writable_name(self) -> None:
         """Refuse, before any embedding, an enrolment that cannot be stored."""
         if self._store is not None and self._store.read_only:
-            raise ValueError(read_only_reason(str(self.path)))
+            raise ValueError(_read_only(self.path))
         if self._store is None and str(self.path).endswith(".npz"):
             self._writable()  # raises
 
@@ -551,6 +551,13 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def _read_only(location: Path | str | None) -> str:
+    """Why nothing can be enrolled in (or removed from) a read-only gallery, in one line."""
+    if str(location).endswith(".npz"):
+        return read_only_reason(str(location))
+    return f"{location}: the gallery is read-only (the file cannot be written); nothing was changed"
 
 
 def _location(path: str | Path) -> Path | str:
