@@ -10,7 +10,7 @@ load it as a user's would); their embeddings are generated around the mean and s
 verifier's embeddings of generated signatures, so that ranking prunes as on real galleries.
 The questioned and enrolled images are generated signatures (`sigid.data.synthetic`). Each
 command runs `--repeats` times (a new writer each enrolment); the medians and the largest peak
-memory (the child's ru_maxrss) are printed as JSON. The generated galleries stay in `--folder`
+memory (the child's VmHWM) are printed as JSON. The generated galleries stay in `--folder`
 for a second run. The CPU may be shared: run it a few times and compare.
 """
 
@@ -62,16 +62,34 @@ def _gallery(path: Path, writers: int, references: int, verifier: Verifier, real
     os.replace(temporary, path)
 
 
-def _run(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one command (it must succeed)."""
+# `sigid ARGS` that writes its peak resident memory (VmHWM, kB) to the file $PEAK at exit: the
+# child's own, where ru_maxrss would keep this process's peak, which a fork and exec carry over.
+SIGID = (
+    "import atexit, os, re, sys\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read()\n"
+    "    open(os.environ['PEAK'], 'w').write(re.search(r'VmHWM:\\s+(\\d+)', status)[1])\n"
+    "atexit.register(peak)\n"
+    "from sigid.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def _run(args: list[str], folder: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MB of one `sigid ARGS` (it must succeed)."""
+    peak = folder / "peak.txt"
     start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(
+        [sys.executable, "-c", SIGID, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PEAK": str(peak)},
+    )
     wall = time.perf_counter() - start
-    err = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {err.strip()}")
-    return wall, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"sigid {' '.join(args)} failed: {done.stderr.strip()}")
+    return wall, int(peak.read_text()) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.repeats):
             new = files[n * 3 : n * 3 + 3]
             writer = f"new-{time.time_ns()}"
-            enroll.append(_run([*sigid, "enroll", "--gallery", str(path), "--writer", writer,
-                                *map(str, new)]))  # fmt: skip
-            identify.append(_run([*sigid, "identify", "--gallery", str(path), str(files[-1])]))
+            enroll.append(_run(["enroll", "--gallery", str(path), "--writer", writer,
+                                *map(str, new)], folder))  # fmt: skip
+            identify.append(_run(["identify", "--gallery", str(path), str(files[-1])], folder))
             subprocess.run([*sigid, "gallery", "remove", str(path), "--writer", writer], check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
         found[name] = {

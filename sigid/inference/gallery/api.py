@@ -107,6 +107,7 @@ class Gallery:
         self._table = References([], empty, [])
         self._index: dict[str, int] = {}  # writer -> number in `_table`
         self._buffer: np.ndarray | None = None  # `_table`'s matrix is its first rows
+        self._column: np.ndarray | None = None  # `_table`'s first column (`_first_same`)
         self._generation: int | None = None if self.path is not None else 0
         # this gallery's own enrolments since `_table` was built: writer -> rows
         self._pending: dict[str, np.ndarray] = {}
@@ -318,6 +319,7 @@ class Gallery:
             raise ValueError(f"{self.path}: embeddings contain NaN or infinite values")
         self._table = References(writers, matrix.reshape(-1, self.verifier.dim), counts)
         self._buffer = self._table.matrix  # `_flush` appends here
+        self._column = None
         self._index = {writer: n for n, writer in enumerate(writers)}
         self._generation, self._pending = generation, {}
 
@@ -358,7 +360,7 @@ class Gallery:
             [*table.writers, *new], matrix, [*counts.tolist(), *(len(r) for r in rows)]
         )
         self._index.update({w: len(table.writers) + n for n, w in enumerate(new)})
-        self._pending = {}
+        self._pending, self._column = {}, None
 
     def _rows(self, writer: str) -> np.ndarray:
         """A writer's references: a view into `_table`'s matrix."""
@@ -460,9 +462,7 @@ class Gallery:
         """Refuse a new reference that is an enrolled one (for `writer` or another writer): the
         same image by its embedding (a file enrolled before, a copy of it, an array), compared
         with every reference in the store (`_first_same`)."""
-        column = self._table.matrix[:, 0]  # one copy for all the images
-        for image, row in zip(images, embeddings, strict=True):
-            found = self._first_same(row, column)
+        for image, found in zip(images, self._first_same(embeddings), strict=True):
             if found is None:
                 continue
             owner, position = found
@@ -476,23 +476,36 @@ class Gallery:
                 where = f"already a reference of writer {owner!r}: {ONE_WRITER}"
             raise ValueError(f"{describe(image)}: {what}{where}")
 
-    def _first_same(self, row: np.ndarray, column: np.ndarray) -> tuple[str, int] | None:
-        """(writer, position) of the first enrolled reference np.isclose to `row` in every
-        value (`SAME_EMBEDDING`), or None: `_table` first on its first column (`column`), then
-        whole where that one is close; then this gallery's own recent enrolments."""
+    def _first_same(self, embeddings: np.ndarray) -> list[tuple[str, int] | None]:
+        """For each embedding, (writer, position) of the first enrolled reference np.isclose to
+        it in every value (`SAME_EMBEDDING`), or None. `_table` first: the rows whose first
+        value could be close (|a - b| <= (atol + rtol |a|) / (1 - rtol) follows from
+        |a - b| <= atol + rtol |b|), all the embeddings in one pass over that column (kept in
+        `_column` until the table changes), then those rows whole; then this gallery's own
+        recent enrolments."""
         table, atol, rtol = self._table, SAME_EMBEDDING["atol"], SAME_EMBEDDING["rtol"]
-        near = np.flatnonzero(np.abs(row[0] - column) <= atol + rtol * np.abs(column))
-        same = np.isclose(row, table.matrix[near], **SAME_EMBEDDING).all(axis=1)
-        if same.any():
-            first = int(near[np.argmax(same)])
-            number = int(np.searchsorted(table.starts, first, side="right") - 1)
-            return table.writers[number], first - int(table.starts[number])
-        for owner, rows in self._pending.items():
-            same = np.isclose(row, rows, **SAME_EMBEDDING).all(axis=1)
+        if self._column is None:
+            self._column = np.ascontiguousarray(table.matrix[:, 0])
+        firsts = embeddings[:, 0]
+        reach = (atol + rtol * np.abs(firsts)) / (1 - rtol)
+        rows, which = np.nonzero(np.abs(self._column[:, None] - firsts[None, :]) <= reach)
+        found: list[tuple[str, int] | None] = []
+        for n, row in enumerate(embeddings):
+            near = rows[which == n]
+            same = np.isclose(row, table.matrix[near], **SAME_EMBEDDING).all(axis=1)
             if same.any():
-                before = int(table.counts[self._index[owner]]) if owner in self._index else 0
-                return owner, before + int(np.argmax(same))
-        return None
+                first = int(near[np.argmax(same)])
+                number = int(np.searchsorted(table.starts, first, side="right") - 1)
+                found.append((table.writers[number], first - int(table.starts[number])))
+                continue
+            found.append(None)
+            for owner, pending in self._pending.items():
+                same = np.isclose(row, pending, **SAME_EMBEDDING).all(axis=1)
+                if same.any():
+                    before = int(table.counts[self._index[owner]]) if owner in self._index else 0
+                    found[-1] = (owner, before + int(np.argmax(same)))
+                    break
+        return found
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is
