@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -165,6 +166,7 @@ class MilvusStore:
         refs.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         index = client.prepare_index_params()
         index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="L2")
+        index.add_index(field_name="writer", index_type="INVERTED")
         client.create_collection(self.collection, schema=refs, index_params=index)
         for name, primary in ((self._meta, ("key", DataType.VARCHAR)), (self._log, None)):
             schema = client.create_schema(auto_id=primary is None, enable_dynamic_field=False)
@@ -207,31 +209,37 @@ class MilvusStore:
         return {w: counts[w] for w in sorted(counts, key=lambda w: (first[w], w))}
 
     def add(self, writer: str, embeddings: np.ndarray, sources: list[str]) -> None:
+        self.add_many([(writer, embeddings, sources)])
+
+    def add_many(self, enrolments: Iterable[tuple[str, np.ndarray, list[str]]]) -> None:
+        """`add` for many (writer, embeddings, sources) at once, `BATCH` rows per insert and one
+        flush: a bulk load (a conversion, a benchmark). Each insert is visible whole; the
+        enrolments of different inserts may be seen apart while it runs."""
         self._writable()
-        embeddings = np.asarray(embeddings, dtype=np.float32)
         dim = self._model_dim()
-        if embeddings.ndim != 2 or embeddings.shape[1] != dim or len(sources) != len(embeddings):
-            raise ValueError(
-                f"{self.location}: expected (n, {dim}) embeddings with n sources, got "
-                f"{embeddings.shape} and {len(sources)}"
+        rows: list[dict[str, Any]] = []
+        for writer, embeddings, sources in enrolments:
+            embeddings = np.asarray(embeddings, dtype=np.float32)
+            if (
+                embeddings.ndim != 2
+                or embeddings.shape[1] != dim
+                or len(sources) != len(embeddings)
+            ):
+                raise ValueError(
+                    f"{self.location}: expected (n, {dim}) embeddings with n sources for writer "
+                    f"{writer!r}, got {embeddings.shape} and {len(sources)}"
+                )
+            added = time.time_ns()
+            rows.extend(
+                {"writer": writer, "source": source, "added": added, "position": n, "vector": v}
+                for n, (v, source) in enumerate(zip(embeddings.tolist(), sources, strict=True))
             )
-        start = len(
-            self._client.query(self.collection, filter=self._is(writer), output_fields=["id"])
-        )
-        added = time.time_ns()
-        rows = [
-            {
-                "writer": writer,
-                "source": source,
-                "added": added,
-                "position": start + n,
-                "vector": vector.tolist(),
-            }
-            for n, (vector, source) in enumerate(zip(embeddings, sources, strict=True))
-        ]
+            if len(rows) >= BATCH:
+                self._client.insert(self.collection, rows)
+                rows = []
         if rows:
             self._client.insert(self.collection, rows)
-            self._logged(f"add {writer}")
+        self._logged("add")
 
     def remove(self, writer: str) -> int:
         self._writable()
@@ -245,7 +253,8 @@ class MilvusStore:
         return len(found)
 
     def references(self, writer: str) -> tuple[np.ndarray, list[str]]:
-        rows = self._rows(["source", "added", "position", "vector"], self._is(writer))
+        fields = ["source", "added", "position", "vector"]
+        rows = self._client.query(self.collection, filter=self._is(writer), output_fields=fields)
         rows.sort(key=lambda row: (row["added"], row["position"]))
         matrix = np.array([row["vector"] for row in rows], dtype=np.float32)
         return matrix.reshape(len(rows), self._model_dim()), [row["source"] for row in rows]
@@ -318,15 +327,18 @@ class MilvusStore:
         return f"writer == {_quoted(writer)}"
 
     def _logged(self, what: str) -> None:
+        """Count a committed change (`generation`), and flush: the change is written to the
+        engine's segments (milvus-lite searches unflushed rows 10-50x slower)."""
         self._client.insert(self._log, [{"what": what[: NAME_LENGTH + 16], "vector": NO_VECTOR}])
+        self._client.flush(self.collection)
+        self._client.flush(self._log)
 
-    def _rows(self, fields: list[str], where: str = "") -> list[dict[str, Any]]:
-        """Every row of the references collection that `where` selects, `fields` of each, read
-        `BATCH` at a time."""
+    def _rows(self, fields: list[str]) -> list[dict[str, Any]]:
+        """`fields` of every row of the references collection, read `BATCH` at a time."""
         if not self._exists():
             return []
         iterator = self._client.query_iterator(
-            self.collection, batch_size=BATCH, filter=where, output_fields=fields
+            self.collection, batch_size=BATCH, filter="", output_fields=fields
         )
         rows: list[dict[str, Any]] = []
         try:
