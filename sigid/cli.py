@@ -32,6 +32,11 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _gallery(text: str) -> Path | str:
+    """A gallery argument: a path, or a URI kept as text (``milvus://host:19530/name``)."""
+    return text if "://" in text else _path(text)
+
+
 class _Help(argparse.HelpFormatter):
     """Help that shows every option's default: appended as "(default: X)" unless the help text
     already says it (``%(default)s``, or a described default such as "default: both")."""
@@ -318,11 +323,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from sigid.inference.gallery import Gallery, check_writer_name
 
     check_writer_name(args.writer)  # before the checkpoint is loaded
-    check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
-    checkpoint = args.ckpt if args.gallery.exists() else _or_shipped(args)  # a new gallery's
+    new = False
+    if isinstance(args.gallery, Path):
+        check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
+        if str(args.gallery).endswith(".npz"):
+            from sigid.inference.gallery.npz import read_only_reason
+
+            raise ValueError(
+                read_only_reason(str(args.gallery))
+                if args.gallery.exists()
+                else f"{args.gallery}: new galleries are stores, not .npz files: name it "
+                f"{args.gallery.with_suffix('.sqlite')}"
+            )
+        new = not args.gallery.exists()
+    checkpoint = _or_shipped(args) if new else args.ckpt  # a new gallery's
     gallery = Gallery.open(args.gallery, checkpoint, score=args.score)
     count = gallery.enroll(args.writer, args.images)
-    path = gallery.save()
+    path = gallery.save()  # nothing to write: the enrolment is in the store
     data = {
         "gallery": str(path),
         "writer": args.writer,
@@ -335,6 +352,47 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     lines = [
         f"enrolled {len(args.images)} signature(s) of {data['writer']} in {path}: {count} "
         f"reference(s) for this writer, {len(gallery)} writer(s) in the gallery"
+    ]
+    return _emit(args, data, lines)
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    """`sigid gallery info|list|remove|convert`: the store, without the model."""
+    from sigid.inference.gallery import manage
+
+    if args.action == "info":
+        data = manage.info(args.gallery)
+        size = f", {data['bytes'] / 1e6:.1f} MB" if "bytes" in data else ""
+        mode = " (read-only)" if data["read_only"] else ""
+        lines = [
+            f"{data['gallery']}: {data['backend']} gallery{mode}{size}",
+            f"  writers: {data['writers']}   references: {data['references']}   "
+            f"dim: {data['dim']}   score: {data['score']}",
+            f"  checkpoint: {data['checkpoint']} (fingerprint {str(data['fingerprint'])[:12]})",
+        ]
+        return _emit(args, data, lines)
+    if args.action == "list":
+        counts = manage.writers(args.gallery)
+        data = {"gallery": str(args.gallery), "writers": counts}
+        lines = [f"{writer}\t{count}" for writer, count in counts.items()]
+        if args.json:
+            print(_json(data))
+        elif lines:
+            print("\n".join(lines))
+        return 0
+    if args.action == "remove":
+        removed = manage.remove(args.gallery, args.writer)
+        data = {"gallery": str(args.gallery), "writer": args.writer, "removed": removed}
+        lines = [
+            f"removed writer {args.writer} from {args.gallery}: {removed} reference(s) deleted "
+            "from the store itself (their bytes overwritten)"
+        ]
+        return _emit(args, data, lines)
+    data = manage.convert(args.gallery, args.new)
+    data = {"source": str(args.gallery), **data}
+    lines = [
+        f"converted {args.gallery} into {data['gallery']}: {data['writers']} writer(s), "
+        f"{data['references']} reference(s)"
     ]
     return _emit(args, data, lines)
 
@@ -574,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ckpt", type=_path,
         help=f"Siamese checkpoint or run folder (default: the shipped verifier; {ckpt_help})",
     )  # fmt: skip
-    p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
+    p.add_argument("--gallery", type=_gallery, help="gallery (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
     p.add_argument("--json", action="store_true", help="machine-readable result")
@@ -594,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ckpt", type=_path, help=f"CNN checkpoint or run folder, or Siamese ({ckpt_help})"
     )
-    p.add_argument("--gallery", type=_path, help="gallery file (sigid enroll)")
+    p.add_argument("--gallery", type=_gallery, help="gallery (sigid enroll)")
     p.add_argument("--top-k", type=int, default=5, help="candidates shown")
     p.add_argument("--threshold", type=float, help=f"with --gallery: {threshold_help}")
     p.add_argument("--json", action="store_true", help="machine-readable result")
@@ -612,7 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="Siamese checkpoint or its run folder, for a new gallery (default: the shipped "
         "verifier)",
     )  # fmt: skip
-    p.add_argument("--gallery", type=_path, required=True, help="gallery file, created if absent")
+    p.add_argument(
+        "--gallery", type=_gallery, required=True,
+        help="gallery (a store file, e.g. people.sqlite), created if absent",
+    )  # fmt: skip
     p.add_argument("--writer", required=True, help="writer name (an enrolled one gets more)")
     p.add_argument(
         "--score", choices=SCORES,
@@ -620,6 +681,33 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)
+    p = sub.add_parser(
+        "gallery",
+        help="a gallery's store: info, list its writers, remove one, convert",
+        usage="sigid gallery info|list GALLERY [--json]\n"
+        "       sigid gallery remove GALLERY --writer NAME [--json]\n"
+        "       sigid gallery convert OLD NEW [--json]",
+    )
+    actions = p.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("info", "backend, model, score, writers and references, size"),
+        ("list", "the enrolled writers and their numbers of references, in enrolment order"),
+        ("remove", "delete a writer's references from the store itself"),
+        ("convert", "copy a gallery (an .npz of older sigid, or a store) into a new store"),
+    ):
+        q = actions.add_parser(action, help=text, formatter_class=_Help)
+        q.add_argument(
+            "gallery", type=_gallery, metavar="GALLERY" if action != "convert" else "OLD"
+        )
+        if action == "remove":
+            q.add_argument("--writer", required=True, help="the writer to remove")
+        if action == "convert":
+            q.add_argument(
+                "new", type=_gallery, metavar="NEW", help="the new store (e.g. x.sqlite)"
+            )
+        q.add_argument("--json", action="store_true", help="machine-readable result")
+        q.set_defaults(func=cmd_gallery)
+
     p = sub.add_parser(
         "ship", help="package a shipped_verifier run as the verifier shipped with sigid"
     )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from sigid.inference.gallery import Candidate, Gallery, Identification, storage
+from sigid.inference.gallery.manage import convert
 from sigid.inference.gallery.ranking import References
 from sigid.inference.gallery.scores import writer_score
 from sigid.inference.verifier import Verifier
@@ -76,7 +77,10 @@ def _queries(writers: dict[str, np.ndarray]) -> list[np.ndarray]:
 
 def _gallery(verifier: Verifier, writers: dict[str, np.ndarray], score: str, path: Path):
     sources = {w: ["<array>"] * len(rows) for w, rows in writers.items()}
-    storage.write(path, verifier, score, writers, sources)
+    old = path.with_suffix(".npz")
+    storage.write(old, verifier, score, writers, sources)
+    if path != old:  # a store, which takes enrolments
+        convert(old, path)
     return Gallery.load(path, verifier=verifier)
 
 
@@ -172,7 +176,7 @@ def test_enrolling_keeps_the_matrix_in_step(verifier, tmp_path):
     """A writer enrolled after a ranking is ranked; references added to a writer count; the
     matrix is the one copy of the embeddings."""
     writers = _writers()
-    gallery = _gallery(verifier, writers, "normalized", tmp_path / "g.npz")
+    gallery = _gallery(verifier, writers, "normalized", tmp_path / "g.sqlite")
     query = _queries(writers)[0]
     assert gallery.identify(query, top_k=1).candidates[0].writer == "w00"
     gallery.enroll("new", [query + 0.01])
@@ -182,7 +186,7 @@ def test_enrolling_keeps_the_matrix_in_step(verifier, tmp_path):
     for top_k in (1, 3, None):
         assert gallery.identify(query, top_k=top_k) == _by_each_writer(gallery, query, top_k)
     matrix = gallery._references().matrix
-    assert all(np.shares_memory(gallery._embeddings[w], matrix) for w in gallery.writers)
+    assert all(np.shares_memory(gallery._rows(w), matrix) for w in gallery.writers)
     assert len(matrix) == sum(len(rows) for rows in writers.values()) + 3
 
 

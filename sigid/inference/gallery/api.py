@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from sigid.inference.gallery import storage
+from sigid.inference.gallery.manage import copy_store, describe_store
 from sigid.inference.gallery.names import check_writer_name
+from sigid.inference.gallery.npz import read_only_reason
 from sigid.inference.gallery.ranking import References
-from sigid.inference.gallery.scores import check_score, writer_score
+from sigid.inference.gallery.scores import SCORES, check_score, writer_score
+from sigid.inference.gallery.store import ReferenceStore, open_store
 from sigid.inference.identifier import check_top_k
 from sigid.inference.inputs import Signature, as_list, describe
 from sigid.inference.verifier import Verdict, Verifier
@@ -67,13 +70,19 @@ class Identification:
 
 
 class Gallery:
-    """Enrolled writers' reference embeddings, tied to one Siamese checkpoint.
+    """Enrolled writers' reference embeddings, tied to one Siamese checkpoint, in a store
+    (`store.open_store`: an SQLite file by default) that several processes may use at once.
 
-    ``Gallery(Verifier.from_checkpoint(ckpt))`` starts an empty one; `Gallery.load` reads a
-    saved one (with its own checkpoint unless another is given, which must have the same
-    weights); `Gallery.open` does either, for "enroll into this file". `score` is one of
-    `SCORES`; by default ``normalized``, or ``mean`` for a checkpoint that does not store its
-    typical genuine distance.
+    ``Gallery(Verifier.from_checkpoint(ckpt))`` starts an empty one in memory (`save` writes it
+    to a file); `Gallery.load` opens a stored one (with its own checkpoint unless another is
+    given, which must have the same weights); `Gallery.open` does either, for "enroll into this
+    gallery". Each `enroll` and `remove` is written to the store at once, in one transaction.
+    `score` is one of `SCORES`; by default ``normalized``, or ``mean`` for a checkpoint that
+    does not store its typical genuine distance.
+
+    The scoring matrix (`References`) is read from the store once per open and kept in step:
+    this gallery's own enrolments are appended; when the store's `generation` shows that
+    another process wrote, it is read again (checked before each use).
     """
 
     def __init__(
@@ -86,14 +95,21 @@ class Gallery:
                 "use Gallery.load(path) or Gallery.open(path, ckpt)"
             )
         self.verifier = verifier
-        self.path = Path(path) if path is not None else None
+        self.path = _location(path) if path is not None else None
         self.score = check_score(verifier, score)
-        self._embeddings: dict[str, np.ndarray] = {}
-        self._sources: dict[str, list[str]] = {}
-        # all of `_embeddings` in one matrix, for identify (None: to build again; `_references`)
-        self._table: References | None = None
-        # the file at `path` as this gallery last read or wrote it (None: not read); see `save`
-        self._seen: tuple[int, int, int] | None = None
+        # opened at the first enrolment for a new location (a refused one leaves no file)
+        self._store: ReferenceStore | None = None
+        if self.path is None:
+            self._store = open_store(":memory:")
+            self._store.create(self._record())
+        empty = np.zeros((0, verifier.dim), np.float32)
+        # every writer's references in one matrix, as of store generation `_generation`
+        self._table = References([], empty, [])
+        self._index: dict[str, int] = {}  # writer -> number in `_table`
+        self._generation: int | None = None if self.path is not None else 0
+        # this gallery's own enrolments since `_table` was built: writer -> rows
+        self._pending: dict[str, np.ndarray] = {}
+        self._exports: set[Path] = set()  # the .npz files `save` wrote (it may write them again)
 
     # -- reading and writing -------------------------------------------------------------------
 
@@ -106,75 +122,32 @@ class Gallery:
         verifier: Verifier | None = None,
         threshold: float | None = None,
     ) -> Gallery:
-        """Read a gallery file. The model is `verifier`, else `checkpoint`, else the checkpoint
-        path stored in the file; it must have the weights the gallery was enrolled with.
-        `threshold` overrides the checkpoint's decision threshold."""
+        """Open a stored gallery (a store, or a read-only .npz of sigid before the store). The
+        model is `verifier`, else `checkpoint`, else the checkpoint path stored in the gallery;
+        it must have the weights the gallery was enrolled with. `threshold` overrides the
+        checkpoint's decision threshold."""
         if isinstance(checkpoint, Verifier):  # positional: Gallery.load(path, verifier)
             raise TypeError("Gallery.load(path, checkpoint): give a Verifier as verifier=...")
-        path = Path(path)
         if verifier is not None and (checkpoint is not None or threshold is not None):
             raise ValueError("give either a verifier, or a checkpoint and a threshold; not both")
-        stamp = storage.stamp(path)  # before reading: a save in between shows as a change
-        meta, embeddings, index = storage.read(path)
-        if verifier is None:
-            if checkpoint is None:
-                checkpoint = meta["checkpoint"]
-                if not checkpoint or not Path(checkpoint).is_file():
-                    where = (
-                        f"checkpoint {checkpoint} is not found"
-                        if checkpoint
-                        else "no checkpoint path is stored"
-                    )
-                    raise ValueError(
-                        f"{path}: {where}; give the checkpoint the gallery was enrolled with "
-                        "(--ckpt)"
-                    )
-            verifier = Verifier.from_checkpoint(checkpoint, threshold=threshold)
-        if verifier.fingerprint != meta["fingerprint"]:
-            model = verifier.checkpoint or "the given model"
-            raise ValueError(
-                f"{path}: this gallery was enrolled with checkpoint {meta['checkpoint']} "
-                f"(fingerprint {meta['fingerprint'][:12]}), but {model} has different weights "
-                f"or preprocessing ({verifier.fingerprint[:12]}); embeddings of different models "
-                "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
-                "again in a new gallery"
-            )
-        if meta["preprocessing"] != verifier.preprocessing:  # the fingerprint covers it
-            raise ValueError(
-                f"{path}: damaged gallery file (its metadata says preprocessing "
-                f"{meta['preprocessing']}, but its fingerprint is of the model's "
-                f"{verifier.preprocessing}: the file was edited)"
-            )
-        if meta["dim"] != verifier.dim:
-            raise ValueError(
-                f"{path}: the gallery holds {meta['dim']}-dimensional embeddings, but the model's "
-                f"are {verifier.dim}-dimensional"
-            )
-        gallery = cls(verifier, path, storage.stored_score(path, meta))
-        gallery._seen = stamp
-        gallery._hold(meta["writers"], embeddings, index, meta["sources"])
+        location = _location(path)
+        if isinstance(location, Path) and not location.exists():
+            raise ValueError(f"{location}: no such gallery file")
+        store = _open(location)
+        try:
+            meta = store.metadata()
+            if meta is None:
+                raise ValueError(
+                    f"{location}: no writers enrolled yet; enroll some first (sigid enroll)"
+                )
+            verifier = _verifier_for(location, meta, checkpoint, verifier, threshold)
+        except BaseException:
+            store.close()
+            raise
+        gallery = cls(verifier, location, meta["score"])
+        gallery._store = store
+        gallery._reload()
         return gallery
-
-    def _hold(
-        self, writers: list[str], embeddings: np.ndarray, index: np.ndarray, sources: list[str]
-    ) -> None:
-        """Take a file's references: each writer's rows in file order, all in one matrix
-        (`References`), which `_embeddings` views."""
-        if (np.diff(index) < 0).any():  # `storage.write` groups them; another program may not
-            order = np.argsort(index, kind="stable")
-            embeddings, index, sources = (
-                embeddings[order],
-                index[order],
-                [sources[i] for i in order],
-            )
-        counts = np.bincount(index, minlength=len(writers))
-        self._table = References(writers, embeddings, counts)
-        self._embeddings = self._table.rows()
-        ends = np.cumsum(counts).tolist()
-        self._sources = {
-            w: sources[end - count : end]
-            for w, count, end in zip(writers, counts.tolist(), ends, strict=True)
-        }
 
     @classmethod
     def open(
@@ -184,114 +157,315 @@ class Gallery:
         threshold: float | None = None,
         score: str | None = None,
     ) -> Gallery:
-        """The gallery saved at `path`, or a new empty one for `checkpoint` if there is none
-        (`score` only applies to a new one: a saved gallery keeps its own)."""
-        path = Path(path)
-        if path.exists():
-            gallery = cls.load(path, checkpoint, threshold=threshold)
-            if score is not None and score != gallery.score:
-                raise ValueError(
-                    f"{path}: this gallery scores by {gallery.score!r}, not {score!r}; a "
-                    "gallery keeps the score it was created with"
-                )
-            return gallery
+        """The gallery stored at `path`, or a new empty one for `checkpoint` if there is none
+        (`score` only applies to a new one: a stored gallery keeps its own). A new gallery's
+        file is made at its first enrolment."""
+        location = _location(path)
+        if not isinstance(location, Path) or location.exists():
+            store = _open(location)
+            recorded = store.metadata() is not None
+            store.close()
+            if recorded:
+                gallery = cls.load(location, checkpoint, threshold=threshold)
+                if score is not None and score != gallery.score:
+                    raise ValueError(
+                        f"{location}: this gallery scores by {gallery.score!r}, not {score!r}; "
+                        "a gallery keeps the score it was created with"
+                    )
+                return gallery
         if checkpoint is None:
             raise ValueError(
-                f"{path}: no such gallery file; give a Siamese checkpoint (--ckpt) to create it"
+                f"{location}: no such gallery file; give a Siamese checkpoint (--ckpt) to create it"
             )
-        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), path, score)
+        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), location, score)
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write the gallery atomically: a temporary file in the same folder, then os.replace,
-        so the file at `path` is always either the previous gallery or the complete new one.
-
-        Refused when the file is not as this gallery last read or wrote it (another `Gallery`
-        or `sigid enroll` saved there since, or a gallery file is in the way): replacing it
-        would drop the writers enrolled there."""
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise ValueError("no path to save the gallery to")
-        seen = self._seen if self.path is not None and _same_file(target, self.path) else None
-        if storage.stamp(target) != seen:
-            raise ValueError(
-                f"{target}: not saved: the file changed since this gallery read it (another "
-                "enrollment saved there?), or holds another gallery; saving would drop the "
-                "writers in it: load it again (Gallery.load) and enroll there"
-            )
-        storage.write(target, self.verifier, self.score, self._embeddings, self._sources)
-        self.path, self._seen = target, storage.stamp(target)
+    def save(self, path: str | Path | None = None) -> Path | str:
+        """Kept for code written before the store: every `enroll` is in the store when it
+        returns, so ``save()`` (or `path` this gallery's own) writes nothing and returns where it
+        lives. Another `path`: an ``.npz`` is an export for older sigid (written atomically;
+        read-only here), any other a new store holding this gallery's writers (refused where a
+        gallery is), which this gallery then uses (an in-memory gallery's way to a file)."""
+        if path is None or (self.path is not None and _same(_location(path), self.path)):
+            if self.path is None:
+                raise ValueError("no path to save the gallery to")
+            return self.path
+        target = _location(path)
+        if str(target).endswith(".npz"):
+            embeddings, sources = self._everything()
+            if (
+                isinstance(target, Path)
+                and target.exists()
+                and target.resolve() not in self._exports
+            ):
+                raise ValueError(
+                    f"{target}: not saved: a file is there (holds another gallery?); "
+                    "saving would replace it"
+                )
+            storage.write(Path(target), self.verifier, self.score, embeddings, sources)
+            self._exports.add(Path(target).resolve())
+            return target
+        copy_store(self._writable(), target)
+        self._store.close()  # type: ignore[union-attr]
+        self.path, self._store, self._generation = target, _open(target), None
         return target
+
+    def _everything(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """Every writer's references and sources (for an export)."""
+        store = self._current_store()
+        embeddings, sources = {}, {}
+        for writer in self.writers:
+            sources[writer] = store.references(writer)[1]
+            embeddings[writer] = self._rows(writer)
+            if not np.isfinite(embeddings[writer]).all():
+                raise ValueError(
+                    f"{self.path}: not saved: the embeddings of writer {writer!r} contain NaN "
+                    "or infinite values"
+                )
+        return embeddings, sources
+
+    def info(self) -> dict[str, Any]:
+        """What `sigid gallery info` prints: location, backend, model, score, counts."""
+        counts = self.counts()
+        found = describe_store(self._current_store())
+        return {
+            **found,
+            "writers": len(counts),
+            "references": sum(counts.values()),
+            "threshold": self.threshold,
+        }
+
+    def counts(self) -> dict[str, int]:
+        """Writer -> number of references, in enrolment order."""
+        self._current()
+        return dict(zip(self.writers, (len(self._rows(w)) for w in self.writers), strict=True))
+
+    def remove(self, writer: str) -> int:
+        """Delete every reference of `writer` from the store itself (their bytes overwritten,
+        see `sqlite`); returns how many. Refused (ValueError) for a writer not enrolled."""
+        self._known(writer)
+        removed = self._writable().remove(writer)
+        self._generation = None  # read again at the next use
+        self._pending = {}
+        if not removed:  # removed by another process since
+            raise ValueError(f"writer {writer!r} is not enrolled in {self._where()}")
+        return removed
+
+    def close(self) -> None:
+        """Release the store (its file and connection)."""
+        if self._store is not None:
+            self._store.close()
+
+    def _record(self) -> dict[str, Any]:
+        """The model record of a new store (`store.METADATA_KEYS`)."""
+        verifier = self.verifier
+        return {
+            "checkpoint": str(verifier.checkpoint) if verifier.checkpoint else None,
+            "fingerprint": verifier.fingerprint,
+            "preprocessing": verifier.preprocessing,
+            "dim": verifier.dim,
+            "score": self.score,
+        }
+
+    def _writable(self) -> ReferenceStore:
+        """The store, opened (a new gallery's created) for writing; one line if it cannot be:
+        an .npz gallery, or a new one named .npz."""
+        if self._store is None:
+            assert self.path is not None
+            if str(self.path).endswith(".npz"):
+                raise ValueError(
+                    f"{self.path}: new galleries are stores, not .npz files: name it "
+                    f"{Path(self.path).with_suffix('.sqlite')} (or another name without .npz)"
+                )
+            store = _open(self.path)
+            try:
+                meta = store.metadata()
+                if meta is None:
+                    store.create(self._record())
+                else:
+                    _verifier_for(self.path, meta, None, self.verifier, None)
+                    if meta["score"] != self.score:
+                        raise ValueError(
+                            f"{self.path}: this gallery scores by {meta['score']!r}, not "
+                            f"{self.score!r}; a gallery keeps the score it was created with"
+                        )
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+        if self._store.read_only:
+            raise ValueError(read_only_reason(str(self.path)))
+        return self._store
+
+    def _current_store(self) -> ReferenceStore:
+        self._current()
+        if self._store is None:
+            return open_store(":memory:")  # a new gallery: nothing stored yet
+        return self._store
+
+    def _current(self) -> None:
+        """Bring `_table` up to date with the store: read it again if another process (or a
+        `remove`) wrote since (a cheap check: `generation`)."""
+        if self._store is not None and self._store.generation() != self._generation:
+            self._reload()
+
+    def _reload(self) -> None:
+        """Read every reference from the store into `_table`."""
+        assert self._store is not None
+        generation = self._store.generation()  # before: a write in between reads again later
+        writers, matrix, counts = self._store.matrix()
+        if len(matrix) and not np.isfinite(matrix).all():
+            raise ValueError(f"{self.path}: embeddings contain NaN or infinite values")
+        self._table = References(writers, matrix.reshape(-1, self.verifier.dim), counts)
+        self._index = {writer: n for n, writer in enumerate(writers)}
+        self._generation, self._pending = generation, {}
+
+    def _flush(self) -> None:
+        """Put this gallery's own enrolments (`_pending`) into `_table`: one copy of the matrix,
+        at the first use after them, not at each enrolment."""
+        if not self._pending:
+            return
+        table = self._table
+        counts = table.counts.copy()
+        parts, last = [], 0
+        for number in sorted(self._index[w] for w in self._pending if w in self._index):
+            end = int(table.starts[number] + table.counts[number])
+            more = self._pending[table.writers[number]]
+            parts += [table.matrix[last:end], more]
+            counts[number] += len(more)
+            last = end
+        parts.append(table.matrix[last:])
+        new = [w for w in self._pending if w not in self._index]
+        parts += [self._pending[w] for w in new]
+        self._table = References(
+            [*table.writers, *new],
+            np.concatenate(parts),
+            [*counts.tolist(), *(len(self._pending[w]) for w in new)],
+        )
+        self._index.update({w: len(table.writers) + n for n, w in enumerate(new)})
+        self._pending = {}
+
+    def _rows(self, writer: str) -> np.ndarray:
+        """A writer's references: a view into `_table`'s matrix."""
+        if writer in self._pending:
+            self._flush()
+        number = self._index[writer]
+        start = int(self._table.starts[number])
+        return self._table.matrix[start : start + int(self._table.counts[number])]
 
     # -- contents ------------------------------------------------------------------------------
 
     @property
     def writers(self) -> list[str]:
         """Enrolled writers, in enrolment order."""
-        return list(self._embeddings)
+        self._current()
+        return [*self._table.writers, *(w for w in self._pending if w not in self._index)]
 
     @property
     def threshold(self) -> float:
         return self.verifier.threshold
 
     def __len__(self) -> int:
-        return len(self._embeddings)
+        return len(self.writers)
 
     def __contains__(self, writer: object) -> bool:
-        return writer in self._embeddings
+        self._current()
+        return writer in self._index or writer in self._pending
 
     def references(self, writer: str) -> np.ndarray:
         """(n, dim) embeddings of a writer's reference signatures."""
-        return self._embeddings[self._known(writer)].copy()
+        return self._rows(self._known(writer)).copy()
 
     def sources(self, writer: str) -> list[str]:
         """The files (or "<array>") a writer's references came from."""
-        return list(self._sources[self._known(writer)])
+        return self._current_store().references(self._known(writer))[1]
 
     # -- use -----------------------------------------------------------------------------------
 
     def enroll(self, writer: str, images: Sequence[Signature] | np.ndarray) -> int:
-        """Add reference signatures for `writer` (new, or more for an enrolled one); returns
-        the writer's number of references. Nothing is added if the name is refused
-        (`check_writer_name`), if any image fails, or is a reference already, the writer's
-        (`COUNTS_ONCE`) or another's (`ONE_WRITER`). Files are recorded by absolute path."""
+        """Add reference signatures for `writer` (new, or more for an enrolled one), in one
+        transaction of the store; returns the writer's number of references. Nothing is added
+        if the name is refused (`check_writer_name`), if any image fails, or is a reference
+        already, the writer's (`COUNTS_ONCE`) or another's (`ONE_WRITER`): checked inside the
+        transaction, against what every process enrolled. Files are recorded by absolute
+        path."""
         writer = check_writer_name(writer)
         images = as_list(images)
+        if self._store is None or self._store.read_only:
+            self._writable_name()
         embeddings = self.verifier.embed(images)
-        self._refuse_repeats(writer, images, embeddings)
-        old = self._embeddings.get(writer, np.zeros((0, self.verifier.dim), dtype=np.float32))
-        self._embeddings[writer] = np.concatenate([old, embeddings])
-        self._sources[writer] = [*self._sources.get(writer, []), *map(_source, images)]
-        self._table = None
-        return len(self._embeddings[writer])
+        if not np.isfinite(embeddings).all():  # they would score NaN, silently never matching
+            raise ValueError(
+                f"{self._where()}: not enrolled: the embeddings of writer {writer!r} contain "
+                "NaN or infinite values"
+            )
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self._refuse_given_twice(writer, images, embeddings)
+        store = self._writable()
 
-    def _refuse_repeats(self, writer: str, images: list[Signature], embeddings: np.ndarray) -> None:
-        """Refuse a new reference that is enrolled already (for `writer` or another writer), or
-        given twice: the same file (resolved path), or the same image (embedding; arrays,
-        copies of a file)."""
-        owners = [w for w in self._embeddings for _ in self._sources[w]]
-        sources = [source for w in self._embeddings for source in self._sources[w]]
-        paths = [_resolved(source) for source in sources]
-        rows = [self._embeddings[w] for w in self._embeddings]
-        known = np.concatenate(rows) if rows else np.zeros((0, self.verifier.dim), np.float32)
-        enrolled = len(sources)
-        for image, row in zip(images, embeddings, strict=True):
-            name, path = describe(image), _resolved(_source(image))
-            same_file = np.array([path is not None and path == other for other in paths], bool)
-            same = same_file | np.isclose(row, known, **SAME_EMBEDDING).all(axis=1)
+        def check(generation: int) -> None:  # inside the store's write transaction
+            if generation != self._generation:
+                self._reload()
+            self._refuse_enrolled(writer, images, embeddings)
+
+        self._generation = store.add(writer, embeddings, [_source(i) for i in images], check=check)
+        old = self._pending.get(writer, np.zeros((0, self.verifier.dim), np.float32))
+        self._pending[writer] = np.concatenate([old, embeddings])
+        before = int(self._table.counts[self._index[writer]]) if writer in self._index else 0
+        return before + len(self._pending[writer])
+
+    def _writable_name(self) -> None:
+        """Refuse, before any embedding, an enrolment that cannot be stored."""
+        if self._store is not None and self._store.read_only:
+            raise ValueError(read_only_reason(str(self.path)))
+        if self._store is None and str(self.path).endswith(".npz"):
+            self._writable()  # raises
+
+    def _refuse_given_twice(
+        self, writer: str, images: list[Signature], embeddings: np.ndarray
+    ) -> None:
+        """Refuse an image given twice in one enrolment: the same file (resolved path), or the
+        same image (embedding; arrays, copies of a file)."""
+        paths = [_resolved(_source(image)) for image in images]
+        for n, (image, row) in enumerate(zip(images, embeddings, strict=True)):
+            same_file = [paths[n] is not None and paths[n] == other for other in paths[:n]]
+            same = np.array(same_file, bool) | np.isclose(
+                row, embeddings[:n], **SAME_EMBEDDING
+            ).all(axis=1)
             if same.any():
                 first = int(np.argmax(same))
-                what = "" if same_file[first] else f"the same image as {sources[first]}, "
-                if first >= enrolled:
-                    where = f"given twice for writer {writer!r}: {COUNTS_ONCE}"
-                elif owners[first] == writer:
-                    where = f"already a reference of writer {writer!r}: {COUNTS_ONCE}"
-                else:
-                    where = f"already a reference of writer {owners[first]!r}: {ONE_WRITER}"
-                raise ValueError(f"{name}: {what}{where}")
-            owners.append(writer)
-            sources.append(name)
-            paths.append(path)
-            known = np.concatenate([known, row[None]])
+                what = "" if same_file[first] else f"the same image as {describe(images[first])}, "
+                raise ValueError(
+                    f"{describe(image)}: {what}given twice for writer {writer!r}: {COUNTS_ONCE}"
+                )
+
+    def _refuse_enrolled(
+        self, writer: str, images: list[Signature], embeddings: np.ndarray
+    ) -> None:
+        """Refuse a new reference that is an enrolled one (for `writer` or another writer): the
+        same image by its embedding (a file enrolled before, a copy of it, an array), compared
+        with every reference in the store, first on one column, then whole."""
+        self._flush()
+        table, atol, rtol = self._table, SAME_EMBEDDING["atol"], SAME_EMBEDDING["rtol"]
+        if not len(table.matrix):
+            return
+        column = table.matrix[:, 0]
+        for image, row in zip(images, embeddings, strict=True):
+            near = np.flatnonzero(np.abs(row[0] - column) <= atol + rtol * np.abs(column))
+            same = np.isclose(row, table.matrix[near], **SAME_EMBEDDING).all(axis=1)
+            if not same.any():
+                continue
+            first = int(near[np.argmax(same)])
+            number = int(np.searchsorted(table.starts, first, side="right") - 1)
+            owner, position = table.writers[number], first - int(table.starts[number])
+            source = self._store.references(owner)[1][position]  # type: ignore[union-attr]
+            path = _resolved(_source(image))
+            same_file = path is not None and _resolved(source) == path
+            what = "" if same_file else f"the same image as {source}, "
+            if owner == writer:
+                where = f"already a reference of writer {writer!r}: {COUNTS_ONCE}"
+            else:
+                where = f"already a reference of writer {owner!r}: {ONE_WRITER}"
+            raise ValueError(f"{describe(image)}: {what}{where}")
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is
@@ -334,30 +508,29 @@ class Gallery:
         return ranked[:top_k]
 
     def _references(self) -> References:
-        """All references in one matrix, built again after an enrollment; each writer's rows
-        then view it, so that the gallery holds the embeddings once."""
-        if self._table is None:
-            self._table = References.gather(self._embeddings, self.verifier.dim)
-            self._embeddings = self._table.rows()
+        """All references in one matrix, up to date with the store; each writer's rows view
+        it, so that the gallery holds the embeddings once."""
+        self._current()
+        self._flush()
         return self._table
 
     def _score(self, query: np.ndarray, writer: str) -> float:
-        return writer_score(self.verifier, query, self._embeddings[writer], self.score)
+        return writer_score(self.verifier, query, self._rows(writer), self.score)
 
     def _rank(self, query: np.ndarray, writer: str) -> float:
-        return writer_score(self.verifier, query, self._embeddings[writer], "mean")
+        return writer_score(self.verifier, query, self._rows(writer), "mean")
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else "the gallery"
 
     def _require_writers(self) -> None:
-        if not self._embeddings:
+        if not len(self):
             raise ValueError(
                 f"{self._where()}: no writers enrolled yet; enroll some first (sigid enroll)"
             )
 
     def _known(self, writer: str) -> str:
-        if writer not in self._embeddings:
+        if writer not in self:
             names = self.writers
             shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (
                 ", ..." if len(names) > MAX_NAMES_SHOWN else ""
@@ -369,8 +542,70 @@ class Gallery:
         return writer
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    return a.resolve() == b.resolve()
+def _location(path: str | Path) -> Path | str:
+    """A gallery's location: a Path, or a URI kept as text (``milvus://...``)."""
+    text = str(path)
+    return text if "://" in text else Path(path)
+
+
+def _same(a: Path | str, b: Path | str) -> bool:
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.resolve() == b.resolve()
+    return str(a) == str(b)
+
+
+def _open(location: Path | str) -> ReferenceStore:
+    """The store at `location`: read-write where it may be written, else read-only."""
+    if isinstance(location, Path) and location.is_file() and not os.access(location, os.W_OK):
+        return open_store(location, read_only=True)
+    return open_store(location)
+
+
+def _verifier_for(
+    location: Path | str,
+    meta: dict[str, Any],
+    checkpoint: str | Path | None,
+    verifier: Verifier | None,
+    threshold: float | None,
+) -> Verifier:
+    """The model of a stored gallery (see `Gallery.load`), checked against its record."""
+    if verifier is None:
+        if checkpoint is None:
+            checkpoint = meta["checkpoint"]
+            if not checkpoint or not Path(checkpoint).is_file():
+                where = (
+                    f"checkpoint {checkpoint} is not found"
+                    if checkpoint
+                    else "no checkpoint path is stored"
+                )
+                raise ValueError(
+                    f"{location}: {where}; give the checkpoint the gallery was enrolled with "
+                    "(--ckpt)"
+                )
+        verifier = Verifier.from_checkpoint(checkpoint, threshold=threshold)
+    if verifier.fingerprint != meta["fingerprint"]:
+        model = verifier.checkpoint or "the given model"
+        raise ValueError(
+            f"{location}: this gallery was enrolled with checkpoint {meta['checkpoint']} "
+            f"(fingerprint {meta['fingerprint'][:12]}), but {model} has different weights "
+            f"or preprocessing ({verifier.fingerprint[:12]}); embeddings of different models "
+            "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
+            "again in a new gallery"
+        )
+    if meta["preprocessing"] != verifier.preprocessing:  # the fingerprint covers it
+        raise ValueError(
+            f"{location}: damaged gallery file (its metadata says preprocessing "
+            f"{meta['preprocessing']}, but its fingerprint is of the model's "
+            f"{verifier.preprocessing}: the file was edited)"
+        )
+    if meta["dim"] != verifier.dim:
+        raise ValueError(
+            f"{location}: the gallery holds {meta['dim']}-dimensional embeddings, but the "
+            f"model's are {verifier.dim}-dimensional"
+        )
+    if meta.get("score") not in SCORES:
+        raise ValueError(f"{location}: damaged gallery file (unknown score {meta.get('score')!r})")
+    return verifier
 
 
 def _source(image: Signature) -> str:

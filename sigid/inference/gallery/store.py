@@ -15,6 +15,8 @@ this or another process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -41,9 +43,22 @@ class ReferenceStore(Protocol):
     def counts(self) -> dict[str, int]:
         """Writer -> number of references, in enrolment order (of each writer's first)."""
 
-    def add(self, writer: str, embeddings: np.ndarray, sources: list[str]) -> None:
+    def add(
+        self,
+        writer: str,
+        embeddings: np.ndarray,
+        sources: list[str],
+        *,
+        check: Callable[[int], None] | None = None,
+    ) -> int:
         """Append `writer`'s (n, dim) references in one transaction (a new writer or more for
-        an enrolled one)."""
+        an enrolled one); returns the `generation` this commit made.
+
+        `check`, if given, is called inside the transaction, once no other process can write
+        until it ends, with the `generation` before this write: the caller brings its view of
+        the store up to date (`matrix`) and raises to refuse the write (nothing is added), so a
+        rule such as "a reference belongs to one writer" holds across processes. A store that
+        cannot lock out other writers calls it just before writing."""
 
     def remove(self, writer: str) -> int:
         """Delete every reference of `writer` from the store itself, in one transaction;
@@ -69,7 +84,29 @@ class ReferenceStore(Protocol):
         """Release files and connections."""
 
 
-def open_store(location: str, *, read_only: bool = False) -> ReferenceStore:
-    """The store at `location` (see the module docstring). Not implemented in this base commit:
-    the SQLite, npz and Milvus backends fill it in."""
-    raise NotImplementedError(location)
+def is_milvus(location: str) -> bool:
+    """A Milvus location: a ``milvus://`` URI or a milvus-lite file (``*.milvus.db``)."""
+    return location.startswith("milvus://") or location.endswith(".milvus.db")
+
+
+def open_store(location: str | Path, *, read_only: bool = False) -> ReferenceStore:
+    """The store at `location` (see the module docstring); an SQLite store is created if the
+    file is absent (unless `read_only`)."""
+    location = str(location)
+    if is_milvus(location):
+        try:
+            import pymilvus  # noqa: F401
+        except ImportError as err:
+            raise ValueError(
+                f"{location}: a Milvus gallery needs pymilvus: pip install 'sigid[milvus]'"
+            ) from err
+        from sigid.inference.gallery import milvus  # the backend of the extra
+
+        return milvus.MilvusStore(location, read_only=read_only)
+    if location.endswith(".npz"):
+        from sigid.inference.gallery.npz import NpzStore
+
+        return NpzStore(location)
+    from sigid.inference.gallery.sqlite import SqliteStore
+
+    return SqliteStore(location, read_only=read_only)
