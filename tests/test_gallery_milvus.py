@@ -6,6 +6,7 @@ milvus-lite file opens in one process at a time) instead of failing.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -22,8 +23,14 @@ pytest.importorskip(
     "milvus_lite", reason="milvus-lite is not installed (pip install 'sigid[milvus]')"
 )
 
+from drawing import draw_signature
+
+from sigid.cli import main
+from sigid.inference.gallery import Gallery
 from sigid.inference.gallery.milvus import MilvusStore, parse_location
 from sigid.inference.gallery.store import ReferenceStore
+from sigid.inference.verifier import Verifier
+from sigid.tasks import SiameseModule
 
 DIM = 8
 META = {
@@ -198,3 +205,117 @@ def test_a_held_file_is_refused_after_the_wait(tmp_path: Path, monkeypatch) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+# -- the Gallery API and the CLI on Milvus, against the SQLite store ---------------------------
+
+
+class GivenEmbeddings(Verifier):
+    """A Verifier that takes each "image" as its own embedding."""
+
+    def embed(self, images):
+        return np.asarray(images, dtype=np.float32).reshape(len(images), DIM)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    """An untrained model: similarity = sigmoid(2.5 - 1.3 distance), typical distance 1."""
+    module = SiameseModule(
+        preprocessing={"mode": "normalized", "size": [8, 8]},
+        embedding="pixel", image_size=[8, 8], dim=DIM, head={"scale": 1.3, "offset": 2.5},
+    )  # fmt: skip
+    module.genuine_distance.fill_(1.0)
+    return GivenEmbeddings(module)
+
+
+def _writers() -> dict[str, np.ndarray]:
+    """40 writers with 1 to 5 references around their own centres."""
+    rng = np.random.default_rng(11)
+    return {
+        f"w{n:02d}": (rng.normal(0, 1, DIM) + rng.normal(0, 0.3, (1 + n % 5, DIM))).astype(
+            np.float32
+        )
+        for n in range(40)
+    }
+
+
+def test_gallery_on_milvus_identifies_as_on_sqlite(verifier: Verifier, tmp_path: Path) -> None:
+    """The same writers enrolled through `Gallery.enroll` in a milvus-lite file and in an SQLite
+    store: the same writers, references, rankings, scores and answers (the Milvus one ranks in
+    two stages: the engine's nearest references, then the rule); a removed writer is not
+    found again."""
+    writers = _writers()
+    galleries = {}
+    for name in ("g.sqlite", "g.milvus.db"):
+        gallery = Gallery(verifier, score="normalized")
+        for writer, rows in writers.items():
+            gallery.enroll(writer, list(rows))
+        gallery.save(tmp_path / name)
+        gallery.close()
+        galleries[name] = Gallery.load(tmp_path / name, verifier=verifier)
+    sqlite, milvus = galleries["g.sqlite"], galleries["g.milvus.db"]
+    assert isinstance(milvus._store, MilvusStore)
+    assert milvus.writers == sqlite.writers == list(writers)
+    np.testing.assert_array_equal(milvus.references("w07"), writers["w07"])
+    rng = np.random.default_rng(12)
+    queries = [rows.mean(0) + rng.normal(0, 0.3, DIM) for rows in writers.values()]
+    queries.append(np.full(DIM, 40.0))  # far from everyone: unknown
+    for query in queries:
+        for top_k in (1, 3, 50, None):
+            assert milvus.identify(query, top_k=top_k) == sqlite.identify(query, top_k=top_k)
+    assert milvus.identify(queries[7], top_k=1).writer == "w07"
+    for gallery in (milvus, sqlite):
+        assert gallery.remove("w07") == 3
+    assert milvus.identify(queries[7], top_k=3) == sqlite.identify(queries[7], top_k=3)
+    assert "w07" not in milvus and milvus.identify(queries[7], top_k=1).writer != "w07"
+    for gallery in (milvus, sqlite):
+        gallery.close()
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    for writer in range(1, 5):
+        (folder / f"w{writer}").mkdir(parents=True)
+        for n in range(3):
+            draw_signature(writer, n).save(folder / f"w{writer}" / f"s{n}.png")
+    return folder
+
+
+def test_sigid_commands_on_a_milvus_lite_gallery(siamese_ckpt, images, tmp_path, capsys) -> None:
+    """`sigid enroll` / `identify` / `gallery list|info|remove|convert` with a ``.milvus.db``
+    gallery answer as with an SQLite one."""
+    answers = []
+    queries = [str(images / f"w{w}" / "s2.png") for w in (1, 2, 3, 4)]
+    for name in ("people.sqlite", "people.milvus.db"):
+        gallery = tmp_path / name
+        for writer in (1, 2, 3):
+            argv = [
+                "enroll",
+                "--gallery",
+                gallery,
+                "--ckpt",
+                siamese_ckpt,
+                "--writer",
+                f"w{writer}",
+            ]
+            files = sorted((images / f"w{writer}").iterdir())[:2]
+            assert main([str(a) for a in [*argv, *files]]) == 0
+        capsys.readouterr()
+        assert main(["identify", "--gallery", str(gallery), *queries, "--top-k", "3"]) == 0
+        answers.append(capsys.readouterr().out.replace(str(gallery), "G"))
+        assert main(["gallery", "list", str(gallery), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["writers"] == {"w1": 2, "w2": 2, "w3": 2}
+    assert answers[0] == answers[1]
+    milvus = str(tmp_path / "people.milvus.db")
+    assert main(["gallery", "info", milvus, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backend"] == "milvus"
+    assert main(["gallery", "remove", milvus, "--writer", "w2"]) == 0
+    capsys.readouterr()
+    assert main(["gallery", "list", milvus, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["writers"] == {"w1": 2, "w3": 2}
+    copy = str(tmp_path / "copy.milvus.db")
+    assert main(["gallery", "convert", str(tmp_path / "people.sqlite"), copy]) == 0
+    capsys.readouterr()
+    assert main(["identify", "--gallery", copy, *queries, "--top-k", "3"]) == 0
+    assert capsys.readouterr().out.replace(copy, "G") == answers[0]

@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,7 +64,9 @@ def _client_class() -> Any:
         ) from None
     # pymilvus logs every failed request with its traceback at ERROR, and a query iterator's
     # fallback at WARNING; the store raises its own one-line errors instead
-    for name in ("pymilvus", "milvus_lite"):  # milvus-lite: a held file, at ERROR
+    # (milvus-lite: a held file, at ERROR; its in-process gRPC server: the iterator's timestamp
+    # request, which it does not implement, with a traceback)
+    for name in ("pymilvus", "milvus_lite", "grpc._server"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return MilvusClient
 
@@ -208,13 +210,26 @@ class MilvusStore:
             first[writer] = min(first.get(writer, row["added"]), row["added"])
         return {w: counts[w] for w in sorted(counts, key=lambda w: (first[w], w))}
 
-    def add(self, writer: str, embeddings: np.ndarray, sources: list[str]) -> None:
-        self.add_many([(writer, embeddings, sources)])
+    def add(
+        self,
+        writer: str,
+        embeddings: np.ndarray,
+        sources: list[str],
+        *,
+        check: Callable[[int], None] | None = None,
+    ) -> int:
+        """One insert request and its flush; returns the `generation` after it. Milvus has no
+        write transactions: `check` is called just before writing (on a milvus-lite file no
+        other process writes meanwhile: it holds the file; on a server, two clients may)."""
+        if check is not None:
+            check(self.generation())
+        return self.add_many([(writer, embeddings, sources)])
 
-    def add_many(self, enrolments: Iterable[tuple[str, np.ndarray, list[str]]]) -> None:
+    def add_many(self, enrolments: Iterable[tuple[str, np.ndarray, list[str]]]) -> int:
         """`add` for many (writer, embeddings, sources) at once, `BATCH` rows per insert and one
-        flush: a bulk load (a conversion, a benchmark). Each insert is visible whole; the
-        enrolments of different inserts may be seen apart while it runs."""
+        flush: a bulk load (a conversion, a benchmark); returns the `generation` after it. Each
+        insert is visible whole; the enrolments of different inserts may be seen apart while
+        it runs."""
         self._writable()
         dim = self._model_dim()
         rows: list[dict[str, Any]] = []
@@ -240,6 +255,7 @@ class MilvusStore:
         if rows:
             self._client.insert(self.collection, rows)
         self._logged("add")
+        return self.generation()
 
     def remove(self, writer: str) -> int:
         self._writable()
