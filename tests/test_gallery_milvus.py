@@ -27,6 +27,7 @@ from drawing import draw_signature
 
 from sigid.cli import main
 from sigid.inference.gallery import Gallery
+from sigid.inference.gallery.ann import references_wanted
 from sigid.inference.gallery.milvus import MilvusStore, parse_location
 from sigid.inference.gallery.store import ReferenceStore
 from sigid.inference.verifier import Verifier
@@ -146,7 +147,8 @@ ENROLL = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from sigid.inference.gallery.milvus import MilvusStore
+    from sigid.inference.gallery.ann import references_wanted  # noqa: E402
+from sigid.inference.gallery.milvus import MilvusStore
     store = MilvusStore(sys.argv[1])
     store.add(sys.argv[2], np.full((2, 8), float(sys.argv[3]), np.float32), ["<array>"] * 2)
     time.sleep(float(sys.argv[4]))  # holding the file
@@ -229,13 +231,15 @@ def verifier() -> Verifier:
 
 
 def _writers() -> dict[str, np.ndarray]:
-    """40 writers with 1 to 5 references around their own centres."""
+    """150 writers with 1 to 5 references around their own centres: 450 references, more than
+    the first stage asks for (`ann.references_wanted`), so that the Milvus gallery ranks in two
+    stages."""
     rng = np.random.default_rng(11)
     return {
         f"w{n:02d}": (rng.normal(0, 1, DIM) + rng.normal(0, 0.3, (1 + n % 5, DIM))).astype(
             np.float32
         )
-        for n in range(40)
+        for n in range(150)
     }
 
 
@@ -255,14 +259,18 @@ def test_gallery_on_milvus_identifies_as_on_sqlite(verifier: Verifier, tmp_path:
         galleries[name] = Gallery.load(tmp_path / name, verifier=verifier)
     sqlite, milvus = galleries["g.sqlite"], galleries["g.milvus.db"]
     assert isinstance(milvus._store, MilvusStore)
+    assert references_wanted(3, 150) < 450
     assert milvus.writers == sqlite.writers == list(writers)
     np.testing.assert_array_equal(milvus.references("w07"), writers["w07"])
     rng = np.random.default_rng(12)
     queries = [rows.mean(0) + rng.normal(0, 0.3, DIM) for rows in writers.values()]
-    queries.append(np.full(DIM, 40.0))  # far from everyone: unknown
     for query in queries:
         for top_k in (1, 3, 50, None):
             assert milvus.identify(query, top_k=top_k) == sqlite.identify(query, top_k=top_k)
+    # far from everyone: unknown to both; every writer scores 0, and the tie is broken among
+    # the candidates the engine found, not among all writers (the one difference)
+    far = np.full(DIM, 40.0)
+    assert milvus.identify(far, top_k=3).writer is sqlite.identify(far, top_k=3).writer is None
     assert milvus.identify(queries[7], top_k=1).writer == "w07"
     for gallery in (milvus, sqlite):
         assert gallery.remove("w07") == 3
