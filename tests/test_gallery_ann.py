@@ -119,3 +119,29 @@ def test_faiss_when_k_exceeds_the_writers(verifier: Verifier) -> None:
     empty = ApproximateIndex(References([], np.zeros((0, DIM), np.float32), []))
     assert empty.candidates(centres[0], 5).tolist() == []
     assert empty.ranked(verifier, centres[0], 3) == []
+
+
+def test_an_index_of_an_open_gallery(verifier: Verifier, tmp_path) -> None:
+    """`ApproximateIndex.of` a Gallery (SQLite store) ranks its writers as the gallery does."""
+    pytest.importorskip(
+        "faiss", reason="the faiss extra is not installed (pip install 'sigid[faiss]')"
+    )
+    from sigid.inference.gallery import Gallery
+    from sigid.inference.gallery.ann import ApproximateIndex
+
+    class GivenEmbeddings(Verifier):
+        def embed(self, images):
+            return np.asarray(images, dtype=np.float32).reshape(len(images), DIM)
+
+    given = GivenEmbeddings(verifier.module)
+    table, centres = _table(30)
+    gallery = Gallery(given, score="mean")
+    for writer, rows in table.rows().items():
+        gallery.enroll(writer, list(rows))
+    gallery.save(tmp_path / "g.sqlite")
+    index = ApproximateIndex.of(gallery)
+    for number in (0, 11, 29):
+        expected = gallery.identify(centres[number], top_k=3)
+        ranked = index.ranked(given, centres[number], top_k=3)
+        assert [(c.writer, c.score) for c in expected.candidates] == ranked
+    gallery.close()
