@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
         "       sigid gallery remove GALLERY --writer NAME [--json]\n"
         "       sigid gallery convert OLD NEW [--json]",
     )
-    actions = p.add_subparsers(dest="action", required=True)
+    actions = p.add_subparsers(dest="action", required=True, help="what to do")
     for action, text in (
         ("info", "backend, model, score, writers and references, size"),
         ("list", "the enrolled writers and their numbers of references, in enrolment order"),

@@ -159,7 +159,7 @@ def test_a_folder_without_a_run_checkpoint_says_so(tmp_path, image, capsys):
     for argv in (
         ["verify", image, image, "--ckpt", folder],
         ["identify", image, "--ckpt", folder],
-        ["enroll", "--ckpt", folder, "--gallery", tmp_path / "g.npz", "--writer", "w", image],
+        ["enroll", "--ckpt", folder, "--gallery", tmp_path / "g.sqlite", "--writer", "w", image],
         ["export", "--ckpt", folder, "--out", tmp_path / "out"],
         ["evaluate", "--protocol", "identification", "--ckpt", folder, "data=synthetic"],
         ["evaluate", "--protocol", "writer-dependent", "--ckpt", folder, "data=synthetic"],
@@ -206,7 +206,7 @@ def test_a_diverged_checkpoint_is_refused_not_scored(siamese_ckpt, cnn_ckpt, tmp
         Verifier.from_checkpoint(snn).verify(image, image)
     with pytest.raises(ValueError, match=re.escape(f"{cnn.name}: {reason}")):
         Identifier.from_checkpoint(cnn).identify(image)
-    gallery = tmp_path / "people.npz"
+    gallery = tmp_path / "people.sqlite"
     for argv, ckpt in (
         (["verify", image, image, "--ckpt", snn], snn),
         (["identify", image, "--ckpt", cnn], cnn),

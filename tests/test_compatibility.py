@@ -31,6 +31,7 @@ from drawing import draw_signature
 from omegaconf import OmegaConf
 
 import sigid
+from sigid.inference.gallery.manage import convert
 from sigid.tasks import SiameseModule, load_checkpoint
 
 pytestmark = pytest.mark.slow  # the old code trains three runs in processes of its own: ~15 s
@@ -166,11 +167,16 @@ def test_an_old_gallery_identifies_and_verifies_as_it_did_and_takes_new_writers(
         assert gallery.writers == ["w1", "w2"] and gallery.score == "normalized"
         _close([gallery.identify(q).to_dict() for q in queries], expected["identify"], "identify")
         _close([gallery.verify("w1", q).to_dict() for q in queries], expected["verify"], "verify")
-    # enrolling into an old file keeps its writers
-    path = shutil.copy(old_files / "gallery.npz", tmp_path / "gallery.npz")
+    # an old file is read-only; converted to a store, it answers as it did and takes new writers
+    new = [str(Path(queries[2]).with_name(f"s{n}.png")) for n in range(3)]
+    with pytest.raises(ValueError, match="is read-only; convert it to a store"):
+        sigid.Gallery.open(old_files / "gallery.npz", checkpoint).enroll("w3", new)
+    path = tmp_path / "gallery.sqlite"
+    assert convert(old_files / "gallery.npz", path)["writers"] == 2
     gallery = sigid.Gallery.open(path, checkpoint)
-    gallery.enroll("w3", [str(Path(queries[2]).with_name(f"s{n}.png")) for n in range(3)])
-    gallery.save()
+    _close([gallery.identify(q).to_dict() for q in queries], expected["identify"], "identify")
+    _close([gallery.verify("w1", q).to_dict() for q in queries], expected["verify"], "verify")
+    gallery.enroll("w3", new)
     again = sigid.Gallery.load(path, checkpoint)
     assert again.writers == ["w1", "w2", "w3"]
     assert again.identify(queries[0]).to_dict()["candidates"][0]["writer"] == "w1"

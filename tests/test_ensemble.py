@@ -143,7 +143,7 @@ def test_ensemble_folds_summarise_like_training_runs(runs, ensemble, tmp_path):
 def test_a_gallery_enrolls_with_an_ensemble(ensemble, cedar_root, tmp_path):
     out, _ = ensemble
     scans = _scans(cedar_root)
-    gallery = sigid.Gallery.open(tmp_path / "g.npz", out / "checkpoints" / "best.ckpt")
+    gallery = sigid.Gallery.open(tmp_path / "g.sqlite", out / "checkpoints" / "best.ckpt")
     gallery.enroll("w1", scans[:2])
     assert gallery.score == "normalized"
     verdict = gallery.verify("w1", scans[2])

@@ -8,6 +8,7 @@ kill lands at many moments).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -325,3 +326,17 @@ def test_an_npz_gallery_is_read_only_and_converts_to_the_same_answers(
     converted = Gallery.load(tmp_path / "old.sqlite")
     assert converted.sources("w1") == [str(p) for p in sorted((images / "w1").iterdir())]
     assert converted.enroll("w4", [new]) == 1
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pymilvus") is not None, reason="pymilvus is installed here"
+)
+@pytest.mark.parametrize("location", ["milvus://localhost:19530/people", "people.milvus.db"])
+def test_a_milvus_gallery_without_pymilvus_names_the_extra(location, tmp_path, capsys):
+    with pytest.raises(ValueError) as caught:
+        open_store(location)
+    assert str(caught.value) == (
+        f"{location}: a Milvus gallery needs pymilvus: pip install 'sigid[milvus]'"
+    )
+    assert main(["gallery", "info", location]) == 1
+    assert capsys.readouterr().err == f"sigid gallery: error: {caught.value}\n"

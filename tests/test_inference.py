@@ -313,6 +313,7 @@ def test_an_older_checkpoint_galleries_score_by_the_mean(older_ckpt, cedar_root)
 
 def test_enrolling_an_enrolled_writer_adds_references(gallery_file, cedar_root, tmp_path):
     gallery = Gallery.load(gallery_file)
+    assert gallery.save(tmp_path / "people.sqlite") == tmp_path / "people.sqlite"  # a store now
     more = [genuine(cedar_root, 1, 20), load_image(genuine(cedar_root, 1, 21))]
     assert gallery.enroll("ann", more) == 7
     with pytest.raises(ImageLoadError):  # nothing enrolled when one image fails
@@ -343,10 +344,13 @@ def test_gallery_file_round_trips_without_pickle(gallery_file, siamese_ckpt, ver
 
 
 def test_save_is_atomic(gallery_file, tmp_path, monkeypatch):
-    target = tmp_path / "g.npz"
+    """An .npz export (for older sigid) is written whole or not at all."""
+    out = tmp_path / "out"
+    target = out / "g.npz"
     gallery = Gallery.load(gallery_file)
+    gallery.save(tmp_path / "g.sqlite")  # a store, which takes enrolments
     gallery.save(target)
-    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary file left
+    assert [p.name for p in out.iterdir()] == ["g.npz"]  # no temporary file left
     before = target.read_bytes()
 
     def broken_savez(stream, **arrays):
@@ -358,11 +362,11 @@ def test_save_is_atomic(gallery_file, tmp_path, monkeypatch):
     stroke[15:25, 10:70] = 0  # some ink: a blank page is refused
     gallery.enroll("dan", [stroke])
     with pytest.raises(OSError, match="disk full"):
-        gallery.save()
+        gallery.save(target)  # the .npz export, written again
     assert target.read_bytes() == before  # the old gallery, intact
-    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]
+    assert [p.name for p in out.iterdir()] == ["g.npz"]
     monkeypatch.undo()
-    gallery.save()
+    gallery.save(target)
     assert "dan" in Gallery.load(target).writers
 
 
@@ -463,7 +467,7 @@ def test_a_run_folder_is_taken_for_its_best_checkpoint(
         code, by_folder, err = _run(capsys, *argv, "--ckpt", run_folder(ckpt), "--json")
         assert code == 0, err
         assert json.loads(by_folder) == json.loads(by_file)
-    gallery = tmp_path / "g.npz"
+    gallery = tmp_path / "g.sqlite"
     code, out, err = _run(
         capsys, "enroll", "--ckpt", snn_run, "--gallery", gallery, "--writer", "ann", a, b, "--json"
     )
@@ -480,7 +484,7 @@ def test_a_run_folder_is_taken_for_its_best_checkpoint(
 def test_cli_enroll_then_identify_and_verify_with_the_gallery(
     capsys, siamese_ckpt, cedar_root, tmp_path
 ):
-    gallery = tmp_path / "g.npz"
+    gallery = tmp_path / "g.sqlite"
     refs = {name: [genuine(cedar_root, w, n) for n in ns] for name, (w, ns) in ENROLLED.items()}
     code, out, _ = _run(
         capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery, "--writer", "ann",
@@ -531,7 +535,7 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
 
 
 def test_cli_enroll_can_create_a_mean_score_gallery(capsys, siamese_ckpt, cedar_root, tmp_path):
-    gallery = tmp_path / "mean.npz"
+    gallery = tmp_path / "mean.sqlite"
     refs = [genuine(cedar_root, 1, n) for n in range(1, 4)]
     code, out, _ = _run(capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery,
                         "--writer", "ann", *refs, "--score", "mean", "--json")  # fmt: skip
@@ -583,10 +587,12 @@ def test_cli_errors_are_one_clear_line(
         (["identify", img], "give --ckpt"),
         (["identify", "--gallery", empty, img], "no writers enrolled"),
         (["verify", "--gallery", empty, "--writer", "ann", img], "no writers enrolled"),
-        (["identify", "--gallery", tmp_path, img], "not a regular file"),
+        (["identify", "--gallery", tmp_path, img], "not a gallery store (it is a folder)"),
+        (["enroll", "--gallery", tmp_path / "new.npz", "--writer", "x", img],
+         "new galleries are stores, not .npz files: name it"),
         (["verify", img, white, "--ckpt", siamese_ckpt], "white.png: no ink found"),
         (["identify", "--ckpt", cnn_ckpt, white], "white.png: no ink found"),
-        (["enroll", "--gallery", tmp_path / "new.npz", "--ckpt", cnn_ckpt, "--writer", "x", img],
+        (["enroll", "--gallery", tmp_path / "new.sqlite", "--ckpt", cnn_ckpt, "--writer", "x", img],
          "CNN writer-classifier checkpoint"),
     ]  # fmt: skip
     for argv, message in cases:
@@ -594,7 +600,7 @@ def test_cli_errors_are_one_clear_line(
         assert code == 1, (argv, out, err)
         assert err.startswith(f"sigid {argv[0]}: error: ") and message in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
-    assert not (tmp_path / "new.npz").exists()
+    assert not (tmp_path / "new.npz").exists() and not (tmp_path / "new.sqlite").exists()
 
 
 # -- Python API arguments ------------------------------------------------------------------------

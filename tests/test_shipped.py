@@ -103,7 +103,7 @@ def test_verify_without_ckpt_uses_the_shipped_verifier(capsys, signatures):
 
 
 def test_enroll_and_identify_without_ckpt_use_the_shipped_verifier(capsys, signatures, tmp_path):
-    gallery = tmp_path / "gallery.npz"
+    gallery = tmp_path / "gallery.sqlite"
     for writer in (1, 2, 3):
         refs = [_image(signatures, writer, 1), _image(signatures, writer, 2)]
         code, _, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", f"w{writer}", *refs)

@@ -106,6 +106,7 @@ RESUME = [
     "tests/test_exact_resume.py::test_a_resumed_run_is_the_run_that_was_not_interrupted",
 ]
 BENCH = "tests/test_bench.py::"
+STORE = "tests/test_gallery_store.py::"
 DOCS = "tests/test_docs_commands.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
@@ -132,6 +133,9 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid enroll --gallery people.npz --writer bob b1.png b2.png b3.png": [GALLERY_CLI],
     "sigid verify --gallery people.npz --writer alice q.png": [GALLERY_CLI],
     "sigid identify --gallery people.npz q.png --json": [GALLERY_CLI],
+    "sigid enroll --gallery people.sqlite --writer bob b1.png b2.png b3.png": [GALLERY_CLI],
+    "sigid verify --gallery people.sqlite --writer alice q.png": [GALLERY_CLI],
+    "sigid identify --gallery people.sqlite q.png --json": [GALLERY_CLI],
     "sigid identify --ckpt cnn.ckpt q.png --top-k 5": [IDENTIFY_CLI],
     "sigid-train experiment=cedar_snn_pretrained data.root=/path/to/cedar data.split.fold=0": [
         RECOMMENDED,
@@ -238,7 +242,7 @@ EXERCISED_BY: dict[str, list[str]] = {
     ],
     ".venv/bin/python tools/docs_check.py": [DOCS + "test_the_short_commands_run"],
     # docs/using-models.md, and its CEDAR walkthrough (the tests run these commands on CEDAR)
-    "sigid enroll --ckpt snn.ckpt --gallery people.npz --writer alice a1.png a2.png a3.png": [
+    "sigid enroll --ckpt snn.ckpt --gallery people.sqlite --writer alice a1.png a2.png a3.png": [
         GALLERY_CLI
     ],
     "CEDAR=../shared/data/cedar": [GALLERY_CLI],
@@ -248,28 +252,47 @@ EXERCISED_BY: dict[str, list[str]] = {
     "F=$CEDAR/signatures/full_forg": [RUN_FOLDER],
     "sigid verify $G/original_4_1.png $G/original_4_2.png --ckpt $SNN": [VERIFY_CLI],
     "sigid verify $G/original_4_1.png $F/forgeries_4_1.png --ckpt $SNN": [VERIFY_CLI],
-    "sigid enroll --ckpt $SNN --gallery cedar.npz --writer 4 $G/original_4_{1..5}.png": [
+    "sigid enroll --ckpt $SNN --gallery cedar.sqlite --writer 4 $G/original_4_{1..5}.png": [
         GALLERY_CLI
     ],
-    "sigid enroll --gallery cedar.npz --writer 12 $G/original_12_{1..5}.png": [GALLERY_CLI],
-    "sigid enroll --gallery cedar.npz --writer 17 $G/original_17_{1..5}.png": [GALLERY_CLI],
-    "sigid identify --gallery cedar.npz $G/original_12_20.png": [GALLERY_CLI],
-    "sigid identify --gallery cedar.npz $G/original_19_3.png --json": [
+    "sigid enroll --gallery cedar.sqlite --writer 12 $G/original_12_{1..5}.png": [GALLERY_CLI],
+    "sigid enroll --gallery cedar.sqlite --writer 17 $G/original_17_{1..5}.png": [GALLERY_CLI],
+    "sigid identify --gallery cedar.sqlite $G/original_12_20.png": [GALLERY_CLI],
+    "sigid identify --gallery cedar.sqlite $G/original_19_3.png --json": [
         GALLERY_CLI,
         INF + "test_nobody_close_enough_is_an_unknown_writer",
     ],
-    "sigid verify --gallery cedar.npz --writer 4 $G/original_4_20.png": [GALLERY_CLI],
-    "sigid verify --gallery cedar.npz --writer 4 $F/forgeries_4_3.png": [GALLERY_CLI],
+    "sigid verify --gallery cedar.sqlite --writer 4 $G/original_4_20.png": [GALLERY_CLI],
+    "sigid verify --gallery cedar.sqlite --writer 4 $F/forgeries_4_3.png": [GALLERY_CLI],
     "sigid identify --ckpt $CNN $G/original_4_20.png --top-k 3": [IDENTIFY_CLI],
     # docs/cli.md
     "sigid identify --gallery people.npz questioned/": [
         "tests/test_batch.py::test_identify_answers_a_folder_and_files_one_json_line_each"
     ],
+    "sigid identify --gallery people.sqlite questioned/": [
+        "tests/test_batch.py::test_identify_answers_a_folder_and_files_one_json_line_each"
+    ],
+    # docs/cli.md and docs/gallery.md: the gallery store
+    "sigid gallery info people.sqlite": [STORE + "test_sigid_gallery_info_list_and_convert"],
+    "sigid gallery list people.sqlite": [STORE + "test_sigid_gallery_info_list_and_convert"],
+    "sigid gallery list people.sqlite --json": [
+        STORE + "test_eight_sigid_enroll_processes_at_once_all_enrol",
+        STORE + "test_sigid_gallery_remove_says_so_and_the_bytes_are_gone",
+    ],
+    "sigid gallery remove people.sqlite --writer alice": [
+        STORE + "test_sigid_gallery_remove_says_so_and_the_bytes_are_gone"
+    ],
+    "sigid gallery convert old.npz people.sqlite": [
+        STORE + "test_an_npz_gallery_is_read_only_and_converts_to_the_same_answers"
+    ],
+    "sigid gallery convert people.npz people.sqlite": [
+        STORE + "test_an_npz_gallery_is_read_only_and_converts_to_the_same_answers"
+    ],
     "sigid identify --ckpt cnn.ckpt a.png b.png --format csv > answers.csv": [
         "tests/test_batch.py::test_identify_with_a_cnn_and_text_blocks",
         "tests/test_batch.py::test_identify_writes_a_csv_table",
     ],
-    "sigid verify --gallery people.npz --writer alice q1.png q2.png scans/ --format csv": [
+    "sigid verify --gallery people.sqlite --writer alice q1.png q2.png scans/ --format csv": [
         "tests/test_batch.py::test_verify_many_images_against_an_enrolled_writer"
     ],
     # docs/configuration.md
@@ -313,10 +336,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid verify a.png b.png": [
         "tests/test_shipped.py::test_verify_without_ckpt_uses_the_shipped_verifier"
     ],
-    "sigid enroll --gallery people.npz --writer alice a1.png a2.png a3.png": [
+    "sigid enroll --gallery people.sqlite --writer alice a1.png a2.png a3.png": [
         "tests/test_shipped.py::test_enroll_and_identify_without_ckpt_use_the_shipped_verifier"
     ],
-    "sigid identify --gallery people.npz q.png": [
+    "sigid identify --gallery people.sqlite q.png": [
         "tests/test_shipped.py::test_enroll_and_identify_without_ckpt_use_the_shipped_verifier"
     ],
     "sigid-train experiment=shipped_verifier hydra.run.dir=outputs/shipped_verifier": [

@@ -1,9 +1,11 @@
 """How `Gallery.identify` scales with the number of enrolled writers: time per query and memory.
 
-For each size, a generated gallery (`synthetic_gallery`) is written, then a child process
-(``python -m sigid.bench.gallery``) loads it with `Gallery.load` and identifies `queries`
-questioned signatures `repeats` times over, each a new sample near a random writer's references,
-with `top_k` candidates (`GalleryShape`).
+For each size, a generated gallery store (`synthetic_gallery`) is written, then a child process
+(``python -m sigid.bench.gallery``) opens it with `Gallery.load` (``open_s``), identifies
+`queries` questioned signatures `repeats` times over, each a new sample near a random writer's
+references, with `top_k` candidates (``query_ms``), and enrols `enrolls` new writers one at a
+time through the API (``enroll_ms``: the store's transaction and the repeat checks; the
+embedding is given), which it removes again (`GalleryShape`).
 
 A child of its own per size, so that its resident memory is the gallery's: the gallery's memory
 is the peak resident memory while it loads and answers, less the resident memory before it
@@ -48,7 +50,8 @@ STATUS = Path("/proc/self/status")
 @dataclasses.dataclass(frozen=True)
 class GalleryShape:
     """Every writer's `references` embeddings of `dim` values; `queries` questioned signatures
-    asked `repeats` times over, each ranked for `top_k` candidates."""
+    asked `repeats` times over, each ranked for `top_k` candidates; `enrolls` new writers
+    enrolled one by one (then removed: a kept gallery stays as generated)."""
 
     references: int = 5
     dim: int = 128
@@ -56,8 +59,10 @@ class GalleryShape:
     repeats: int = 3
     top_k: int = 5
 
+    enrolls: int = 5
+
     def file_name(self, writers: int) -> str:
-        return f"{writers}x{self.references}x{self.dim}.npz"
+        return f"{writers}x{self.references}x{self.dim}.sqlite"
 
 
 class GivenEmbeddings(Verifier):
@@ -102,6 +107,7 @@ def measure(path: Path, shape: GalleryShape) -> dict[str, Any]:
     start = time.perf_counter()
     gallery = Gallery.load(path, verifier=verifier)
     load_s = time.perf_counter() - start
+    gallery.identify(np.zeros(shape.dim, np.float32), top_k=shape.top_k)  # numpy's first call
     rng = np.random.default_rng(12345)
     writers = gallery.writers
     asked = []
@@ -116,12 +122,26 @@ def measure(path: Path, shape: GalleryShape) -> dict[str, Any]:
             found = gallery.identify(query, top_k=shape.top_k)
             times.append(time.perf_counter() - start)
             named += repeat == 0 and found.candidates[0].writer == writer
+    enroll_times = []
+    for n in range(shape.enrolls):  # a new writer each, as `sigid enroll` adds one
+        rows = rng.normal(0, SIGNATURE_SPREAD, (shape.references, shape.dim)) + 5 + n
+        start = time.perf_counter()
+        gallery.enroll(f"bench-new-{n}", list(rows.astype(np.float32)))
+        enroll_times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    gallery.identify(asked[0][1], top_k=shape.top_k)  # the matrix takes in the new writers
+    after_enroll = time.perf_counter() - start
     peak = _status_mb("VmHWM") if restarted else _peak_mb()
+    for n in range(shape.enrolls):
+        gallery.remove(f"bench-new-{n}")
     return {
         "writers": len(gallery),
         "references": len(gallery.references(writers[0])),
         "dim": shape.dim,
         "load_s": load_s,
+        "open_s": load_s,
+        "enroll_ms": median(enroll_times) * 1e3,
+        "query_ms_after_enroll": after_enroll * 1e3,
         "query_ms": median(times) * 1e3,
         "query_ms_min": float(np.min(times) * 1e3),
         "named_own_writer": f"{named}/{shape.queries}",

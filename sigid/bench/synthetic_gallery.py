@@ -1,4 +1,5 @@
-"""Generated galleries: N writers x K reference embeddings, saved as `sigid enroll` saves one.
+"""Generated galleries: N writers x K reference embeddings, in a store as `sigid enroll` keeps
+one (or an .npz of sigid before the store).
 
 The model is an untrained pixel Siamese network that stands in for a checkpoint (seeded:
 every process builds the same weights, so a gallery written by one process loads in another).
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from sigid.inference.gallery import storage
+from sigid.inference.gallery.sqlite import SqliteStore
 from sigid.inference.verifier import Verifier
 from sigid.tasks import SiameseModule
 
@@ -39,13 +41,34 @@ def stand_in_verifier(dim: int, cls: type[Verifier] = Verifier) -> Verifier:
     return cls(module)
 
 
-def write_gallery(path: Path, writers: int, references: int, dim: int) -> None:
-    """Generate the gallery of `writers` x `references` embeddings and save it at `path`."""
+def write_gallery(
+    path: Path, writers: int, references: int, dim: int, verifier: Verifier | None = None
+) -> None:
+    """Generate the gallery of `writers` x `references` embeddings at `path`: a store (one
+    transaction for all), or for a path ending in .npz a gallery file of sigid before the
+    store. `verifier`: the model it is recorded with (default: `stand_in_verifier`)."""
     rng = np.random.default_rng(writers)
     centres = rng.normal(0, CENTRE_SPREAD, (writers, dim)).astype(np.float32)
     rows = np.repeat(centres, references, axis=0)
     rows += rng.normal(0, SIGNATURE_SPREAD, rows.shape).astype(np.float32)
     names = [f"writer{n:06d}" for n in range(writers)]
     table = {name: rows[n * references : (n + 1) * references] for n, name in enumerate(names)}
-    sources = {name: ["<array>"] * references for name in names}
-    storage.write(path, stand_in_verifier(dim), "normalized", table, sources)
+    verifier = verifier or stand_in_verifier(dim)
+    if str(path).endswith(".npz"):
+        sources = {name: ["<array>"] * references for name in names}
+        storage.write(path, verifier, "normalized", table, sources)
+        return
+    store = SqliteStore(path)
+    try:
+        store.create(
+            {
+                "checkpoint": str(verifier.checkpoint) if verifier.checkpoint else None,
+                "fingerprint": verifier.fingerprint,
+                "preprocessing": verifier.preprocessing,
+                "dim": verifier.dim,
+                "score": "normalized",
+            }
+        )
+        store.add_many((name, rows, ["<array>"] * references) for name, rows in table.items())
+    finally:
+        store.close()

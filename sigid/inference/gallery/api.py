@@ -205,7 +205,7 @@ class Gallery:
             storage.write(Path(target), self.verifier, self.score, embeddings, sources)
             self._exports.add(Path(target).resolve())
             return target
-        copy_store(self._writable(), target)
+        copy_store(self._current_store(), target)
         self._store.close()  # type: ignore[union-attr]
         self.path, self._store, self._generation = target, _open(target), None
         return target
@@ -444,20 +444,13 @@ class Gallery:
     ) -> None:
         """Refuse a new reference that is an enrolled one (for `writer` or another writer): the
         same image by its embedding (a file enrolled before, a copy of it, an array), compared
-        with every reference in the store, first on one column, then whole."""
-        self._flush()
-        table, atol, rtol = self._table, SAME_EMBEDDING["atol"], SAME_EMBEDDING["rtol"]
-        if not len(table.matrix):
-            return
-        column = table.matrix[:, 0]
+        with every reference in the store (`_first_same`)."""
+        column = self._table.matrix[:, 0]  # one copy for all the images
         for image, row in zip(images, embeddings, strict=True):
-            near = np.flatnonzero(np.abs(row[0] - column) <= atol + rtol * np.abs(column))
-            same = np.isclose(row, table.matrix[near], **SAME_EMBEDDING).all(axis=1)
-            if not same.any():
+            found = self._first_same(row, column)
+            if found is None:
                 continue
-            first = int(near[np.argmax(same)])
-            number = int(np.searchsorted(table.starts, first, side="right") - 1)
-            owner, position = table.writers[number], first - int(table.starts[number])
+            owner, position = found
             source = self._store.references(owner)[1][position]  # type: ignore[union-attr]
             path = _resolved(_source(image))
             same_file = path is not None and _resolved(source) == path
@@ -467,6 +460,24 @@ class Gallery:
             else:
                 where = f"already a reference of writer {owner!r}: {ONE_WRITER}"
             raise ValueError(f"{describe(image)}: {what}{where}")
+
+    def _first_same(self, row: np.ndarray, column: np.ndarray) -> tuple[str, int] | None:
+        """(writer, position) of the first enrolled reference np.isclose to `row` in every
+        value (`SAME_EMBEDDING`), or None: `_table` first on its first column (`column`), then
+        whole where that one is close; then this gallery's own recent enrolments."""
+        table, atol, rtol = self._table, SAME_EMBEDDING["atol"], SAME_EMBEDDING["rtol"]
+        near = np.flatnonzero(np.abs(row[0] - column) <= atol + rtol * np.abs(column))
+        same = np.isclose(row, table.matrix[near], **SAME_EMBEDDING).all(axis=1)
+        if same.any():
+            first = int(near[np.argmax(same)])
+            number = int(np.searchsorted(table.starts, first, side="right") - 1)
+            return table.writers[number], first - int(table.starts[number])
+        for owner, rows in self._pending.items():
+            same = np.isclose(row, rows, **SAME_EMBEDDING).all(axis=1)
+            if same.any():
+                before = int(table.counts[self._index[owner]]) if owner in self._index else 0
+                return owner, before + int(np.argmax(same))
+        return None
 
     def identify(self, image: Signature, top_k: int | None = None) -> Identification:
         """Rank the enrolled writers by mean similarity to a questioned signature; the best is

@@ -34,6 +34,8 @@ FORMAT, VERSION = "sigid-gallery-store", 1
 BUSY_TIMEOUT_S = 30.0
 # The default file name ending of a new gallery.
 SUFFIX = ".sqlite"
+# Writers read at a time by `matrix`.
+CHUNK = 4096
 # Bytes per database page of a new store (SQLite's largest).
 PAGE_SIZE = 65536
 SCHEMA = """
@@ -257,13 +259,28 @@ class SqliteStore:
         return rows, [source for (source,) in sources]
 
     def matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Every writer's BLOB copied into one preallocated array, `CHUNK` rows at a time (the
+        BLOBs of all the writers at once would hold the gallery twice)."""
         dim = self._dim()
-        rows = self._db.execute(
-            "SELECT name, count, embeddings FROM writers ORDER BY id"
-        ).fetchall()
-        matrix = np.frombuffer(bytearray().join([blob for _, _, blob in rows]), "<f4")
-        counts = np.fromiter((count for _, count, _ in rows), np.int64, len(rows))
-        return [name for name, _, _ in rows], matrix.reshape(-1, dim), counts
+        names: list[str] = []
+        counts: list[int] = []
+        with self._read():
+            (total,) = self._db.execute("SELECT COALESCE(SUM(count), 0) FROM writers").fetchone()
+            matrix = np.empty((total, dim), np.float32)
+            flat = memoryview(matrix.reshape(-1).view(np.uint8))
+            done = 0
+            rows = self._db.execute("SELECT name, count, embeddings FROM writers ORDER BY id")
+            while chunk := rows.fetchmany(CHUNK):
+                joined = b"".join([blob for _, _, blob in chunk])
+                flat[done : done + len(joined)] = joined
+                done += len(joined)
+                names += [name for name, _, _ in chunk]
+                counts += [count for _, count, _ in chunk]
+        if done != matrix.nbytes:
+            raise ValueError(
+                f"{self.location}: damaged gallery store (counts and embeddings differ)"
+            )
+        return names, matrix, np.array(counts, dtype=np.int64)
 
     def generation(self) -> int:
         """The write counter; read again only when ``PRAGMA data_version`` says another

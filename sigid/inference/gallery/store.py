@@ -15,6 +15,8 @@ this or another process.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -91,22 +93,17 @@ def is_milvus(location: str) -> bool:
 
 def open_store(location: str | Path, *, read_only: bool = False) -> ReferenceStore:
     """The store at `location` (see the module docstring); an SQLite store is created if the
-    file is absent (unless `read_only`)."""
+    file is absent (unless `read_only`). The backends are imported by name when used (they
+    import this module: `METADATA_KEYS`), Milvus's only with its extra installed."""
     location = str(location)
     if is_milvus(location):
-        try:
-            import pymilvus  # noqa: F401
-        except ImportError as err:
+        if importlib.util.find_spec("pymilvus") is None:
             raise ValueError(
                 f"{location}: a Milvus gallery needs pymilvus: pip install 'sigid[milvus]'"
-            ) from err
-        from sigid.inference.gallery import milvus  # the backend of the extra
-
-        return milvus.MilvusStore(location, read_only=read_only)
+            )
+        backend = importlib.import_module("sigid.inference.gallery.milvus")
+        return backend.MilvusStore(location, read_only=read_only)
     if location.endswith(".npz"):
-        from sigid.inference.gallery.npz import NpzStore
-
-        return NpzStore(location)
-    from sigid.inference.gallery.sqlite import SqliteStore
-
-    return SqliteStore(location, read_only=read_only)
+        return importlib.import_module("sigid.inference.gallery.npz").NpzStore(location)
+    backend = importlib.import_module("sigid.inference.gallery.sqlite")
+    return backend.SqliteStore(location, read_only=read_only)
