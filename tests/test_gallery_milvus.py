@@ -147,8 +147,7 @@ ENROLL = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from sigid.inference.gallery.ann import references_wanted  # noqa: E402
-from sigid.inference.gallery.milvus import MilvusStore
+    from sigid.inference.gallery.milvus import MilvusStore
     store = MilvusStore(sys.argv[1])
     store.add(sys.argv[2], np.full((2, 8), float(sys.argv[3]), np.float32), ["<array>"] * 2)
     time.sleep(float(sys.argv[4]))  # holding the file
