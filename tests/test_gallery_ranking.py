@@ -188,6 +188,12 @@ def test_enrolling_keeps_the_matrix_in_step(verifier, tmp_path):
     matrix = gallery._references().matrix
     assert all(np.shares_memory(gallery._rows(w), matrix) for w in gallery.writers)
     assert len(matrix) == sum(len(rows) for rows in writers.values()) + 3
+    for n in range(4):  # new writers go into the matrix's spare rows, identify after each
+        gallery.enroll(f"more{n}", [query + 0.02 * (n + 2), query - 0.03 * (n + 1)])
+        assert gallery.identify(query, top_k=3) == _by_each_writer(gallery, query, 3)
+    again = Gallery.load(tmp_path / "g.sqlite", verifier=verifier)  # what the store holds
+    assert again.writers == gallery.writers
+    assert again.identify(query, top_k=None) == gallery.identify(query, top_k=None)
 
 
 def test_a_file_with_writers_rows_interleaved_loads_each_writers_in_order(verifier, tmp_path):

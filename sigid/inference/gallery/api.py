@@ -107,6 +107,7 @@ class Gallery:
         # every writer's references in one matrix, as of store generation `_generation`
         self._table = References([], empty, [])
         self._index: dict[str, int] = {}  # writer -> number in `_table`
+        self._buffer: np.ndarray | None = None  # `_table`'s matrix is its first rows
         self._generation: int | None = None if self.path is not None else 0
         # this gallery's own enrolments since `_table` was built: writer -> rows
         self._pending: dict[str, np.ndarray] = {}
@@ -294,7 +295,7 @@ class Gallery:
                 raise
             self._store = store
         if self._store.read_only:
-            raise ValueError(read_only_reason(str(self.path)))
+            raise ValueError(_read_only(self.path))
         return self._store
 
     def _current_store(self) -> ReferenceStore:
@@ -317,30 +318,45 @@ class Gallery:
         if len(matrix) and not np.isfinite(matrix).all():
             raise ValueError(f"{self.path}: embeddings contain NaN or infinite values")
         self._table = References(writers, matrix.reshape(-1, self.verifier.dim), counts)
+        self._buffer = self._table.matrix  # `_flush` appends here
         self._index = {writer: n for n, writer in enumerate(writers)}
         self._generation, self._pending = generation, {}
 
     def _flush(self) -> None:
-        """Put this gallery's own enrolments (`_pending`) into `_table`: one copy of the matrix,
-        at the first use after them, not at each enrolment."""
+        """Put this gallery's own enrolments (`_pending`) into `_table`, at the first use after
+        them, not at each enrolment. New writers go after the others in `_buffer`, which grows
+        by a quarter when full (so a service that enrols and identifies does not copy the whole
+        matrix each time); more references for an enrolled writer make a new matrix."""
         if not self._pending:
             return
         table = self._table
         counts = table.counts.copy()
-        parts, last = [], 0
-        for number in sorted(self._index[w] for w in self._pending if w in self._index):
-            end = int(table.starts[number] + table.counts[number])
-            more = self._pending[table.writers[number]]
-            parts += [table.matrix[last:end], more]
-            counts[number] += len(more)
-            last = end
-        parts.append(table.matrix[last:])
         new = [w for w in self._pending if w not in self._index]
-        parts += [self._pending[w] for w in new]
+        rows = [self._pending[w] for w in new]
+        more = sorted(self._index[w] for w in self._pending if w in self._index)
+        if more:
+            parts, last = [], 0
+            for number in more:
+                end = int(table.starts[number] + table.counts[number])
+                extra = self._pending[table.writers[number]]
+                parts += [table.matrix[last:end], extra]
+                counts[number] += len(extra)
+                last = end
+            matrix = np.concatenate([*parts, table.matrix[last:], *rows])
+            self._buffer = matrix
+        else:
+            have, need = len(table.matrix), len(table.matrix) + sum(len(r) for r in rows)
+            if self._buffer is None or len(self._buffer) < need:
+                grown = np.empty(
+                    (max(need, have + have // 4 + 1024), self.verifier.dim), np.float32
+                )
+                grown[:have] = table.matrix
+                self._buffer = grown
+            if rows:
+                self._buffer[have:need] = np.concatenate(rows)
+            matrix = self._buffer[:need]
         self._table = References(
-            [*table.writers, *new],
-            np.concatenate(parts),
-            [*counts.tolist(), *(len(self._pending[w]) for w in new)],
+            [*table.writers, *new], matrix, [*counts.tolist(), *(len(r) for r in rows)]
         )
         self._index.update({w: len(table.writers) + n for n, w in enumerate(new)})
         self._pending = {}
@@ -417,7 +433,7 @@ class Gallery:
     def _writable_name(self) -> None:
         """Refuse, before any embedding, an enrolment that cannot be stored."""
         if self._store is not None and self._store.read_only:
-            raise ValueError(read_only_reason(str(self.path)))
+            raise ValueError(_read_only(self.path))
         if self._store is None and str(self.path).endswith(".npz"):
             self._writable()  # raises
 
@@ -564,6 +580,13 @@ class Gallery:
                 f"(enrolled: {shown or 'nobody'})"
             )
         return writer
+
+
+def _read_only(location: Path | str | None) -> str:
+    """Why nothing can be enrolled in (or removed from) a read-only gallery, in one line."""
+    if str(location).endswith(".npz"):
+        return read_only_reason(str(location))
+    return f"{location}: the gallery is read-only (the file cannot be written); nothing was changed"
 
 
 def _location(path: str | Path) -> Path | str:
