@@ -324,7 +324,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     check_writer_name(args.writer)  # before the checkpoint is loaded
     new = False
-    if isinstance(args.gallery, Path):
+    if isinstance(args.gallery, Path) and not args.gallery.name.endswith(".milvus.db"):
         check_target(args.gallery)  # a read-only gallery or a folder: say so before embedding
         if str(args.gallery).endswith(".npz"):
             from sigid.inference.gallery.npz import read_only_reason

@@ -72,6 +72,9 @@ RUN: dict[str, str | None] = {
         "{python} {root}/tools/stored_threshold.py {root}/sigid/inference/weights/verifier.ckpt"
         " data=cedar data.root={cedar} data.split.fold=0"
     ),
+    "python tools/gallery_ann_bench.py --writers 100000 --queries 200": (
+        "{python} {root}/tools/gallery_ann_bench.py --writers 300 --queries 5 --dim 16"
+    ),
 }
 
 T = "tests/test_training.py::"
@@ -112,6 +115,8 @@ RESUME = [
 BENCH = "tests/test_bench.py::"
 BENCH_EPOCH = "tests/test_bench_epoch.py::"
 STORE = "tests/test_gallery_store.py::"
+MILVUS = "tests/test_gallery_milvus.py::"
+MILVUS_CLI = MILVUS + "test_sigid_commands_on_a_milvus_lite_gallery"
 DOCS = "tests/test_docs_commands.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
@@ -307,6 +312,19 @@ EXERCISED_BY: dict[str, list[str]] = {
     ],
     "sigid verify --gallery people.sqlite --writer alice q1.png q2.png scans/ --format csv": [
         "tests/test_batch.py::test_verify_many_images_against_an_enrolled_writer"
+    ],
+    # docs/gallery.md: Milvus and the faiss index
+    "pip install 'sigid[milvus]'": [MILVUS + "test_round_trip"],  # the dev extra installs it
+    "sigid enroll --gallery people.milvus.db --ckpt snn.ckpt --writer alice a1.png a2.png": [
+        MILVUS_CLI
+    ],
+    "sigid identify --gallery milvus://milvus.example.org:19530/people q.png": [
+        MILVUS + "test_locations",
+        MILVUS_CLI,
+    ],
+    "sigid gallery convert people.sqlite people.milvus.db": [MILVUS_CLI],
+    "pip install 'sigid[faiss]'": [  # the dev extra installs it
+        "tests/test_gallery_ann.py::test_faiss_two_stage_finds_the_exact_top_1"
     ],
     # docs/configuration.md
     "sigid-train --config-dir myconf experiment=mine": [

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from sigid.inference.gallery import storage
+from sigid.inference.gallery.ann import references_wanted
 from sigid.inference.gallery.manage import copy_store, describe_store
 from sigid.inference.gallery.names import check_writer_name
 from sigid.inference.gallery.npz import read_only_reason
-from sigid.inference.gallery.ranking import References
+from sigid.inference.gallery.ranking import References, rescore
 from sigid.inference.gallery.scores import SCORES, check_score, writer_score
 from sigid.inference.gallery.store import ReferenceStore, open_store
 from sigid.inference.identifier import check_top_k
@@ -540,6 +541,18 @@ class Gallery:
         rule itself (`_rank`): the others rank below `top_k` writers for certain."""
         table = self._references()
         writers = table.writers
+        if top_k is not None and self._store is not None:
+            # two-stage where the store has an index (Milvus) and asking it for fewer than all
+            # references: the writers of the nearest, scored by the rule (`ranking.rescore`),
+            # in enrolment order for ties
+            wanted = references_wanted(top_k, len(writers))
+            found = self._store.nearest(query, wanted) if wanted < len(table.matrix) else None
+            if found is not None:
+                numbers = sorted(self._index[w] for w in found if w in self._index)
+                chosen = [writers[n] for n in numbers]
+                rows = {w: self._rows(w) for w in chosen}
+                ranked = rescore(self.verifier, rows, chosen, query, top_k)
+                return [Candidate(w, score) for w, score in ranked]
         if top_k is not None:
             writers = [writers[i] for i in table.contenders(self.verifier, query, top_k)]
         ranked = sorted(

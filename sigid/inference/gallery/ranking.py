@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sigid.inference.gallery.scores import writer_score
 from sigid.models.siamese import DISTANCE_EPS
 
 if TYPE_CHECKING:
@@ -141,3 +142,36 @@ def _head(verifier: Verifier, distances: np.ndarray) -> np.ndarray:
         for start in range(0, len(distances), HEAD_CHUNK)
     ]
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def rescore(
+    verifier: Verifier,
+    references: Mapping[str, np.ndarray],
+    candidate_writers: Sequence[str],
+    query: np.ndarray,
+    top_k: int | None = None,
+) -> list[tuple[str, float]]:
+    """The second stage of a two-stage identification: the `candidate_writers` that an index
+    returned (nearest references first, writers repeated or not), each scored once by the
+    gallery's ranking rule (``writer_score(..., "mean")`` over all their `references`), best
+    first, ties in the order the index gave; the `top_k` best (None: all).
+
+    Exact for the writers it is given: only which writers are candidates is approximate. Those
+    that cannot reach the `top_k` are pruned first (`References.contenders` on the candidates'
+    own table), so the rule scores a few. `references` maps each candidate (at least) to its
+    (n, dim) reference embeddings."""
+    writers = list(dict.fromkeys(candidate_writers))
+    missing = [w for w in writers if w not in references]
+    if missing:
+        raise ValueError(
+            f"candidate writers {missing[:10]} have no references to re-score them with (removed "
+            "since the index found them?)"
+        )
+    # the candidates' own table prunes those that cannot reach the top_k (`contenders`)
+    dim = len(np.asarray(query).reshape(-1))
+    table = References.gather({w: references[w] for w in writers}, dim)
+    kept = [writers[i] for i in table.contenders(verifier, query, top_k or len(writers))]
+    rows = table.rows()
+    scored = [(w, writer_score(verifier, query, rows[w], "mean")) for w in kept]
+    scored.sort(key=lambda pair: -pair[1])  # stable: ties keep the order given
+    return scored[:top_k]
