@@ -123,16 +123,18 @@ def test_a_killed_enrolment_leaves_each_writer_whole(tmp_path):
     path = tmp_path / "g.sqlite"
     _new_store(path).close()
     rng = np.random.default_rng(2024)
-    start, trials, kills_during_writes = 0, 24, 0
+    start, trials = 0, 24
     for _ in range(trials):
         child = _child(WRITER, path, start)
         assert child.stdout.readline() == "ready\n"  # type: ignore[union-attr]
-        time.sleep(float(rng.uniform(0, 0.3)))  # into the loop: about 20 writers a second
+        first = child.stdout.readline()  # type: ignore[union-attr]
+        # into the loop, however loaded the machine: after its first writer, at a random
+        # moment of the next few (about 20 writers a second on an idle machine)
+        time.sleep(float(rng.uniform(0, 0.3)))
         child.send_signal(signal.SIGKILL)
         out, _ = child.communicate()
         assert child.returncode == -signal.SIGKILL
-        done = [int(line) for line in out.split()]
-        kills_during_writes += bool(done)
+        done = [int(line) for line in (first + out).split()]
         store = SqliteStore(path)
         counts = _whole(store)
         # every writer the child said it finished is there, unless removed after (a writer
@@ -143,7 +145,6 @@ def test_a_killed_enrolment_leaves_each_writer_whole(tmp_path):
             assert (f"w{n}" in counts) != ((n + 1) % 7 == 3 and n + 1 in done)
         start = (done[-1] + 2) if done else start + 1000  # writers new to the next child
         store.close()
-    assert kills_during_writes >= trials // 2  # the kills landed inside the loop
 
 
 def test_readers_never_see_half_an_enrolment(tmp_path):
