@@ -26,7 +26,7 @@ from torch.utils.data import default_collate
 from sigid.data.datamodules import ImageDataset, PairCollate
 from sigid.data.layouts import Sample
 from sigid.data.pairs import pairs_within
-from sigid.models.siamese import pair_distance
+from sigid.models.siamese import distances_of
 
 # CEDAR's writers: the classifier's output size.
 WRITERS = 55
@@ -121,7 +121,7 @@ class Siamese(Workload):
 
     def loss(self, net: nn.Module, batch: Any) -> torch.Tensor:
         embeddings = net.embed(batch["images"])
-        distance = pair_distance(embeddings[batch["left"]], embeddings[batch["right"]])
+        distance = distances_of(embeddings, batch["left"], batch["right"])
         return F.binary_cross_entropy_with_logits(net.head.logits(distance), batch["target"])
 
 

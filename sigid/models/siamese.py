@@ -228,7 +228,7 @@ class SiameseNetwork(nn.Module):
     ) -> torch.Tensor:
         """Euclidean distance per pair; each (already deduplicated) image is embedded once."""
         emb = self.embed(images)
-        return pair_distance(emb[left], emb[right])
+        return distances_of(emb, left, right)
 
     def forward(
         self, images: torch.Tensor, left: torch.Tensor, right: torch.Tensor
@@ -248,6 +248,16 @@ class SiameseNetwork(nn.Module):
 def pair_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise Euclidean distance, with an epsilon that keeps its gradient finite at 0."""
     return torch.sqrt((a - b).pow(2).sum(dim=-1) + DISTANCE_EPS)
+
+
+def distances_of(embeddings: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """`pair_distance` of each pair (embeddings[left[i]], embeddings[right[i]]).
+
+    Picked by ``index_select``, whose backward (``index_add``) sums an image's gradients in one
+    order: the backward of ``embeddings[left]`` (``index_put`` with accumulation) let CPU threads
+    race, and the same seed trained different weights unless torch's deterministic algorithms
+    were on (tests/test_reproducible.py)."""
+    return pair_distance(embeddings.index_select(0, left), embeddings.index_select(0, right))
 
 
 EMBEDDINGS: dict[str, type[nn.Module]] = {"pixel": PixelEmbedding, "conv": ConvEmbedding}

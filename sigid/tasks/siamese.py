@@ -32,7 +32,7 @@ from sigid.models.siamese import (
     EnsembleEmbedding,
     FusedEmbedding,
     SimilarityHead,
-    pair_distance,
+    distances_of,
 )
 from sigid.tasks.common import (
     BEST_SO_FAR,
@@ -242,10 +242,10 @@ class SiameseModule(FastPath):
             pair_part, features = (part.float() for part in embedding.parts(images))
             # The pair embedding learns from a head of its own, exactly as without the branch;
             # the network's head only calibrates the fused distance (nothing flows back).
-            pair_logits = self.pair_head.logits(pair_distance(pair_part[left], pair_part[right]))
+            pair_logits = self.pair_head.logits(distances_of(pair_part, left, right))
             loss = self._pair_loss(pair_logits, target, weight)
             embeddings = embedding.combine(pair_part.detach(), features)
-            distance = pair_distance(embeddings[left], embeddings[right])
+            distance = distances_of(embeddings, left, right)
             logits = self.net.head.logits(distance)
             loss = loss + self._pair_loss(logits, target, weight)
             if self.branch_head is not None and self.training and writers is not None:
@@ -257,10 +257,10 @@ class SiameseModule(FastPath):
             # each member learns from its own distance, as it would alone; the mean keeps the
             # loss on a single network's scale
             loss = sum(
-                self._loss(pair_distance(p[left], p[right]), target, weight) for p in parts
+                self._loss(distances_of(p, left, right), target, weight) for p in parts
             ) / len(parts)
             embeddings = embedding.combine(parts)
-            distance = pair_distance(embeddings[left], embeddings[right])
+            distance = distances_of(embeddings, left, right)
             logits = self.net.head.logits(distance)
             if self.writer_head is not None and self.training and writers is not None:
                 known, scale = writers >= 0, self.hparams.writer_loss / len(parts)
@@ -268,7 +268,7 @@ class SiameseModule(FastPath):
                     loss = loss + self._classify(head, part, writers, known, scale)
         else:
             embeddings = pair_part = self.net.embed(images).float()
-            distance = pair_distance(embeddings[left], embeddings[right])
+            distance = distances_of(embeddings, left, right)
             logits = self.net.head.logits(distance)
             loss = self._loss(distance, target, weight, logits)
         if isinstance(self.writer_head, nn.Linear) and self.training and writers is not None:
