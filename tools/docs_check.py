@@ -133,16 +133,13 @@ EXERCISED_BY: dict[str, list[str]] = {
     ".venv/bin/python -m pytest -q": [CI],
     "tensorboard --logdir outputs/": [CNN_RUN, SNN_RUN],
     "sigid-train -m model.depth=2,3,4,5 trainer.max_epochs=5,25": [SWEEP],
-    "sigid enroll --ckpt outputs/<date>/<time> --gallery people.npz --writer alice a1.png a2.png "
-    "a3.png": [RUN_FOLDER, GALLERY_CLI],
+    "sigid enroll --ckpt outputs/<date>/<time> --gallery people.sqlite --writer alice a1.png "
+    "a2.png a3.png": [RUN_FOLDER, GALLERY_CLI],
     "sigid evaluate --protocol writer-dependent --ckpt outputs/<date>/<time> --out eval/snn": [
         PROT + "test_a_run_folder_is_evaluated_as_its_best_checkpoint",
         WD_CLI,
     ],
     "sigid verify a.png b.png --ckpt snn.ckpt": [VERIFY_CLI],
-    "sigid enroll --gallery people.npz --writer bob b1.png b2.png b3.png": [GALLERY_CLI],
-    "sigid verify --gallery people.npz --writer alice q.png": [GALLERY_CLI],
-    "sigid identify --gallery people.npz q.png --json": [GALLERY_CLI],
     "sigid enroll --gallery people.sqlite --writer bob b1.png b2.png b3.png": [GALLERY_CLI],
     "sigid verify --gallery people.sqlite --writer alice q.png": [GALLERY_CLI],
     "sigid identify --gallery people.sqlite q.png --json": [GALLERY_CLI],
@@ -284,9 +281,6 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid verify --gallery cedar.sqlite --writer 4 $F/forgeries_4_3.png": [GALLERY_CLI],
     "sigid identify --ckpt $CNN $G/original_4_20.png --top-k 3": [IDENTIFY_CLI],
     # docs/cli.md
-    "sigid identify --gallery people.npz questioned/": [
-        "tests/test_batch.py::test_identify_answers_a_folder_and_files_one_json_line_each"
-    ],
     "sigid identify --gallery people.sqlite questioned/": [
         "tests/test_batch.py::test_identify_answers_a_folder_and_files_one_json_line_each"
     ],
