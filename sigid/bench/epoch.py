@@ -20,12 +20,9 @@ Lightning already brackets:
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,7 @@ from lightning.pytorch.profilers import Profiler
 from omegaconf import DictConfig, open_dict
 
 from sigid.bench.config import compose_config
-from sigid.bench.timing import global_torch_settings, synchronize
+from sigid.bench.timing import global_torch_settings, quiet_fit, synchronize
 from sigid.tasks.build import build_datamodule, build_module
 from sigid.training.run import build_trainer
 from sigid.training.summary import best_checkpoint
@@ -129,7 +126,7 @@ def measure_epoch(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     with open_dict(cfg):
         cfg.trainer.profiler = {"_target_": f"{__name__}.PhaseProfiler", "device": device.type}
     Path(cfg.paths.output_dir).mkdir(parents=True, exist_ok=True)
-    with global_torch_settings(), _quiet():
+    with global_torch_settings(), quiet_fit(*QUIET):
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # as a run seeds
         trainer, _, _ = build_trainer(cfg)
         start = time.perf_counter()
@@ -173,16 +170,5 @@ def measure_epoch(cfg: DictConfig, device: torch.device) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """A fit without Lightning's info lines and the warnings a short one-epoch fit gets."""
-    lightning = logging.getLogger("lightning.pytorch")
-    level = lightning.level
-    lightning.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers")
-            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
-            yield
-    finally:
-        lightning.setLevel(level)
+# A one-epoch fit's expected warnings: no loader workers, fewer batches than the log interval.
+QUIET = (r".*does not have many workers", r".*smaller than the logging interval")

@@ -8,8 +8,10 @@ on each of them alike; the figure of each is its median over the rounds.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -59,3 +61,19 @@ def global_torch_settings() -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         cudnn.benchmark, cudnn.deterministic = benchmark, cudnn_deterministic
+
+
+@contextmanager
+def quiet_fit(*messages: str) -> Iterator[None]:
+    """A bench's fit without Lightning's info lines, nor the warnings (regular expressions of
+    their messages) that a bench's fit gets by design."""
+    lightning = logging.getLogger("lightning.pytorch")
+    level = lightning.level
+    lightning.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in messages:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        lightning.setLevel(level)

@@ -19,11 +19,8 @@ between batches counts, as it does in training.
 from __future__ import annotations
 
 import copy
-import logging
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -33,7 +30,7 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader, Dataset
 
-from sigid.bench.timing import global_torch_settings, median, now, rotated
+from sigid.bench.timing import global_torch_settings, median, now, quiet_fit, rotated
 from sigid.bench.workloads import Workload
 from sigid.tasks.build import build_module
 from sigid.tasks.common import build_optimizer
@@ -97,20 +94,8 @@ class _StepClock(Callback):
             self.seconds = now(self.device) - self.start
 
 
-@contextmanager
-def _quiet_fit() -> Iterator[None]:
-    """A fit without the messages a bench expects: its loader has no workers and no
-    validation, and it stops at max_steps."""
-    lightning = logging.getLogger("lightning.pytorch")
-    level = lightning.level
-    lightning.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers")
-            warnings.filterwarnings("ignore", message=r".*`validation_step` but")
-            yield
-    finally:
-        lightning.setLevel(level)
+# A fit of the bench's steps: its loader has no workers and no validation.
+QUIET = (r".*does not have many workers", r".*`validation_step` but")
 
 
 class SigidStep:
@@ -137,7 +122,7 @@ class SigidStep:
         """Seconds of `steps` steps, in a fresh Trainer's fit."""
         clock = _StepClock(self.device, self.warmup, self.steps)
         loader = DataLoader(_Cycle(self.batches, self.warmup + self.steps), batch_size=None)
-        with global_torch_settings(), _quiet_fit():
+        with global_torch_settings(), quiet_fit(*QUIET):
             trainer, _, _ = build_trainer(self.cfg)
             trainer.callbacks.append(clock)
             trainer.fit(self.module, train_dataloaders=loader)
