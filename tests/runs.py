@@ -170,3 +170,37 @@ class PairLog(L.Callback):
         seen = {"rank": trainer.global_rank, "world_size": trainer.world_size}
         seen |= {"train": self.train, "val": self.val[min(self.val)]}
         (self.folder / f"pairs-rank{trainer.global_rank}.json").write_text(json.dumps(seen))
+
+
+def bench_cli(*argv: str) -> tuple[int, str, str]:
+    """`sigid bench ARGV` in this process: exit code, stdout, stderr."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from sigid.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["bench", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def positive(value: object) -> bool:
+    """A finite float above 0 (a measured figure)."""
+    import math
+
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def given_embeddings_verifier(dim: int):
+    """An untrained pixel model whose "images" are their own `dim`-d embeddings (the bench's
+    `GivenEmbeddings`): similarity = sigmoid(2.5 - 1.3 distance), typical genuine distance 1."""
+    from sigid.bench.gallery import GivenEmbeddings
+    from sigid.tasks import SiameseModule
+
+    module = SiameseModule(
+        preprocessing={"mode": "normalized", "size": [8, 8]},
+        embedding="pixel", image_size=[8, 8], dim=dim, head={"scale": 1.3, "offset": 2.5},
+    )  # fmt: skip
+    module.genuine_distance.fill_(1.0)
+    return GivenEmbeddings(module)

@@ -4,12 +4,10 @@ galleries, a small synthetic set): these tests check what is reported, never how
 
 from __future__ import annotations
 
-import io
 import json
-import math
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+from runs import bench_cli, positive
 
 from sigid.bench.report import format_table
 from sigid.cli import main
@@ -36,22 +34,10 @@ HEADLINE = (
 )
 
 
-def _bench(*argv: str) -> tuple[int, str, str]:
-    """`sigid bench ARGV` in this process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["bench", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, float) and math.isfinite(value) and value > 0
-
-
 @pytest.fixture(scope="module")
 def every_part() -> dict:
     """One tiny run of every part (a gallery of 10,000 writers holds a measurable memory)."""
-    code, out, err = _bench("--json", *TINY, "--gallery-sizes", "10000", *SMALL_DATA)
+    code, out, err = bench_cli("--json", *TINY, "--gallery-sizes", "10000", *SMALL_DATA)
     assert code == 0, err
     return json.loads(out)
 
@@ -59,18 +45,18 @@ def every_part() -> dict:
 def test_the_json_holds_each_headline_figure(every_part):
     result = every_part
     for key in HEADLINE:
-        assert _positive(result[key]), (key, result.get(key))
+        assert positive(result[key]), (key, result.get(key))
     assert result["gallery_headline_writers"] == 10_000  # no 100,000: the largest size run
     for name in ("cnn", "siamese"):
         train = result["train"][name]
         assert set(train["img_s"]) == {"sigid", "plain_fp32", "plain_best"}
-        assert all(_positive(v) for v in train["img_s"].values())
+        assert all(positive(v) for v in train["img_s"].values())
         assert train["sigid_over_best"] == result[f"train_step_ratio_{name}"]
-        assert _positive(result["loader"][name]["loader_to_step_ratio"])
+        assert positive(result["loader"][name]["loader_to_step_ratio"])
         step = result["peak"]["steps"][name]
-        assert _positive(step["gflop_per_step"])
-        assert all(_positive(v) for v in step["gflops"].values())
-    assert all(_positive(v) for v in result["peak"]["matmul_gflops"].values())
+        assert positive(step["gflop_per_step"])
+        assert all(positive(v) for v in step["gflops"].values())
+    assert all(positive(v) for v in result["peak"]["matmul_gflops"].values())
 
 
 def test_the_table_has_a_block_per_part(every_part):
@@ -82,7 +68,7 @@ def test_the_table_has_a_block_per_part(every_part):
 
 
 def test_only_runs_the_parts_asked():
-    code, out, err = _bench("--json", "--only", "loader", *TINY, *SMALL_DATA)
+    code, out, err = bench_cli("--json", "--only", "loader", *TINY, *SMALL_DATA)
     assert code == 0, err
     result = json.loads(out)
     assert result["settings"]["parts"] == ["loader"]
@@ -91,7 +77,7 @@ def test_only_runs_the_parts_asked():
     # without the training step, nothing to hold the loader against
     assert "loader_to_step_ratio" not in result
     assert "loader_to_step_ratio" not in result["loader"]["cnn"]
-    assert all(_positive(result["loader"][name]["img_s"]) for name in ("cnn", "siamese"))
+    assert all(positive(result["loader"][name]["img_s"]) for name in ("cnn", "siamese"))
     progress = [line for line in err.splitlines() if line.startswith("sigid bench: ")]
     assert progress, err
     assert all(line.split(": ")[1] == "loader" for line in progress), progress
@@ -105,7 +91,7 @@ def test_only_runs_the_parts_asked():
     ],
 )
 def test_bad_settings_are_one_line_errors(argv, message):
-    code, out, err = _bench(*argv)
+    code, out, err = bench_cli(*argv)
     assert code == 1 and out == ""
     assert err.splitlines()[-1].startswith(f"sigid bench: error: {message}"), err
 

@@ -5,16 +5,14 @@ fast."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+from runs import bench_cli, positive
 
 from sigid.bench.epoch import PHASES
 from sigid.bench.report import format_table
-from sigid.cli import main
 
 TINY = ["--rounds", "1", "--steps", "1", "--warmup", "0"]
 # 7 writers x (12 genuine + 4 forgeries): fold 0 leaves 3 training writers, so one epoch is
@@ -31,23 +29,11 @@ SMALL_DATA = [
 TRAIN_BATCHES = 3
 
 
-def _bench(*argv: str) -> tuple[int, str, str]:
-    """`sigid bench ARGV` in this process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["bench", *argv])
-    return code, out.getvalue(), err.getvalue()
-
-
-def _positive(value: object) -> bool:
-    return isinstance(value, float) and math.isfinite(value) and value > 0
-
-
 @pytest.fixture(scope="module")
 def both(siamese_ckpt) -> dict:
     """One tiny run of the epoch and inference parts, inference on a tiny trained checkpoint."""
     argv = ["--json", "--only", "epoch", "inference", *TINY, "--ckpt", str(siamese_ckpt)]
-    code, out, err = _bench(*argv, *SMALL_DATA)
+    code, out, err = bench_cli(*argv, *SMALL_DATA)
     assert code == 0, err
     return json.loads(out)
 
@@ -58,7 +44,7 @@ def test_the_epoch_phases_add_up_to_its_fit(both):
     assert tuple(seconds) == PHASES
     assert all(value >= 0 for value in seconds.values()), seconds
     for phase in ("data", "step", "validation", "checkpoint"):
-        assert _positive(seconds[phase]), (phase, seconds)
+        assert positive(seconds[phase]), (phase, seconds)
     # the phases are disjoint: together they are the fit, "other" its remainder
     assert math.isclose(sum(seconds.values()), epoch["fit_s"], rel_tol=1e-6)
     assert math.isclose(sum(epoch["share"].values()), 1.0, rel_tol=1e-6)
@@ -68,7 +54,7 @@ def test_the_epoch_phases_add_up_to_its_fit(both):
     data = epoch["data"]
     assert (data["val_pairs"], data["test_pairs"], data["layout"]) == (40, 40, "paired")
     assert epoch["batches"]["val"] == 3  # 40 pairs in batches of 16
-    assert _positive(epoch["setup_s"]) and _positive(epoch["test_s"])
+    assert positive(epoch["setup_s"]) and positive(epoch["test_s"])
     assert both["epoch_s"] == epoch["fit_s"]
     assert both["epoch_step_share"] == epoch["share"]["step"]
 
@@ -78,8 +64,8 @@ def test_inference_uses_the_checkpoint_asked(both, siamese_ckpt):
     assert found["checkpoint"] == str(siamese_ckpt) and not found["shipped"]
     assert found["dim"] == 16 and found["preprocessing"]["size"] == [32, 64]
     assert found["images_per_round"] == 64  # --steps 1: one batch
-    assert all(_positive(v) for v in found["embed_img_s"].values())
-    assert _positive(found["verify_ms"]) and _positive(found["load_s"])
+    assert all(positive(v) for v in found["embed_img_s"].values())
+    assert positive(found["verify_ms"]) and positive(found["load_s"])
     assert both["embeddings_per_s"] == found["embed_img_s"]["prepared"]
     assert both["verify_ms"] == found["verify_ms"]
 
@@ -93,7 +79,7 @@ def test_the_table_has_the_epoch_and_inference_blocks(both):
 
 
 def test_inference_defaults_to_the_shipped_verifier():
-    code, out, err = _bench("--json", "--only", "inference", *TINY)
+    code, out, err = bench_cli("--json", "--only", "inference", *TINY)
     assert code == 0, err
     found = json.loads(out)["inference"]
     assert found["shipped"] and found["checkpoint"].endswith("verifier.ckpt")
@@ -102,7 +88,7 @@ def test_inference_defaults_to_the_shipped_verifier():
 
 def test_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     missing = tmp_path / "none.ckpt"
-    code, out, err = _bench("--only", "inference", *TINY, "--ckpt", str(missing))
+    code, out, err = bench_cli("--only", "inference", *TINY, "--ckpt", str(missing))
     assert code == 1 and out == ""
     last = err.splitlines()[-1]
     assert last.startswith("sigid bench: error: ") and str(missing) in last, err

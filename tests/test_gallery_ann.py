@@ -126,12 +126,9 @@ def test_an_index_of_an_open_gallery(verifier: Verifier, tmp_path) -> None:
     pytest.importorskip(
         "faiss", reason="the faiss extra is not installed (pip install 'sigid[faiss]')"
     )
+    from sigid.bench.gallery import GivenEmbeddings
     from sigid.inference.gallery import Gallery
     from sigid.inference.gallery.ann import ApproximateIndex
-
-    class GivenEmbeddings(Verifier):
-        def embed(self, images):
-            return np.asarray(images, dtype=np.float32).reshape(len(images), DIM)
 
     given = GivenEmbeddings(verifier.module)
     table, centres = _table(30)

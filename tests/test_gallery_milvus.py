@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import given_embeddings_verifier
 
 pytest.importorskip(
     "pymilvus", reason="the milvus extra is not installed (pip install 'sigid[milvus]')"
@@ -31,7 +32,6 @@ from sigid.inference.gallery.ann import references_wanted
 from sigid.inference.gallery.milvus import MilvusStore, parse_location
 from sigid.inference.gallery.store import ReferenceStore
 from sigid.inference.verifier import Verifier
-from sigid.tasks import SiameseModule
 
 DIM = 8
 META = {
@@ -211,22 +211,9 @@ def test_a_held_file_is_refused_after_the_wait(tmp_path: Path, monkeypatch) -> N
 # -- the Gallery API and the CLI on Milvus, against the SQLite store ---------------------------
 
 
-class GivenEmbeddings(Verifier):
-    """A Verifier that takes each "image" as its own embedding."""
-
-    def embed(self, images):
-        return np.asarray(images, dtype=np.float32).reshape(len(images), DIM)
-
-
 @pytest.fixture(scope="module")
 def verifier() -> Verifier:
-    """An untrained model: similarity = sigmoid(2.5 - 1.3 distance), typical distance 1."""
-    module = SiameseModule(
-        preprocessing={"mode": "normalized", "size": [8, 8]},
-        embedding="pixel", image_size=[8, 8], dim=DIM, head={"scale": 1.3, "offset": 2.5},
-    )  # fmt: skip
-    module.genuine_distance.fill_(1.0)
-    return GivenEmbeddings(module)
+    return given_embeddings_verifier(DIM)
 
 
 def _writers() -> dict[str, np.ndarray]:

@@ -14,35 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import given_embeddings_verifier
 
 from sigid.inference.gallery import Candidate, Gallery, Identification, storage
 from sigid.inference.gallery.manage import convert
 from sigid.inference.gallery.ranking import References
 from sigid.inference.gallery.scores import writer_score
 from sigid.inference.verifier import Verifier
-from sigid.tasks import SiameseModule
 
 DIM = 8
 # Gallery sizes shown: the ones at the tied writers' places among them.
 TOP_K = [1, 2, 3, 4, 5, 8, 13, 34, 35, 36, 37, 50, None]
 
 
-class GivenEmbeddings(Verifier):
-    """A Verifier that takes each "image" as its own embedding."""
-
-    def embed(self, images):
-        return np.asarray(images, dtype=np.float32).reshape(len(images), DIM)
-
-
 @pytest.fixture(scope="module")
 def verifier() -> Verifier:
-    """similarity = sigmoid(2.5 - 1.3 distance); typical genuine distance 1."""
-    module = SiameseModule(
-        preprocessing={"mode": "normalized", "size": [8, 8]},
-        embedding="pixel", image_size=[8, 8], dim=DIM, head={"scale": 1.3, "offset": 2.5},
-    )  # fmt: skip
-    module.genuine_distance.fill_(1.0)
-    return GivenEmbeddings(module)
+    return given_embeddings_verifier(DIM)
 
 
 def _writers(shift: float = 0.0) -> dict[str, np.ndarray]:
