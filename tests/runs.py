@@ -204,3 +204,28 @@ def given_embeddings_verifier(dim: int):
     )  # fmt: skip
     module.genuine_distance.fill_(1.0)
     return GivenEmbeddings(module)
+
+
+def page_faults_of_reuse(megabytes: int = 64, times: int = 10) -> int:
+    """Minor page faults of allocating, touching and freeing a `megabytes` buffer `times` times
+    in this process: about one per 4 KiB page each time where freed memory goes back to the
+    system, about none after the first time where malloc keeps it."""
+    import resource
+
+    # torch's buffers, as a training step's (numpy asks for huge pages, which fault less)
+    torch.ones(megabytes << 20, dtype=torch.uint8)  # the first allocation faults in any case
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        torch.ones(megabytes << 20, dtype=torch.uint8)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+class PageFaultLog(L.Callback):
+    """Writes `page_faults_of_reuse()` to ``<folder>/page-faults.txt`` when fitting ends, in the
+    training process (a callback, so `sigid-train` takes it as an override)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        (self.folder / "page-faults.txt").write_text(str(page_faults_of_reuse()))

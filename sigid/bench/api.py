@@ -24,6 +24,7 @@ from sigid.bench.options import BenchOptions, ordered
 from sigid.bench.report import headline
 from sigid.bench.workloads import WORKLOADS
 from sigid.tasks.build import build_module
+from sigid.training.allocator import keep_freed_memory
 
 Progress = Callable[[str], None]
 
@@ -60,6 +61,9 @@ def run_bench(options: BenchOptions, progress: Progress = lambda line: None) -> 
     }
     with tempfile.TemporaryDirectory(prefix="sigid-bench-") as folder:
         session = _Session(device, options, Path(folder), result, progress)
+        # process-wide, as in a training run: every contender works with the memory kept
+        kept = bool(session.config([]).get("keep_freed_memory")) and keep_freed_memory()
+        result["settings"]["keep_freed_memory"] = kept
         for part in ordered(options.parts):
             result[part] = _PARTS[part](session)
     return {**headline(result), **result}

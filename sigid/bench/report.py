@@ -175,7 +175,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"sigid bench on {device['type']}: {device['name']}, {device['threads']} threads, "
         f"torch {device['torch']}, lightning {device['lightning']}",
         f"  {settings['rounds']} rounds x {settings['steps']} steps "
-        f"(+{settings['warmup']} warm-up), alternating",
+        f"(+{settings['warmup']} warm-up), alternating"
+        + (", freed memory kept (glibc)" if settings.get("keep_freed_memory") else ""),
     ]
     blocks = (
         ("train", _train_lines),

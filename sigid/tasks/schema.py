@@ -186,6 +186,7 @@ class Run:
     ckpt_path: str | None
     test: bool
     debug_run: str | None
+    keep_freed_memory: bool
     trainer: Trainer
 
 

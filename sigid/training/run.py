@@ -24,6 +24,7 @@ from sigid.runs.folder import check_new_run_dir
 from sigid.runs.status import write_running
 from sigid.tasks import SiameseModule
 from sigid.tasks.build import build_datamodule, build_module
+from sigid.training.allocator import keep_freed_memory
 from sigid.training.callbacks import tensor_to_float
 from sigid.training.precision import register_precision_resolver
 from sigid.training.seeding import RandomStreams
@@ -56,12 +57,13 @@ def run(cfg: DictConfig) -> TrainResult:
     check_run(cfg)  # before any data is read
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # the seed is in .hydra/config.yaml
     trainer, loggers, callbacks = build_trainer(cfg)  # a bad trainer setting fails before data
-
+    kept = bool(cfg.get("keep_freed_memory", False)) and keep_freed_memory()
     log.info(
-        "precision %s, channels_last %s, compile %s",
+        "precision %s, channels_last %s, compile %s, freed memory kept %s",
         cfg.trainer.precision,
         cfg.model.get("channels_last", False),
         cfg.model.get("compile", False),
+        kept,
     )
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
