@@ -3,15 +3,22 @@ splits, same-name forgeries in pairs and writer batches, and the real collection
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from drawing import draw_signature
+from runs import QUIET, SMALL_NET, given_embeddings_verifier
 
+import sigid
+from sigid.cli import main
 from sigid.data.datamodules import PairDataModule
-from sigid.data.layouts import DatasetError, detect_layout, scan
+from sigid.data.layouts import DatasetError, Sample, detect_layout, scan
 from sigid.data.pairs import GENUINE, RANDOM, SKILLED, pairs_within
+from sigid.evaluation.api import run_protocol
+from sigid.evaluation.protocols.same_name import evaluate_split_pair
+from sigid.evaluation.protocols.writer_dependent import EmbeddedSplit
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinese_names"
 # Each writer's files in one of the collection's three encodings.
@@ -156,3 +163,102 @@ def test_the_real_collection_has_60_writers_of_40_files_in_600_units():
         assert sum(s.person == person for s in table.samples) == 40
     assert {s.path.suffix for s in table.samples if int(s.person) > 50} == {".jpg"}
     assert [s.path.name for s in table.skipped] == ["LICENSE"]
+
+
+def _units(writers: int, names: int, embed) -> EmbeddedSplit:
+    """A split of `writers` x `names` units x 4 media whose embeddings `embed(w, n, m)` gives."""
+    samples, rows = [], []
+    for w in range(1, writers + 1):
+        for n in range(names):
+            for m in range(4):
+                path = Path(f"{w}/{m * 10 + n + 1}.png")
+                samples.append(Sample(path, f"{w}/name{n}", True, None, str(w), f"name{n}", m))
+                rows.append(embed(w, n, m))
+    return EmbeddedSplit(samples, np.array(rows, dtype=np.float32))
+
+
+def test_same_name_pairs_are_counted_per_medium_pair_and_writers_ranked_per_name():
+    verifier = given_embeddings_verifier(3)
+    rng = np.random.default_rng(0)
+
+    # each unit's electronic samples close together; its paper sample 6 away from them, another
+    # writer's same name 3 away: every medium pair separates its own genuine pairs from its
+    # negatives, but not all pairs at one threshold
+    def embed(w, n, m):
+        centre = np.array([3.0 * w, 30.0 * n, 0.0])
+        return centre + (np.array([0.0, 0.0, 6.0]) if m == 0 else rng.normal(0, 0.05, 3))
+
+    val, test = _units(3, 2, embed), _units(4, 2, embed)
+    result, curves = evaluate_split_pair(verifier, val, test)
+    found = result["test"]
+    # 8 units x 6 genuine pairs; per name C(16, 2) - 4 x 6 = 96 negatives
+    assert (found["overall"]["genuine"], found["overall"]["negatives"]) == (48, 192)
+    electronic, mixed = found["electronic-electronic"], found["paper-electronic"]
+    assert electronic["genuine"] == mixed["genuine"] == 24
+    # negatives: per name 4 x 3 x (3 writers x 1 paper) paper-electronic, 3 x 3 x C(4, 2) e-e
+    assert (mixed["negatives"], electronic["negatives"]) == (2 * 36, 2 * 54)
+    assert electronic["eer"] == mixed["eer"] == 0.0
+    assert found["overall"]["eer"] > 0.2
+    assert "paper-paper" not in found  # no genuine pair has two paper samples
+    ident = found["identification"]
+    assert (ident["writers"], ident["queries"], ident["chance"]) == (4, 96, 0.25)
+    assert ident["top1"] == 1.0
+    assert ident["by_gallery_medium"]["tablet"]["queries"] == 24
+    assert [c.label for c in curves] == ["overall", "paper-electronic", "electronic-electronic"]
+    assert result["validation"]["genuine"] == 6 * 6
+
+
+def test_same_name_protocol_runs_on_a_checkpoint_trained_on_the_layout(
+    ten_writers, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    trained = sigid.train([
+        "experiment=cedar_snn", "data=chinese_names", f"data.root={ten_writers}",
+        "data.preprocess.size=[32,64]", "data.split.val_writers=2", "data.pairs.val=24",
+        "data.pairs.test=24", "data.pairs.batch.writers=4", "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2", "model.dim=16", *SMALL_NET, *QUIET,
+        f"hydra.run.dir={run}",
+    ])  # fmt: skip
+    assert trained.checkpoint is not None
+    split = json.loads((run / "split.json").read_text())
+    people = {n: {w.split("/")[0] for w in split[n]["writers"]} for n in ("train", "test")}
+    assert len(people["test"]) == 2 and not people["train"] & people["test"]
+    code = main(["evaluate", "--protocol", "same-name", "--ckpt", str(run), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["protocol"] == "same-name" and result["training_split"]
+    assert result["writers"]["test"] == sorted(people["test"], key=int)
+    # 2 test writers x 10 names: 20 units x 6 genuine pairs; per name C(8, 2) - 2 x 6 negatives
+    assert result["test"]["overall"]["genuine"] == 120
+    assert result["test"]["overall"]["negatives"] == 160
+    assert result["test"]["identification"]["queries"] == 2 * 3 * 4 * 10
+    main(["evaluate", "--protocol", "same-name", "--ckpt", str(run)])
+    assert "paper-electronic" in capsys.readouterr().out
+
+
+def test_same_name_protocol_refuses_data_without_names(siamese_ckpt):
+    with pytest.raises(ValueError) as err:
+        run_protocol("same-name", siamese_ckpt)
+    assert "\n" not in str(err.value)
+    assert "needs the name and medium of every file (data=chinese_names" in str(err.value)
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present")
+def test_the_config_splits_the_real_collection_by_writer_in_every_fold():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["data=chinese_names", f"data.root={REAL}"])
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    tested: set[str] = set()
+    for fold in range(5):
+        dm = PairDataModule(**{**data, "split": {**data["split"], "fold": fold}})
+        dm.setup("fit")  # decoded once: the later folds read the cache
+        people = {n: {s.person for s in dm.samples[n]} for n in ("train", "val", "test")}
+        assert [len(people[n]) for n in ("train", "val", "test")] == [38, 10, 12]
+        assert len(set.union(*people.values())) == 60
+        assert [len(dm.samples[n]) for n in ("train", "val", "test")] == [1520, 400, 480]
+        assert not tested & people["test"]
+        tested |= people["test"]
+    assert len(tested) == 60
