@@ -15,7 +15,7 @@ import sigid
 from sigid.cli import main
 from sigid.data.datamodules import PairDataModule
 from sigid.data.layouts import DatasetError, Sample, detect_layout, scan
-from sigid.data.pairs import GENUINE, RANDOM, SKILLED, pairs_within
+from sigid.data.pairs import GENUINE, RANDOM, SKILLED, WriterBatchSampler, pairs_within
 from sigid.evaluation.api import run_protocol
 from sigid.evaluation.protocols.same_name import evaluate_split_pair
 from sigid.evaluation.protocols.writer_dependent import EmbeddedSplit
@@ -61,9 +61,9 @@ def test_misfiled_names_are_listed_and_the_layout_is_then_asked_for(tmp_path):
     write_chinese_names(tmp_path, writers=2)
     for name in ("41.png", "0.png", "abc.png", "07.png"):
         draw_signature(1, 1).save(tmp_path / "1" / name)
-    (tmp_path / "2" / "notes.txt").write_text("scanned 2023")
-    (tmp_path / "extra").mkdir()
+    (tmp_path / "2" / "notes.txt").write_text("scanned 2023")  # not an image: no matter
     assert detect_layout(tmp_path) == "folders"  # not the unmistakable shape any more
+    (tmp_path / "extra").mkdir()
     table = scan(tmp_path, "chinese_names")
     assert len(table.samples) == 80
     reasons = {str(s.path.relative_to(tmp_path)): s.reason for s in table.skipped}
@@ -77,6 +77,7 @@ def test_a_writer_missing_files_keeps_the_rest_and_lists_each_missing_one(tmp_pa
     write_chinese_names(tmp_path, writers=2)
     (tmp_path / "2" / "13.png").unlink()
     (tmp_path / "2" / "40.png").unlink()
+    (tmp_path / "1" / "Thumbs.db").write_bytes(b"\0")  # not an image: listed, no matter
     assert detect_layout(tmp_path) == "chinese_names"  # writer 1 is complete
     table = scan(tmp_path)
     assert len(table.samples) == 78
@@ -84,6 +85,8 @@ def test_a_writer_missing_files_keeps_the_rest_and_lists_each_missing_one(tmp_pa
         str(s.path.relative_to(tmp_path)): s.reason for s in table.skipped if "*" in s.path.name
     }
     assert missing == {"2/13.*": "missing: name 2, medium 1", "2/40.*": "missing: name 9, medium 3"}
+    (tmp_path / "1" / "1.png").unlink()
+    assert detect_layout(tmp_path) == "folders"  # no writer complete: nothing unmistakable
 
 
 def test_two_images_of_one_k_are_refused_naming_the_file(tmp_path):
@@ -151,6 +154,17 @@ def test_writer_batches_draw_each_units_forgeries_from_other_writers_same_name(
     loaded = next(iter(dm.train_dataloader()))
     assert int((loaded["kind"] == SKILLED).sum()) == kinds.count(SKILLED)
     assert np.isin(loaded["target"].numpy(), [0.0, 1.0]).all()
+
+
+def test_a_writer_batch_holds_each_image_once_though_units_share_their_forgeries():
+    # three writers of one name: each unit's forgeries are the other two units' genuine samples,
+    # all of them in the batch already
+    split = _units(3, 1, lambda w, n, m: np.zeros(3))
+    sampler = WriterBatchSampler(split.samples, writers=3, genuine=4, forgeries=8)
+    batch = next(iter(sampler))
+    assert sorted(batch) == list(range(12))
+    kinds = [p.kind for p in pairs_within(split.samples, batch)]
+    assert (kinds.count(GENUINE), kinds.count(SKILLED), kinds.count(RANDOM)) == (18, 48, 0)
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present")
