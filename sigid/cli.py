@@ -778,18 +778,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
-        help="evaluation protocols: identification, writer-dependent, writer-independent",
+        help="evaluation protocols: identification, writer-dependent, writer-independent, "
+        "same-name",
         usage="sigid evaluate --protocol identification --ckpt CNN [--out DIR] [--json] "
         "[overrides ...]\n"
         "       sigid evaluate --protocol writer-dependent --ckpt SNN [--references 5 12] "
         "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
-        "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]",
+        "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]\n"
+        "       sigid evaluate --protocol same-name --ckpt SNN [--out DIR] [--json] "
+        "[overrides ...]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="the protocol to run")
     p.add_argument(
         "--ckpt",
         type=_path,
-        help="checkpoint or run folder (CNN: identification; Siamese: writer-dependent)",
+        help="checkpoint or run folder (CNN: identification; Siamese: writer-dependent, same-name)",
     )
     p.add_argument(
         "--sweep", type=_path, nargs="+", metavar="DIR",

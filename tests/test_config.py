@@ -10,7 +10,7 @@ from sigid.data.cache import default_cache_dir
 from sigid.data.datamodules import ClassFolderDataModule, PairDataModule
 from sigid.data.layouts import DatasetError
 
-DATA_CONFIGS = ["synthetic", "cedar", "folders", "manifest"]
+DATA_CONFIGS = ["synthetic", "cedar", "folders", "manifest", "chinese_names"]
 
 
 def _data(*overrides):

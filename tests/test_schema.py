@@ -88,7 +88,8 @@ def test_every_shipped_config_option_fits_the_schema_which_changes_nothing(optio
         (["data.batch_size=abc"], "data.batch_size='abc': expected an integer >= 1"),
         (["data.num_workers=-1"], "data.num_workers=-1: expected an integer >= 0"),
         (["data.layout=scans"],
-         "data.layout='scans': expected one of auto, folders, cedar, paired, manifest"),
+         "data.layout='scans': expected one of auto, folders, cedar, paired, manifest, "
+         "chinese_names"),
         (["data.preprocess.size=[0,64]"],
          "data.preprocess.size=[0, 64]: expected a list of integers >= 1"),
         (["data.split.folds=1"], "data.split.folds=1: expected an integer >= 2"),

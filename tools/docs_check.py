@@ -118,6 +118,7 @@ STORE = "tests/test_gallery_store.py::"
 MILVUS = "tests/test_gallery_milvus.py::"
 MILVUS_CLI = MILVUS + "test_sigid_commands_on_a_milvus_lite_gallery"
 DOCS = "tests/test_docs_commands.py::"
+NAMES = "tests/test_chinese_names.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
 TODO_MERGE = "TODO-MERGE"
@@ -170,6 +171,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid bench --only inference --ckpt snn.ckpt": [
         BENCH_EPOCH + "test_inference_uses_the_checkpoint_asked"
     ],
+    # docs/data.md (the collection's own folder: a scan of it, as sigid scan runs it)
+    "sigid scan ../shared/data/chinese_names": [
+        NAMES + "test_the_real_collection_has_60_writers_of_40_files_in_600_units"
+    ],
     # docs/evaluation.md
     "sigid evaluate --protocol identification --ckpt cnn.ckpt --out eval/cnn data=cedar "
     "data.root=PATH": [PROT + "test_identification_reports_top1_top5_and_the_confusion_matrix"],
@@ -182,6 +187,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     ],
     "sigid evaluate --protocol writer-independent --sweep outputs/multirun/<date>/<time> --json": [
         WI
+    ],
+    "sigid evaluate --protocol same-name --ckpt snn.ckpt --out eval/names data=chinese_names "
+    "data.root=PATH data.split.fold=0": [
+        NAMES + "test_same_name_protocol_runs_on_a_checkpoint_trained_on_the_layout"
     ],
     # docs/export.md
     "pip install -e '.[export]'": [

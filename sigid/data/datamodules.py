@@ -27,7 +27,13 @@ from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, s
 from sigid.data.pairs import Pair, WriterBatchSampler, by_image, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
 from sigid.data.sharding import Batches, EpochBatches, ShardSampler, ShuffledBatches
-from sigid.data.splits import SPLITS, samples_of, split_per_writer, split_writers
+from sigid.data.splits import (
+    SPLITS,
+    claimed_by,
+    samples_of,
+    split_per_writer,
+    split_writers,
+)
 from sigid.data.synthetic import generate
 from sigid.data.transforms import augment_preset, build_transform_from_config, to_tensor
 
@@ -355,9 +361,9 @@ class PairDataModule(SignatureDataModule):
             return
         self.table = self._scan()
         images, kept = self._load(self.table.samples)
-        try:
-            writers = split_writers(
-                sorted({s.writer for s in kept if s.genuine}),
+        try:  # over people: chinese_names' ten units of one writer stay on one side
+            people = split_writers(
+                sorted({s.person for s in kept if s.genuine}),
                 folds=int(self.split["folds"]),
                 fold=int(self.split["fold"]),
                 val=self.split["val_writers"],
@@ -366,13 +372,15 @@ class PairDataModule(SignatureDataModule):
             )
         except DatasetError as err:  # say which data and which settings
             raise DatasetError(f"{self.table.root}: {err} ({self._split_keys()})") from err
-        self._warn_if_few(writers)
+        self._warn_if_few(people)
+        writers = claimed_by(kept, people)
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}
         skilled = float(self.pairs_cfg["skilled_fraction"])
         for offset, name in enumerate(SPLITS):
             # no forgery by a writer of a later split: training never sees a test writer's hand
-            later = [w for split in SPLITS[offset + 1 :] for w in writers[split]]
+            # (forgers are people: a manifest's forger column, Sample.person)
+            later = [w for split in SPLITS[offset + 1 :] for w in people[split]]
             samples = samples_of(kept, writers[name], held_out=later)
             self.samples[name] = samples
             self.images[name] = images[[index[s.path] for s in samples]]

@@ -4,7 +4,12 @@ Layouts:
 - ``folders``: ``ROOT/<writer>/<image>``, one folder per person, genuine only (the paper's);
 - ``cedar``: ``full_org/original_<w>_<n>.png`` + ``full_forg/forgeries_<w>_<n>.png``;
 - ``paired``: ``ROOT/<writer>/`` genuine + ``ROOT/<writer>_forg/`` forgeries;
-- ``manifest``: a CSV ``path,writer,label[,forger]``, paths relative to the CSV's folder.
+- ``manifest``: a CSV ``path,writer,label[,forger]``, paths relative to the CSV's folder;
+- ``chinese_names``: ``ROOT/<writer>/<k>.png|jpg``, k = 1..40, every writer writing the same ten
+  names on four media (name = (k-1) mod 10, medium = (k-1) div 10, 0 paper, 1..3 electronic).
+  Its claimed identity is the unit (writer, name), ``"<writer>/name<n>"``; the sample's
+  ``group`` is the real writer (splits keep a writer's ten units together) and its ``text`` the
+  name, whose renderings by other writers are that unit's forgeries (`sigid.data.pairs`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import Any
 from sigid.data.images import ImageLoadError, is_image_file, load_image
 from sigid.data.preprocess import blank_reason
 
-LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest")
+LAYOUTS: tuple[str, ...] = ("auto", "folders", "cedar", "paired", "manifest", "chinese_names")
 FORGERY_SUFFIX = "_forg"
 _CEDAR_NAME = re.compile(r"^(original|forgeries)_(\d+)_(\d+)\.png$", re.IGNORECASE)
+# chinese_names: ten names on each of four media per writer, files <k>.<suffix>, k = 1..40
+CHINESE_NAMES, CHINESE_MEDIA = 10, 4
+CHINESE_MEDIUM_NAMES = ("paper", "tablet", "phone in hand", "phone on table")
 _GENUINE_LABELS = {"genuine", "g"}
 _FORGED_LABELS = {"forged", "forgery", "forg", "f"}
 # 0/1 and true/false mean "genuine" in some datasets and "forged" (the positive class) in others.
@@ -40,6 +48,16 @@ class Sample:
     writer: str
     genuine: bool
     forger: str | None = None
+    # Where the claimed identity is finer than a person (chinese_names' (writer, name) units):
+    # the real writer, the text written and the capture medium (0 paper, 1.. electronic).
+    group: str | None = None
+    text: str | None = None
+    medium: int | None = None
+
+    @property
+    def person(self) -> str:
+        """The real writer: what a writer-disjoint split keeps on one side."""
+        return self.group if self.group is not None else self.writer
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,12 @@ def scan(
     if layout == "folders":
         table = _scan_folders(root, layout_option)
     else:
-        reader = {"cedar": _scan_cedar, "paired": _scan_paired, "manifest": _scan_manifest}
+        reader = {
+            "cedar": _scan_cedar,
+            "paired": _scan_paired,
+            "manifest": _scan_manifest,
+            "chinese_names": _scan_chinese_names,
+        }
         table = reader[layout](root)
     if verify:
         _verify(table, skip_bad_images)
@@ -144,13 +167,17 @@ def scan(
 
 
 def detect_layout(root: Path) -> str:
-    """cedar if a full_org folder is there, paired if any <writer>_forg folder, else folders."""
+    """cedar if a full_org folder is there, paired if any <writer>_forg folder, chinese_names if
+    every folder is a numbered writer of images <k>.<suffix>, k = 1..40 (`_is_chinese_names`),
+    else folders."""
     if root.is_file():
         if root.suffix.lower() == ".csv":
             return "manifest"
         raise DatasetError(f"{root}: a file, but not a CSV manifest")
     if _cedar_base(root) is not None:
         return "cedar"
+    if _is_chinese_names(root):
+        return "chinese_names"
     if any(d.is_dir() and d.name.endswith(FORGERY_SUFFIX) for d in root.iterdir()):
         return "paired"
     return "folders"
@@ -243,6 +270,72 @@ def _scan_cedar(root: Path) -> SampleTable:
                 table.skipped.append(Skipped(path, f"name is not {prefix}_<writer>_<n>.png"))
             else:
                 table.samples.append(Sample(path, str(int(match.group(2))), genuine))
+    return table
+
+
+def _chinese_k(path: Path) -> int | None:
+    """k of a chinese_names file ``<k>.<image suffix>``, k = 1..40; None for any other name."""
+    if not is_image_file(path) or not path.stem.isdigit():
+        return None
+    k = int(path.stem)
+    return k if 1 <= k <= CHINESE_NAMES * CHINESE_MEDIA and path.stem == str(k) else None
+
+
+def _is_chinese_names(root: Path) -> bool:
+    """The unmistakable shape: 2+ folders, all named by a number, whose images are all named
+    <k> with k = 1..40, and one writer at least with all 40. A writer lacking files is then
+    listed by the scan; an image named otherwise (41.png, a.png) needs data.layout=chinese_names,
+    which lists it."""
+    folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if len(folders) < 2 or not all(d.name.isdigit() for d in folders):
+        return False
+    complete = False
+    for folder in folders:
+        images = [p for p in folder.iterdir() if is_image_file(p)]
+        ks = [_chinese_k(p) for p in images]
+        if None in ks:
+            return False
+        complete = complete or len(set(ks)) == CHINESE_NAMES * CHINESE_MEDIA
+    return complete
+
+
+def _scan_chinese_names(root: Path) -> SampleTable:
+    """Every <writer>/<k>.<image> as unit "<writer>/name<n>"; other files, folders and the
+    files a writer lacks are listed under skipped. Two images of one k is an error: which is
+    the signature cannot be told."""
+    table = SampleTable(root, "chinese_names", [])
+    for folder in _files(root):
+        if not folder.is_dir():
+            table.skipped.append(Skipped(folder, "not inside a writer folder"))
+            continue
+        if folder.name.startswith(".") or not folder.name.isdigit():
+            table.skipped.append(Skipped(folder, "not a numbered writer folder (chinese_names)"))
+            continue
+        writer, found = folder.name, {}
+        for path in _files(folder):
+            k = _chinese_k(path)
+            if k is None:
+                reason = "nested folder (not read)" if path.is_dir() else _skip_reason(path)
+                table.skipped.append(
+                    Skipped(path, reason or "name is not <k>.<image> with k = 1..40")
+                )
+            elif k in found:
+                raise DatasetError(
+                    f"{path}: a second image for k={k} beside {found[k].name} "
+                    "(chinese_names has one file per name and medium)"
+                )
+            else:
+                found[k] = path
+        for k in range(1, CHINESE_NAMES * CHINESE_MEDIA + 1):
+            name, medium = (k - 1) % CHINESE_NAMES, (k - 1) // CHINESE_NAMES
+            if k not in found:
+                table.skipped.append(
+                    Skipped(folder / f"{k}.*", f"missing: name {name}, medium {medium}")
+                )
+                continue
+            unit = f"{writer}/name{name}"
+            sample = Sample(found[k], unit, True, group=writer, text=f"name{name}", medium=medium)
+            table.samples.append(sample)
     return table
 
 

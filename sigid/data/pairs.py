@@ -3,6 +3,11 @@
 Target 1: two genuine signatures of one writer (kind ``genuine``). Target 0: a writer's genuine
 signature against a skilled forgery of that writer (``skilled``) or against another writer's
 genuine signature (``random``). Keeping the kind lets every metric be split by it.
+
+Where samples carry the ``text`` they write (chinese_names' (writer, name) units), a unit's
+forgeries are the other writers' renderings of the same text: those pairs are of kind
+``skilled`` (simple forgeries: the forger knew the name, not the signature), and every other pair
+of two units is ``random``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ def make_pairs(
     forged: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         (genuine if s.genuine else forged)[s.writer].append(i)
+    for writer, indices in same_text_forgeries(samples).items():
+        forged[writer] += indices
     writers = sorted(genuine, key=natural_key)
 
     n_pos = n_pairs // 2
@@ -70,6 +77,26 @@ def make_pairs(
         pairs += _random_negatives(genuine, writers, n_random, rng)
     order = rng.permutation(len(pairs))
     return [pairs[i] for i in order]
+
+
+def same_text_forgeries(samples: Sequence[Sample]) -> dict[str, list[int]]:
+    """Per claimed writer whose samples carry a ``text``: the genuine samples of the same text
+    by other people (`Sample.person`), its forgeries. Empty where no sample has a text."""
+    by_text: dict[str, list[int]] = defaultdict(list)
+    units: dict[str, Sample] = {}
+    for i, s in enumerate(samples):
+        if s.genuine and s.text is not None:
+            by_text[s.text].append(i)
+            units.setdefault(s.writer, s)
+    return {
+        writer: [i for i in by_text[unit.text] if samples[i].person != unit.person]
+        for writer, unit in units.items()
+        if unit.text is not None
+    }
+
+
+def _same_text_other_person(a: Sample, b: Sample) -> bool:
+    return a.text is not None and a.text == b.text and a.person != b.person
 
 
 def by_image(pairs: Sequence[Pair]) -> list[Pair]:
@@ -128,8 +155,9 @@ def _random_negatives(
 def pairs_within(samples: Sequence[Sample], indices: Sequence[int]) -> list[Pair]:
     """Every labelled pair among `indices` (into `samples`): all of a batch's pairs at once.
 
-    Two genuine of one writer: ``genuine``; a writer's genuine and a forgery of that writer:
-    ``skilled``; genuine of two writers: ``random``. Forgery-forgery and forgery against
+    Two genuine of one writer: ``genuine``; a writer's genuine and a forgery of that writer, or
+    two people's renderings of one text: ``skilled``; genuine of two writers: ``random``.
+    Forgery-forgery and forgery against
     another writer's genuine say nothing a verifier is asked, and are left out.
     """
     out = []
@@ -138,7 +166,8 @@ def pairs_within(samples: Sequence[Sample], indices: Sequence[int]) -> list[Pair
             sa, sb = samples[a], samples[b]
             if sa.genuine and sb.genuine:
                 same = sa.writer == sb.writer
-                out.append(Pair(int(a), int(b), int(same), GENUINE if same else RANDOM))
+                kind = SKILLED if _same_text_other_person(sa, sb) else RANDOM
+                out.append(Pair(int(a), int(b), int(same), GENUINE if same else kind))
             elif sa.writer == sb.writer and sa.genuine != sb.genuine:
                 g, f = (a, b) if sa.genuine else (b, a)
                 out.append(Pair(int(g), int(f), 0, SKILLED))
@@ -158,6 +187,9 @@ class WriterBatchSampler(EpochBatches):
     one-process epoch (`sigid.data.sharding`); when `batches` is not a multiple of the ranks, the
     epoch is padded by drawing on from the same stream, so nothing repeats and the first
     `batches` are the one-process epoch's.
+
+    A unit of chinese_names draws its forgeries from the other writers' renderings of its name
+    (`same_text_forgeries`).
     """
 
     def __init__(
@@ -177,6 +209,8 @@ class WriterBatchSampler(EpochBatches):
         self.forged_of: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(samples):
             (self.genuine_of if s.genuine else self.forged_of)[s.writer].append(i)
+        for writer, indices in same_text_forgeries(samples).items():
+            self.forged_of[writer] += indices
         self.writers = sorted(
             (w for w, g in self.genuine_of.items() if len(g) >= 2), key=natural_key
         )
@@ -216,7 +250,8 @@ class WriterBatchSampler(EpochBatches):
             for writer in chosen:
                 batch += _draw(rng, self.genuine_of[writer], self.n_genuine)
                 batch += _draw(rng, self.forged_of.get(writer, []), self.n_forged)
-            yield batch
+            # a text's forgeries are other units' genuine: one image drawn twice is no pair
+            yield list(dict.fromkeys(batch))
 
 
 def _draw(rng: np.random.Generator, pool: list[int], count: int) -> list[int]:

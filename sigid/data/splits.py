@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -114,3 +114,16 @@ def samples_of(
     writer's hand, which a split before theirs must not see."""
     wanted, hidden = set(writers), set(held_out)
     return [s for s in samples if s.writer in wanted and s.forger not in hidden]
+
+
+def claimed_by(
+    samples: Sequence[Sample], people: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Per split of `people` (`split_writers` over `Sample.person`), the claimed writers whose
+    person is in it: the writers themselves, or for chinese_names each writer's ten units."""
+    out = {}
+    for name, members in people.items():
+        wanted = set(members)
+        claimed = {s.writer for s in samples if s.person in wanted}
+        out[name] = sorted(claimed, key=natural_key)
+    return out

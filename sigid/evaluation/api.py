@@ -10,6 +10,7 @@ from sigid.atomic import check_folder
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.evaluation.protocols.identification import identification
+from sigid.evaluation.protocols.same_name import same_name
 from sigid.evaluation.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
 from sigid.evaluation.protocols.writer_independent import writer_independent_summary
 from sigid.evaluation.testing import run_test
@@ -33,7 +34,8 @@ def evaluate(
     run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
     no such record: its data must be given with their config (``data=...``), or it is refused.
 
-    With `protocol` ("identification", "writer-dependent", "writer-independent"), run that
+    With `protocol` ("identification", "writer-dependent", "writer-independent", "same-name"),
+    run that
     evaluation protocol of `sigid.evaluation.protocols` instead and return its result;
     `options` are the protocol's (``references``, ``seed``, ``out``, ``score``). For
     "writer-independent", `checkpoint` is the sweep folder of the folds (or a list of run
@@ -71,6 +73,8 @@ def run_protocol(
                 f"{list(overrides)} do not apply (they were the runs' own)"
             )
         return writer_independent_summary(target, out=out)
+    if protocol == "same-name":
+        return same_name(_one(target), overrides, out=out)
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 

@@ -6,7 +6,7 @@ Lightning (`sigid.evaluation.protocols` and `sigid.evaluation.api` do load it).
 
 from __future__ import annotations
 
-PROTOCOLS = ("identification", "writer-dependent", "writer-independent")
+PROTOCOLS = ("identification", "writer-dependent", "writer-independent", "same-name")
 
 
 def check_applies(protocol: str, option: str, given: bool) -> None:

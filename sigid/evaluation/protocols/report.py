@@ -14,6 +14,7 @@ def format_result(result: dict[str, Any]) -> str:
         "identification": _identification,
         "writer-dependent": _writer_dependent,
         "writer-independent": _writer_independent,
+        "same-name": _same_name,
     }[result["protocol"]](result)
     if "training_split" in result:  # the JSON's null would pass unnoticed in a table
         checked = result["training_split"]
@@ -134,4 +135,32 @@ def _writer_independent(result: dict[str, Any]) -> list[str]:
         lines.append(f"  not a full k-fold mean: no run of fold(s) {', '.join(map(str, missing))}")
     for failed in result["failed"]:
         lines.append(f"  failed: {failed['run']}: {failed['error']}")
+    return lines
+
+
+def _same_name(result: dict[str, Any]) -> list[str]:
+    """Verification per medium pair, then identification per gallery medium."""
+    writers, test = result["writers"], result["test"]
+    lines = [
+        f"same-name verification: (writer, name) units of {len(writers['test'])} test writers "
+        f"against other writers' renderings of the name; threshold {result['threshold']:.4f} "
+        f"(EER threshold of the {len(writers['val'])} validation writers)",
+        f"  {'pairs':<21}  {'EER':>6}  {'AUC':>6}  {'FAR':>6}  {'FRR':>6}  {'genuine':>7}  "
+        f"{'negatives':>9}",
+    ]
+    for label, m in test.items():
+        if label == "identification":
+            continue
+        lines.append(
+            f"  {label:<21}  {m['eer']:>6.4f}  {m['auc']:>6.4f}  {m['far']:>6.4f}  "
+            f"{m['frr']:>6.4f}  {m['genuine']:>7}  {m['negatives']:>9}"
+        )
+    found = test["identification"]
+    lines.append(
+        f"identification per name among {found['writers']} test writers (one medium as the "
+        f"gallery, the others as queries): top-1 {found['top1']:.4f} over {found['queries']} "
+        f"queries (chance {found['chance']:.4f})"
+    )
+    for medium, entry in found["by_gallery_medium"].items():
+        lines.append(f"  gallery {medium:<15}  top-1 {entry['top1']:.4f}  ({entry['queries']})")
     return lines
