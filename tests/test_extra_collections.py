@@ -216,3 +216,31 @@ def test_a_run_on_two_collections_is_evaluated_on_the_extras_unseen_writers(
     assert main(["evaluate", "--protocol", "same-name", "--ckpt", str(run), *data,
                  "data.split.fold=2"]) != 0  # fmt: skip
     assert "were trained on" in capsys.readouterr().err
+
+
+CEDAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cedar"
+REAL_NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinese_names"
+
+
+@pytest.mark.skipif(
+    not (CEDAR.is_dir() and REAL_NAMES.is_dir()), reason="CEDAR or chinese_names not present"
+)
+def test_cedar_with_the_real_chinese_names_trains_its_38_training_writers_of_the_fold():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    extra = f"data.extra=[{{root:{REAL_NAMES},layout:chinese_names,fold:true}}]"
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=cedar_snn", f"data.root={CEDAR}", extra])
+        own = compose("train", overrides=["data=chinese_names", f"data.root={REAL_NAMES}"])
+    both = PairDataModule(**OmegaConf.to_container(cfg.data, resolve=True))
+    both.setup("fit")  # read from the preprocessing cache where a run made it
+    alone = PairDataModule(**OmegaConf.to_container(own.data, resolve=True))
+    alone.setup("fit")
+    people = {s.person for s in both.samples["train"] if s.writer.startswith("chinese_names:")}
+    assert len(people) == 38 and len(both.samples["train"]) - 1680 == 1520  # CEDAR: 35 x 48
+    assert people == {f"chinese_names:{s.person}" for s in alone.samples["train"]}
+    held = both.split_manifest()["extra"]["chinese_names"]["held_out"]
+    assert len(held["test"]) == 12 and len(held["val"]) == 10
+    assert {p.split(":")[1] for p in held["test"]} == {s.person for s in alone.samples["test"]}
+    assert {s.person for s in both.samples["test"]} <= {str(w) for w in range(1, 56)}
