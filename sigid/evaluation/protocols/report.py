@@ -14,6 +14,7 @@ def format_result(result: dict[str, Any]) -> str:
         "identification": _identification,
         "writer-dependent": _writer_dependent,
         "writer-independent": _writer_independent,
+        "robustness": _robustness,
     }[result["protocol"]](result)
     if "training_split" in result:  # the JSON's null would pass unnoticed in a table
         checked = result["training_split"]
@@ -134,4 +135,36 @@ def _writer_independent(result: dict[str, Any]) -> list[str]:
         lines.append(f"  not a full k-fold mean: no run of fold(s) {', '.join(map(str, missing))}")
     for failed in result["failed"]:
         lines.append(f"  failed: {failed['run']}: {failed['error']}")
+    return lines
+
+
+def _robustness(result: dict[str, Any]) -> list[str]:
+    """One row per transform and strength: each figure and, beside it, its change from clean."""
+    from sigid.evaluation.protocols.robustness import COLUMNS
+
+    width = max(len("transform"), *(len(r["transform"]) for r in result["rows"]))
+    lines = [
+        f"robustness: {result['transformed']} signatures of the {len(result['writers']['test'])} "
+        f"test writer(s) transformed; score {result['score']}, threshold from the clean "
+        "validation writers",
+        *(f"  {key}: {what}" for key, what in result["columns"].items()),
+        f"  {'transform':<{width}}  {'strength':<8}  "
+        + "  ".join(f"{heading:>16}" for _, heading in COLUMNS)
+        + f"  {'refused':>7}",
+    ]
+    for row in result["rows"]:
+        cells = []
+        for key, _ in COLUMNS:
+            value, delta = row["figures"][key], row["delta"][key]
+            shown = (
+                _number(value)
+                if row["transform"] == "clean" or delta is None
+                else (f"{value:.4f} ({delta:+.4f})")
+            )
+            cells.append(f"{shown:>16}")
+        lines.append(
+            f"  {row['transform']:<{width}}  {row['strength'] or '-':<8}  "
+            + "  ".join(cells)
+            + f"  {row['refused']:>7}"
+        )
     return lines
