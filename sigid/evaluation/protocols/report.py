@@ -167,4 +167,5 @@ def _robustness(result: dict[str, Any]) -> list[str]:
             + "  ".join(cells)
             + f"  {row['refused']:>7}"
         )
+    lines.extend(f"  {note}" for note in skipped_references(result))
     return lines

@@ -149,23 +149,25 @@ def robustness(
     val, test = splits["val"], splits["test"]
     rule = protocol_rule(verifier, val, score)
     pairs = loaded.datamodule.pairs["test"]
-    eer_k = max(references)
-    top1_k = GALLERY_REFERENCES if GALLERY_REFERENCES in references else min(references)
 
-    def evaluate(refs: np.ndarray, questioned: np.ndarray) -> tuple[dict, list[dict]]:
+    def evaluate(refs: np.ndarray, questioned: np.ndarray) -> tuple[dict, Any]:
         split = EmbeddedSplit(test.samples, refs, questioned)
         found = evaluate_splits(verifier, val, split, references, seed, rule)
-        return pair_figures(verifier, pairs, refs, questioned), found.results
+        return pair_figures(verifier, pairs, refs, questioned), found
 
-    clean_pairs, clean_dependent = evaluate(test.embeddings, test.embeddings)
-    rows = [_row(CLEAN, None, clean_pairs, clean_dependent, 0, eer_k, top1_k)]
+    clean_pairs, clean_found = evaluate(test.embeddings, test.embeddings)
+    # the K these writers allow (`evaluate_splits` leaves out the others, with the reason)
+    evaluated = [entry["references"] for entry in clean_found.results]
+    eer_k = max(evaluated)
+    top1_k = GALLERY_REFERENCES if GALLERY_REFERENCES in evaluated else min(evaluated)
+    rows = [_row(CLEAN, None, clean_pairs, clean_found.results, 0, eer_k, top1_k)]
     for name in names:
         for level in levels:
             images, refused = transformed_images(test, name, level, verifier.preprocessing, seed)
             changed = verifier.embed_prepared(images)
             refs = changed if references_too else test.embeddings
-            found_pairs, dependent = evaluate(refs, changed)
-            rows.append(_row(name, level, found_pairs, dependent, refused, eer_k, top1_k))
+            found_pairs, found = evaluate(refs, changed)
+            rows.append(_row(name, level, found_pairs, found.results, refused, eer_k, top1_k))
     clean = rows[0]["figures"]
     for row in rows:
         row["delta"] = {
@@ -197,5 +199,6 @@ def robustness(
             "top1": f"gallery identification top-1 of the test writers, K={top1_k}",
         },
         "rows": rows,
+        "skipped_references": clean_found.skipped,
     }
     return write_outputs(result, out)
