@@ -99,6 +99,7 @@ VERIFY_CLI = INF + "test_cli_verify_a_pair"
 IDENTIFY_CLI = INF + "test_cli_identify_with_a_cnn"
 RUN_FOLDER = INF + "test_a_run_folder_is_taken_for_its_best_checkpoint"
 WD_CLI = PROT + "test_cli_writer_dependent_on_cedar"
+ROBUST_CLI = "tests/test_robustness.py::test_the_command_on_real_cedar_scans"
 WI = PROT + "test_writer_independent_summary_is_mean_and_std_over_the_folds"
 WI_SEEDS = PROT + "test_writer_independent_summarises_several_seeds_per_fold"
 FOLD_SWEEP = "tests/test_sweep.py::test_a_fold_sweep_is_labelled_by_its_fold_alone"
@@ -183,6 +184,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid evaluate --protocol writer-independent --sweep outputs/multirun/<date>/<time> --json": [
         WI
     ],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --out eval/robust data=cedar "
+    "data.root=PATH data.split.fold=0": [ROBUST_CLI],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "
+    "middle --json data=cedar data.root=PATH data.split.fold=0": [ROBUST_CLI],
     # docs/export.md
     "pip install -e '.[export]'": [
         "tests/test_export.py::test_exported_models_match_pytorch_for_any_batch_size"
