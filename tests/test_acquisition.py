@@ -1,4 +1,5 @@
-"""The acquisition transforms (sigid.data.acquisition) on real CEDAR scans, grey and RGB."""
+"""The acquisition transforms (sigid.data.acquisition) on real CEDAR scans, grey and RGB, and
+the training augmentation drawn from them (data.acquisition)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra import compose, initialize_config_module
 from PIL import Image
+from runs import SMALL_DATA, tiny_checkpoint
 
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS, apply, check_names
+from sigid.data.datamodules import PairDataModule
 from sigid.data.images import load_image
 from sigid.data.preprocess import ink_mask, no_ink_reason, preprocess
+from sigid.tasks.build import build_datamodule
 
 # transforms whose draw is more than a sign: another seed gives another image
 SEEDED = ("ruling", "box", "stamp", "salt_pepper", "scanner_noise")
@@ -103,3 +109,63 @@ def test_bad_names_are_one_line_naming_the_choices(scans):
     with pytest.raises(ValueError, match="HxW grey or HxWx3 RGB uint8"):
         apply(scans[0].astype(np.float32), "jpeg", "low")
     assert check_names(["stamp", "jpeg"], None) == (["jpeg", "stamp"], list(STRENGTHS))
+
+
+# -- training augmentation from the same registry ------------------------------------------------
+
+STAMPED = "data.acquisition={p: 1.0, transforms: [stamp], strengths: [high]}"
+
+
+def _pair_module(*overrides: str) -> PairDataModule:
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["model=siamese_conv", *SMALL_DATA, *overrides])
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    return dm
+
+
+def test_training_batches_are_changed_on_the_raw_scans_when_asked():
+    """Without the geometric augmentation a training batch holds the cached images; with the
+    acquisition changes at p=1 every one of them is read again and changed."""
+    plain, stamped = _pair_module("data/augment=none"), _pair_module("data/augment=none", STAMPED)
+    assert plain.acquisition is None  # off by default
+    assert _pair_module("data.acquisition={p: 0}").acquisition is None
+    assert stamped.acquisition == {"p": 1.0, "transforms": ["stamp"], "strengths": ["high"]}
+    batch = next(iter(plain.train_dataloader()))
+    cached = torch.from_numpy(plain.images["train"][batch["sample"].numpy()]).float() / 255
+    assert torch.equal(batch["images"][:, 0], cached)
+    loader = stamped.train_dataloader()
+    batch = next(iter(loader))
+    cached = torch.from_numpy(stamped.images["train"][batch["sample"].numpy()]).float() / 255
+    assert loader.collate_fn.acquire.applied == len(cached)  # every image, read again
+    assert all(not torch.equal(a, b) for a, b in zip(batch["images"][:, 0], cached, strict=True))
+    for split in ("val", "test"):  # never the images a run is measured on
+        assert stamped.collate(split).acquire is None
+
+
+def test_a_run_with_acquisition_augmentation_trains_other_weights(tmp_path):
+    """The same seeded run trains the same weights (tests/test_reproducible.py); with the
+    augmentation on, its batches and so its weights differ."""
+
+    def weights(folder: str, *overrides: str) -> dict:
+        ckpt = tiny_checkpoint(tmp_path / folder, "model=siamese_conv", "model.dim=16", *overrides)
+        return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+    plain, again = weights("a"), weights("b")
+    stamped = weights("c", STAMPED)
+    assert all(torch.equal(plain[k], again[k]) for k in plain)
+    assert any(not torch.equal(plain[k], stamped[k]) for k in plain)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.acquisition={p: 2}", "data.acquisition: p must be a probability in [0, 1], got 2"),
+        ("data.acquisition={q: 1}", "data.acquisition: unknown key(s) ['q']"),
+        ("data.acquisition={transforms: [blur]}", "unknown acquisition transform(s) 'blur'"),
+    ],
+)
+def test_bad_acquisition_settings_are_one_line_naming_the_key(override, message):
+    with pytest.raises(ValueError) as err:
+        _pair_module(override)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -428,3 +428,70 @@ def apply(image: np.ndarray, transform: str, strength: str, seed: Seed = 0) -> n
     if out.shape != image.shape or out.dtype != np.uint8:  # pragma: no cover - a bug here
         raise AssertionError(f"{transform} returned {out.dtype} {out.shape} for {image.shape}")
     return out
+
+
+# --- training augmentation -------------------------------------------------------------------
+SETTINGS_KEYS = ("p", "transforms", "strengths")
+
+
+def acquisition_settings(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``data.acquisition`` (``{p, transforms, strengths}``; null: off) as plain checked
+    values: `p` in [0, 1] (0: off, None returned), `transforms` and `strengths` lists of names
+    (null: all). A ValueError of one line names the key and the choices."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"must be a mapping of {', '.join(SETTINGS_KEYS)} or null, got {cfg!r}")
+    unknown = [str(key) for key in cfg if key not in SETTINGS_KEYS]
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; expected {list(SETTINGS_KEYS)}")
+    p = cfg.get("p", 0.5)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    names = [None if cfg.get(k) is None else list(cfg[k]) for k in ("transforms", "strengths")]
+    transforms, strengths = check_names(*names)
+    if not p:
+        return None
+    return {"p": float(p), "transforms": transforms, "strengths": strengths}
+
+
+class RawAcquisition:
+    """Training augmentation from the registry, on the raw scans: with probability `p`, an
+    image is read again from its file, changed by one of `transforms` at one of `strengths`
+    (each drawn uniformly), and preprocessed as `preprocess` says; otherwise (or if the change
+    left no ink the normaliser finds) the cached image is used. Draws come from torch's global
+    RNG, as the geometric augmentation's (`sigid.data.transforms`), so a seeded run draws the
+    same changes."""
+
+    def __init__(
+        self,
+        paths: Sequence[Any],
+        preprocess: Mapping[str, Any],
+        p: float,
+        transforms: Sequence[str],
+        strengths: Sequence[str],
+    ) -> None:
+        self.paths = list(paths)
+        self.mode = str(preprocess["mode"])
+        self.size = (int(preprocess["size"][0]), int(preprocess["size"][1]))
+        self.p, self.transforms, self.strengths = p, list(transforms), list(strengths)
+        self.applied = 0  # images changed in this process (a test reads it)
+
+    def __call__(self, index: int) -> np.ndarray | None:
+        """The image `index` changed and preprocessed, or None: use the cached one."""
+        import torch
+
+        from sigid.data.images import load_image
+        from sigid.data.preprocess import no_ink_reason, preprocess
+
+        if float(torch.rand(())) >= self.p:
+            return None
+        transform = self.transforms[int(torch.randint(len(self.transforms), ()))]
+        strength = self.strengths[int(torch.randint(len(self.strengths), ()))]
+        seed = int(torch.randint(2**31 - 1, ()))
+        changed = apply(load_image(self.paths[index]), transform, strength, seed)
+        prepared = preprocess(changed, self.mode, self.size)
+        if no_ink_reason(changed, self.mode, prepared) is not None:
+            return None
+        self.applied += 1
+        return prepared
