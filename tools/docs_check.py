@@ -184,6 +184,11 @@ EXERCISED_BY: dict[str, list[str]] = {
     "sigid evaluate --protocol writer-independent --sweep outputs/multirun/<date>/<time> --json": [
         WI
     ],
+    "sigid-train experiment=cedar_snn data.root=PATH data.acquisition='{p: 0.5, strengths: "
+    "[low, middle]}'": [
+        "tests/test_acquisition.py::test_training_batches_are_changed_on_the_raw_scans_when_asked",
+        "tests/test_acquisition.py::test_a_run_with_acquisition_augmentation_trains_other_weights",
+    ],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --out eval/robust data=cedar "
     "data.root=PATH data.split.fold=0": [ROBUST_CLI],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "
