@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigid.evaluation.protocols.robustness import COLUMNS
+
 # Confusion matrices with more writers than this are left to the JSON and the PNG.
 MAX_PRINTED_WRITERS = 12
 
@@ -140,8 +142,6 @@ def _writer_independent(result: dict[str, Any]) -> list[str]:
 
 def _robustness(result: dict[str, Any]) -> list[str]:
     """One row per transform and strength: each figure and, beside it, its change from clean."""
-    from sigid.evaluation.protocols.robustness import COLUMNS
-
     width = max(len("transform"), *(len(r["transform"]) for r in result["rows"]))
     lines = [
         f"robustness: {result['transformed']} signatures of the {len(result['writers']['test'])} "
