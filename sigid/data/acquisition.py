@@ -53,9 +53,6 @@ class Acquisition:
     function: Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
     strengths: Mapping[str, Any]
 
-    def __call__(self, image: np.ndarray, strength: str, seed: Seed = 0) -> np.ndarray:
-        return apply(image, self.name, strength, seed)
-
 
 # --- colour and geometry helpers -------------------------------------------------------------
 def _check_image(image: np.ndarray) -> np.ndarray:
