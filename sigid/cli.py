@@ -547,9 +547,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ("--strengths", "strengths"),
         ("--transform-references", "references_too"),
     ):
-        given = getattr(args, name)
-        check_applies(args.protocol, option, bool(given), ("robustness",))
-        if given:
+        given = getattr(args, name)  # None (or False) when not given; `--transforms ""`: []
+        check_applies(args.protocol, option, given not in (None, False), ("robustness",))
+        if given not in (None, False):
             options[name] = given
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)

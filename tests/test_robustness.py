@@ -112,6 +112,8 @@ def test_bad_names_and_misplaced_options_are_one_line(capsys, siamese_ckpt):
     code, _, err = _run(capsys, *argv, "--transforms", "jpeg,blur", *DATA)
     assert code == 1 and err.count("\n") == 1
     assert "unknown acquisition transform(s) 'blur'; choose from " + ", ".join(TRANSFORMS) in err
+    code, _, err = _run(capsys, *argv, "--transforms", "", *DATA)  # none is not all
+    assert code == 1 and "unknown acquisition transform(s) (none given); choose from" in err
     code, _, err = _run(capsys, *argv, "--strengths", "extreme", *DATA)
     assert code == 1 and err.count("\n") == 1
     assert f"'extreme'; choose from {', '.join(STRENGTHS)}" in err
