@@ -95,6 +95,7 @@ def test_the_command_on_real_cedar_scans(capsys, siamese_ckpt, cedar_subset, tmp
     assert (result["eer_references"], result["top1_references"]) == (5, 5)
     assert set(result["transforms"]) == {"jpeg", "resolution"}
     assert all(r["refused"] == 0 for r in result["rows"])
+    assert 0 < sum(r["wall_s"] for r in result["rows"][1:]) <= result["wall_s"]
     assert len({json.dumps(r["figures"]) for r in result["rows"]}) > 1  # the scans changed
     code, table, err = _run(capsys, *base, *data)
     assert code == 0, err

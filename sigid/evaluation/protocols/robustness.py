@@ -21,6 +21,7 @@ counted under ``refused``.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,6 +143,7 @@ def robustness(
     `writer_dependent`): clean, then each of `transforms` (default: all of
     `sigid.data.acquisition.TRANSFORMS`) at each of `strengths` (default: low, middle, high).
     With `out`, also ``evaluation.json``."""
+    started = time.perf_counter()
     names, levels = check_names(transforms, strengths)
     references = check_references(references)
     loaded = load_splits(checkpoint, list(overrides or []))
@@ -163,11 +165,13 @@ def robustness(
     rows = [_row(CLEAN, None, clean_pairs, clean_found.results, 0, eer_k, top1_k)]
     for name in names:
         for level in levels:
+            began = time.perf_counter()
             images, refused = transformed_images(test, name, level, verifier.preprocessing, seed)
             changed = verifier.embed_prepared(images)
             refs = changed if references_too else test.embeddings
             found_pairs, found = evaluate(refs, changed)
             rows.append(_row(name, level, found_pairs, found.results, refused, eer_k, top1_k))
+            rows[-1]["wall_s"] = round(time.perf_counter() - began, 2)
     clean = rows[0]["figures"]
     for row in rows:
         row["delta"] = {
@@ -200,5 +204,7 @@ def robustness(
         },
         "rows": rows,
         "skipped_references": clean_found.skipped,
+        # seconds: all, and per row (reading, changing, preprocessing, embedding, scoring)
+        "wall_s": round(time.perf_counter() - started, 2),
     }
     return write_outputs(result, out)
