@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 # light modules only: `sigid --help` loads no torch (tests/test_cli.py)
 from sigid.bench import options as bench
+from sigid.data.acquisition import STRENGTHS, TRANSFORMS
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
@@ -506,6 +507,12 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _names(text: str) -> list[str]:
+    """``a,b``: a comma-separated list of names (checked by the protocol, which names the
+    choices)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 class _References(argparse.Action):
     """``--references 5 12``: whole numbers. nargs="+" also swallows the overrides that follow
     (``--references 5 12 data=cedar``); those are handed back to the overrides."""
@@ -535,6 +542,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"references": args.references} if args.references else {}
     if args.score is not None:
         options["score"] = args.score
+    for option, name in (
+        ("--transforms", "transforms"),
+        ("--strengths", "strengths"),
+        ("--transform-references", "references_too"),
+    ):
+        given = getattr(args, name)  # None (or False) when not given; `--transforms ""`: []
+        check_applies(args.protocol, option, given not in (None, False), ("robustness",))
+        if given not in (None, False):
+            options[name] = given
     overrides = [*args.overrides, *getattr(args, "spilled_overrides", [])]
     result = run_protocol(args.protocol, target, overrides, seed=args.seed, out=args.out, **options)
     print(_json(result) if args.json else format_result(result))
@@ -779,14 +795,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         help="evaluation protocols: identification, writer-dependent, writer-independent, "
-        "same-name",
+        "same-name, robustness",
         usage="sigid evaluate --protocol identification --ckpt CNN [--out DIR] [--json] "
         "[overrides ...]\n"
         "       sigid evaluate --protocol writer-dependent --ckpt SNN [--references 5 12] "
         "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]\n"
         "       sigid evaluate --protocol same-name --ckpt SNN [--out DIR] [--json] "
-        "[overrides ...]",
+        "[overrides ...]\n"
+        "       sigid evaluate --protocol robustness --ckpt SNN [--transforms NAME,...] "
+        "[--strengths low,middle,high] [--transform-references] [--references 5 12] "
+        "[--out DIR] [--json] [overrides ...]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="the protocol to run")
     p.add_argument(
@@ -805,6 +824,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--score", choices=SCORES,
         help="writer-dependent: the gallery score to evaluate (default: a new gallery's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--transforms", type=_names, metavar="NAME,...",
+        help=f"robustness: acquisition changes to apply (default: all of {', '.join(TRANSFORMS)})",
+    )  # fmt: skip
+    p.add_argument(
+        "--strengths", type=_names, metavar="NAME,...",
+        help=f"robustness: their strengths (default: {','.join(STRENGTHS)})",
+    )  # fmt: skip
+    p.add_argument(
+        "--transform-references", dest="references_too", action="store_true",
+        help="robustness: transform the references too (default: the questioned only)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")
     p.add_argument("--out", type=_path, help="write evaluation.json, PNGs and TensorBoard here")

@@ -67,3 +67,17 @@ def siamese_ckpt(tmp_path_factory, _isolated_cache) -> Path:
 def cnn_ckpt(tmp_path_factory, _isolated_cache) -> Path:
     """A tiny CNN writer classifier checkpoint (6 synthetic writers), trained once."""
     return tiny_checkpoint(tmp_path_factory.mktemp("cnn"), "model=cnn", "model.hidden=32")
+
+
+@pytest.fixture(scope="session")
+def cedar_subset(cedar_root, tmp_path_factory) -> Path:
+    """CEDAR writers 1-6, 8 genuine + 4 forgeries each (links to the real files): the writer-
+    disjoint split of 3 folds puts 2 writers in validation and 2 in test."""
+    root = tmp_path_factory.mktemp("cedar-subset")
+    for sub, stem, count in (("full_org", "original", 8), ("full_forg", "forgeries", 4)):
+        (root / sub).mkdir()
+        for writer in range(1, 7):
+            for number in range(1, count + 1):
+                name = f"{stem}_{writer}_{number}.png"
+                (root / sub / name).symlink_to(cedar_root / "signatures" / sub / name)
+    return root

@@ -525,20 +525,6 @@ def test_sweep_summary_ends_with_mean_and_std_rows_over_the_ok_jobs(tmp_path):
 # -- the command, on real CEDAR scans -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cedar_subset(cedar_root, tmp_path_factory) -> Path:
-    """CEDAR writers 1-6, 8 genuine + 4 forgeries each (links to the real files): the writer-
-    disjoint split of 3 folds puts 2 writers in validation and 2 in test."""
-    root = tmp_path_factory.mktemp("cedar-subset")
-    for sub, stem, count in (("full_org", "original", 8), ("full_forg", "forgeries", 4)):
-        (root / sub).mkdir()
-        for writer in range(1, 7):
-            for number in range(1, count + 1):
-                name = f"{stem}_{writer}_{number}.png"
-                (root / sub / name).symlink_to(cedar_root / "signatures" / sub / name)
-    return root
-
-
 def _image_tags(folder: Path) -> set[str]:
     tags = set()
     for events in folder.glob("events.out.tfevents.*"):

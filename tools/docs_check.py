@@ -99,6 +99,7 @@ VERIFY_CLI = INF + "test_cli_verify_a_pair"
 IDENTIFY_CLI = INF + "test_cli_identify_with_a_cnn"
 RUN_FOLDER = INF + "test_a_run_folder_is_taken_for_its_best_checkpoint"
 WD_CLI = PROT + "test_cli_writer_dependent_on_cedar"
+ROBUST_CLI = "tests/test_robustness.py::test_the_command_on_real_cedar_scans"
 WI = PROT + "test_writer_independent_summary_is_mean_and_std_over_the_folds"
 WI_SEEDS = PROT + "test_writer_independent_summarises_several_seeds_per_fold"
 FOLD_SWEEP = "tests/test_sweep.py::test_a_fold_sweep_is_labelled_by_its_fold_alone"
@@ -193,6 +194,15 @@ EXERCISED_BY: dict[str, list[str]] = {
     "data.root=PATH data.split.fold=0": [
         NAMES + "test_same_name_protocol_runs_on_a_checkpoint_trained_on_the_layout"
     ],
+    "sigid-train experiment=cedar_snn data.root=PATH data.acquisition='{p: 0.5, strengths: "
+    "[low, middle]}'": [
+        "tests/test_acquisition.py::test_training_batches_are_changed_on_the_raw_scans_when_asked",
+        "tests/test_acquisition.py::test_a_run_with_acquisition_augmentation_trains_other_weights",
+    ],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --out eval/robust data=cedar "
+    "data.root=PATH data.split.fold=0": [ROBUST_CLI],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "
+    "middle --json data=cedar data.root=PATH data.split.fold=0": [ROBUST_CLI],
     # docs/data.md, training on two collections
     "sigid-train experiment=cedar_snn data.root=PATH data.split.fold=0 "
     "'data.extra=[{root:PATH,layout:chinese_names,fold:true}]'": [

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sigid.data.acquisition import RawAcquisition, acquisition_settings
 from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
 from sigid.data.augment import distort_deterministic, materialize, request
 from sigid.data.cache import default_cache_dir, preprocess_samples
@@ -41,17 +42,33 @@ from sigid.data.transforms import augment_preset, build_transform_from_config, t
 log = logging.getLogger(__name__)
 
 
-class ImageDataset(Dataset):
-    """(image, label) from a uint8 array; the transform draws new augmentation on every access."""
+def _image(images: np.ndarray, index: int, acquire: RawAcquisition | None) -> np.ndarray:
+    """Image `index`: the cached one, or (`acquire`) one read again and changed as a scanner,
+    pen or document would (`sigid.data.acquisition`)."""
+    changed = acquire(index) if acquire is not None else None
+    return images[index] if changed is None else changed
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None) -> None:
+
+class ImageDataset(Dataset):
+    """(image, label) from a uint8 array; the transform draws new augmentation on every access,
+    and `acquire` (indices into `images`) a new acquisition change of the raw scan."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        transform=None,
+        acquire: RawAcquisition | None = None,
+    ) -> None:
         self.images, self.labels, self.transform = images, labels, transform
+        self.acquire = acquire
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return to_tensor(self.images[index], self.transform), int(self.labels[index])
+        image = _image(self.images, index, self.acquire)
+        return to_tensor(image, self.transform), int(self.labels[index])
 
 
 class PairDataset(Dataset):
@@ -81,16 +98,21 @@ class PairCollate:
     """
 
     def __init__(
-        self, images: np.ndarray, transform=None, writers: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        transform=None,
+        writers: np.ndarray | None = None,
+        acquire: RawAcquisition | None = None,
     ) -> None:
-        self.images, self.transform = images, transform
+        self.images, self.transform, self.acquire = images, transform, acquire
         self.writers = writers if writers is not None else np.full(len(images), -1, np.int64)
 
     def __call__(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
         distinct = sorted({p.a for p in pairs} | {p.b for p in pairs})
         slot = {index: k for k, index in enumerate(distinct)}
+        images = [_image(self.images, i, self.acquire) for i in distinct]
         return {
-            "images": torch.stack([to_tensor(self.images[i], self.transform) for i in distinct]),
+            "images": torch.stack([to_tensor(image, self.transform) for image in images]),
             "left": torch.tensor([slot[p.a] for p in pairs], dtype=torch.long),
             "right": torch.tensor([slot[p.b] for p in pairs], dtype=torch.long),
             "target": torch.tensor([float(p.target) for p in pairs], dtype=torch.float32),
@@ -130,8 +152,11 @@ class SignatureDataModule(L.LightningDataModule):
     generates the synthetic one described by `synthetic` under `cache_dir`), `preprocess` holds
     ``mode`` and ``size``, `augment` the on-the-fly training augmentation (null: none),
     `test_distortion` an optional fixed distortion of the test images (the paper's heavier test),
-    as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``; `extra` lists
-    other collections whose writers join the training split (`sigid.data.extra`; pairs only).
+    as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``; `acquisition`
+    (null: off) changes training images as another scanner, pen or document would, on the raw
+    scan before preprocessing (``{p, transforms, strengths}``, `sigid.data.acquisition`);
+    `extra` lists other collections whose writers join the training split
+    (`sigid.data.extra`; pairs only).
     """
 
     def __init__(
@@ -150,6 +175,7 @@ class SignatureDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         skip_bad_images: bool = False,
+        acquisition: Mapping[str, Any] | None = None,
         extra: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
@@ -164,6 +190,7 @@ class SignatureDataModule(L.LightningDataModule):
         if isinstance(test_distortion, str):
             test_distortion = augment_preset(test_distortion)
         self.test_distortion = dict(test_distortion) if test_distortion else None
+        self.acquisition = acquisition_settings(acquisition)
         self.pairs_cfg = dict(pairs) if pairs else {}
         self.materialize = materialize
         self.synthetic = dict(synthetic or {})
@@ -229,6 +256,16 @@ class SignatureDataModule(L.LightningDataModule):
 
     def _train_transform(self):
         return build_transform_from_config(self.augment, self.fill) if self.augment else None
+
+    def _acquire(self, split: str, keep: np.ndarray | None = None) -> RawAcquisition | None:
+        """The acquisition augmentation of `split`'s images (those `keep` selects), training
+        only, and never for materialised copies (their files are augmented images)."""
+        if self.acquisition is None or split != "train" or self.materialize:
+            return None
+        samples = self.samples[split]
+        paths = [s.path for s, kept in zip(samples, keep if keep is not None else
+                 [True] * len(samples), strict=True) if kept]  # fmt: skip
+        return RawAcquisition(paths, self.preprocess, **self.acquisition)
 
     def _distort_test(self) -> None:
         if self.test_distortion and "test" in self.images:
@@ -340,7 +377,9 @@ class ClassFolderDataModule(SignatureDataModule):
 
     def dataset(self, split: str) -> ImageDataset:
         transform = self._train_transform() if split == "train" and not self.materialize else None
-        return ImageDataset(self.images[split], self._labels(split), transform)
+        return ImageDataset(
+            self.images[split], self._labels(split), transform, self._acquire(split)
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("train"), shuffle=True)
@@ -468,7 +507,10 @@ class PairDataModule(SignatureDataModule):
     def collate(self, split: str) -> PairCollate:
         if split != "train":
             return PairCollate(self.images[split])
-        return PairCollate(self.images["train"], self._train_transform(), self._writer_labels())
+        return PairCollate(
+            self.images["train"], self._train_transform(), self._writer_labels(),
+            self._acquire("train"),
+        )  # fmt: skip
 
     def _writer_labels(self) -> np.ndarray:
         """Per training image: its writer's index; a forgery gets -1 (no label), or with
@@ -490,8 +532,9 @@ class PairDataModule(SignatureDataModule):
         labels = self._writer_labels()
         genuine = np.array([s.genuine for s in self.samples["train"]], dtype=bool)
         dataset = ImageDataset(
-            self.images["train"][genuine], labels[genuine], self._train_transform()
-        )
+            self.images["train"][genuine], labels[genuine], self._train_transform(),
+            self._acquire("train", genuine),
+        )  # fmt: skip
         return self._loader(dataset, shuffle=True, batch_size=batch_size)
 
     def train_dataloader(self) -> DataLoader:

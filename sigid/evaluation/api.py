@@ -10,6 +10,7 @@ from sigid.atomic import check_folder
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.evaluation.protocols.identification import identification
+from sigid.evaluation.protocols.robustness import robustness
 from sigid.evaluation.protocols.same_name import same_name
 from sigid.evaluation.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
 from sigid.evaluation.protocols.writer_independent import writer_independent_summary
@@ -34,10 +35,10 @@ def evaluate(
     run's own settings (its ``.hydra/overrides.yaml``). A checkpoint outside its run folder has
     no such record: its data must be given with their config (``data=...``), or it is refused.
 
-    With `protocol` ("identification", "writer-dependent", "writer-independent", "same-name"),
-    run that
-    evaluation protocol of `sigid.evaluation.protocols` instead and return its result;
-    `options` are the protocol's (``references``, ``seed``, ``out``, ``score``). For
+    With `protocol` ("identification", "writer-dependent", "writer-independent", "same-name",
+    "robustness"), run that evaluation protocol of `sigid.evaluation.protocols` instead and
+    return its result; `options` are the protocol's (``references``, ``seed``, ``out``,
+    ``score``; for "robustness" also ``transforms``, ``strengths``, ``references_too``). For
     "writer-independent", `checkpoint` is the sweep folder of the folds (or a list of run
     folders) and `overrides` are not used.
     """
@@ -56,16 +57,31 @@ def run_protocol(
     seed: int = 0,
     out: str | Path | None = None,
     score: str | None = None,
+    transforms: Sequence[str] | None = None,
+    strengths: Sequence[str] | None = None,
+    references_too: bool = False,
 ) -> dict[str, Any]:
     """Run `protocol` by name. `target`: a checkpoint, or for "writer-independent" the sweep
-    folder of the folds (or their run folders); `overrides`: Hydra data overrides."""
+    folder of the folds (or their run folders); `overrides`: Hydra data overrides;
+    `transforms`, `strengths`, `references_too`: the robustness protocol's (`robustness`)."""
     check_applies(protocol, "a gallery score", score is not None)
+    for option, given in (
+        ("transforms", transforms is not None),
+        ("strengths", strengths is not None),
+        ("references_too", references_too),
+    ):
+        check_applies(protocol, option, given, ("robustness",))
     if out is not None:
         check_folder(out)  # before the evaluation, which can take minutes
     if protocol == "identification":
         return identification(_one(target), overrides, out=out)
     if protocol == "writer-dependent":
         return writer_dependent(_one(target), overrides, references, seed, out=out, score=score)
+    if protocol == "robustness":
+        return robustness(
+            _one(target), overrides, references, seed, out=out, score=score,
+            transforms=transforms, strengths=strengths, references_too=references_too,
+        )  # fmt: skip
     if protocol == "writer-independent":
         if overrides:
             raise ValueError(

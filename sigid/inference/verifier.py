@@ -220,6 +220,19 @@ class Verifier:
         return pair_distance(one.expand_as(refs), refs).float().cpu().numpy()
 
     @torch.inference_mode()
+    def pair_scores(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Similarity in (0, 1) of each row pair (left[i], right[i]) of two (N, dim)
+        embedding arrays: what the network's test step scores for a batch of pairs."""
+        a = torch.as_tensor(np.asarray(left, dtype=np.float32), device=self.device)
+        b = torch.as_tensor(np.asarray(right, dtype=np.float32), device=self.device)
+        if a.ndim != 2 or a.shape != b.shape or a.shape[1] != self.dim:
+            raise ValueError(
+                f"expected two (N, {self.dim}) embedding arrays, got {tuple(a.shape)} and "
+                f"{tuple(b.shape)}"
+            )
+        return self.similarity_at(pair_distance(a, b).float().cpu().numpy())
+
+    @torch.inference_mode()
     def similarity_at(self, distances: np.ndarray | float) -> np.ndarray:
         """The network's similarity head applied to distances."""
         values = torch.as_tensor(np.asarray(distances, dtype=np.float32), device=self.device)

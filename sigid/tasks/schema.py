@@ -20,9 +20,10 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import lightning as L
 from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sigid.data.acquisition import acquisition_settings
 from sigid.data.layouts import LAYOUTS
 from sigid.data.preprocess import MODES
 from sigid.data.transforms import augment_preset, augment_settings
@@ -223,6 +224,13 @@ def check_data(cfg: DictConfig) -> None:
             augment_settings(augment_preset(value) if isinstance(value, str) else value)
         except ValueError as err:
             raise ValueError(f"data.{key}: {err}") from err
+    value = cfg.data.get("acquisition")
+    try:
+        acquisition_settings(
+            OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
+        )
+    except ValueError as err:
+        raise ValueError(f"data.acquisition: {err}") from err
 
 
 def check_model(cfg: DictConfig, task: type[L.LightningModule]) -> None:

@@ -7,6 +7,9 @@
 - `same_name`: a collection whose writers all wrote the same names (chinese_names): (writer,
   name) units verified against other writers' renderings of the name, overall and per medium
   pair, and each name's writers ranked (identification top-1).
+- `robustness`: a Siamese checkpoint's pair and writer-dependent figures again with the
+  questioned scans changed as other scanners, pens and documents change them
+  (`sigid.data.acquisition`), one row per change and strength against clean.
 
 Each returns a JSON-ready dict and, given an output folder, writes ``evaluation.json`` and its
 figures there; `report.format_result` renders any result as a table. `sigid.evaluation.api`
@@ -15,14 +18,12 @@ dispatches to them by name.
 
 from sigid.evaluation.protocols.identification import identification
 from sigid.evaluation.protocols.report import format_result
+from sigid.evaluation.protocols.robustness import robustness
 from sigid.evaluation.protocols.same_name import same_name
 from sigid.evaluation.protocols.writer_dependent import writer_dependent
 from sigid.evaluation.protocols.writer_independent import writer_independent_summary
 
 __all__ = [
-    "format_result",
-    "identification",
-    "same_name",
-    "writer_dependent",
+    "format_result", "identification", "robustness", "same_name", "writer_dependent",
     "writer_independent_summary",
-]
+]  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigid.evaluation.protocols.robustness import COLUMNS
+
 # Confusion matrices with more writers than this are left to the JSON and the PNG.
 MAX_PRINTED_WRITERS = 12
 
@@ -15,6 +17,7 @@ def format_result(result: dict[str, Any]) -> str:
         "writer-dependent": _writer_dependent,
         "writer-independent": _writer_independent,
         "same-name": _same_name,
+        "robustness": _robustness,
     }[result["protocol"]](result)
     if "training_split" in result:  # the JSON's null would pass unnoticed in a table
         checked = result["training_split"]
@@ -163,4 +166,35 @@ def _same_name(result: dict[str, Any]) -> list[str]:
     )
     for medium, entry in found["by_gallery_medium"].items():
         lines.append(f"  gallery {medium:<15}  top-1 {entry['top1']:.4f}  ({entry['queries']})")
+    return lines
+
+
+def _robustness(result: dict[str, Any]) -> list[str]:
+    """One row per transform and strength: each figure and, beside it, its change from clean."""
+    width = max(len("transform"), *(len(r["transform"]) for r in result["rows"]))
+    lines = [
+        f"robustness: {result['transformed']} signatures of the {len(result['writers']['test'])} "
+        f"test writer(s) transformed; score {result['score']}, threshold from the clean "
+        "validation writers",
+        *(f"  {key}: {what}" for key, what in result["columns"].items()),
+        f"  {'transform':<{width}}  {'strength':<8}  "
+        + "  ".join(f"{heading:>16}" for _, heading in COLUMNS)
+        + f"  {'refused':>7}",
+    ]
+    for row in result["rows"]:
+        cells = []
+        for key, _ in COLUMNS:
+            value, delta = row["figures"][key], row["delta"][key]
+            shown = (
+                _number(value)
+                if row["transform"] == "clean" or delta is None
+                else (f"{value:.4f} ({delta:+.4f})")
+            )
+            cells.append(f"{shown:>16}")
+        lines.append(
+            f"  {row['transform']:<{width}}  {row['strength'] or '-':<8}  "
+            + "  ".join(cells)
+            + f"  {row['refused']:>7}"
+        )
+    lines.extend(f"  {note}" for note in skipped_references(result))
     return lines

@@ -43,10 +43,18 @@ class Unscorable(ValueError):
 
 
 class EmbeddedSplit(NamedTuple):
-    """A split's signatures (genuine and forged, who they claim to be) and their embeddings."""
+    """A split's signatures (genuine and forged, who they claim to be) and their embeddings:
+    `embeddings` enrol a writer as references; `questioned`, when given (the same signatures
+    embedded otherwise: scanned differently, say), are scored against them."""
 
     samples: Sequence[Sample]
     embeddings: np.ndarray
+    questioned: np.ndarray | None = None
+
+    @property
+    def queries(self) -> np.ndarray:
+        """The embeddings of the signatures as questioned."""
+        return self.embeddings if self.questioned is None else self.questioned
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ def score_trials(
         questioned = [(GENUINE, positives), (SKILLED, forged[writer]), (RANDOM, randoms)]
         for kind, indices in questioned:
             for i in indices:
-                rows.append((rule(verifier, split.embeddings[i], references), kind))
+                rows.append((rule(verifier, split.queries[i], references), kind))
         scored.append(writer)
     scores = np.array([score for score, _ in rows], dtype=np.float64)
     kinds = np.array([kind for _, kind in rows], dtype=np.int64)
@@ -144,7 +152,7 @@ def gallery_identification(
     queries = 0
     for truth, writer in enumerate(writers):
         for i in drawn[writer][1]:
-            query = split.embeddings[i]
+            query = split.queries[i]
             scores = [rule(verifier, query, split.embeddings[drawn[w][0]]) for w in writers]
             rank = int((np.asarray(scores) > scores[truth]).sum())  # ties count for the truth
             for top in hits:
@@ -203,7 +211,7 @@ def evaluate_splits(
     left out with its reason, so that the others are still reported; ValueError when none can
     be."""
     results, curves, skipped = [], [], []
-    for k in _check_references(references):
+    for k in check_references(references):
         try:
             result, k_curves = _evaluate_k(verifier, val, test, k, seed, rule)
         except Unscorable as err:
@@ -259,21 +267,11 @@ def writer_dependent(
     gallery of this checkpoint would use). A K these writers cannot be scored with is listed
     under ``skipped_references`` with the reason (`evaluate_splits`). With `out`, also ROC and
     DET PNGs, TensorBoard and ``evaluation.json``."""
-    references = _check_references(references)
-    checkpoint = checkpoint_path(checkpoint)
-    verifier = Verifier.from_checkpoint(checkpoint)
+    references = check_references(references)
     overrides = list(overrides or [])
-    datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
-    if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
-        raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")
-    datamodule.setup("test")
-    record = check_unseen(checkpoint, datamodule.split_manifest(), ["val", "test"])
-    splits = {
-        name: EmbeddedSplit(
-            datamodule.samples[name], verifier.embed_prepared(datamodule.images[name])
-        )
-        for name in ("val", "test")
-    }
+    loaded = load_splits(checkpoint, overrides)
+    verifier, splits, record = loaded.verifier, loaded.splits, loaded.record
+    checkpoint = loaded.checkpoint
     rule = protocol_rule(verifier, splits["val"], score)
     results, curves, skipped = evaluate_splits(
         verifier, splits["val"], splits["test"], references, seed, rule
@@ -305,6 +303,35 @@ def writer_dependent(
     return write_outputs(result, out, curves=curves, scalars=scalars)
 
 
+class Loaded(NamedTuple):
+    """A Siamese checkpoint, its data and the embedded validation and test splits."""
+
+    checkpoint: Path
+    verifier: Verifier
+    datamodule: PairDataModule
+    record: Path | None  # the run's split.json the splits were checked against
+    splits: dict[str, EmbeddedSplit]  # "val", "test"
+
+
+def load_splits(checkpoint: str | Path, overrides: list[str]) -> Loaded:
+    """Load a Siamese checkpoint and the data `overrides` describe (`evaluation_datamodule`),
+    check that its validation and test writers are unseen, and embed both splits."""
+    checkpoint = checkpoint_path(checkpoint)
+    verifier = Verifier.from_checkpoint(checkpoint)
+    datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
+    if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
+        raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")
+    datamodule.setup("test")
+    record = check_unseen(checkpoint, datamodule.split_manifest(), ["val", "test"])
+    splits = {
+        name: EmbeddedSplit(
+            datamodule.samples[name], verifier.embed_prepared(datamodule.images[name])
+        )
+        for name in ("val", "test")
+    }
+    return Loaded(Path(checkpoint), verifier, datamodule, record, splits)
+
+
 def protocol_rule(verifier: Verifier, val: EmbeddedSplit, score: str | None) -> Rule:
     """The rule `score` for this verifier. A checkpoint written before sigid stored its typical
     genuine distance can still be evaluated with ``normalized``: the distance then comes from the
@@ -318,7 +345,7 @@ def protocol_rule(verifier: Verifier, val: EmbeddedSplit, score: str | None) -> 
     return Rule(score, verifier.genuine_distance if score == "normalized" else None)
 
 
-def _check_references(references: Sequence[int]) -> list[int]:
+def check_references(references: Sequence[int]) -> list[int]:
     values = [references] if isinstance(references, int) else list(references)
     if not values or any(int(k) != k or k < 1 for k in values):
         raise ValueError(f"references per writer must be whole numbers >= 1, got {references}")
