@@ -120,6 +120,7 @@ MILVUS = "tests/test_gallery_milvus.py::"
 MILVUS_CLI = MILVUS + "test_sigid_commands_on_a_milvus_lite_gallery"
 DOCS = "tests/test_docs_commands.py::"
 NAMES = "tests/test_chinese_names.py::"
+EXTRA = "tests/test_extra_collections.py::"
 # `CI`: .ci/run runs this line itself (each `&&` part not a sigid command; `--quiet` aside).
 CI = "CI"
 TODO_MERGE = "TODO-MERGE"
@@ -202,6 +203,15 @@ EXERCISED_BY: dict[str, list[str]] = {
     "data.root=PATH data.split.fold=0": [ROBUST_CLI],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "
     "middle --json data=cedar data.root=PATH data.split.fold=0": [ROBUST_CLI],
+    # docs/data.md, training on two collections
+    "sigid-train experiment=cedar_snn data.root=PATH data.split.fold=0 "
+    "'data.extra=[{root:PATH,layout:chinese_names,fold:true}]'": [
+        EXTRA + "test_a_run_on_two_collections_is_evaluated_on_the_extras_unseen_writers"
+    ],
+    "sigid evaluate --protocol same-name --ckpt snn.ckpt data=chinese_names data.root=PATH "
+    "data.split.fold=0": [
+        EXTRA + "test_a_run_on_two_collections_is_evaluated_on_the_extras_unseen_writers"
+    ],
     # docs/export.md
     "pip install -e '.[export]'": [
         "tests/test_export.py::test_exported_models_match_pytorch_for_any_batch_size"

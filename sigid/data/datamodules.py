@@ -24,6 +24,7 @@ from sigid.data.acquisition import RawAcquisition, acquisition_settings
 from sigid.data.augment import MANIFEST as AUGMENT_MANIFEST
 from sigid.data.augment import distort_deterministic, materialize, request
 from sigid.data.cache import default_cache_dir, preprocess_samples
+from sigid.data.extra import parse_extra, scan_extra, training_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, by_image, make_pairs, pairs_within
 from sigid.data.preprocess import background_value
@@ -153,7 +154,9 @@ class SignatureDataModule(L.LightningDataModule):
     `test_distortion` an optional fixed distortion of the test images (the paper's heavier test),
     as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``; `acquisition`
     (null: off) changes training images as another scanner, pen or document would, on the raw
-    scan before preprocessing (``{p, transforms, strengths}``, `sigid.data.acquisition`).
+    scan before preprocessing (``{p, transforms, strengths}``, `sigid.data.acquisition`);
+    `extra` lists other collections whose writers join the training split
+    (`sigid.data.extra`; pairs only).
     """
 
     def __init__(
@@ -173,6 +176,7 @@ class SignatureDataModule(L.LightningDataModule):
         seed: int = 0,
         skip_bad_images: bool = False,
         acquisition: Mapping[str, Any] | None = None,
+        extra: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -193,6 +197,9 @@ class SignatureDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.skip_bad_images = skip_bad_images
+        # collections whose writers join the training split (pair runs; `sigid.data.extra`)
+        self.extra = parse_extra(extra, self.preprocess)
+        self.extra_records: dict[str, dict[str, Any]] = {}
         self.table: SampleTable | None = None
         self.samples: dict[str, list[Sample]] = {}
         self.images: dict[str, np.ndarray] = {}
@@ -290,13 +297,16 @@ class SignatureDataModule(L.LightningDataModule):
 
         The files are the dataset's: for materialised copies, the scans they were made from.
         """
-        return {
+        manifest: dict[str, Any] = {
             name: {
                 "writers": sorted({s.writer for s in samples}),
                 "files": [str(s.path.absolute()) for s in self.sources.get(name, samples)],
             }
             for name, samples in self.samples.items()
         }
+        if self.extra_records:  # its writers and files are in "train" too
+            manifest["extra"] = self.extra_records
+        return manifest
 
 
 def _refuse_augmented_set(root: Path) -> None:
@@ -322,6 +332,11 @@ class ClassFolderDataModule(SignatureDataModule):
     class_names: list[str]
 
     def setup(self, stage: str | None = None) -> None:
+        if self.extra:
+            raise DatasetError(
+                f"{self.extra[0].where}: extra collections train pair runs (the Siamese "
+                "network); identification classes are the primary collection's writers"
+            )
         if not self.images:
             self._split()
         # validation and testing never read the training images: only fitting writes them out
@@ -411,6 +426,8 @@ class PairDataModule(SignatureDataModule):
         except DatasetError as err:  # say which data and which settings
             raise DatasetError(f"{self.table.root}: {err} ({self._split_keys()})") from err
         self._warn_if_few(people)
+        # checked and preprocessed before any pair is drawn: a bad collection fails at once
+        extra_samples, extra_images = self._extra_training() if self.extra else ([], None)
         writers = claimed_by(kept, people)
         index = {s.path: i for i, s in enumerate(kept)}
         self.pairs = {}
@@ -422,6 +439,9 @@ class PairDataModule(SignatureDataModule):
             samples = samples_of(kept, writers[name], held_out=later)
             self.samples[name] = samples
             self.images[name] = images[[index[s.path] for s in samples]]
+            if name == "train" and extra_samples:
+                samples = self.samples[name] = samples + extra_samples
+                self.images[name] = np.concatenate([self.images[name], extra_images])
             count = int(self.pairs_cfg[name])
             try:
                 pairs = make_pairs(samples, count, skilled, self.seed + offset)
@@ -430,6 +450,27 @@ class PairDataModule(SignatureDataModule):
             # validation and test pairs are only scored: in an order whose batches share images
             self.pairs[name] = pairs if name == "train" else by_image(pairs)
         self._distort_test()
+
+    def _extra_training(self) -> tuple[list[Sample], np.ndarray]:
+        """The extra collections' training samples (prefixed names) and their images,
+        preprocessed as the primary collection's; their records go to ``split.json``."""
+        samples: list[Sample] = []
+        images: list[np.ndarray] = []
+        fold = int(self.split["fold"])
+        for extra in self.extra:
+            table = scan_extra(extra)
+            loaded, kept = self._load(table.samples)
+            chosen, record = training_samples(extra, kept, fold, self.seed)
+            index = {s.path: i for i, s in enumerate(kept)}
+            samples += chosen
+            images.append(loaded[[index[s.path] for s in chosen]])
+            record["files"] = len(chosen)
+            self.extra_records[extra.name] = record
+            log.info(
+                "data: extra collection %s (%s): %d training writers, %d images",
+                extra.name, extra.root, len(record["writers"]), len(chosen),
+            )  # fmt: skip
+        return samples, np.concatenate(images)
 
     def _split_keys(self) -> str:
         return ", ".join(f"data.split.{k}={self.split.get(k)}" for k in SPLIT_KEYS)

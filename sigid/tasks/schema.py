@@ -148,6 +148,19 @@ class Pairs:
 
 
 @dataclass
+class ExtraCollection:
+    """An entry of ``data.extra`` (`sigid.data.extra`, which also refuses keys not named here)."""
+
+    root: str
+    layout: str = field(metadata=rule(choices=LAYOUTS))
+    name: str | None
+    fold: bool
+    split: Split | None  # any of its keys (those of a writer-disjoint split), with fold: true
+    config: str | None
+    preprocess: Preprocess | None  # where given, the run's
+
+
+@dataclass
 class Data:
     root: str | None
     layout: str = field(metadata=rule(choices=LAYOUTS))
@@ -161,6 +174,7 @@ class Data:
     num_workers: int = field(metadata=rule(low=0))
     seed: int
     skip_bad_images: bool
+    extra: list[ExtraCollection]
 
 
 # --- trainer: conf/trainer/*.yaml (Lightning checks the keys not named here) ---------------------
@@ -249,6 +263,12 @@ def _check_value(name: str, value: Any, hint: Any, rule: Mapping[str, Any]) -> N
             raise _refusal(name, value, hint, rule, optional)
         _check_node(value, hint, f"{name}.")
         return
+    if get_origin(hint) is list and is_dataclass(get_args(hint)[0]):
+        if not isinstance(value, (ListConfig, list)):
+            raise _refusal(name, value, hint, rule, optional)
+        for i, item in enumerate(value):
+            _check_value(f"{name}[{i}]", item, get_args(hint)[0], rule)
+        return
     if get_origin(hint) is list:
         kind = get_args(hint)[0]
         fits = isinstance(value, (ListConfig, list)) and all(_fits(v, kind, rule) for v in value)
@@ -283,8 +303,11 @@ def _expected(hint: Any, rule: Mapping[str, Any], optional: bool) -> str:
     """What a field takes, in words: "an integer from 2 to 5", "a number > 0 or null"."""
     if is_dataclass(hint):
         text = "a mapping of " + ", ".join(f.name for f in fields(hint))
+    elif get_origin(hint) is list and is_dataclass(get_args(hint)[0]):
+        entry = ", ".join(f.name for f in fields(get_args(hint)[0]))
+        text = f"a list of mappings of {entry}"
     elif get_origin(hint) is list:
-        text = "a list of integers" + _range(rule)  # the schemas' only lists
+        text = "a list of integers" + _range(rule)
     elif rule["choices"]:
         text = "one of " + ", ".join(rule["choices"])
     elif hint is bool:

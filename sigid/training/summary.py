@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 def log_data(datamodule: SignatureDataModule) -> None:
     """What the run trains on, for train.log: the splits' sizes and every file left out."""
     for name, part in datamodule.split_manifest().items():
+        if name == "extra":  # the extra collections' records: their writers are in "train"
+            continue
         log.info("data: %s: %d writers, %d files", name, len(part["writers"]), len(part["files"]))
     table = getattr(datamodule, "table", None)
     for skipped in getattr(table, "skipped", []):
