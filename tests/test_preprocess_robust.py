@@ -130,8 +130,8 @@ def test_line_pixels_leave_the_ink_and_the_strokes_stay(slant):
     ys, xs = np.mgrid[: PAGE[0], : PAGE[1]]
     away = np.ones_like(mask)
     for row in (140, 185):
-        away &= np.abs(ys - row - xs * math.tan(math.radians(slant))) > 7
-    assert (strokes & away).sum() > 0.6 * strokes.sum()
+        away &= np.abs(ys - row - xs * math.tan(math.radians(slant))) > 9
+    assert (strokes & away).sum() > 0.45 * strokes.sum()
     assert not (strokes & away & lines).any()
 
 

@@ -42,8 +42,8 @@ OPTIONS: tuple[str, ...] = ("remove_lines", "crop_main", "ink_contrast")
 # with gaps of up to 2 LINE_GAP pixels along it closed (a thin line breaks up under Otsu).
 LINE_FRACTION = (0.6, 0.75)  # (horizontal, vertical)
 LINE_MIN_PIXELS = 25
-LINE_GAP = 3
-LINE_WIDEN = 2
+LINE_GAP = 2  # on the halved mask (line_mask): 4 pixels of the scan
+LINE_WIDEN = 1  # on the halved mask: 2 pixels of the scan
 LINE_SLANTS_DEG = (-3.0, -2.25, -1.5, -0.75, 0.0, 0.75, 1.5, 2.25, 3.0)
 # crop_main: a speck is an ink pixel with fewer ink pixels than this in its 5x5 neighbourhood.
 SPECK_NEIGHBOURS = 6
@@ -240,26 +240,32 @@ def line_mask(mask: np.ndarray) -> np.ndarray:
     """The pixels of `mask` on long straight lines, horizontal or vertical within
     `LINE_SLANTS_DEG` (`LINE_FRACTION` of the ink's extent, at least `LINE_MIN_PIXELS`): a
     morphological opening with a line, as runs of the mask sheared by each slant and widened
-    across the line (so a line between two slants still runs on)."""
+    across the line (so a line between two slants still runs on). The search runs on the mask
+    halved (2x2 blocks: any ink), four times cheaper; its bands are mapped back."""
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return np.zeros_like(mask)
     extent = (cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0])
-    lines = np.zeros_like(mask)
+    h, w = mask.shape
+    half = np.zeros((-(-h // 2) * 2, -(-w // 2) * 2), dtype=bool)
+    half[:h, :w] = mask
+    half = half.reshape(half.shape[0] // 2, 2, half.shape[1] // 2, 2).any(axis=(1, 3))
+    bands = np.zeros_like(half)
     for axis, (fraction, span) in enumerate(zip(LINE_FRACTION, extent, strict=True)):
-        along = mask if axis == 0 else mask.T
-        length = max(LINE_MIN_PIXELS, round(fraction * span))
+        along = half if axis == 0 else half.T
+        length = max(LINE_MIN_PIXELS, round(fraction * span)) // 2
         found = np.zeros_like(along)
         for slant in LINE_SLANTS_DEG:
-            found |= _slanted_lines(along, length, math.tan(math.radians(slant)))
-        lines |= found if axis == 0 else found.T
-    return lines
+            found |= _slanted_band(along, length, math.tan(math.radians(slant)))
+        bands |= found if axis == 0 else found.T
+    full = np.repeat(np.repeat(bands, 2, axis=0), 2, axis=1)[:h, :w]
+    return mask & full
 
 
-def _slanted_lines(mask: np.ndarray, length: int, slope: float) -> np.ndarray:
-    """The pixels of `mask` on rows' runs of at least `length` once each column is shifted by
-    `slope` times its index (a line of that slope becomes a row), the band they cover
+def _slanted_band(mask: np.ndarray, length: int, slope: float) -> np.ndarray:
+    """Where `mask`'s rows hold runs of at least `length` once each column is shifted by
+    `slope` times its index (a line of that slope becomes a row): the band they cover,
     `LINE_WIDEN` pixels either side included (strokes crossing a line go with it)."""
     ys, xs = np.nonzero(mask)
     shift = np.rint(slope * np.arange(mask.shape[1])).astype(np.int64)
@@ -276,13 +282,14 @@ def _slanted_lines(mask: np.ndarray, length: int, slope: float) -> np.ndarray:
         closed[:, step:] |= widened[:, :-step]
         closed[:, :-step] |= widened[:, step:]
     runs = _long_runs(closed, length + 2 * LINE_GAP) & widened
+    if not runs.any():
+        return np.zeros_like(mask)
     band = runs.copy()
     for step in range(1, LINE_WIDEN + 1):
         band[step:] |= runs[:-step]
         band[:-step] |= runs[step:]
-    found = np.zeros_like(mask)
-    found[ys, xs] = band[ys + shift[xs], xs]
-    return found
+    grid_y, grid_x = np.indices(mask.shape)
+    return band[grid_y + shift[grid_x], grid_x]
 
 
 def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
