@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from sigid.data.acquisition import apply
 from sigid.data.cache import preprocess_samples
 from sigid.data.images import load_image
 from sigid.data.layouts import Sample
@@ -23,6 +25,8 @@ from sigid.data.preprocess import (
     prepare,
     preprocess,
 )
+from sigid.evaluation.protocols.robustness import robustness, transformed_images
+from sigid.evaluation.protocols.writer_dependent import EmbeddedSplit
 from sigid.evaluation.testing import evaluation_datamodule, preprocess_options
 from sigid.inference.shipped import SHIPPED_CHECKPOINT
 from sigid.inference.verifier import Verifier
@@ -210,3 +214,28 @@ def test_evaluation_adds_an_option_to_a_checkpoint_without_the_keys(cedar_root):
         evaluation_datamodule(verifier.module, [*data, "data.preprocess.size=[64,64]"])
     with pytest.raises(ValueError, match="ink_contrast is true or false, not 'maybe'"):
         preprocess_options(["data.preprocess.ink_contrast=maybe"])
+
+
+def test_the_robustness_protocol_prepares_with_the_added_option(cedar_subset):
+    """`sigid evaluate --protocol robustness ... data.preprocess.remove_lines=true`: the shipped
+    verifier's clean and changed scans are prepared with the option, and the result says so."""
+    data = [
+        "data=cedar", f"data.root={cedar_subset}", "data.split.folds=3",
+        "data.split.val_writers=2", "data.pairs.train=24", "data.pairs.val=24",
+        "data.pairs.test=24", "data.preprocess.remove_lines=true",
+    ]  # fmt: skip
+    result = robustness(
+        SHIPPED_CHECKPOINT, data, references=[2], transforms=["box"], strengths=["middle"]
+    )
+    assert result["preprocessing"] == {
+        "mode": "normalized",
+        "size": [128, 128],
+        "remove_lines": True,
+    }
+    sample = Sample(cedar_subset / "full_org" / "original_1_1.png", "1", True)
+    split = EmbeddedSplit([sample], np.zeros((1, 1)), np.zeros((1, 1)))
+    images, refused = transformed_images(split, "box", "middle", result["preprocessing"], 0)
+    changed = apply(load_image(sample.path), "box", "middle", [0, zlib.crc32(b"original_1_1.png")])
+    assert refused == 0
+    assert (images[0] == preprocess(changed, "normalized", SIZE, remove_lines=True)).all()
+    assert not (images[0] == preprocess(changed, "normalized", SIZE)).all()
