@@ -11,7 +11,9 @@ import zlib
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_module
 from PIL import Image, ImageDraw
+from runs import SMALL
 
 from sigid.data.acquisition import apply
 from sigid.data.cache import preprocess_samples
@@ -30,6 +32,8 @@ from sigid.evaluation.protocols.writer_dependent import EmbeddedSplit
 from sigid.evaluation.testing import evaluation_datamodule, preprocess_options
 from sigid.inference.shipped import SHIPPED_CHECKPOINT
 from sigid.inference.verifier import Verifier
+from sigid.tasks.build import build_datamodule, build_module, task_class
+from sigid.tasks.schema import check_config
 
 SIZE = (128, 128)
 # sha256 (first 16 hex digits) of preprocess(scan, "normalized", size) before the options
@@ -239,3 +243,26 @@ def test_the_robustness_protocol_prepares_with_the_added_option(cedar_subset):
     assert refused == 0
     assert (images[0] == preprocess(changed, "normalized", SIZE, remove_lines=True)).all()
     assert not (images[0] == preprocess(changed, "normalized", SIZE)).all()
+
+
+def test_a_run_stores_the_options_it_was_trained_with(tmp_path):
+    """``sigid-train ... +data.preprocess.ink_contrast=true``: the module (so its checkpoint)
+    keeps the option, and the schema refuses a value that is not a boolean."""
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*SMALL, "+data.preprocess.ink_contrast=true", f"data.cache_dir={tmp_path}"],
+        )
+        bad = compose("train", overrides=[*SMALL, "+data.preprocess.crop_main=3"])
+    check_config(cfg, task_class(cfg))
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    assert module.hparams.preprocessing == {
+        "mode": "normalized",
+        "size": [32, 64],
+        "ink_contrast": True,
+    }
+    with pytest.raises(ValueError, match=r"data\.preprocess\.crop_main=3"):
+        check_config(bad, task_class(bad))
