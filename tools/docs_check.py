@@ -202,6 +202,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "data.root=PATH data.split.fold=0": [ROBUST_CLI],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "
     "middle --json data=cedar data.root=PATH data.split.fold=0": [ROBUST_CLI],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --strengths middle data=cedar "
+    "data.root=PATH data.split.fold=0 data.preprocess.remove_lines=true": [
+        "tests/test_preprocess_robust.py::test_the_robustness_protocol_prepares_with_the_added_option"
+    ],
     # docs/export.md
     "pip install -e '.[export]'": [
         "tests/test_export.py::test_exported_models_match_pytorch_for_any_batch_size"
