@@ -214,8 +214,9 @@ def test_evaluation_adds_an_option_to_a_checkpoint_without_the_keys(cedar_root):
         [*data, "data.preprocess.remove_lines=true", "+data.preprocess.crop_main=false"],
     )
     assert added.preprocess == {**verifier.preprocessing, "remove_lines": True}
-    with pytest.raises(ValueError, match=r"data.preprocess.size=.64,64.: evaluation prepares"):
-        evaluation_datamodule(verifier.module, [*data, "data.preprocess.size=[64,64]"])
+    # mode and size give way to the checkpoint's, as they always did
+    resized = evaluation_datamodule(verifier.module, [*data, "data.preprocess.size=[64,64]"])
+    assert resized.preprocess == verifier.preprocessing
     with pytest.raises(ValueError, match="ink_contrast is true or false, not 'maybe'"):
         preprocess_options(["data.preprocess.ink_contrast=maybe"])
 

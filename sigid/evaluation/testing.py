@@ -83,21 +83,16 @@ def evaluation_datamodule(
 
 def preprocess_options(overrides: list[str]) -> tuple[dict[str, bool], list[str]]:
     """(the robustness options ``data.preprocess.OPTION=true|false`` among `overrides`, the
-    other overrides). Any other ``data.preprocess`` key (mode, size) is refused: the network
-    was trained on its checkpoint's."""
+    other overrides). Another ``data.preprocess`` key (mode, size) stays among the others and,
+    as before, gives way to the checkpoint's: the network was trained on those."""
     options, rest = {}, []
     for override in overrides:
         key = override_key(override)
-        if not key.startswith("data.preprocess"):
+        option = key.removeprefix("data.preprocess.")
+        if option == key or option not in OPTIONS:
             rest.append(override)
             continue
         value = override.partition("=")[2]
-        option = key.removeprefix("data.preprocess.")
-        if option not in OPTIONS:
-            raise ValueError(
-                f"{override}: evaluation prepares images as the checkpoint says; only "
-                f"{', '.join(f'data.preprocess.{o}' for o in OPTIONS)} may be added"
-            )
         if value.lower() not in ("true", "false"):
             raise ValueError(f"{override}: {option} is true or false, not {value!r}")
         options[option] = value.lower() == "true"
