@@ -212,6 +212,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "data.split.fold=0": [
         EXTRA + "test_a_run_on_two_collections_is_evaluated_on_the_extras_unseen_writers"
     ],
+    "sigid evaluate --protocol robustness --ckpt snn.ckpt --strengths middle data=cedar "
+    "data.root=PATH data.split.fold=0 data.preprocess.remove_lines=true": [
+        "tests/test_preprocess_robust.py::test_the_robustness_protocol_prepares_with_the_added_option"
+    ],
     # docs/export.md
     "pip install -e '.[export]'": [
         "tests/test_export.py::test_exported_models_match_pytorch_for_any_batch_size"

@@ -470,6 +470,7 @@ class RawAcquisition:
         strengths: Sequence[str],
     ) -> None:
         self.paths = list(paths)
+        self.preprocess = dict(preprocess)
         self.mode = str(preprocess["mode"])
         self.size = (int(preprocess["size"][0]), int(preprocess["size"][1]))
         self.p, self.transforms, self.strengths = p, list(transforms), list(strengths)
@@ -480,7 +481,7 @@ class RawAcquisition:
         import torch
 
         from sigid.data.images import load_image
-        from sigid.data.preprocess import no_ink_reason, preprocess
+        from sigid.data.preprocess import no_ink_reason, prepare
 
         if float(torch.rand(())) >= self.p:
             return None
@@ -488,7 +489,7 @@ class RawAcquisition:
         strength = self.strengths[int(torch.randint(len(self.strengths), ()))]
         seed = int(torch.randint(2**31 - 1, ()))
         changed = apply(load_image(self.paths[index]), transform, strength, seed)
-        prepared = preprocess(changed, self.mode, self.size)
+        prepared = prepare(changed, self.preprocess)
         if no_ink_reason(changed, self.mode, prepared) is not None:
             return None
         self.applied += 1

@@ -23,8 +23,13 @@ from torchvision.transforms import v2
 
 from sigid.atomic import cannot_write, errors_about, make_parent
 from sigid.data.images import ImageLoadError, load_image
-from sigid.data.preprocess import background_level, background_value, check_preprocessing
-from sigid.data.preprocess import preprocess as preprocess_image
+from sigid.data.preprocess import (
+    OPTIONS,
+    background_level,
+    background_value,
+    check_preprocessing,
+)
+from sigid.data.preprocess import prepare as prepare_image
 from sigid.data.transforms import augment_settings, build_transform
 from sigid.errors import os_reason
 
@@ -230,13 +235,16 @@ def _worker_init() -> None:
 def _source_image(path: str, prepare: dict[str, Any] | None) -> np.ndarray:
     """A source as it is augmented: the scan, or preprocessed as training's data are."""
     grey = load_image(path)
-    return preprocess_image(grey, prepare["mode"], prepare["size"]) if prepare else grey
+    return prepare_image(grey, prepare) if prepare else grey
 
 
 def _check_preprocess(prepare: Mapping[str, Any]) -> dict[str, Any]:
-    """{"mode", "size"} as plain values (`check_preprocessing`), nothing else in it."""
-    if isinstance(prepare, Mapping) and set(prepare) - {"mode", "size"}:
-        raise ValueError(f"preprocess holds only mode and size, got {prepare!r}")
+    """{"mode", "size"} and the options set true as plain values (`check_preprocessing`),
+    nothing else in it."""
+    if isinstance(prepare, Mapping) and set(prepare) - {"mode", "size", *OPTIONS}:
+        raise ValueError(
+            f"preprocess holds only mode, size and {', '.join(OPTIONS)}, got {prepare!r}"
+        )
     try:
         return check_preprocessing(prepare)
     except ValueError as err:

@@ -10,8 +10,9 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -54,15 +55,18 @@ def preprocess_samples(
     size: tuple[int, int],
     cache_dir: str | Path | None = None,
     skip_bad_images: bool = False,
+    options: Mapping[str, bool] | None = None,
 ) -> tuple[np.ndarray, list[Sample], list[Skipped]]:
     """Preprocessed (N, H, W) uint8 images of the readable `samples`, those samples, and the rest.
 
     An unreadable image, or one without ink (`no_ink_reason`), raises `ImageLoadError` naming it,
     unless `skip_bad_images`: then it is skipped, logged and returned with the rest. Mode None:
     the files hold preprocessed images already (`data.materialize` folders): decoded, not changed.
+    `options`: the robustness options of ``normalized`` set true (`sigid.data.preprocess.OPTIONS`).
     """
+    options = {k: True for k, v in (options or {}).items() if v}
     size = (int(size[0]), int(size[1]))
-    key = _key(samples, mode, size)
+    key = _key(samples, mode, size, options)
     entry = Path(cache_dir) / "preprocessed" / f"{key}.npz" if cache_dir else None
     if entry is not None and entry.is_file():
         try:
@@ -72,7 +76,7 @@ def preprocess_samples(
     images, kept, skipped = [], [], []
     for sample in samples:
         try:
-            image = _prepared(sample.path, mode, size)
+            image = _prepared(sample.path, mode, size, options)
         except ImageLoadError as err:
             if not skip_bad_images:
                 raise
@@ -87,26 +91,34 @@ def preprocess_samples(
     return array, kept, skipped
 
 
-def _prepared(path: Path, mode: str | None, size: tuple[int, int]) -> np.ndarray:
+def _prepared(
+    path: Path, mode: str | None, size: tuple[int, int], options: Mapping[str, bool]
+) -> np.ndarray:
     """One file as training sees it; `ImageLoadError` if it cannot be read or holds no ink."""
     grey = load_image(path)
     if mode is None:
         if grey.shape != size:
             raise ValueError(f"{path}: {grey.shape} image among preprocessed {size} images")
         return grey
-    prepared = preprocess(grey, mode, size)
+    prepared = preprocess(grey, mode, size, **options)
     if (reason := no_ink_reason(grey, mode, prepared)) is not None:
         raise ImageLoadError(path, reason)
     return prepared
 
 
-def _key(samples: Sequence[Sample], mode: str, size: tuple[int, int]) -> str:
-    payload = {
+def _key(
+    samples: Sequence[Sample], mode: str | None, size: tuple[int, int], options: Mapping[str, bool]
+) -> str:
+    """The cache entry's name; options only when some are set, so entries made before them are
+    still found."""
+    payload: dict[str, Any] = {
         "version": PREPROCESS_VERSION,
         "mode": mode,
         "size": list(size),
         "files": file_fingerprint([s.path for s in samples]),
     }
+    if options:
+        payload["options"] = sorted(options)
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
 
 

@@ -27,7 +27,7 @@ from sigid.data.cache import default_cache_dir, preprocess_samples
 from sigid.data.extra import parse_extra, scan_extra, training_samples
 from sigid.data.layouts import DatasetError, Sample, SampleTable, natural_key, scan
 from sigid.data.pairs import Pair, WriterBatchSampler, by_image, make_pairs, pairs_within
-from sigid.data.preprocess import background_value
+from sigid.data.preprocess import background_value, options_of
 from sigid.data.sharding import Batches, EpochBatches, ShardSampler, ShuffledBatches
 from sigid.data.splits import (
     SPLITS,
@@ -150,7 +150,8 @@ class SignatureDataModule(L.LightningDataModule):
 
     Arguments mirror ``conf/data/*.yaml``: `root`/`layout` locate a dataset (``root: null``
     generates the synthetic one described by `synthetic` under `cache_dir`), `preprocess` holds
-    ``mode`` and ``size``, `augment` the on-the-fly training augmentation (null: none),
+    ``mode`` and ``size`` and any robustness option (`sigid.data.preprocess.OPTIONS`),
+    `augment` the on-the-fly training augmentation (null: none),
     `test_distortion` an optional fixed distortion of the test images (the paper's heavier test),
     as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``; `acquisition`
     (null: off) changes training images as another scanner, pen or document would, on the raw
@@ -184,6 +185,7 @@ class SignatureDataModule(L.LightningDataModule):
         self.preprocess = {
             "mode": str(preprocess["mode"]),
             "size": [int(v) for v in preprocess["size"]],
+            **options_of(preprocess),  # the robustness options set true; none: as before
         }
         self.split = dict(split)
         self.augment = dict(augment) if augment else None
@@ -249,6 +251,7 @@ class SignatureDataModule(L.LightningDataModule):
             tuple(self.preprocess["size"]),
             self.cache_dir,
             self.skip_bad_images,
+            options_of(self.preprocess),
         )
         if self.table is not None:
             self.table.skipped.extend(skipped)

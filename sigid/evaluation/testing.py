@@ -1,12 +1,17 @@
 """Testing a trained checkpoint on the data its run was trained with: the DataModule, the
 quiet Trainer and the test pass that `sigid evaluate`, the protocols and `sigid ensemble` share.
 
-Overrides may change the data, never the network; the preprocessing comes from the checkpoint.
+Overrides may change the data, never the network; the preprocessing comes from the checkpoint,
+except that a robustness option of ``normalized`` (``data.preprocess.remove_lines=true``,
+`sigid.data.preprocess.OPTIONS`) may be added on top of it: the same network, its inputs
+cleaned otherwise (docs/data.md, "Robust normalisation").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from hydra import compose, initialize_config_module
@@ -14,6 +19,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from sigid.data.datamodules import SignatureDataModule
+from sigid.data.preprocess import OPTIONS, check_preprocessing
 from sigid.errors import one_line
 from sigid.runs.paths import checkpoint_path, run_folder
 from sigid.runs.records import (
@@ -46,9 +52,10 @@ def evaluation_datamodule(
     defaults when they choose a data config (``["data=cedar", "data.root=..."]``). A checkpoint
     with no run record beside it needs that choice (``data=...``): it is refused without one.
     The preprocessing always comes from the checkpoint, so images are prepared exactly as in
-    training. Config errors (an unknown group, a missing value) become ValueError, one line.
+    training, but for the robustness options (`preprocess_options`) the overrides set.
+    Config errors (an unknown group, a missing value) become ValueError, one line.
     """
-    overrides = list(overrides or [])
+    options, overrides = preprocess_options(list(overrides or []))
     other = [o for o in overrides if override_group(o) not in DATA_KEYS]
     if other:  # e.g. model.depth=9: the network is the checkpoint's, whatever the config says
         raise ValueError(
@@ -65,11 +72,40 @@ def evaluation_datamodule(
             cfg = compose("train", overrides=[*trained, *overrides])
         if module.hparams.preprocessing:
             cfg.data.preprocess = module.hparams.preprocessing
+        if options:
+            cfg.data.preprocess = with_options(cfg.data.preprocess, options)
         return build_datamodule(cfg, type(module))  # the data the module trains on
     except (HydraException, OmegaConfBaseException) as err:
         message = one_line(err, limit=None)
         after = f" (after the run's own {trained})" if trained else ""
         raise ValueError(f"data overrides {overrides}{after}: {message}") from err
+
+
+def preprocess_options(overrides: list[str]) -> tuple[dict[str, bool], list[str]]:
+    """(the robustness options ``data.preprocess.OPTION=true|false`` among `overrides`, the
+    other overrides). Another ``data.preprocess`` key (mode, size) stays among the others and,
+    as before, gives way to the checkpoint's: the network was trained on those."""
+    options, rest = {}, []
+    for override in overrides:
+        key = override_key(override)
+        option = key.removeprefix("data.preprocess.")
+        if option == key or option not in OPTIONS:
+            rest.append(override)
+            continue
+        value = override.partition("=")[2]
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"{override}: {option} is true or false, not {value!r}")
+        options[option] = value.lower() == "true"
+    return options, rest
+
+
+def with_options(preprocess: Mapping[str, Any], options: Mapping[str, bool]) -> dict[str, Any]:
+    """`preprocess` (a checkpoint's settings) with the robustness `options` set on top."""
+    merged = {**{k: v for k, v in preprocess.items()}, **options}
+    try:
+        return check_preprocessing(merged)
+    except ValueError as err:
+        raise ValueError(f"data.preprocess with {dict(options)}: {err}") from err
 
 
 def _require_run_record(checkpoint: str | Path) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from sigid.data import load_image, preprocess
+from sigid.data import load_image
 from sigid.data.preprocess import blank_reason, check_preprocessing, no_ink_reason
+from sigid.data.preprocess import prepare as prepare_grey
 from sigid.data.transforms import to_tensor
 
 # A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
@@ -69,8 +70,7 @@ def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
     # score it: refused by the rule training's data use (`no_ink_reason`)
     if reason := blank_reason(grey):
         raise ValueError(f"{describe(image)}: {reason}")
-    size = preprocessing["size"]
-    prepared = preprocess(grey, preprocessing["mode"], (int(size[0]), int(size[1])))
+    prepared = prepare_grey(grey, preprocessing)
     if reason := no_ink_reason(grey, preprocessing["mode"], prepared):
         raise ValueError(f"{describe(image)}: {reason}")
     return prepared

@@ -126,6 +126,10 @@ class Synthetic:
 class Preprocess:
     mode: str = field(metadata=rule(choices=MODES))
     size: list[int] = field(metadata=rule(low=1))
+    # robustness options of normalized (sigid.data.preprocess.OPTIONS); absent: off
+    remove_lines: bool
+    crop_main: bool
+    ink_contrast: bool
 
 
 @dataclass

@@ -33,7 +33,7 @@ from sigid import metrics
 from sigid.data.acquisition import TRANSFORMS, apply, check_names
 from sigid.data.images import load_image
 from sigid.data.pairs import KINDS, Pair
-from sigid.data.preprocess import no_ink_reason, preprocess
+from sigid.data.preprocess import no_ink_reason, prepare
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.protocols.output import write_outputs
 from sigid.evaluation.protocols.writer_dependent import (
@@ -88,13 +88,12 @@ def transformed_images(
     """(the split's scans read from disk, changed by `transform` at `strength` and preprocessed
     as `preprocessing` says, how many of them the normaliser found no ink in). Each scan's draw
     is seeded by `seed` and its file name, so a scan changes alike in every run."""
-    mode, size = preprocessing["mode"], tuple(int(v) for v in preprocessing["size"])
     prepared, refused = [], 0
     for sample in split.samples:
         grey = load_image(sample.path)
         changed = apply(grey, transform, strength, [seed, zlib.crc32(sample.path.name.encode())])
-        image = preprocess(changed, mode, size)
-        refused += no_ink_reason(changed, mode, image) is not None
+        image = prepare(changed, preprocessing)
+        refused += no_ink_reason(changed, preprocessing["mode"], image) is not None
         prepared.append(image)
     return np.stack(prepared), refused
 
@@ -151,6 +150,8 @@ def robustness(
     val, test = splits["val"], splits["test"]
     rule = protocol_rule(verifier, val, score)
     pairs = loaded.datamodule.pairs["test"]
+    # the checkpoint's, plus any robustness option the overrides add (`evaluation_datamodule`)
+    preprocessing = loaded.datamodule.preprocess
 
     def evaluate(refs: np.ndarray, questioned: np.ndarray) -> tuple[dict, Any]:
         split = EmbeddedSplit(test.samples, refs, questioned)
@@ -166,7 +167,7 @@ def robustness(
     for name in names:
         for level in levels:
             began = time.perf_counter()
-            images, refused = transformed_images(test, name, level, verifier.preprocessing, seed)
+            images, refused = transformed_images(test, name, level, preprocessing, seed)
             changed = verifier.embed_prepared(images)
             refs = changed if references_too else test.embeddings
             found_pairs, found = evaluate(refs, changed)
@@ -182,6 +183,7 @@ def robustness(
         "protocol": "robustness",
         "checkpoint": str(loaded.checkpoint.resolve()),
         "data": list(overrides or []),
+        "preprocessing": preprocessing,
         "training_split": str(loaded.record) if loaded.record else None,
         "seed": seed,
         "score": rule.score,
