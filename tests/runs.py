@@ -172,6 +172,29 @@ class PairLog(L.Callback):
         (self.folder / f"pairs-rank{trainer.global_rank}.json").write_text(json.dumps(seen))
 
 
+# `sigid bench --data` for its loader and epoch parts: a small synthetic set (7 writers x
+# (12 genuine + 4 forgeries)), generated into the session's cache, and few validation and test
+# pairs.
+BENCH_DATA = [
+    "--data",
+    "data.synthetic.writers=7",
+    "data.synthetic.per_writer=12",
+    "data.synthetic.forgeries=4",
+    "data.pairs.val=40",
+    "data.pairs.test=40",
+]
+
+
+def sigid_cli(capsys: Any, *argv: object) -> tuple[int, str, str]:
+    """`sigid ARGV` (each taken as a string) in this process: exit code, and what it printed to
+    stdout and stderr (through pytest's `capsys`)."""
+    from sigid.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def bench_cli(*argv: str) -> tuple[int, str, str]:
     """`sigid bench ARGV` in this process: exit code, stdout, stderr."""
     import io

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from runs import sigid_cli
 
-from sigid.cli import main
 from sigid.inference.batch import Questioned, questioned
 from sigid.inference.gallery import Gallery
 from sigid.inference.verifier import Verifier
@@ -18,12 +18,6 @@ from sigid.inference.verifier import Verifier
 
 def genuine(root: Path, writer: int, number: int) -> Path:
     return root / "signatures" / "full_org" / f"original_{writer}_{number}.png"
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +65,7 @@ def test_folders_expand_to_their_images_sorted_each_image_once(tmp_path):
 
 
 def test_identify_answers_a_folder_and_files_one_json_line_each(capsys, gallery, questions):
-    code, out, err = _run(
+    code, out, err = sigid_cli(
         capsys, "identify", "--gallery", gallery, questions, questions / "q1_10.png",
         questions / "absent.png", "--top-k", "2",
     )  # fmt: skip
@@ -83,7 +77,7 @@ def test_identify_answers_a_folder_and_files_one_json_line_each(capsys, gallery,
     for row in rows:
         name = Path(row["image"]).name
         if name in GOOD:  # each row is what identifying that image alone says
-            code, alone, _ = _run(capsys, "identify", "--gallery", gallery, row["image"],
+            code, alone, _ = sigid_cli(capsys, "identify", "--gallery", gallery, row["image"],
                                   "--top-k", "2", "--json")  # fmt: skip
             assert code == 0 and row == {**json.loads(alone), "image": row["image"], "error": None}
             assert list(row) == ["image", "writer", "candidates", "threshold", "score", "error"]
@@ -94,7 +88,9 @@ def test_identify_answers_a_folder_and_files_one_json_line_each(capsys, gallery,
 
 
 def test_identify_writes_a_csv_table(capsys, gallery, questions):
-    code, out, err = _run(capsys, "identify", "--gallery", gallery, questions, "--format", "csv")
+    code, out, err = sigid_cli(
+        capsys, "identify", "--gallery", gallery, questions, "--format", "csv"
+    )
     table = list(csv.DictReader(io.StringIO(out)))
     assert code == 1 and "2 of 6 images failed" in err
     assert list(table[0]) == [
@@ -110,20 +106,20 @@ def test_identify_writes_a_csv_table(capsys, gallery, questions):
 
 def test_identify_with_a_cnn_and_text_blocks(capsys, cnn_ckpt, questions):
     images = [questions / "q1_10.png", questions / "white.png", questions / "q2_10.png"]
-    code, out, err = _run(capsys, "identify", "--ckpt", cnn_ckpt, *images, "--format", "text")
+    code, out, err = sigid_cli(capsys, "identify", "--ckpt", cnn_ckpt, *images, "--format", "text")
     blocks = out.strip().split("\n\n")
     assert [b.splitlines()[0] for b in blocks] == [f"{images[0]}:", f"{images[2]}:"]
     assert all(b.splitlines()[1].startswith("most likely: writer") for b in blocks)
     failure, summary = err.splitlines()
     assert code == 1 and failure.startswith(f"sigid identify: error: {images[1]}: no ink found")
     assert summary == "sigid identify: error: 1 of 3 images failed (above)"
-    code, out, err = _run(capsys, "identify", "--ckpt", cnn_ckpt, *images[::2], "--json")
+    code, out, err = sigid_cli(capsys, "identify", "--ckpt", cnn_ckpt, *images[::2], "--json")
     assert code == 0 and not err  # --json with several images: JSON lines
     assert [json.loads(line)["image"] for line in out.splitlines()] == list(map(str, images[::2]))
 
 
 def test_verify_many_images_against_an_enrolled_writer(capsys, gallery, questions):
-    code, out, err = _run(
+    code, out, err = sigid_cli(
         capsys, "verify", "--gallery", gallery, "--writer", "ann", questions, "--threshold", "0"
     )
     rows = {Path(r["image"]).name: r for r in map(json.loads, out.splitlines())}
@@ -131,7 +127,7 @@ def test_verify_many_images_against_an_enrolled_writer(capsys, gallery, question
     for name in GOOD:  # threshold 0: every readable one is accepted
         assert rows[name]["decision"] == "same" and rows[name]["references"] == 5
         assert rows[name]["writer"] == "ann" and rows[name]["error"] is None
-    code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "ann",
+    code, out, _ = sigid_cli(capsys, "verify", "--gallery", gallery, "--writer", "ann",
                         *(questions / name for name in GOOD), "--format", "csv")  # fmt: skip
     table = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [Path(r["image"]).name for r in table] == GOOD
@@ -153,7 +149,7 @@ def test_what_fails_for_every_image_fails_once_before_any_row(
           "--format", "jsonl"], "--format"),
     ]  # fmt: skip
     for argv, message in cases:
-        code, out, err = _run(capsys, *argv)
+        code, out, err = sigid_cli(capsys, *argv)
         assert code == 1 and out == "", (argv, out)
         assert err.startswith(f"sigid {argv[0]}: error: ") and message in err, err
         assert err.count("\n") == 1
@@ -161,11 +157,11 @@ def test_what_fails_for_every_image_fails_once_before_any_row(
 
 def test_one_image_file_is_answered_as_before_unless_a_format_is_asked(capsys, gallery, questions):
     image = questions / "q1_10.png"
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, image)
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, image)
     assert code == 0 and out.startswith(("best match: ", "unknown writer"))
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, image, "--format", "jsonl")
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, image, "--format", "jsonl")
     row = json.loads(out)
     assert code == 0 and row["image"] == str(image) and row["error"] is None
     # a folder of one image is a batch: its output does not change with how many it holds
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, questions / "older")
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, questions / "older")
     assert code == 0 and json.loads(out)["image"] == str(questions / "older" / "q4_1.png")

@@ -7,22 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from runs import bench_cli, positive
+from runs import BENCH_DATA, bench_cli, positive
 
 from sigid.bench.report import format_table
 from sigid.cli import main
 
 TINY = ["--rounds", "1", "--steps", "1", "--warmup", "0"]
-# The loader's and the epoch's data: a small synthetic set, generated into the session's
-# cache, and few validation and test pairs.
-SMALL_DATA = [
-    "--data",
-    "data.synthetic.writers=7",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.pairs.val=40",
-    "data.pairs.test=40",
-]
 HEADLINE = (
     "train_step_ratio_cnn",
     "train_step_ratio_siamese",
@@ -37,7 +27,7 @@ HEADLINE = (
 @pytest.fixture(scope="module")
 def every_part() -> dict:
     """One tiny run of every part (a gallery of 10,000 writers holds a measurable memory)."""
-    code, out, err = bench_cli("--json", *TINY, "--gallery-sizes", "10000", *SMALL_DATA)
+    code, out, err = bench_cli("--json", *TINY, "--gallery-sizes", "10000", *BENCH_DATA)
     assert code == 0, err
     return json.loads(out)
 
@@ -68,7 +58,7 @@ def test_the_table_has_a_block_per_part(every_part):
 
 
 def test_only_runs_the_parts_asked():
-    code, out, err = bench_cli("--json", "--only", "loader", *TINY, *SMALL_DATA)
+    code, out, err = bench_cli("--json", "--only", "loader", *TINY, *BENCH_DATA)
     assert code == 0, err
     result = json.loads(out)
     assert result["settings"]["parts"] == ["loader"]

@@ -9,7 +9,7 @@ import json
 import math
 
 import pytest
-from runs import bench_cli, positive
+from runs import BENCH_DATA, bench_cli, positive
 
 from sigid.bench.epoch import PHASES
 from sigid.bench.report import format_table
@@ -17,15 +17,7 @@ from sigid.bench.report import format_table
 TINY = ["--rounds", "1", "--steps", "1", "--warmup", "0"]
 # 7 writers x (12 genuine + 4 forgeries): fold 0 leaves 3 training writers, so one epoch is
 # 3 writer batches of 3 x (4 + 4) images (round(36 genuine / (3 writers x 4)))
-SMALL_DATA = [
-    "--data",
-    "data.synthetic.writers=7",
-    "data.synthetic.per_writer=12",
-    "data.synthetic.forgeries=4",
-    "data.pairs.val=40",
-    "data.pairs.test=40",
-    "data.batch_size=16",
-]
+SMALL_DATA = [*BENCH_DATA, "data.batch_size=16"]
 TRAIN_BATCHES = 3
 
 

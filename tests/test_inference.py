@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runs import sigid_cli
 
-from sigid.cli import main
 from sigid.data import ImageLoadError, load_image, preprocess
 from sigid.data.transforms import to_tensor
 from sigid.inference.gallery import Gallery
@@ -420,33 +420,27 @@ def test_empty_missing_and_foreign_gallery_files(verifier, cedar_root, tmp_path)
 # -- the sigid command ---------------------------------------------------------------------------
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_verify_a_pair(capsys, siamese_ckpt, cedar_root):
     a, b = genuine(cedar_root, 6, 1), genuine(cedar_root, 6, 2)
-    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt)
+    code, out, _ = sigid_cli(capsys, "verify", a, b, "--ckpt", siamese_ckpt)
     assert code == 0 and ("same writer" in out or "different writers" in out)
     assert "threshold" in out
-    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--json")
+    code, out, _ = sigid_cli(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--json")
     data = json.loads(out)
     assert code == 0 and data["decision"] in ("same", "different")
     assert data["same"] == (data["score"] >= data["threshold"]) and 0 < data["score"] < 1
-    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "0")
+    code, out, _ = sigid_cli(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "0")
     assert code == 0 and out.startswith("same writer  (similarity ") and ">= threshold 0" in out
-    code, out, _ = _run(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "1")
+    code, out, _ = sigid_cli(capsys, "verify", a, b, "--ckpt", siamese_ckpt, "--threshold", "1")
     assert code == 0 and out.startswith("different writers  (similarity ")
     assert "< threshold 1" in out
 
 
 def test_cli_identify_with_a_cnn(capsys, cnn_ckpt, cedar_root):
     image = genuine(cedar_root, 8, 1)
-    code, out, _ = _run(capsys, "identify", "--ckpt", cnn_ckpt, image, "--top-k", "3")
+    code, out, _ = sigid_cli(capsys, "identify", "--ckpt", cnn_ckpt, image, "--top-k", "3")
     assert code == 0 and "most likely: writer0" in out and out.count("writer0") == 4
-    code, out, _ = _run(capsys, "identify", "--ckpt", cnn_ckpt, image, "--json")
+    code, out, _ = sigid_cli(capsys, "identify", "--ckpt", cnn_ckpt, image, "--json")
     data = json.loads(out)
     assert code == 0 and len(data["candidates"]) == 5
     assert data["writer"] == data["candidates"][0]["writer"]
@@ -462,13 +456,13 @@ def test_a_run_folder_is_taken_for_its_best_checkpoint(
     a, b = genuine(cedar_root, 6, 1), genuine(cedar_root, 6, 2)
     for argv in (["verify", a, b], ["identify", a]):
         ckpt = siamese_ckpt if argv[0] == "verify" else cnn_ckpt
-        code, by_file, err = _run(capsys, *argv, "--ckpt", ckpt, "--json")
+        code, by_file, err = sigid_cli(capsys, *argv, "--ckpt", ckpt, "--json")
         assert code == 0, err
-        code, by_folder, err = _run(capsys, *argv, "--ckpt", run_folder(ckpt), "--json")
+        code, by_folder, err = sigid_cli(capsys, *argv, "--ckpt", run_folder(ckpt), "--json")
         assert code == 0, err
         assert json.loads(by_folder) == json.loads(by_file)
     gallery = tmp_path / "g.sqlite"
-    code, out, err = _run(
+    code, out, err = sigid_cli(
         capsys, "enroll", "--ckpt", snn_run, "--gallery", gallery, "--writer", "ann", a, b, "--json"
     )
     assert code == 0, err
@@ -476,7 +470,7 @@ def test_a_run_folder_is_taken_for_its_best_checkpoint(
     assert Gallery.load(gallery).verifier.checkpoint == siamese_ckpt.resolve()
     export_dir = tmp_path / "deploy"
     argv = ["export", "--ckpt", cnn_run, "--out", export_dir, "--format", "torchscript"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = sigid_cli(capsys, *argv)
     assert code == 0, err
     assert sorted(p.name for p in export_dir.iterdir()) == ["classifier.json", "classifier.pt"]
 
@@ -486,50 +480,52 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
 ):
     gallery = tmp_path / "g.sqlite"
     refs = {name: [genuine(cedar_root, w, n) for n in ns] for name, (w, ns) in ENROLLED.items()}
-    code, out, _ = _run(
+    code, out, _ = sigid_cli(
         capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery, "--writer", "ann",
         *refs["ann"],
     )  # fmt: skip
     assert code == 0 and "enrolled 5 signature(s) of ann" in out and gallery.is_file()
     for name in ("bob", "cyd"):  # later enrolls use the checkpoint stored in the gallery
-        code, out, _ = _run(capsys, "enroll", "--gallery", gallery, "--writer", name,
+        code, out, _ = sigid_cli(capsys, "enroll", "--gallery", gallery, "--writer", name,
                             *refs[name], "--json")  # fmt: skip
         assert code == 0
     assert json.loads(out) == {
         "gallery": str(gallery), "writer": "cyd", "added": 5, "references": 5, "writers": 3,
         "checkpoint": str(siamese_ckpt.resolve()), "score": "normalized",
     }  # fmt: skip
-    code, out, _ = _run(capsys, "enroll", "--gallery", gallery, "--writer", "ann",
+    code, out, _ = sigid_cli(capsys, "enroll", "--gallery", gallery, "--writer", "ann",
                         genuine(cedar_root, 1, 6), "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["references"] == 6
 
     query = genuine(cedar_root, 3, 14)
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query)
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, query)
     assert code == 0 and out.startswith(("best match: ", "unknown writer"))
     assert all(name in out for name in ENROLLED)
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query, "--json")
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, query, "--json")
     data = json.loads(out)
     assert code == 0 and {c["writer"] for c in data["candidates"]} == set(ENROLLED)
     assert all(set(c) == {"writer", "score"} for c in data["candidates"])
     assert data["writer"] in (None, data["candidates"][0]["writer"])
-    code, out, _ = _run(
+    code, out, _ = sigid_cli(
         capsys, "identify", "--gallery", gallery, query, "--json", "--threshold", "1"
     )
     assert code == 0 and json.loads(out)["writer"] is None
-    code, out, _ = _run(capsys, "identify", "--gallery", gallery, query, "--threshold", "1")
+    code, out, _ = sigid_cli(capsys, "identify", "--gallery", gallery, query, "--threshold", "1")
     assert out.startswith("unknown writer")
 
-    code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query)
+    code, out, _ = sigid_cli(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query)
     assert code == 0 and out.startswith(("accepted: matches cyd", "rejected: does not match cyd"))
     assert "normalized score against 5 references" in out
-    code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query, "--json")
+    code, out, _ = sigid_cli(
+        capsys, "verify", "--gallery", gallery, "--writer", "cyd", query, "--json"
+    )
     data = json.loads(out)
     assert code == 0 and data["writer"] == "cyd" and data["references"] == 5
     assert data["same"] == (data["score"] >= data["threshold"])
     assert data["gallery_score"] == "normalized"
     verdicts = {"0": "accepted: matches cyd", "1": "rejected: does not match cyd"}
     for threshold, verdict in verdicts.items():
-        code, out, _ = _run(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query,
+        code, out, _ = sigid_cli(capsys, "verify", "--gallery", gallery, "--writer", "cyd", query,
                             "--threshold", threshold)  # fmt: skip
         assert code == 0 and out.startswith(verdict), out
 
@@ -537,11 +533,11 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
 def test_cli_enroll_can_create_a_mean_score_gallery(capsys, siamese_ckpt, cedar_root, tmp_path):
     gallery = tmp_path / "mean.sqlite"
     refs = [genuine(cedar_root, 1, n) for n in range(1, 4)]
-    code, out, _ = _run(capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery,
+    code, out, _ = sigid_cli(capsys, "enroll", "--ckpt", siamese_ckpt, "--gallery", gallery,
                         "--writer", "ann", *refs, "--score", "mean", "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["score"] == "mean"
     assert Gallery.load(gallery).score == "mean"
-    code, out, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", "bob",
+    code, out, err = sigid_cli(capsys, "enroll", "--gallery", gallery, "--writer", "bob",
                           genuine(cedar_root, 2, 1), "--score", "normalized")  # fmt: skip
     assert code == 1 and "scores by 'mean', not 'normalized'" in err
     assert Gallery.load(gallery).writers == ["ann"]
@@ -552,13 +548,15 @@ def test_cli_enroll_keeps_a_read_only_gallery(capsys, gallery_file, cedar_root, 
     gallery.write_bytes(gallery_file.read_bytes())
     gallery.chmod(0o444)
     try:
-        code, out, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", "dan",
+        code, out, err = sigid_cli(capsys, "enroll", "--gallery", gallery, "--writer", "dan",
                               genuine(cedar_root, 4, 1))  # fmt: skip
         assert code == 1 and out == ""
         assert err == f"sigid enroll: error: {gallery}: cannot write: the file is read-only\n"
         assert gallery.read_bytes() == gallery_file.read_bytes()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.npz"]
-        code, out, _ = _run(capsys, "identify", "--gallery", gallery, genuine(cedar_root, 1, 9))
+        code, out, _ = sigid_cli(
+            capsys, "identify", "--gallery", gallery, genuine(cedar_root, 1, 9)
+        )
         assert code == 0 and out.startswith(("best match: ", "unknown writer"))  # still readable
     finally:
         gallery.chmod(0o644)
@@ -596,7 +594,7 @@ def test_cli_errors_are_one_clear_line(
          "CNN writer-classifier checkpoint"),
     ]  # fmt: skip
     for argv, message in cases:
-        code, out, err = _run(capsys, *argv)
+        code, out, err = sigid_cli(capsys, *argv)
         assert code == 1, (argv, out, err)
         assert err.startswith(f"sigid {argv[0]}: error: ") and message in err, err
         assert err.count("\n") == 1 and "Traceback" not in err

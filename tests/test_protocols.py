@@ -19,11 +19,10 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from runs import SMALL_DATA
+from runs import SMALL_DATA, sigid_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import sigid
-from sigid.cli import main
 from sigid.data.layouts import Sample
 from sigid.data.transforms import augment_preset
 from sigid.evaluation.protocols import identification
@@ -45,12 +44,6 @@ from sigid.runs.sweep import write_summary
 from sigid.tasks import SiameseModule, load_checkpoint
 
 DATA = SMALL_DATA
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- writer-dependent, by hand -------------------------------------------------------------------
@@ -276,7 +269,7 @@ def test_a_run_folder_is_evaluated_as_its_best_checkpoint(cnn_ckpt, siamese_ckpt
     assert result["training_split"] == str(run_folder(cnn_ckpt) / "split.json")
     assert result == identification(cnn_ckpt, DATA)
     argv = ["evaluate", "--protocol", "writer-dependent", "--references", "2", "--json"]
-    code, out, err = _run(capsys, *argv, "--ckpt", run_folder(siamese_ckpt), *DATA)
+    code, out, err = sigid_cli(capsys, *argv, "--ckpt", run_folder(siamese_ckpt), *DATA)
     assert code == 0, err
     found = json.loads(out)
     assert found["checkpoint"] == str(siamese_ckpt.resolve())
@@ -354,10 +347,12 @@ def test_writer_independent_summary_is_mean_and_std_over_the_folds(tmp_path, cap
     assert writer_independent_summary([sweep / "2", sweep / "0"])["metrics"]["test/far"][
         "mean"
     ] == pytest.approx(0.1)
-    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    code, out, _ = sigid_cli(
+        capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep
+    )
     assert code == 0 and "fold 0" in out and "test/eer_skilled" in out and "0.2000" in out
     assert "failed:" in out
-    code, out, _ = _run(
+    code, out, _ = sigid_cli(
         capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep, "--json"
     )
     assert code == 0 and json.loads(out)["metrics"] == metrics
@@ -379,7 +374,9 @@ def test_a_summary_of_some_of_the_folds_says_which_are_missing(tmp_path, capsys)
         )
     result = sigid.evaluate(sweep, protocol="writer-independent")
     assert result["folds"] == 3 and result["missing_folds"] == [3, 4]
-    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    code, out, _ = sigid_cli(
+        capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep
+    )
     assert code == 0 and "not a full k-fold mean: no run of fold(s) 3, 4" in out
     full = writer_independent_summary([sweep / "0", sweep / "1", sweep / "2"])
     assert full["missing_folds"] == [3, 4]  # whichever folders are given
@@ -425,7 +422,9 @@ def test_writer_independent_summarises_several_seeds_per_fold(tmp_path, capsys):
     assert result["metrics"]["test/eer_random"] == pytest.approx(
         {"mean": 0.05, "std": 0.0, "seeds": 2}
     )
-    code, out, _ = _run(capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep)
+    code, out, _ = sigid_cli(
+        capsys, "evaluate", "--protocol", "writer-independent", "--sweep", sweep
+    )
     assert code == 0 and "2 seeds, 6 fold runs" in out and "seed=1" in out and "0.2500" in out
     # a seed missing a fold (failed, say) would bias its mean: refused, naming the folds
     finished = (sweep / "5" / "metrics.json").read_text()
@@ -544,7 +543,7 @@ def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_p
     ]  # fmt: skip
     base = ["evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt,
             "--references", "2", "5"]  # fmt: skip
-    code, stdout, err = _run(capsys, *base, "--out", out, "--json", *data)
+    code, stdout, err = sigid_cli(capsys, *base, "--out", out, "--json", *data)
     assert code == 0, err
     result = json.loads(stdout)
     assert json.loads((out / "evaluation.json").read_text()) == result
@@ -567,11 +566,11 @@ def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_p
     assert result["typical_genuine_distance"] == pytest.approx(
         Verifier.from_checkpoint(siamese_ckpt).genuine_distance
     )
-    code, table, _ = _run(capsys, *base, *data)  # no --out, no --json: the table
+    code, table, _ = sigid_cli(capsys, *base, *data)  # no --out, no --json: the table
     assert code == 0 and "threshold per K" in table and table.count("skilled") == 2
     assert f"{result['results'][0]['test']['skilled']['eer']:.4f}" in table
     assert "score normalized" in table
-    code, stdout, err = _run(capsys, *base, "--score", "mean", "--json", *data)
+    code, stdout, err = sigid_cli(capsys, *base, "--score", "mean", "--json", *data)
     mean = json.loads(stdout)
     assert code == 0, err
     assert mean["score"] == "mean" and mean["typical_genuine_distance"] is None
@@ -581,13 +580,13 @@ def test_cli_writer_dependent_on_cedar(capsys, siamese_ckpt, cedar_subset, tmp_p
 def test_the_default_references_report_the_k_the_data_allows(capsys, siamese_ckpt, tmp_path):
     """The small set has 12 genuine signatures per writer: K=12 needs 13, K=5 is reported."""
     argv = ["evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt, *DATA]
-    code, table, err = _run(capsys, *argv)
+    code, table, err = sigid_cli(capsys, *argv)
     assert code == 0, err
     rows = [line.split() for line in table.splitlines() if line.split()[:1] in (["5"], ["12"])]
     assert [(row[0], row[2]) for row in rows] == [("5", "skilled"), ("5", "random")]
     reason = "no validation writer has the 13 genuine signatures needed"
     assert f"  K=12 not evaluated: {reason}" in table
-    code, out, err = _run(capsys, *argv, "--json", "--out", tmp_path / "eval")
+    code, out, err = sigid_cli(capsys, *argv, "--json", "--out", tmp_path / "eval")
     result = json.loads(out)
     assert code == 0 and [r["references"] for r in result["results"]] == [5]
     (skipped,) = result["skipped_references"]
@@ -597,7 +596,7 @@ def test_the_default_references_report_the_k_the_data_allows(capsys, siamese_ckp
     assert not list((tmp_path / "eval").glob("*k12*"))
     api = sigid.evaluate(siamese_ckpt, DATA, protocol="writer-dependent")
     assert api["skipped_references"] == result["skipped_references"]
-    code, _, err = _run(capsys, *argv, "--references", "12", "13")
+    code, _, err = sigid_cli(capsys, *argv, "--references", "12", "13")
     assert code == 1 and err.count("\n") == 1
     assert "K=12: no validation writer" in err and "; K=13: no validation writer" in err
 
@@ -626,7 +625,7 @@ def test_cli_errors_are_one_clear_line(capsys, siamese_ckpt, cnn_ckpt, tmp_path)
     ]  # fmt: skip
     (tmp_path / "file").write_text("not a folder")
     for argv, message in cases:
-        code, out, err = _run(capsys, *argv)
+        code, out, err = sigid_cli(capsys, *argv)
         assert code == 1, (argv, out, err)
         assert err.startswith("sigid evaluate: error: ") and message in err, err
         assert err.count("\n") == 1 and "Traceback" not in err

@@ -7,22 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from runs import SMALL_DATA
+from runs import SMALL_DATA, sigid_cli
 
 import sigid
-from sigid.cli import main
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS
 from sigid.evaluation.protocols.robustness import robustness
 from sigid.evaluation.protocols.writer_dependent import writer_dependent
 from sigid.evaluation.testing import run_test
 
 DATA = SMALL_DATA
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +76,7 @@ def test_the_command_on_real_cedar_scans(capsys, siamese_ckpt, cedar_subset, tmp
     base = ["evaluate", "--protocol", "robustness", "--ckpt", siamese_ckpt,
             "--transforms", "jpeg,resolution", "--strengths", "middle,high",
             "--references", "2", "5"]  # fmt: skip
-    code, stdout, err = _run(capsys, *base, "--json", "--out", tmp_path / "eval", *data)
+    code, stdout, err = sigid_cli(capsys, *base, "--json", "--out", tmp_path / "eval", *data)
     assert code == 0, err
     result = json.loads(stdout)
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text()) == result
@@ -97,7 +90,7 @@ def test_the_command_on_real_cedar_scans(capsys, siamese_ckpt, cedar_subset, tmp
     assert all(r["refused"] == 0 for r in result["rows"])
     assert 0 < sum(r["wall_s"] for r in result["rows"][1:]) <= result["wall_s"]
     assert len({json.dumps(r["figures"]) for r in result["rows"]}) > 1  # the scans changed
-    code, table, err = _run(capsys, *base, *data)
+    code, table, err = sigid_cli(capsys, *base, *data)
     assert code == 0, err
     lines = [line.split() for line in table.splitlines()]
     assert [line[:2] for line in lines if line[:1] in (["jpeg"], ["resolution"])] == [
@@ -110,18 +103,18 @@ def test_the_command_on_real_cedar_scans(capsys, siamese_ckpt, cedar_subset, tmp
 
 def test_bad_names_and_misplaced_options_are_one_line(capsys, siamese_ckpt):
     argv = ["evaluate", "--protocol", "robustness", "--ckpt", siamese_ckpt]
-    code, _, err = _run(capsys, *argv, "--transforms", "jpeg,blur", *DATA)
+    code, _, err = sigid_cli(capsys, *argv, "--transforms", "jpeg,blur", *DATA)
     assert code == 1 and err.count("\n") == 1
     assert "unknown acquisition transform(s) 'blur'; choose from " + ", ".join(TRANSFORMS) in err
-    code, _, err = _run(capsys, *argv, "--transforms", "", *DATA)  # none is not all
+    code, _, err = sigid_cli(capsys, *argv, "--transforms", "", *DATA)  # none is not all
     assert code == 1 and "unknown acquisition transform(s) (none given); choose from" in err
-    code, _, err = _run(capsys, *argv, "--strengths", "extreme", *DATA)
+    code, _, err = sigid_cli(capsys, *argv, "--strengths", "extreme", *DATA)
     assert code == 1 and err.count("\n") == 1
     assert f"'extreme'; choose from {', '.join(STRENGTHS)}" in err
     wd = ["evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt]
-    code, _, err = _run(capsys, *wd, "--transforms", "jpeg", *DATA)
+    code, _, err = sigid_cli(capsys, *wd, "--transforms", "jpeg", *DATA)
     assert code == 1 and "--transforms applies to the robustness protocol only" in err
-    code, _, err = _run(capsys, *wd, "--transform-references", *DATA)
+    code, _, err = sigid_cli(capsys, *wd, "--transform-references", *DATA)
     assert code == 1 and "--transform-references applies to the robustness" in err
     with pytest.raises(ValueError, match="strengths applies to the robustness protocol only"):
         sigid.evaluate(siamese_ckpt, DATA, protocol="writer-dependent", strengths=["low"])

@@ -11,10 +11,9 @@ import pytest
 import tomllib
 import torch
 from omegaconf import OmegaConf
-from runs import QUIET, SMALL_NET
+from runs import QUIET, SMALL_NET, sigid_cli
 
 import sigid
-from sigid.cli import main
 from sigid.data.synthetic import generate
 from sigid.inference.gallery import Gallery
 from sigid.inference.packaging import ship
@@ -61,12 +60,6 @@ def tiny_run(tmp_path_factory) -> Path:
     return folder
 
 
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_shipped_verifier_is_a_few_mb_and_loads_weights_only():
     assert SHIPPED_CHECKPOINT.stat().st_size < MAX_BYTES
     stored = torch.load(SHIPPED_CHECKPOINT, map_location="cpu", weights_only=True)
@@ -89,12 +82,12 @@ def test_the_wheel_ships_the_verifier():
 def test_verify_without_ckpt_uses_the_shipped_verifier(capsys, signatures):
     same = _image(signatures, 1, 1), _image(signatures, 1, 2)
     other = _image(signatures, 1, 1), _image(signatures, 2, 1)
-    code, out, err = _run(capsys, "verify", *same)
+    code, out, err = sigid_cli(capsys, "verify", *same)
     assert code == 0 and out.startswith(("same writer  (", "different writers  ("))
     assert err == f"sigid verify: {NOTE}\n"
     scores = []
     for pair in (same, other):
-        code, out, _ = _run(capsys, "verify", *pair, "--json")
+        code, out, _ = sigid_cli(capsys, "verify", *pair, "--json")
         data = json.loads(out)
         assert code == 0 and data["same"] == (data["score"] >= data["threshold"])
         scores.append(data["score"])
@@ -106,17 +99,19 @@ def test_enroll_and_identify_without_ckpt_use_the_shipped_verifier(capsys, signa
     gallery = tmp_path / "gallery.sqlite"
     for writer in (1, 2, 3):
         refs = [_image(signatures, writer, 1), _image(signatures, writer, 2)]
-        code, _, err = _run(capsys, "enroll", "--gallery", gallery, "--writer", f"w{writer}", *refs)
+        code, _, err = sigid_cli(
+            capsys, "enroll", "--gallery", gallery, "--writer", f"w{writer}", *refs
+        )
         assert code == 0
         assert err == (f"sigid enroll: {NOTE}\n" if writer == 1 else "")  # then the gallery's
     assert Gallery.load(gallery).verifier.checkpoint == SHIPPED_CHECKPOINT.resolve()
-    code, out, err = _run(capsys, "identify", "--gallery", gallery, _image(signatures, 3, 3))
+    code, out, err = sigid_cli(capsys, "identify", "--gallery", gallery, _image(signatures, 3, 3))
     assert code == 0 and "w3" in out and err == ""
 
 
 def test_ship_keeps_what_verifies_and_records_how_it_was_made(capsys, tiny_run, tmp_path):
     out = tmp_path / "verifier.ckpt"
-    code, printed, _ = _run(capsys, "ship", tiny_run, "--out", out, "--json")
+    code, printed, _ = sigid_cli(capsys, "ship", tiny_run, "--out", out, "--json")
     assert code == 0
     result = json.loads(printed)
     source = tiny_run / "checkpoints" / "best.ckpt"
