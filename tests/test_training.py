@@ -471,6 +471,7 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
     wider = _module("model=siamese_conv", "data.preprocess.size=[48,96]")
     with pytest.raises(ValueError, match=rf"{siamese_ckpt.name}: its images were prepared as"):
         init_from(wider, siamese_ckpt)
+    assert "preprocessing" not in copied  # the same preprocessing: nothing to record
     with pytest.raises(ValueError, match="a SiameseModule checkpoint cannot start a Classifier"):
         init_from(_module("model=cnn", *SMALL_CNN), siamese_ckpt)
     with pytest.raises(ValueError, match="checkpoint not found"):
@@ -478,6 +479,22 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
     # the pixel embedding shares only the similarity head's two scalars
     with pytest.raises(ValueError, match=r"only 2 of its \d+ weights fit this model"):
         init_from(_module("model=siamese", "model.dim=16"), siamese_ckpt)
+
+
+def test_init_from_fine_tunes_to_other_robustness_options_but_not_another_mode(siamese_ckpt):
+    """A checkpoint prepared without the normaliser's robustness options starts a run that uses
+    them (the run records both preprocessings); another mode is still refused."""
+    robust = ("+data.preprocess.crop_main=true", "+data.preprocess.ink_contrast=true")
+    module = _module(*WRITER_BATCHES, "model.dim=16", *robust)
+    started = init_from(module, siamese_ckpt)
+    assert started["copied"] > 0
+    assert started["preprocessing"] == {
+        "checkpoint": {"mode": "normalized", "size": [32, 64]},
+        "run": {"mode": "normalized", "size": [32, 64], "crop_main": True, "ink_contrast": True},
+    }
+    paper = _module(*WRITER_BATCHES, "model.dim=16", "data.preprocess.mode=paper")
+    with pytest.raises(ValueError, match=r"its images were prepared as .*'normalized'"):
+        init_from(paper, siamese_ckpt)
 
 
 def test_a_run_started_from_a_checkpoint_records_it(tmp_path, siamese_ckpt):

@@ -18,10 +18,14 @@ from sigid.tasks import load_checkpoint
 RUN_STATE = frozenset({"threshold", "genuine_distance"})
 
 
-def same_kind(module: LightningModule, path: Path, verb: str, fix: str) -> LightningModule:
+def same_kind(
+    module: LightningModule, path: Path, verb: str, fix: str, options_may_differ: bool = False
+) -> LightningModule:
     """The sigid checkpoint at `path`, refused unless it is `module`'s kind of model and its
     images were prepared as `module`'s are (its weights would see other inputs); `verb` and
-    `fix` word the refusal for the caller (init_from, resuming)."""
+    `fix` word the refusal for the caller (init_from, resuming). With `options_may_differ` only
+    the mode and size must match: the normaliser's robustness options change what the strokes
+    look like, not the input's geometry, so fine-tuning adapts to them (resuming never may)."""
     source = load_checkpoint(path)
     if type(source) is not type(module):
         raise ValueError(
@@ -29,6 +33,8 @@ def same_kind(module: LightningModule, path: Path, verb: str, fix: str) -> Light
             f"{type(module).__name__} run"
         )
     prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
+    if options_may_differ:
+        prepared, preparing = _geometry(prepared), _geometry(preparing)
     if prepared != preparing:
         raise ValueError(
             f"{path}: its images were prepared as {prepared}, this run prepares them as "
@@ -37,16 +43,27 @@ def same_kind(module: LightningModule, path: Path, verb: str, fix: str) -> Light
     return source
 
 
+def _geometry(settings: Any) -> Any:
+    """The mode and size of preprocessing settings (anything else as it is)."""
+    if not isinstance(settings, dict):
+        return settings
+    return {key: settings.get(key) for key in ("mode", "size")}
+
+
 def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
     """Copy the matching weights of the sigid checkpoint at `path` into `module`.
 
     Refused with a ValueError naming the file when it is another kind of model, when its images
-    were prepared differently (the weights would see other inputs), or when most of its weights
-    do not fit (another network).
-    Returns what was copied and what was left as initialised, for the run's metrics.json.
+    were prepared in another mode or size (the weights would see other inputs), or when most of
+    its weights do not fit (another network). The normaliser's robustness options
+    (`sigid.data.preprocess.OPTIONS`) may differ: a run can fine-tune a checkpoint to them.
+    Returns what was copied and what was left as initialised, for the run's metrics.json, and
+    both preprocessings where they differ.
     """
     path = Path(path)
-    source = same_kind(module, path, "start", "set data.preprocess to match")
+    source = same_kind(
+        module, path, "start", "set data.preprocess to match", options_may_differ=True
+    )
     target = module.state_dict()
     theirs = {k: v for k, v in source.state_dict().items() if k not in RUN_STATE}
     fitting = {
@@ -62,4 +79,8 @@ def init_from(module: LightningModule, path: str | Path) -> dict[str, Any]:
             f"differ: {differ}, ...); init_from needs the same network"
         )
     kept = module.load_state_dict(fitting, strict=False).missing_keys
-    return {"checkpoint": str(path.resolve()), "copied": len(fitting), "kept_initialised": kept}
+    started = {"checkpoint": str(path.resolve()), "copied": len(fitting), "kept_initialised": kept}
+    prepared, preparing = source.hparams.get("preprocessing"), module.hparams.get("preprocessing")
+    if prepared != preparing:
+        started["preprocessing"] = {"checkpoint": prepared, "run": preparing}
+    return started
