@@ -14,7 +14,7 @@ from PIL import Image
 from runs import SMALL_DATA, tiny_checkpoint
 
 from sigid.data.acquisition import TRANSFORMS
-from sigid.data.datamodules import PairDataModule
+from sigid.data.datamodules import PairDataModule, _image
 from sigid.data.images import load_image
 from sigid.data.preprocess import prepare
 from sigid.data.variants import (
@@ -159,7 +159,8 @@ def test_a_variant_without_ink_falls_back_to_the_clean_image(tmp_path):
     pool = variant_pool([path], PREPROCESS, ["faint"], ["high"], 1, tmp_path / "cache", workers=1)
     assert not pool.inked[0, 0]
     acquire = VariantAcquisition([(pool, 0)], p=1.0)
-    assert acquire(0) is None and acquire.applied == 0  # None: the dataset's clean image
+    clean = prepare(grey, PREPROCESS)[None]
+    assert np.array_equal(_image(clean, 0, acquire), clean[0]) and acquire.applied == 0
 
 
 def test_a_seeded_run_with_variants_trains_the_same_twice(tmp_path):

@@ -5,8 +5,8 @@ light paper), BEFORE sigid's preprocessing, so that the normaliser meets them as
 a user's scan: another scanner's resolution, another pen, a tablet, JPEG, a ruling line, a box
 or a stamp over the signature, a tilted or noisy page. `TRANSFORMS` is the one registry (name ->
 `Acquisition`, whose ``strengths`` are ``low``, ``middle``, ``high``) that the robustness
-protocol (`sigid.evaluation.protocols.robustness`) and training augmentation (`data.acquisition`,
-`RawAcquisition`) read.
+protocol (`sigid.evaluation.protocols.robustness`) and training augmentation (`data.acquisition`:
+`RawAcquisition`, live, or with ``variants`` the cached versions of `sigid.data.variants`) read.
 
 Each output has the input's shape and dtype, and depends only on (transform, strength, seed,
 image): `apply` draws its randomness from ``numpy.random.default_rng([*seed, transform,
