@@ -176,3 +176,51 @@ def test_a_seeded_run_with_variants_trains_the_same_twice(tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
     plain = weights("c")
     assert any(not torch.equal(first[k], plain[k]) for k in first)
+
+
+def test_variants_cover_extra_collections_and_identification_runs(tmp_path):
+    """A pair run with an extra collection gets a pool per collection, every training image
+    (both collections', and the writer loader's genuine subset) mapped to its own variants; an
+    identification run (the CNN) gets one for its genuine images, the materialised copies none."""
+    from test_chinese_names import write_chinese_names
+
+    from sigid.data.datamodules import ClassFolderDataModule
+    from sigid.data.synthetic import generate
+
+    primary = generate(tmp_path / "set", writers=6, per_writer=12, forgeries=4, seed=0)
+    names = write_chinese_names(tmp_path / "cn" / "chinese_names", writers=3)
+    common = {
+        "root": str(primary), "layout": "paired", "cache_dir": str(tmp_path / "cache"),
+        "preprocess": {"mode": "normalized", "size": [32, 64]}, "seed": 0,
+        "split": {"folds": 3, "fold": 0, "val_writers": 1, "val": 2, "test": 2},
+        "acquisition": {"p": 1.0, "transforms": ["jpeg"], "strengths": ["high"], "variants": 1},
+    }  # fmt: skip
+    pairs = {"train": 48, "val": 24, "test": 24, "skilled_fraction": 0.5}
+    extra = [{"root": str(names), "layout": "chinese_names"}]
+    dm = PairDataModule(pairs=pairs, extra=extra, **common)
+    dm.setup("fit")
+    acquire = dm.collate("train").acquire
+    assert [len(pool) for pool in dm.variant_pools] == [len(c) for c in dm.collections]
+    assert len(dm.variant_pools) == 2 and len(dm.collections[1]) == 120
+    rows = {s.path: (pool, row) for pool, c in zip(dm.variant_pools, dm.collections, strict=True)
+            for row, s in enumerate(c)}  # fmt: skip
+    for index, sample in enumerate(dm.samples["train"]):
+        pool, row = rows[sample.path]
+        assert np.array_equal(acquire(index), pool.images[row, 0])
+    genuine = [s for s in dm.samples["train"] if s.genuine]
+    assert [r[1] for r in dm.writer_dataloader().dataset.acquire.rows] == [
+        rows[s.path][1] for s in genuine
+    ]
+
+    cnn = ClassFolderDataModule(**common)
+    cnn.setup("fit")
+    acquire = cnn.dataset("train").acquire
+    (pool,) = cnn.variant_pools
+    assert len(pool) == len(cnn.collections[0]) == 72  # the genuine images of every split
+    rows = {s.path: row for row, s in enumerate(cnn.collections[0])}
+    for index, sample in enumerate(cnn.samples["train"]):
+        assert np.array_equal(acquire(index), pool.images[rows[sample.path], 0])
+    assert cnn.dataset("val").acquire is None
+    copies = ClassFolderDataModule(**common, materialize=10)
+    copies.setup("fit")
+    assert copies.dataset("train").acquire is None and copies.variant_pools is None
