@@ -199,6 +199,11 @@ EXERCISED_BY: dict[str, list[str]] = {
         "tests/test_acquisition.py::test_training_batches_are_changed_on_the_raw_scans_when_asked",
         "tests/test_acquisition.py::test_a_run_with_acquisition_augmentation_trains_other_weights",
     ],
+    "sigid-train experiment=cedar_snn data.root=PATH data.acquisition='{p: 0.5, strengths: "
+    "[low, middle], variants: 4}'": [
+        "tests/test_acquisition_variants.py::test_training_batches_use_the_variants",
+        "tests/test_acquisition_variants.py::test_a_seeded_run_with_variants_trains_the_same_twice",
+    ],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --out eval/robust data=cedar "
     "data.root=PATH data.split.fold=0": [ROBUST_CLI],
     "sigid evaluate --protocol robustness --ckpt snn.ckpt --transforms jpeg,stamp --strengths "

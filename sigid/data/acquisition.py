@@ -5,8 +5,8 @@ light paper), BEFORE sigid's preprocessing, so that the normaliser meets them as
 a user's scan: another scanner's resolution, another pen, a tablet, JPEG, a ruling line, a box
 or a stamp over the signature, a tilted or noisy page. `TRANSFORMS` is the one registry (name ->
 `Acquisition`, whose ``strengths`` are ``low``, ``middle``, ``high``) that the robustness
-protocol (`sigid.evaluation.protocols.robustness`) and training augmentation (`data.acquisition`,
-`RawAcquisition`) read.
+protocol (`sigid.evaluation.protocols.robustness`) and training augmentation (`data.acquisition`:
+`RawAcquisition`, live, or with ``variants`` the cached versions of `sigid.data.variants`) read.
 
 Each output has the input's shape and dtype, and depends only on (transform, strength, seed,
 image): `apply` draws its randomness from ``numpy.random.default_rng([*seed, transform,
@@ -429,13 +429,25 @@ def apply(image: np.ndarray, transform: str, strength: str, seed: Seed = 0) -> n
 
 
 # --- training augmentation -------------------------------------------------------------------
-SETTINGS_KEYS = ("p", "transforms", "strengths")
+SETTINGS_KEYS = ("p", "transforms", "strengths", "variants")
+
+
+class SettingError(ValueError):
+    """A bad value of one key of ``data.acquisition``: `key` names it, so the message can say
+    ``data.acquisition.<key>``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def acquisition_settings(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``data.acquisition`` (``{p, transforms, strengths}``; null: off) as plain checked
-    values: `p` in [0, 1] (0: off, None returned), `transforms` and `strengths` lists of names
-    (null: all). A ValueError of one line names the key and the choices."""
+    """``data.acquisition`` (``{p, transforms, strengths, variants}``; null: off) as plain
+    checked values: `p` in [0, 1] (0: off, None returned), `transforms` and `strengths` lists of
+    names (null: all), and `variants` (null: fresh changes drawn live, `RawAcquisition`; N >= 1:
+    N changed versions per image made once and cached, `sigid.data.variants`). The returned
+    mapping holds ``variants`` only where it is set, so a run without it is as before. A
+    ValueError of one line names the key and the choices (a `SettingError` for `variants`)."""
     if cfg is None:
         return None
     if not isinstance(cfg, Mapping):
@@ -448,9 +460,21 @@ def acquisition_settings(cfg: Mapping[str, Any] | None) -> dict[str, Any] | None
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
     names = [None if cfg.get(k) is None else list(cfg[k]) for k in ("transforms", "strengths")]
     transforms, strengths = check_names(*names)
+    variants = cfg.get("variants")
+    if variants is not None and (
+        isinstance(variants, bool) or not isinstance(variants, int) or variants < 1
+    ):
+        raise SettingError(
+            "variants",
+            f"must be a whole number >= 1 (changed versions per image, made once and cached) or "
+            f"null (a fresh change each time), got {variants!r}",
+        )
     if not p:
         return None
-    return {"p": float(p), "transforms": transforms, "strengths": strengths}
+    settings: dict[str, Any] = {"p": float(p), "transforms": transforms, "strengths": strengths}
+    if variants is not None:
+        settings["variants"] = int(variants)
+    return settings
 
 
 class RawAcquisition:

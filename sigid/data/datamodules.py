@@ -38,13 +38,18 @@ from sigid.data.splits import (
 )
 from sigid.data.synthetic import generate
 from sigid.data.transforms import augment_preset, build_transform_from_config, to_tensor
+from sigid.data.variants import VariantAcquisition, VariantPool, variant_pool
 
 log = logging.getLogger(__name__)
 
+# Training images changed as a scanner, pen or document would: live, or from a variant pool.
+Acquire = RawAcquisition | VariantAcquisition
 
-def _image(images: np.ndarray, index: int, acquire: RawAcquisition | None) -> np.ndarray:
-    """Image `index`: the cached one, or (`acquire`) one read again and changed as a scanner,
-    pen or document would (`sigid.data.acquisition`)."""
+
+def _image(images: np.ndarray, index: int, acquire: Acquire | None) -> np.ndarray:
+    """Image `index`: the cached one, or (`acquire`) one changed as a scanner, pen or document
+    would (`sigid.data.acquisition`): read again and changed now, or one of its cached
+    variants (`sigid.data.variants`)."""
     changed = acquire(index) if acquire is not None else None
     return images[index] if changed is None else changed
 
@@ -58,7 +63,7 @@ class ImageDataset(Dataset):
         images: np.ndarray,
         labels: np.ndarray,
         transform=None,
-        acquire: RawAcquisition | None = None,
+        acquire: Acquire | None = None,
     ) -> None:
         self.images, self.labels, self.transform = images, labels, transform
         self.acquire = acquire
@@ -102,7 +107,7 @@ class PairCollate:
         images: np.ndarray,
         transform=None,
         writers: np.ndarray | None = None,
-        acquire: RawAcquisition | None = None,
+        acquire: Acquire | None = None,
     ) -> None:
         self.images, self.transform, self.acquire = images, transform, acquire
         self.writers = writers if writers is not None else np.full(len(images), -1, np.int64)
@@ -155,7 +160,9 @@ class SignatureDataModule(L.LightningDataModule):
     `test_distortion` an optional fixed distortion of the test images (the paper's heavier test),
     as ranges or the name of a ``conf/data/augment`` preset such as ``heavy``; `acquisition`
     (null: off) changes training images as another scanner, pen or document would, on the raw
-    scan before preprocessing (``{p, transforms, strengths}``, `sigid.data.acquisition`);
+    scan before preprocessing (``{p, transforms, strengths, variants}``,
+    `sigid.data.acquisition`; with ``variants: N``, N changed versions per image made once and
+    cached, `sigid.data.variants`);
     `extra` lists other collections whose writers join the training split
     (`sigid.data.extra`; pairs only).
     """
@@ -207,6 +214,10 @@ class SignatureDataModule(L.LightningDataModule):
         self.images: dict[str, np.ndarray] = {}
         # the dataset's samples of a split whose images are made from them (materialised copies)
         self.sources: dict[str, list[Sample]] = {}
+        # each collection's samples as preprocessed (the primary's, then each extra's): what a
+        # variant pool is made for, so that every fold of the collection shares it
+        self.collections: list[list[Sample]] = []
+        self.variant_pools: list[VariantPool] | None = None
 
     # --- dataset location ---------------------------------------------------------------
     def dataset_root(self) -> Path:
@@ -260,15 +271,38 @@ class SignatureDataModule(L.LightningDataModule):
     def _train_transform(self):
         return build_transform_from_config(self.augment, self.fill) if self.augment else None
 
-    def _acquire(self, split: str, keep: np.ndarray | None = None) -> RawAcquisition | None:
+    def _acquire(self, split: str, keep: np.ndarray | None = None) -> Acquire | None:
         """The acquisition augmentation of `split`'s images (those `keep` selects), training
-        only, and never for materialised copies (their files are augmented images)."""
+        only, and never for materialised copies (their files are augmented images): live
+        (`RawAcquisition`), or with ``variants`` from the collections' variant pools."""
         if self.acquisition is None or split != "train" or self.materialize:
             return None
         samples = self.samples[split]
         paths = [s.path for s, kept in zip(samples, keep if keep is not None else
                  [True] * len(samples), strict=True) if kept]  # fmt: skip
-        return RawAcquisition(paths, self.preprocess, **self.acquisition)
+        settings = dict(self.acquisition)
+        count = settings.pop("variants", None)
+        if count is None:
+            return RawAcquisition(paths, self.preprocess, **settings)
+        rows = self._variant_rows(count)
+        return VariantAcquisition([rows[path] for path in paths], settings["p"])
+
+    def _variant_rows(self, count: int) -> dict[Path, tuple[VariantPool, int]]:
+        """Each preprocessed image's variant pool and row there, the pools made once per
+        collection (all its images, whatever the split) or read from the cache."""
+        if self.variant_pools is None:
+            names = self.acquisition["transforms"], self.acquisition["strengths"]
+            self.variant_pools = [
+                variant_pool(
+                    [s.path for s in samples], self.preprocess, *names, count, self.cache_dir
+                )
+                for samples in self.collections
+            ]
+        return {
+            sample.path: (pool, row)
+            for pool, samples in zip(self.variant_pools, self.collections, strict=True)
+            for row, sample in enumerate(samples)
+        }
 
     def _distort_test(self) -> None:
         if self.test_distortion and "test" in self.images:
@@ -350,6 +384,7 @@ class ClassFolderDataModule(SignatureDataModule):
         self.table = self._scan()
         genuine = self.table.genuine
         images, kept = self._load(genuine)
+        self.collections = [kept]
         parts = split_per_writer(kept, self.split["val"], self.split["test"], self.seed)
         self.class_names = sorted({s.writer for s in kept}, key=natural_key)
         index = {s.path: i for i, s in enumerate(kept)}
@@ -417,6 +452,7 @@ class PairDataModule(SignatureDataModule):
             return
         self.table = self._scan()
         images, kept = self._load(self.table.samples)
+        self.collections = [kept]
         try:  # over people: chinese_names' ten units of one writer stay on one side
             people = split_writers(
                 sorted({s.person for s in kept if s.genuine}),
@@ -463,6 +499,7 @@ class PairDataModule(SignatureDataModule):
         for extra in self.extra:
             table = scan_extra(extra)
             loaded, kept = self._load(table.samples)
+            self.collections.append(kept)
             chosen, record = training_samples(extra, kept, fold, self.seed)
             index = {s.path: i for i, s in enumerate(kept)}
             samples += chosen

@@ -23,7 +23,7 @@ from lightning.fabric.utilities.seed import max_seed_value, min_seed_value
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sigid.data.acquisition import acquisition_settings
+from sigid.data.acquisition import SettingError, acquisition_settings
 from sigid.data.layouts import LAYOUTS
 from sigid.data.preprocess import MODES
 from sigid.data.transforms import augment_preset, augment_settings
@@ -233,6 +233,8 @@ def check_data(cfg: DictConfig) -> None:
         acquisition_settings(
             OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
         )
+    except SettingError as err:
+        raise ValueError(f"data.acquisition.{err.key}: {err}") from err
     except ValueError as err:
         raise ValueError(f"data.acquisition: {err}") from err
 
