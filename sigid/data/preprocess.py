@@ -16,6 +16,7 @@ keys (every checkpoint made before them) preprocesses exactly as before:
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -368,6 +369,42 @@ def _label(grid: np.ndarray) -> tuple[np.ndarray, int]:
                         labels[ny, nx] = count
                         stack.append((ny, nx))
     return labels, count
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean mask to lines one pixel wide (vectorised: each pass
+    strips one layer from every side). Only the mask's bounding box is thinned, so a signature
+    on a large page costs what its ink's box costs."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return out
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    skel = np.pad(mask[top:bottom, left:right], 1)
+    h, w = bottom - top, right - left
+    # P2..P9 clockwise from the pixel above, as (row, column) offsets into the padded mask
+    offsets = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = skel[1:-1, 1:-1]
+            n = [skel[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+            count = sum(v.astype(np.uint8) for v in n)
+            ring = [*n, n[0]]
+            crossings = sum((~a & b).astype(np.uint8) for a, b in itertools.pairwise(ring))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            if step == 0:
+                keep = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
+            else:
+                keep = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            remove = p & (count >= 2) & (count <= 6) & (crossings == 1) & keep
+            if remove.any():
+                skel[1:-1, 1:-1] = p & ~remove
+                changed = True
+        if not changed:
+            out[top:bottom, left:right] = skel[1:-1, 1:-1]
+            return out
 
 
 def stretch_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
