@@ -328,6 +328,8 @@ def main_mass(mask: np.ndarray) -> np.ndarray:
     weight = np.bincount(labels.ravel(), weights=mass.ravel(), minlength=count + 1)
     major = weight >= MAJOR_MASS * weight[1:].sum()
     major[0] = False
+    if not major.any():  # many small parts, none the signature's: all of them are
+        return kept
     rows, cols = np.nonzero(major[labels])
     near = np.zeros((gh, gw), dtype=bool)
     near[
