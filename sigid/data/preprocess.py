@@ -443,23 +443,34 @@ def uniform_ink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     signature); each skeleton pixel and each segment to an 8-neighbour is marked on a grid
     `STROKE_SUPERSAMPLE` times finer than the output (where `_resize` would put it), grown by
     a disc and averaged back to the output, so the width is the same whatever the scan's
-    resolution or pen.
+    resolution or pen. A scan much finer than that grid is thinned at the grid's resolution
+    (blocks of the mask holding any ink are one pixel), so a 600 dpi page costs what a small
+    scan costs.
     STROKE_LEVEL is INK_LEVEL, not 255: a CEDAR scan's strokes already reach the network at about
     that darkness, and no darkness is known once the pen's is dropped."""
     height, width = size
     out = np.zeros((height, width), dtype=np.uint8)
+    fine = STROKE_SUPERSAMPLE
+    canvas_h, canvas_w, _, _ = _canvas_box(*mask.shape, height / width)
+    pool = max(1, int(min(canvas_h / height, canvas_w / width) / fine))
+    if pool > 1:
+        h, w = mask.shape
+        blocks = np.zeros((-(-h // pool) * pool, -(-w // pool) * pool), dtype=bool)
+        blocks[:h, :w] = mask
+        mask = blocks.reshape(len(blocks) // pool, pool, -1, pool).any(axis=(1, 3))
     lines = skeleton(mask)
     if not lines.any():
         return out
     rows, cols = np.flatnonzero(lines.any(axis=1)), np.flatnonzero(lines.any(axis=0))
     lines = lines[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    canvas_h, canvas_w, y0, x0 = _canvas_box(*lines.shape, height / width)
-    fine = STROKE_SUPERSAMPLE
+    # the skeleton's box in the scan's pixels, from its first pixel's centre to its last's
+    box = [(n - 1) * pool + 1 for n in lines.shape]
+    canvas_h, canvas_w, y0, x0 = _canvas_box(*box, height / width)
     scale = np.array([fine * height / canvas_h, fine * width / canvas_w])
     ys, xs = np.nonzero(lines)
     points = [np.stack([ys, xs], axis=1).astype(np.float64)]
     # a segment to each 8-neighbour (right, down-left, down, down-right), dense on the fine grid
-    samples = max(2, math.ceil(float(scale.max()) * math.sqrt(2)) + 1)
+    samples = max(2, math.ceil(float(scale.max()) * pool * math.sqrt(2)) + 1)
     steps = np.linspace(0.0, 1.0, samples)[:, None, None]
     for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
         h, w = lines.shape
@@ -468,7 +479,7 @@ def uniform_ink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         py, px = np.nonzero(here & there)
         start = np.stack([py, px + max(-dx, 0)], axis=1).astype(np.float64)
         points.append((start[None] + steps * np.array([dy, dx], dtype=np.float64)).reshape(-1, 2))
-    raw = np.concatenate(points)
+    raw = np.concatenate(points) * pool
     # pixel centres map as `_resize` (Pillow) maps them: u = (c + 0.5) * scale - 0.5; a disc
     # an even number of fine pixels across is centred half a pixel before its mark
     span = max(1, round(STROKE_WIDTH * fine))
@@ -505,7 +516,8 @@ def _canvas_box(h: int, w: int, aspect: float) -> tuple[int, int, int, int]:
     canvas_w = max(canvas_w, round(canvas_h / aspect))
     pad = round(CANVAS_MARGIN * max(canvas_h, canvas_w))
     canvas_h, canvas_w = canvas_h + 2 * pad, canvas_w + 2 * round(pad / aspect)
-    return canvas_h, canvas_w, (canvas_h - h) // 2, (canvas_w - w) // 2
+    y, x = (canvas_h - h) // 2, (canvas_w - w) // 2
+    return canvas_h, canvas_w, y, x
 
 
 def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:
