@@ -152,6 +152,18 @@ def test_a_clean_signature_keeps_its_ink():
         assert np.abs(diff).mean() < 3, option
 
 
+def test_crop_main_keeps_every_part_when_none_holds_a_major_share():
+    """Eight equal blots apart (a signature of separate letters): no part holds MAJOR_MASS of
+    the ink, and all of it stays (this raised a ValueError once)."""
+    page = Image.new("L", (PAGE[1], PAGE[0]), 255)
+    draw = ImageDraw.Draw(page)
+    for k in range(8):
+        draw.rectangle([40 + 65 * k, 120 + 7 * k, 60 + 65 * k, 140 + 7 * k], fill=30)
+    grey = _grey(page)
+    kept = preprocess(grey, "normalized", SIZE, crop_main=True)
+    assert (kept == preprocess(grey, "normalized", SIZE)).all()
+
+
 def test_ink_contrast_brings_a_faint_pen_to_the_dark_one():
     dark, faint = _grey(_signature(1.0)), _grey(_signature(0.35))
     on = [preprocess(g, "normalized", SIZE, ink_contrast=True).astype(int) for g in (dark, faint)]

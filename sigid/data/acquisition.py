@@ -22,7 +22,6 @@ The strengths are in CEDAR's terms (about 300 dpi, strokes 2-4 pixels wide); doc
 from __future__ import annotations
 
 import io
-import itertools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from sigid.data.preprocess import ink_mask
+from sigid.data.preprocess import ink_mask, skeleton
 
 if TYPE_CHECKING:
     import torch
@@ -179,34 +178,6 @@ def _faint(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.n
     return _like(paper - (paper - rgb) * strength, image)
 
 
-def _skeleton(mask: np.ndarray) -> np.ndarray:
-    """Zhang-Suen thinning of a boolean mask to one-pixel lines (vectorised; each pass strips
-    one layer from every side)."""
-    skel = np.pad(mask.astype(bool), 1)
-    while True:
-        changed = False
-        for step in (0, 1):
-            p = skel
-            n = [
-                np.roll(p, (dy, dx), axis=(0, 1))
-                for dy, dx in ((1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1))
-            ]  # P2..P9 clockwise from the pixel above
-            count = sum(v.astype(np.uint8) for v in n)
-            ring = [*n, n[0]]
-            crossings = sum((~a & b).astype(np.uint8) for a, b in itertools.pairwise(ring))
-            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
-            if step == 0:
-                keep = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
-            else:
-                keep = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
-            remove = p & (count >= 2) & (count <= 6) & (crossings == 1) & keep
-            if remove.any():
-                skel = skel & ~remove
-                changed = True
-        if not changed:
-            return skel[1:-1, 1:-1]
-
-
 def _tablet(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """A stylus on a tablet: the strokes' centre lines redrawn black and even, `size`
     half-pixels wide (1: one pixel), without a pen's pressure or ink variation, on white."""
@@ -214,7 +185,7 @@ def _tablet(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     if not mask.any():
         return image.copy()
     height, width = mask.shape
-    lines = Image.fromarray(np.where(_skeleton(mask), 0, 255).astype(np.uint8), "L")
+    lines = Image.fromarray(np.where(skeleton(mask), 0, 255).astype(np.uint8), "L")
     big = lines.resize((2 * width, 2 * height), Image.Resampling.NEAREST)
     if size > 1:
         big = big.filter(ImageFilter.MinFilter(size))

@@ -6,16 +6,20 @@ Two modes:
   canvas of the target aspect ratio, inverted (ink bright on a 0 background) and resized; ink
   darkness is measured against the page's own paper level (docs/design.md, "Preprocessing").
 
-Three options of ``normalized`` make it robust to what a real document adds (docs/data.md,
+Four options of ``normalized`` make it robust to what a real document adds (docs/data.md,
 "Robust normalisation"); each is off unless its key is true, and a settings mapping without the
 keys (every checkpoint made before them) preprocesses exactly as before:
 - ``remove_lines``: long straight ink runs (ruling lines, a box's sides) leave the ink mask;
 - ``crop_main``: specks are dropped and the crop is the main ink mass, not the farthest mark;
-- ``ink_contrast``: the ink's darkness is stretched so its dark end is full ink (faint pens).
+- ``ink_contrast``: the ink's darkness is stretched so its dark end is full ink (faint pens);
+- ``uniform_strokes``: the ink is redrawn from its skeleton at one width (in output pixels) and
+  one darkness, so pen width, pressure, ink darkness and scan resolution no longer reach the
+  network.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -35,7 +39,7 @@ MIN_INK_CONTRAST = 40
 CANVAS_MARGIN = 0.04
 
 # The robustness options of ``normalized`` (all off by default) and their settings' keys.
-OPTIONS: tuple[str, ...] = ("remove_lines", "crop_main", "ink_contrast")
+OPTIONS: tuple[str, ...] = ("remove_lines", "crop_main", "ink_contrast", "uniform_strokes")
 # remove_lines: a horizontal (vertical) ink run at least this fraction of the ink's width
 # (height), straight at one of the slants (degrees), is a printed line; runs are measured on the
 # mask widened by LINE_WIDEN pixels across the line (a line between two slants still runs on)
@@ -59,6 +63,13 @@ NEAR_CELLS = 2
 # at CEDAR's darkness.
 INK_PERCENTILE = 90.0
 INK_LEVEL = 135.0
+# uniform_strokes: the skeleton of the final ink mask is drawn STROKE_WIDTH pixels of the output
+# wide, at STROKE_LEVEL (INK_LEVEL: CEDAR's own darkness, so the option changes a CEDAR scan's
+# grey levels little), anti-aliased by drawing on a grid STROKE_SUPERSAMPLE times finer than the
+# output and averaging its blocks.
+STROKE_WIDTH = 2.0
+STROKE_LEVEL = INK_LEVEL
+STROKE_SUPERSAMPLE = 4
 
 
 def check_preprocessing(settings: Any) -> dict[str, Any]:
@@ -185,6 +196,7 @@ def preprocess(
     remove_lines: bool = False,
     crop_main: bool = False,
     ink_contrast: bool = False,
+    uniform_strokes: bool = False,
 ) -> np.ndarray:
     """Turn a grey scan (HxW uint8, dark ink on light paper) into a `size` (height, width) array,
     with the robustness options of ``normalized`` (module docstring) as asked."""
@@ -200,6 +212,7 @@ def preprocess(
         remove_lines=remove_lines,
         crop_main=crop_main,
         ink_contrast=ink_contrast,
+        uniform_strokes=uniform_strokes,
     )
 
 
@@ -210,6 +223,7 @@ def normalize(
     remove_lines: bool = False,
     crop_main: bool = False,
     ink_contrast: bool = False,
+    uniform_strokes: bool = False,
 ) -> np.ndarray:
     """The ``normalized`` mode: paper removed, ink cropped, centred, inverted, resized."""
     height, width = size
@@ -226,6 +240,8 @@ def normalize(
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if uniform_strokes:
+        return uniform_ink(mask[top:bottom, left:right], (height, width))
     crop = grey[top:bottom, left:right].astype(np.float32)
     # Ink strength relative to this page's paper: 0 for paper, 255 for black ink.
     ink = np.clip((paper - crop) / max(paper, 1.0) * 255.0, 0, 255)
@@ -327,6 +343,8 @@ def main_mass(mask: np.ndarray) -> np.ndarray:
     weight = np.bincount(labels.ravel(), weights=mass.ravel(), minlength=count + 1)
     major = weight >= MAJOR_MASS * weight[1:].sum()
     major[0] = False
+    if not major.any():  # many small parts, none the signature's: all of them are
+        return kept
     rows, cols = np.nonzero(major[labels])
     near = np.zeros((gh, gw), dtype=bool)
     near[
@@ -370,6 +388,42 @@ def _label(grid: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, count
 
 
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean mask to lines one pixel wide (vectorised: each pass
+    strips one layer from every side). Only the mask's bounding box is thinned, so a signature
+    on a large page costs what its ink's box costs."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return out
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    skel = np.pad(mask[top:bottom, left:right], 1)
+    h, w = bottom - top, right - left
+    # P2..P9 clockwise from the pixel above, as (row, column) offsets into the padded mask
+    offsets = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = skel[1:-1, 1:-1]
+            n = [skel[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+            count = sum(v.astype(np.uint8) for v in n)
+            ring = [*n, n[0]]
+            crossings = sum((~a & b).astype(np.uint8) for a, b in itertools.pairwise(ring))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            if step == 0:
+                keep = ~(p2 & p4 & p6) & ~(p4 & p6 & p8)
+            else:
+                keep = ~(p2 & p4 & p8) & ~(p2 & p6 & p8)
+            remove = p & (count >= 2) & (count <= 6) & (crossings == 1) & keep
+            if remove.any():
+                skel[1:-1, 1:-1] = p & ~remove
+                changed = True
+        if not changed:
+            out[top:bottom, left:right] = skel[1:-1, 1:-1]
+            return out
+
+
 def stretch_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """`ink` (darkness 0..255) scaled so the `INK_PERCENTILE` of its `mask` pixels is
     `INK_LEVEL`: a faint pen, thin strokes or a tablet's black lines reach the network as dark
@@ -382,16 +436,95 @@ def stretch_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(ink * (INK_LEVEL / top), 0, 255)
 
 
-def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:
-    """Pad `ink` with zeros, centred, to the height/width ratio `aspect`, plus a small margin."""
-    h, w = ink.shape
+def uniform_ink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The ink `mask` redrawn from its `skeleton` on a `size` output, `STROKE_WIDTH` output
+    pixels wide at `STROKE_LEVEL`: the skeleton is cropped and centred as ``normalized`` crops
+    and centres the ink (its box, not the mask's, so a broad pen does not shrink the
+    signature); each skeleton pixel and each segment to an 8-neighbour is marked on a grid
+    `STROKE_SUPERSAMPLE` times finer than the output (where `_resize` would put it), grown by
+    a disc and averaged back to the output, so the width is the same whatever the scan's
+    resolution or pen. A scan much finer than that grid is thinned at the grid's resolution
+    (blocks of the mask holding any ink are one pixel), so a 600 dpi page costs what a small
+    scan costs.
+    STROKE_LEVEL is INK_LEVEL, not 255: a CEDAR scan's strokes already reach the network at about
+    that darkness, and no darkness is known once the pen's is dropped."""
+    height, width = size
+    out = np.zeros((height, width), dtype=np.uint8)
+    fine = STROKE_SUPERSAMPLE
+    canvas_h, canvas_w, _, _ = _canvas_box(*mask.shape, height / width)
+    pool = max(1, int(min(canvas_h / height, canvas_w / width) / fine))
+    if pool > 1:
+        h, w = mask.shape
+        blocks = np.zeros((-(-h // pool) * pool, -(-w // pool) * pool), dtype=bool)
+        blocks[:h, :w] = mask
+        mask = blocks.reshape(len(blocks) // pool, pool, -1, pool).any(axis=(1, 3))
+    lines = skeleton(mask)
+    if not lines.any():
+        return out
+    rows, cols = np.flatnonzero(lines.any(axis=1)), np.flatnonzero(lines.any(axis=0))
+    lines = lines[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    # the skeleton's box in the scan's pixels, from its first pixel's centre to its last's
+    box = [(n - 1) * pool + 1 for n in lines.shape]
+    canvas_h, canvas_w, y0, x0 = _canvas_box(*box, height / width)
+    scale = np.array([fine * height / canvas_h, fine * width / canvas_w])
+    ys, xs = np.nonzero(lines)
+    points = [np.stack([ys, xs], axis=1).astype(np.float64)]
+    # a segment to each 8-neighbour (right, down-left, down, down-right), dense on the fine grid
+    samples = max(2, math.ceil(float(scale.max()) * pool * math.sqrt(2)) + 1)
+    steps = np.linspace(0.0, 1.0, samples)[:, None, None]
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        h, w = lines.shape
+        here = lines[: h - dy, max(-dx, 0) : w - max(dx, 0)]
+        there = lines[dy:, max(dx, 0) : w - max(-dx, 0)]
+        py, px = np.nonzero(here & there)
+        start = np.stack([py, px + max(-dx, 0)], axis=1).astype(np.float64)
+        points.append((start[None] + steps * np.array([dy, dx], dtype=np.float64)).reshape(-1, 2))
+    raw = np.concatenate(points) * pool
+    # pixel centres map as `_resize` (Pillow) maps them: u = (c + 0.5) * scale - 0.5; a disc
+    # an even number of fine pixels across is centred half a pixel before its mark
+    span = max(1, round(STROKE_WIDTH * fine))
+    lead = span // 2 - (span - 1) / 2
+    grid = np.rint((raw + np.array([y0 + 0.5, x0 + 0.5])) * scale - 0.5 + lead).astype(np.int64)
+    marks = np.zeros((height * fine, width * fine), dtype=bool)
+    inside = (grid >= 0).all(axis=1) & (grid < marks.shape).all(axis=1)
+    marks[grid[inside, 0], grid[inside, 1]] = True
+    drawn = _grow(marks, span)
+    cover = drawn.reshape(height, fine, width, fine).mean(axis=(1, 3))
+    return np.rint(cover * STROKE_LEVEL).astype(np.uint8)
+
+
+def _grow(marks: np.ndarray, span: int) -> np.ndarray:
+    """`marks` dilated by a disc `span` pixels across: offsets from -(span // 2) to
+    (span - 1) // 2, so an even disc's centre lies half a pixel before the mark."""
+    grown = marks.copy()
+    centre, shift = (span - 1) / 2, span // 2
+    h, w = marks.shape
+    for i in range(span):
+        for j in range(span):
+            dy, dx = i - shift, j - shift
+            if (dy or dx) and (i - centre) ** 2 + (j - centre) ** 2 <= (span / 2) ** 2:
+                src = marks[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+                grown[max(dy, 0) : h - max(-dy, 0), max(dx, 0) : w - max(-dx, 0)] |= src
+    return grown
+
+
+def _canvas_box(h: int, w: int, aspect: float) -> tuple[int, int, int, int]:
+    """(height, width, top, left) of the canvas `_centre_on_canvas` makes for an `h` x `w` crop,
+    and where the crop lies on it."""
     canvas_w = max(w, round(h / aspect))
     canvas_h = max(h, round(canvas_w * aspect))
     canvas_w = max(canvas_w, round(canvas_h / aspect))
     pad = round(CANVAS_MARGIN * max(canvas_h, canvas_w))
     canvas_h, canvas_w = canvas_h + 2 * pad, canvas_w + 2 * round(pad / aspect)
-    canvas = np.zeros((canvas_h, canvas_w), dtype=np.uint8)
     y, x = (canvas_h - h) // 2, (canvas_w - w) // 2
+    return canvas_h, canvas_w, y, x
+
+
+def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:
+    """Pad `ink` with zeros, centred, to the height/width ratio `aspect`, plus a small margin."""
+    h, w = ink.shape
+    canvas_h, canvas_w, y, x = _canvas_box(h, w, aspect)
+    canvas = np.zeros((canvas_h, canvas_w), dtype=np.uint8)
     canvas[y : y + h, x : x + w] = ink
     return canvas
 

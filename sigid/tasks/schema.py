@@ -130,6 +130,7 @@ class Preprocess:
     remove_lines: bool
     crop_main: bool
     ink_contrast: bool
+    uniform_strokes: bool
 
 
 @dataclass
