@@ -4,15 +4,23 @@ a bad N is refused in one line. On real CEDAR scans with the session's tiny Siam
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from runs import sigid_cli
+from runs import SMALL_DATA, sigid_cli
 
 from sigid.data import load_image
 from sigid.data.preprocess import background_value, prepare
+from sigid.evaluation.protocols.writer_dependent import (
+    EmbeddedSplit,
+    evaluate_splits,
+    load_splits,
+    protocol_rule,
+    writer_dependent,
+)
 from sigid.inference.inputs import to_batch
 from sigid.inference.tta import VARIANTS, averaged, check_tta, variant, variants
 from sigid.inference.verifier import Verifier
@@ -102,3 +110,31 @@ def test_the_command_refuses_a_bad_tta_naming_the_option(siamese_ckpt, cedar_roo
         "--tta", "0", "data=cedar", f"data.root={cedar_root}",
     )  # fmt: skip
     assert code != 0 and "--tta" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_writer_dependent_protocol_and_command_embed_with_tta(capsys, siamese_ckpt):
+    """`tta` reaches the protocol's embeddings: its figures are those of the splits embedded by
+    a TTA verifier, the JSON says so, and the command gives the same result."""
+    result = writer_dependent(siamese_ckpt, SMALL_DATA, tta=3)
+    assert result["tta"] == 3 and writer_dependent(siamese_ckpt, SMALL_DATA)["tta"] == 1
+    loaded = load_splits(siamese_ckpt, SMALL_DATA)
+    tta = Verifier(loaded.verifier.module, loaded.checkpoint, tta=3)
+    split = {
+        name: EmbeddedSplit(loaded.datamodule.samples[name],
+                            tta.embed_prepared(loaded.datamodule.images[name]))
+        for name in ("val", "test")
+    }  # fmt: skip
+    rule = protocol_rule(tta, split["val"], None)
+    expected = evaluate_splits(tta, split["val"], split["test"], rule=rule)
+    assert result["results"] == expected.results
+    assert result["results"] != writer_dependent(siamese_ckpt, SMALL_DATA)["results"]
+    code, out, err = sigid_cli(
+        capsys, "evaluate", "--protocol", "writer-dependent", "--ckpt", siamese_ckpt,
+        "--tta", "3", "--json", *SMALL_DATA,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["results"] == json.loads(json.dumps(result["results"]))
+    code, _, err = sigid_cli(
+        capsys, "evaluate", "--protocol", "identification", "--ckpt", siamese_ckpt, "--tta", "3"
+    )
+    assert code == 1 and "--tta applies to the writer-dependent and robustness" in err
