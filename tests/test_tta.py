@@ -21,6 +21,7 @@ from sigid.evaluation.protocols.writer_dependent import (
     protocol_rule,
     writer_dependent,
 )
+from sigid.inference.gallery import Gallery
 from sigid.inference.inputs import to_batch
 from sigid.inference.tta import VARIANTS, averaged, check_tta, variant, variants
 from sigid.inference.verifier import Verifier
@@ -138,3 +139,19 @@ def test_the_writer_dependent_protocol_and_command_embed_with_tta(capsys, siames
         capsys, "evaluate", "--protocol", "identification", "--ckpt", siamese_ckpt, "--tta", "3"
     )
     assert code == 1 and "--tta applies to the writer-dependent and robustness" in err
+
+
+def test_a_gallery_of_plain_embeddings_refuses_a_tta_verifier(plain, scans, tmp_path):
+    """TTA embeddings are another model's: a gallery enrolled without it is not queried with
+    it (the fingerprint covers `tta`), and one enrolled with it scores its own embeddings."""
+    gallery = Gallery(plain)
+    gallery.enroll("ann", scans[:2])
+    path = gallery.save(tmp_path / "plain.sqlite")
+    gallery.close()
+    tta = Verifier(plain.module, plain.checkpoint, tta=3)
+    with pytest.raises(ValueError, match=r"different weights or preprocessing .*test-time augm"):
+        Gallery.load(path, verifier=tta)
+    Gallery.load(path, verifier=Verifier(plain.module, plain.checkpoint, tta=1)).close()
+    augmented = Gallery(tta)
+    augmented.enroll("ann", scans[:2])
+    np.testing.assert_array_equal(augmented.references("ann"), tta.embed(scans[:2]))

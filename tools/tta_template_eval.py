@@ -6,8 +6,9 @@ test-time augmentation (TTA) and one fused template per writer (issue 23, part 4
         data=cedar data.root=../shared/data/cedar data.split.fold=0
 
 - TTA-N: every preprocessed image is embedded as itself and N - 1 fixed variants
-  (`VARIANTS`: small zooms, rotations, shifts, filled with the background value) and the N
-  embeddings are averaged. Each variant is embedded once; TTA-N uses the first N.
+  (`sigid.inference.tta.VARIANTS`: small zooms, rotations, shifts, filled with the background
+  value) and the N embeddings are averaged, as `Verifier(tta=N)` embeds. Each variant is
+  embedded once here; TTA-N uses the first N.
 - Writer-independent: EER (all, skilled, random) and AUC of the fold's fixed validation pairs
   (what chooses the checkpoint and its threshold) and fixed test pairs (``test/eer_*``).
 - Writer-dependent, K = 5 and 12, with the scores ``mean`` and ``normalized``
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as F
 
 from sigid.data.preprocess import background_value
 from sigid.data.transforms import to_tensor
@@ -46,37 +46,8 @@ from sigid.evaluation.protocols.writer_dependent import (
     load_splits,
     score_trials,
 )
+from sigid.inference.tta import variant
 from sigid.inference.verifier import BATCH_SIZE, Verifier
-
-# (name, angle in degrees, (dx, dy) as fractions of width and height, scale)
-VARIANTS = (
-    ("identity", 0.0, (0.0, 0.0), 1.0),
-    ("zoom_out", 0.0, (0.0, 0.0), 0.95),
-    ("zoom_in", 0.0, (0.0, 0.0), 1.05),
-    ("rotate_left", 3.0, (0.0, 0.0), 1.0),
-    ("rotate_right", -3.0, (0.0, 0.0), 1.0),
-    ("shift_left", 0.0, (-0.03, 0.0), 1.0),
-    ("shift_right", 0.0, (0.03, 0.0), 1.0),
-    ("shift_up", 0.0, (0.0, -0.03), 1.0),
-    ("shift_down", 0.0, (0.0, 0.03), 1.0),
-)
-
-
-def variant(batch: torch.Tensor, index: int, fill: float) -> torch.Tensor:
-    """Variant `index` of `VARIANTS` of a (B, 1, H, W) float batch."""
-    _, angle, (dx, dy), scale = VARIANTS[index]
-    if index == 0:
-        return batch
-    height, width = batch.shape[-2:]
-    return F.affine(
-        batch,
-        angle=angle,
-        translate=[round(dx * width), round(dy * height)],
-        scale=scale,
-        shear=[0.0, 0.0],
-        interpolation=F.InterpolationMode.BILINEAR,
-        fill=[fill],
-    )
 
 
 @torch.inference_mode()
