@@ -539,9 +539,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         target = args.ckpt  # a run folder too: the protocols take its checkpoints/best.ckpt
     check_applies(args.protocol, "--references", args.references is not None)
     check_applies(args.protocol, "--score", args.score is not None)
+    check_applies(args.protocol, "--tta", args.tta is not None)
     options: dict[str, Any] = {"references": args.references} if args.references else {}
     if args.score is not None:
         options["score"] = args.score
+    if args.tta is not None:
+        from sigid.inference.tta import check_tta
+
+        options["tta"] = check_tta(args.tta, "--tta")
     for option, name in (
         ("--transforms", "transforms"),
         ("--strengths", "strengths"),
@@ -799,13 +804,13 @@ def build_parser() -> argparse.ArgumentParser:
         usage="sigid evaluate --protocol identification --ckpt CNN [--out DIR] [--json] "
         "[overrides ...]\n"
         "       sigid evaluate --protocol writer-dependent --ckpt SNN [--references 5 12] "
-        "[--score normalized|mean] [--out DIR] [--json] [overrides ...]\n"
+        "[--score normalized|mean] [--tta N] [--out DIR] [--json] [overrides ...]\n"
         "       sigid evaluate --protocol writer-independent --sweep DIR [--out DIR] [--json]\n"
         "       sigid evaluate --protocol same-name --ckpt SNN [--out DIR] [--json] "
         "[overrides ...]\n"
         "       sigid evaluate --protocol robustness --ckpt SNN [--transforms NAME,...] "
         "[--strengths low,middle,high] [--transform-references] [--references 5 12] "
-        "[--out DIR] [--json] [overrides ...]",
+        "[--tta N] [--out DIR] [--json] [overrides ...]",
     )
     p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="the protocol to run")
     p.add_argument(
@@ -836,6 +841,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--transform-references", dest="references_too", action="store_true",
         help="robustness: transform the references too (default: the questioned only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tta", type=int, metavar="N",
+        help="writer-dependent, robustness: embed each signature as the mean of itself and N - 1 "
+        "fixed variants (test-time augmentation; default 1: off)",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="draw of references and negatives")
     p.add_argument("--out", type=_path, help="write evaluation.json, PNGs and TensorBoard here")

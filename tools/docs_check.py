@@ -182,6 +182,10 @@ EXERCISED_BY: dict[str, list[str]] = {
     "data.root=PATH": [PROT + "test_identification_reports_top1_top5_and_the_confusion_matrix"],
     "sigid evaluate --protocol writer-dependent --ckpt snn.ckpt --references 5 12 --out eval/snn "
     "data=cedar data.root=PATH data.split.fold=0": [WD_CLI],
+    "sigid evaluate --protocol writer-dependent --ckpt snn.ckpt --tta 9 data=cedar data.root=PATH "
+    "data.split.fold=0": [
+        "tests/test_tta.py::test_the_writer_dependent_protocol_and_command_embed_with_tta"
+    ],
     "sigid-train -m experiment=cedar_snn data.root=PATH data.split.fold=0,1,2,3,4": [
         EXPERIMENTS,
         FOLD_SWEEP,

@@ -15,6 +15,7 @@ from sigid.evaluation.protocols.same_name import same_name
 from sigid.evaluation.protocols.writer_dependent import DEFAULT_REFERENCES, writer_dependent
 from sigid.evaluation.protocols.writer_independent import writer_independent_summary
 from sigid.evaluation.testing import run_test
+from sigid.inference.tta import check_tta
 from sigid.runs.records import (
     override_list,
 )
@@ -38,7 +39,8 @@ def evaluate(
     With `protocol` ("identification", "writer-dependent", "writer-independent", "same-name",
     "robustness"), run that evaluation protocol of `sigid.evaluation.protocols` instead and
     return its result; `options` are the protocol's (``references``, ``seed``, ``out``,
-    ``score``; for "robustness" also ``transforms``, ``strengths``, ``references_too``). For
+    ``score``, ``tta``; for "robustness" also ``transforms``, ``strengths``,
+    ``references_too``). For
     "writer-independent", `checkpoint` is the sweep folder of the folds (or a list of run
     folders) and `overrides` are not used.
     """
@@ -60,11 +62,15 @@ def run_protocol(
     transforms: Sequence[str] | None = None,
     strengths: Sequence[str] | None = None,
     references_too: bool = False,
+    tta: int | None = None,
 ) -> dict[str, Any]:
     """Run `protocol` by name. `target`: a checkpoint, or for "writer-independent" the sweep
     folder of the folds (or their run folders); `overrides`: Hydra data overrides;
-    `transforms`, `strengths`, `references_too`: the robustness protocol's (`robustness`)."""
+    `transforms`, `strengths`, `references_too`: the robustness protocol's (`robustness`);
+    `tta`: test-time augmentation for the protocols that take references (None: off)."""
     check_applies(protocol, "a gallery score", score is not None)
+    check_applies(protocol, "tta", tta is not None)
+    tta = check_tta(1 if tta is None else tta)
     for option, given in (
         ("transforms", transforms is not None),
         ("strengths", strengths is not None),
@@ -76,11 +82,13 @@ def run_protocol(
     if protocol == "identification":
         return identification(_one(target), overrides, out=out)
     if protocol == "writer-dependent":
-        return writer_dependent(_one(target), overrides, references, seed, out=out, score=score)
+        return writer_dependent(
+            _one(target), overrides, references, seed, out=out, score=score, tta=tta
+        )
     if protocol == "robustness":
         return robustness(
             _one(target), overrides, references, seed, out=out, score=score,
-            transforms=transforms, strengths=strengths, references_too=references_too,
+            transforms=transforms, strengths=strengths, references_too=references_too, tta=tta,
         )  # fmt: skip
     if protocol == "writer-independent":
         if overrides:

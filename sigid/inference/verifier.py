@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from sigid.data.preprocess import background_value
 from sigid.data.transforms import to_tensor
 from sigid.inference.inputs import Signature, as_list, finite_output, read_preprocessing, to_batch
 from sigid.inference.shipped import shipped_checkpoint
+from sigid.inference.tta import check_tta, embed_tta
 from sigid.models.siamese import pair_distance
 from sigid.runs.paths import checkpoint_path
 from sigid.tasks import SiameseModule, load_checkpoint
@@ -52,8 +54,9 @@ class Verdict:
         }
 
 
-def fingerprint(network: nn.Module, preprocessing: dict[str, Any]) -> str:
-    """sha256 of what decides an embedding: the network's weights and the preprocessing.
+def fingerprint(network: nn.Module, preprocessing: dict[str, Any], tta: int = 1) -> str:
+    """sha256 of what decides an embedding: the network's weights, the preprocessing and, when
+    on, the test-time augmentation (`sigid.inference.tta`; off, it leaves the digest as before).
 
     Every state_dict entry (parameters and buffers such as BatchNorm statistics) contributes its
     name, dtype, shape and bytes, in sorted name order, so the same weights always give the
@@ -65,6 +68,8 @@ def fingerprint(network: nn.Module, preprocessing: dict[str, Any]) -> str:
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     digest.update(json.dumps(preprocessing, sort_keys=True).encode())
+    if tta != 1:
+        digest.update(f"tta={tta}".encode())
     return digest.hexdigest()
 
 
@@ -119,7 +124,9 @@ class Verifier:
     """Embeds signatures with a Siamese checkpoint and compares them.
 
     `a`, `b` and `images` are file paths or HxW uint8 grey arrays (ink dark on white), prepared
-    exactly as in training with the checkpoint's stored preprocessing.
+    exactly as in training with the checkpoint's stored preprocessing. `tta` > 1 embeds each
+    image as the mean embedding of itself and tta - 1 fixed variants (`sigid.inference.tta`);
+    1 (the default) is the plain embedding.
     """
 
     def __init__(
@@ -127,6 +134,7 @@ class Verifier:
         module: SiameseModule,
         checkpoint: str | Path | None = None,
         threshold: float | None = None,
+        tta: int = 1,
     ) -> None:
         if not isinstance(module, SiameseModule):
             raise ValueError(f"a Verifier needs a SiameseModule, got {type(module).__name__}")
@@ -140,14 +148,21 @@ class Verifier:
         )
         self._genuine_distance = stored_genuine_distance(module, checkpoint)
         self.device = next(module.parameters()).device
+        self.tta = check_tta(tta)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, threshold: float | None = None, map_location: str = "cpu"
+        cls,
+        path: str | Path,
+        threshold: float | None = None,
+        map_location: str = "cpu",
+        tta: int = 1,
     ) -> Verifier:
-        """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold."""
+        """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold;
+        `tta`: the test-time augmentation (1: off)."""
+        tta = check_tta(tta)  # before the load, which takes a while
         path = checkpoint_path(path)
-        return cls(load_siamese(path, map_location), path, threshold)
+        return cls(load_siamese(path, map_location), path, threshold, tta)
 
     @classmethod
     def shipped(cls, threshold: float | None = None, map_location: str = "cpu") -> Verifier:
@@ -162,7 +177,7 @@ class Verifier:
     @cached_property
     def fingerprint(self) -> str:
         """`fingerprint` of the embedding branch: ties stored embeddings to this model."""
-        return fingerprint(self.module.net.embedding, self.preprocessing)
+        return fingerprint(self.module.net.embedding, self.preprocessing, self.tta)
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Signature] | np.ndarray) -> np.ndarray:
@@ -171,7 +186,7 @@ class Verifier:
         rows = []
         for start in range(0, len(images), BATCH_SIZE):
             batch = to_batch(images[start : start + BATCH_SIZE], self.preprocessing, self.device)
-            rows.append(self.module.net.embed(batch).float().cpu())
+            rows.append(self._embed(batch).float().cpu())
         return self._finite(torch.cat(rows).numpy())
 
     @torch.inference_mode()
@@ -190,8 +205,14 @@ class Verifier:
         for start in range(0, len(images), BATCH_SIZE):
             chunk = images[start : start + BATCH_SIZE]
             batch = torch.stack([to_tensor(image) for image in chunk]).to(self.device)
-            rows.append(self.module.net.embed(batch).float().cpu())
+            rows.append(self._embed(batch).float().cpu())
         return self._finite(torch.cat(rows).numpy())
+
+    def _embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """The embedding branch on a prepared batch, under this verifier's TTA."""
+        fill = background_value(self.preprocessing["mode"]) / 255.0
+        normalize = bool(getattr(self.module.net.embedding, "normalize", False))
+        return embed_tta(self.module.net.embed, batch, self.tta, fill, normalize)
 
     def _finite(self, values: np.ndarray) -> np.ndarray:
         return finite_output(values, self.checkpoint or "the model")

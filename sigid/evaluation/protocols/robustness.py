@@ -137,15 +137,17 @@ def robustness(
     transforms: Sequence[str] | None = None,
     strengths: Sequence[str] | None = None,
     references_too: bool = False,
+    tta: int = 1,
 ) -> dict[str, Any]:
     """The robustness table of a Siamese checkpoint on the data `overrides` describe (as for
     `writer_dependent`): clean, then each of `transforms` (default: all of
     `sigid.data.acquisition.TRANSFORMS`) at each of `strengths` (default: low, middle, high).
-    With `out`, also ``evaluation.json``."""
+    `tta` > 1: every scan, clean or changed, embedded with test-time augmentation
+    (`sigid.inference.tta`). With `out`, also ``evaluation.json``."""
     started = time.perf_counter()
     names, levels = check_names(transforms, strengths)
     references = check_references(references)
-    loaded = load_splits(checkpoint, list(overrides or []))
+    loaded = load_splits(checkpoint, list(overrides or []), tta)
     verifier, splits = loaded.verifier, loaded.splits
     val, test = splits["val"], splits["test"]
     rule = protocol_rule(verifier, val, score)
@@ -186,6 +188,7 @@ def robustness(
         "preprocessing": preprocessing,
         "training_split": str(loaded.record) if loaded.record else None,
         "seed": seed,
+        "tta": verifier.tta,
         "score": rule.score,
         "score_rule": f"{SCORES[rule.score]} (K references per writer)",
         "transformed": "questioned and references" if references_too else "questioned",

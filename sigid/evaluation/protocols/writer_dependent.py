@@ -260,16 +260,18 @@ def writer_dependent(
     seed: int = 0,
     out: str | Path | None = None,
     score: str | None = None,
+    tta: int = 1,
 ) -> dict[str, Any]:
     """The writer-dependent protocol for a Siamese checkpoint on the validation and test writers
     of the data config (`overrides`, e.g. ``["data=cedar", "data.root=...",
     "data.split.fold=1"]``), scored by `score` (a gallery's `SCORES`; default: what a new
     gallery of this checkpoint would use). A K these writers cannot be scored with is listed
-    under ``skipped_references`` with the reason (`evaluate_splits`). With `out`, also ROC and
-    DET PNGs, TensorBoard and ``evaluation.json``."""
+    under ``skipped_references`` with the reason (`evaluate_splits`). `tta` > 1 embeds every
+    signature with test-time augmentation (`sigid.inference.tta`; JSON ``tta``). With `out`,
+    also ROC and DET PNGs, TensorBoard and ``evaluation.json``."""
     references = check_references(references)
     overrides = list(overrides or [])
-    loaded = load_splits(checkpoint, overrides)
+    loaded = load_splits(checkpoint, overrides, tta)
     verifier, splits, record = loaded.verifier, loaded.splits, loaded.record
     checkpoint = loaded.checkpoint
     rule = protocol_rule(verifier, splits["val"], score)
@@ -282,6 +284,7 @@ def writer_dependent(
         "data": overrides,
         "training_split": str(record) if record else None,
         "seed": seed,
+        "tta": verifier.tta,
         "score": rule.score,
         "score_rule": f"{SCORES[rule.score]} (K references per writer)",
         "typical_genuine_distance": rule.typical,
@@ -313,11 +316,12 @@ class Loaded(NamedTuple):
     splits: dict[str, EmbeddedSplit]  # "val", "test"
 
 
-def load_splits(checkpoint: str | Path, overrides: list[str]) -> Loaded:
+def load_splits(checkpoint: str | Path, overrides: list[str], tta: int = 1) -> Loaded:
     """Load a Siamese checkpoint and the data `overrides` describe (`evaluation_datamodule`),
-    check that its validation and test writers are unseen, and embed both splits."""
+    check that its validation and test writers are unseen, and embed both splits (with
+    test-time augmentation `tta`: `Verifier`)."""
     checkpoint = checkpoint_path(checkpoint)
-    verifier = Verifier.from_checkpoint(checkpoint)
+    verifier = Verifier.from_checkpoint(checkpoint, tta=tta)
     datamodule = evaluation_datamodule(verifier.module, overrides, checkpoint)
     if not isinstance(datamodule, PairDataModule):  # pragma: no cover - Siamese -> pairs
         raise ValueError("the writer-dependent protocol needs the writer-disjoint pair split")

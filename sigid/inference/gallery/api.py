@@ -648,9 +648,9 @@ def _verifier_for(
         raise ValueError(
             f"{location}: this gallery was enrolled with checkpoint {meta['checkpoint']} "
             f"(fingerprint {meta['fingerprint'][:12]}), but {model} has different weights "
-            f"or preprocessing ({verifier.fingerprint[:12]}); embeddings of different models "
-            "cannot be compared: use the gallery's own checkpoint, or enroll the writers "
-            "again in a new gallery"
+            f"or preprocessing ({verifier.fingerprint[:12]}{_tta_note(verifier)}); embeddings of "
+            "different models cannot be compared: use the gallery's own checkpoint, or enroll "
+            "the writers again in a new gallery"
         )
     if meta["preprocessing"] != verifier.preprocessing:  # the fingerprint covers it
         raise ValueError(
@@ -666,6 +666,11 @@ def _verifier_for(
     if meta.get("score") not in SCORES:
         raise ValueError(f"{location}: damaged gallery file (unknown score {meta.get('score')!r})")
     return verifier
+
+
+def _tta_note(verifier: Verifier) -> str:
+    """Where a verifier embeds with test-time augmentation, the message says so."""
+    return f", test-time augmentation {verifier.tta}" if verifier.tta != 1 else ""
 
 
 def _source(image: Signature) -> str:
