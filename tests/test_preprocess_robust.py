@@ -223,7 +223,7 @@ def test_evaluation_adds_an_option_to_a_checkpoint_without_the_keys(cedar_root):
     assert plain.preprocess == verifier.preprocessing
     added = evaluation_datamodule(
         verifier.module,
-        [*data, "data.preprocess.remove_lines=true", "+data.preprocess.crop_main=false"],
+        [*data, "data.preprocess.remove_lines=true", "data.preprocess.crop_main=false"],
     )
     assert added.preprocess == {**verifier.preprocessing, "remove_lines": True}
     # mode and size give way to the checkpoint's, as they always did
@@ -259,14 +259,14 @@ def test_the_robustness_protocol_prepares_with_the_added_option(cedar_subset):
 
 
 def test_a_run_stores_the_options_it_was_trained_with(tmp_path):
-    """``sigid-train ... +data.preprocess.ink_contrast=true``: the module (so its checkpoint)
+    """``sigid-train ... data.preprocess.ink_contrast=true``: the module (so its checkpoint)
     keeps the option, and the schema refuses a value that is not a boolean."""
     with initialize_config_module("sigid.conf", version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[*SMALL, "+data.preprocess.ink_contrast=true", f"data.cache_dir={tmp_path}"],
+            overrides=[*SMALL, "data.preprocess.ink_contrast=true", f"data.cache_dir={tmp_path}"],
         )
-        bad = compose("train", overrides=[*SMALL, "+data.preprocess.crop_main=3"])
+        bad = compose("train", overrides=[*SMALL, "data.preprocess.crop_main=3"])
     check_config(cfg, task_class(cfg))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()

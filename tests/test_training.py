@@ -484,7 +484,7 @@ def test_init_from_copies_the_fitting_weights_and_starts_fresh_heads(tmp_path, s
 def test_init_from_fine_tunes_to_other_robustness_options_but_not_another_mode(siamese_ckpt):
     """A checkpoint prepared without the normaliser's robustness options starts a run that uses
     them (the run records both preprocessings); another mode is still refused."""
-    robust = ("+data.preprocess.crop_main=true", "+data.preprocess.ink_contrast=true")
+    robust = ("data.preprocess.crop_main=true", "data.preprocess.ink_contrast=true")
     module = _module(*WRITER_BATCHES, "model.dim=16", *robust)
     started = init_from(module, siamese_ckpt)
     assert started["copied"] > 0

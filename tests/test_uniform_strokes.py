@@ -139,12 +139,12 @@ def test_a_checkpoint_stores_the_option_only_when_true(tmp_path):
     verifier prepares with it; trained with it false, the checkpoint holds no key."""
     on = Verifier.from_checkpoint(
         tiny_checkpoint(
-            tmp_path / "on", "model=siamese_conv", "+data.preprocess.uniform_strokes=true"
+            tmp_path / "on", "model=siamese_conv", "data.preprocess.uniform_strokes=true"
         )
     )
     off = Verifier.from_checkpoint(
         tiny_checkpoint(
-            tmp_path / "off", "model=siamese_conv", "+data.preprocess.uniform_strokes=false"
+            tmp_path / "off", "model=siamese_conv", "data.preprocess.uniform_strokes=false"
         )
     )
     assert on.preprocessing == {"mode": "normalized", "size": [32, 64], "uniform_strokes": True}
