@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sigid.bench import options as bench
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
+from sigid.data.preprocess import OPTIONS
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.inference.gallery.scores import SCORES
@@ -237,6 +238,8 @@ def _or_shipped(args: argparse.Namespace) -> Path:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.clean is not None and args.gallery is not None:
+        raise ValueError("--clean: for a pair; a gallery prepares as its checkpoint says")
     if args.gallery is not None:
         if args.writer is None:
             raise ValueError("with --gallery, give --writer NAME and the questioned signatures")
@@ -266,13 +269,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ValueError("--format: rows of questioned images are for --gallery; a pair: --json")
     from sigid.inference.verifier import Verifier
 
-    verifier = Verifier.from_checkpoint(_or_shipped(args), threshold=args.threshold)
+    options = _clean_options(args.clean)
+    verifier = Verifier.from_checkpoint(
+        _or_shipped(args), threshold=args.threshold, options=options
+    )
     verdict = verifier.verify(*args.images)
     sign = ">=" if verdict.same else "<"
     head = "same writer" if verdict.same else "different writers"
     data = {"a": str(args.images[0]), "b": str(args.images[1]), **verdict.to_dict()}
+    if options:
+        data["preprocessing"] = verifier.preprocessing
     lines = [f"{head}  (similarity {verdict.score:.4f} {sign} threshold {verdict.threshold:.4f})"]
     return _emit(args, data, lines)
+
+
+def _clean_options(given: str | None) -> list[str]:
+    """``--clean a,b``: the normaliser options to add (`sigid.data.preprocess.OPTIONS`)."""
+    if given is None:
+        return []
+    names = [name.strip() for name in given.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--clean: name at least one of {', '.join(OPTIONS)}")
+    unknown = [name for name in names if name not in OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"--clean: unknown option(s) {', '.join(unknown)}; choose from {', '.join(OPTIONS)}"
+        )
+    return names
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -656,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", type=_gallery, help="gallery (sigid enroll)")
     p.add_argument("--writer", help="the claimed writer, enrolled in --gallery")
     p.add_argument("--threshold", type=float, help=threshold_help)
+    p.add_argument(
+        "--clean", metavar="OPTION[,OPTION]",
+        help="a pair: add normaliser options to the checkpoint's preprocessing for scans of "
+        f"documents ({', '.join(OPTIONS)}; e.g. crop_main,ink_contrast: specks, faint or "
+        "coloured ink)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
     p.set_defaults(func=cmd_verify)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigid.data.preprocess import background_value
+from sigid.data.preprocess import background_value, with_options
 from sigid.data.transforms import to_tensor
 from sigid.inference.inputs import Signature, as_list, finite_output, read_preprocessing, to_batch
 from sigid.inference.shipped import shipped_checkpoint
@@ -126,7 +126,9 @@ class Verifier:
     `a`, `b` and `images` are file paths or HxW uint8 grey arrays (ink dark on white), prepared
     exactly as in training with the checkpoint's stored preprocessing. `tta` > 1 embeds each
     image as the mean embedding of itself and tta - 1 fixed variants (`sigid.inference.tta`);
-    1 (the default) is the plain embedding.
+    1 (the default) is the plain embedding. `options` adds robustness options of the normaliser
+    (`sigid.data.preprocess.OPTIONS`, e.g. ``("crop_main", "ink_contrast")``) to the stored
+    preprocessing, for scans of documents (RESULTS.md: they cost a little on clean scans).
     """
 
     def __init__(
@@ -135,12 +137,18 @@ class Verifier:
         checkpoint: str | Path | None = None,
         threshold: float | None = None,
         tta: int = 1,
+        options: Sequence[str] = (),
     ) -> None:
         if not isinstance(module, SiameseModule):
             raise ValueError(f"a Verifier needs a SiameseModule, got {type(module).__name__}")
         self.module = module.eval()
         self.checkpoint = Path(checkpoint).resolve() if checkpoint is not None else None
-        self.preprocessing = read_preprocessing(module, checkpoint)
+        stored = read_preprocessing(module, checkpoint)
+        try:
+            self.preprocessing = with_options(stored, options)
+        except ValueError as err:
+            where = f"{checkpoint}: " if checkpoint is not None else ""
+            raise ValueError(f"{where}{err}") from err
         self.threshold = (
             stored_threshold(module, checkpoint)
             if threshold is None
@@ -157,12 +165,14 @@ class Verifier:
         threshold: float | None = None,
         map_location: str = "cpu",
         tta: int = 1,
+        options: Sequence[str] = (),
     ) -> Verifier:
         """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold;
-        `tta`: the test-time augmentation (1: off)."""
+        `tta`: the test-time augmentation (1: off); `options`: normaliser options added."""
         tta = check_tta(tta)  # before the load, which takes a while
+        with_options({"mode": "normalized", "size": [1, 1]}, options)  # names checked early
         path = checkpoint_path(path)
-        return cls(load_siamese(path, map_location), path, threshold, tta)
+        return cls(load_siamese(path, map_location), path, threshold, tta, options)
 
     @classmethod
     def shipped(cls, threshold: float | None = None, map_location: str = "cpu") -> Verifier:
