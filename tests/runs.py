@@ -60,6 +60,19 @@ SMALL_NET = ["model.depth=2", "model.channels=[8,16,16,16,16]"]
 QUIET = ["trainer.enable_model_summary=false", "logger=none", "test=false"]
 
 
+def pair_datamodule(*overrides: str) -> Any:
+    """The conv Siamese run's PairDataModule on SMALL_DATA plus `overrides`, set up for fit."""
+    from hydra import compose, initialize_config_module
+
+    from sigid.tasks.build import build_datamodule
+
+    with initialize_config_module("sigid.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["model=siamese_conv", *SMALL_DATA, *overrides])
+    dm = build_datamodule(cfg)
+    dm.setup("fit")
+    return dm
+
+
 def sigid_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """`sigid-train args` run in `cwd` as a user runs it, with this folder on PYTHONPATH (the
     tests' own callbacks importable as overrides)."""

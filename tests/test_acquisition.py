@@ -8,15 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from PIL import Image
-from runs import SMALL_DATA, tiny_checkpoint
+from runs import pair_datamodule, tiny_checkpoint
 
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS, apply, check_names
-from sigid.data.datamodules import PairDataModule
 from sigid.data.images import load_image
 from sigid.data.preprocess import ink_mask, no_ink_reason, preprocess
-from sigid.tasks.build import build_datamodule
 
 # transforms whose draw is more than a sign: another seed gives another image
 SEEDED = ("ruling", "box", "stamp", "salt_pepper", "scanner_noise")
@@ -116,20 +113,13 @@ def test_bad_names_are_one_line_naming_the_choices(scans):
 STAMPED = "data.acquisition={p: 1.0, transforms: [stamp], strengths: [high]}"
 
 
-def _pair_module(*overrides: str) -> PairDataModule:
-    with initialize_config_module("sigid.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["model=siamese_conv", *SMALL_DATA, *overrides])
-    dm = build_datamodule(cfg)
-    dm.setup("fit")
-    return dm
-
-
 def test_training_batches_are_changed_on_the_raw_scans_when_asked():
     """Without the geometric augmentation a training batch holds the cached images; with the
     acquisition changes at p=1 every one of them is read again and changed."""
-    plain, stamped = _pair_module("data/augment=none"), _pair_module("data/augment=none", STAMPED)
+    plain = pair_datamodule("data/augment=none")
+    stamped = pair_datamodule("data/augment=none", STAMPED)
     assert plain.acquisition is None  # off by default
-    assert _pair_module("data.acquisition={p: 0}").acquisition is None
+    assert pair_datamodule("data.acquisition={p: 0}").acquisition is None
     assert stamped.acquisition == {"p": 1.0, "transforms": ["stamp"], "strengths": ["high"]}
     batch = next(iter(plain.train_dataloader()))
     cached = torch.from_numpy(plain.images["train"][batch["sample"].numpy()]).float() / 255
@@ -167,5 +157,5 @@ def test_a_run_with_acquisition_augmentation_trains_other_weights(tmp_path):
 )
 def test_bad_acquisition_settings_are_one_line_naming_the_key(override, message):
     with pytest.raises(ValueError) as err:
-        _pair_module(override)
+        pair_datamodule(override)
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from PIL import Image
-from runs import SMALL_DATA, tiny_checkpoint
+from runs import pair_datamodule, tiny_checkpoint
 
 from sigid.data.acquisition import TRANSFORMS
 from sigid.data.datamodules import PairDataModule, _image
@@ -23,18 +22,9 @@ from sigid.data.variants import (
     variant_draws,
     variant_pool,
 )
-from sigid.tasks.build import build_datamodule
 
 PREPROCESS = {"mode": "normalized", "size": [64, 96]}
 LOW_MIDDLE = ["low", "middle"]
-
-
-def _pair_module(*overrides: str) -> PairDataModule:
-    with initialize_config_module("sigid.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["model=siamese_conv", *SMALL_DATA, *overrides])
-    dm = build_datamodule(cfg)
-    dm.setup("fit")
-    return dm
 
 
 def _first_batch(dm: PairDataModule) -> dict[str, torch.Tensor]:
@@ -45,7 +35,7 @@ def _first_batch(dm: PairDataModule) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("value", ["0", "-2", "1.5", "four", "true"])
 def test_bad_variants_are_one_line_naming_the_key(value):
     with pytest.raises(ValueError) as err:
-        _pair_module(f"data.acquisition={{p: 0.5, variants: {value}}}")
+        pair_datamodule(f"data.acquisition={{p: 0.5, variants: {value}}}")
     message = str(err.value)
     assert message.startswith("data.acquisition.variants: must be a whole number >= 1"), message
     assert "\n" not in message
@@ -78,7 +68,7 @@ def test_a_pool_is_made_once_for_the_collection_and_read_by_another_fold(tmp_pat
         f"data.cache_dir={cache}",
     ]
     with caplog.at_level(logging.INFO, logger="sigid.data.variants"):
-        fold0 = _pair_module(*variants, "data.split.fold=0")
+        fold0 = pair_datamodule(*variants, "data.split.fold=0")
         fold0.train_dataloader()
     assert sum("data: making 2 acquisition variants" in r.message for r in caplog.records) == 1
     files = sorted((cache / "variants").iterdir())
@@ -89,7 +79,7 @@ def test_a_pool_is_made_once_for_the_collection_and_read_by_another_fold(tmp_pat
     assert pool.images.shape[1] == 2
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sigid.data.variants"):
-        fold1 = _pair_module(*variants, "data.split.fold=1")
+        fold1 = pair_datamodule(*variants, "data.split.fold=1")
         fold1.train_dataloader()
     assert not any("making" in r.message for r in caplog.records)
     assert any("read from" in r.message for r in caplog.records)
@@ -113,7 +103,7 @@ def test_a_pool_made_in_worker_processes_is_the_one_made_here(tmp_path):
 
 def test_training_batches_use_the_variants(tmp_path):
     """At p=1 every training image of a batch is one of its cached variants."""
-    dm = _pair_module(
+    dm = pair_datamodule(
         "data/augment=none", f"data.cache_dir={tmp_path}",
         "data.acquisition={p: 1.0, transforms: [stamp, ruling], strengths: [high], variants: 2}",
     )  # fmt: skip
@@ -134,15 +124,15 @@ def test_training_batches_use_the_variants(tmp_path):
 def test_p0_or_no_variants_leave_training_as_it_was(tmp_path):
     """p=0 with variants is no acquisition at all (no pool made); variants null (or absent) is
     the live augmentation, batch for batch."""
-    plain = _pair_module("data/augment=none")
-    off = _pair_module("data/augment=none", "data.acquisition={p: 0, variants: 4}",
+    plain = pair_datamodule("data/augment=none")
+    off = pair_datamodule("data/augment=none", "data.acquisition={p: 0, variants: 4}",
                        f"data.cache_dir={tmp_path}")  # fmt: skip
     assert off.acquisition is None
     assert torch.equal(_first_batch(plain)["images"], _first_batch(off)["images"])
     assert not (tmp_path / "variants").exists()
     stamped = "data.acquisition={p: 1.0, transforms: [stamp], strengths: [high]"
-    live = _pair_module("data/augment=none", stamped + "}")
-    null = _pair_module("data/augment=none", stamped + ", variants: null}")
+    live = pair_datamodule("data/augment=none", stamped + "}")
+    null = pair_datamodule("data/augment=none", stamped + ", variants: null}")
     assert null.acquisition == live.acquisition == {
         "p": 1.0, "transforms": ["stamp"], "strengths": ["high"],
     }  # fmt: skip
