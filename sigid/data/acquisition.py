@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from sigid.data.preprocess import ink_mask, skeleton
+from sigid.data.preprocess import ink_mask, no_ink_reason, prepare, skeleton
 
 if TYPE_CHECKING:
     import torch
@@ -399,6 +399,16 @@ def apply(image: np.ndarray, transform: str, strength: str, seed: Seed = 0) -> n
     return out
 
 
+def prepared_change(
+    grey: np.ndarray, transform: str, strength: str, seed: Seed, preprocessing: Mapping[str, Any]
+) -> tuple[np.ndarray, bool]:
+    """`grey` changed by `transform` at `strength` (`apply`) and preprocessed as
+    `preprocessing` says: (the image, whether the normaliser still finds ink in it)."""
+    changed = apply(grey, transform, strength, seed)
+    prepared = prepare(changed, preprocessing)
+    return prepared, no_ink_reason(changed, str(preprocessing["mode"]), prepared) is None
+
+
 # --- training augmentation -------------------------------------------------------------------
 SETTINGS_KEYS = ("p", "transforms", "strengths", "variants")
 
@@ -466,8 +476,6 @@ class RawAcquisition:
     ) -> None:
         self.paths = list(paths)
         self.preprocess = dict(preprocess)
-        self.mode = str(preprocess["mode"])
-        self.size = (int(preprocess["size"][0]), int(preprocess["size"][1]))
         self.p, self.transforms, self.strengths = p, list(transforms), list(strengths)
         self.applied = 0  # images changed in this process (a test reads it)
 
@@ -476,16 +484,15 @@ class RawAcquisition:
         import torch
 
         from sigid.data.images import load_image
-        from sigid.data.preprocess import no_ink_reason, prepare
 
         if float(torch.rand(())) >= self.p:
             return None
         transform = self.transforms[int(torch.randint(len(self.transforms), ()))]
         strength = self.strengths[int(torch.randint(len(self.strengths), ()))]
         seed = int(torch.randint(2**31 - 1, ()))
-        changed = apply(load_image(self.paths[index]), transform, strength, seed)
-        prepared = prepare(changed, self.preprocess)
-        if no_ink_reason(changed, self.mode, prepared) is not None:
+        grey = load_image(self.paths[index])
+        prepared, inked = prepared_change(grey, transform, strength, seed, self.preprocess)
+        if not inked:
             return None
         self.applied += 1
         return prepared

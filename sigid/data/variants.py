@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sigid.atomic import atomic_path
-from sigid.data.acquisition import apply
+from sigid.data.acquisition import prepared_change
 from sigid.data.cache import PREPROCESS_VERSION, file_fingerprint
 from sigid.data.preprocess import options_of
 
@@ -73,7 +73,6 @@ def make_variants(
     "has ink" (False: the normaliser found none after the change; training uses the clean
     image instead). Runs in the pool's worker processes."""
     from sigid.data.images import load_image
-    from sigid.data.preprocess import no_ink_reason, prepare
 
     grey = load_image(Path(path))
     size = (int(preprocess["size"][0]), int(preprocess["size"][1]))
@@ -82,9 +81,7 @@ def make_variants(
     for v, (transform, strength, seed) in enumerate(
         variant_draws(path, count, transforms, strengths)
     ):
-        changed = apply(grey, transform, strength, seed)
-        prepared = prepare(changed, preprocess)
-        inked[v] = no_ink_reason(changed, str(preprocess["mode"]), prepared) is None
+        prepared, inked[v] = prepared_change(grey, transform, strength, seed, preprocess)
         if inked[v]:
             images[v] = prepared
     return images, inked

@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from sigid import metrics
-from sigid.data.acquisition import TRANSFORMS, apply, check_names
+from sigid.data.acquisition import TRANSFORMS, check_names, prepared_change
 from sigid.data.images import load_image
 from sigid.data.pairs import KINDS, Pair
-from sigid.data.preprocess import no_ink_reason, prepare
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.protocols.output import write_outputs
 from sigid.evaluation.protocols.writer_dependent import (
@@ -91,9 +90,9 @@ def transformed_images(
     prepared, refused = [], 0
     for sample in split.samples:
         grey = load_image(sample.path)
-        changed = apply(grey, transform, strength, [seed, zlib.crc32(sample.path.name.encode())])
-        image = prepare(changed, preprocessing)
-        refused += no_ink_reason(changed, preprocessing["mode"], image) is not None
+        draw = [seed, zlib.crc32(sample.path.name.encode())]
+        image, inked = prepared_change(grey, transform, strength, draw, preprocessing)
+        refused += not inked
         prepared.append(image)
     return np.stack(prepared), refused
 
