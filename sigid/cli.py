@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sigid.bench import options as bench
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
-from sigid.data.preprocess import OPTIONS
+from sigid.data.preprocess import OPTIONS, check_options
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.inference.gallery.scores import SCORES
@@ -290,12 +290,10 @@ def _clean_options(given: str | None) -> list[str]:
     names = [name.strip() for name in given.split(",") if name.strip()]
     if not names:
         raise ValueError(f"--clean: name at least one of {', '.join(OPTIONS)}")
-    unknown = [name for name in names if name not in OPTIONS]
-    if unknown:
-        raise ValueError(
-            f"--clean: unknown option(s) {', '.join(unknown)}; choose from {', '.join(OPTIONS)}"
-        )
-    return names
+    try:
+        return check_options(names, "option")
+    except ValueError as err:
+        raise ValueError(f"--clean: {err}") from err
 
 
 def cmd_identify(args: argparse.Namespace) -> int:

@@ -111,17 +111,22 @@ def options_of(settings: Mapping[str, Any]) -> dict[str, bool]:
     return chosen
 
 
+def check_options(names: Sequence[str], label: str = "preprocessing option") -> list[str]:
+    """`names`, each one of `OPTIONS`; a ValueError names the unknown ones (`label`: what the
+    caller calls them) and the choices."""
+    unknown = [str(name) for name in names if name not in OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown {label}(s) {', '.join(unknown)}; choose from {', '.join(OPTIONS)}"
+        )
+    return list(names)
+
+
 def with_options(settings: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """`settings` (checked) with the robustness options `names` turned on: a checkpoint's
     preprocessing made sturdier for documents at inference, the network unchanged. A ValueError
     names an unknown option, or a ``paper`` mode that cannot apply them."""
-    unknown = [str(name) for name in names if name not in OPTIONS]
-    if unknown:
-        raise ValueError(
-            f"unknown preprocessing option(s) {', '.join(unknown)}; choose from "
-            f"{', '.join(OPTIONS)}"
-        )
-    return check_preprocessing({**settings, **{name: True for name in names}})
+    return check_preprocessing({**settings, **{name: True for name in check_options(names)}})
 
 
 def prepare(grey: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:

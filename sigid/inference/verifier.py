@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigid.data.preprocess import background_value, with_options
+from sigid.data.preprocess import background_value, check_options, with_options
 from sigid.data.transforms import to_tensor
 from sigid.inference.inputs import Signature, as_list, finite_output, read_preprocessing, to_batch
 from sigid.inference.shipped import shipped_checkpoint
@@ -170,7 +170,7 @@ class Verifier:
         """Load a Siamese checkpoint; `threshold` overrides the stored decision threshold;
         `tta`: the test-time augmentation (1: off); `options`: normaliser options added."""
         tta = check_tta(tta)  # before the load, which takes a while
-        with_options({"mode": "normalized", "size": [1, 1]}, options)  # names checked early
+        check_options(options)  # before the load, too
         path = checkpoint_path(path)
         return cls(load_siamese(path, map_location), path, threshold, tta, options)
 
