@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -453,3 +454,68 @@ def test_siamese_arguments_are_checked() -> None:
         SiameseModule(**CONV_SNN, loss="triplet")
     with pytest.raises(ValueError, match="margin"):
         SiameseModule(**CONV_SNN, loss="contrastive", margin=0.0)
+
+
+def test_kind_weights_with_hardness_favour_the_hard_pairs_of_each_kind() -> None:
+    kind = torch.tensor([0, 0, 1, 2, 2, 2])
+    logits = torch.tensor([3.0, -1.0, 0.0, -4.0, 2.0, -4.0])
+    weight = kind_weights(kind, logits, hardness=1.0)
+    # each kind keeps its share: positives 1/2, skilled and random 1/4 each
+    assert weight.sum().item() == pytest.approx(1.0)
+    assert weight[:2].sum().item() == pytest.approx(0.5)
+    assert weight[2].item() == pytest.approx(0.25)
+    assert weight[3:].sum().item() == pytest.approx(0.25)
+    # inside a kind: the positive the network doubts, the negative it takes for genuine
+    assert weight[1] / weight[0] == pytest.approx(math.exp(4.0))
+    assert weight[4] / weight[3] == pytest.approx(math.exp(6.0))
+    assert weight[3] == weight[5]
+    assert kind_weights(kind, logits, hardness=0.0).tolist() == pytest.approx(
+        kind_weights(kind).tolist()
+    )
+    with pytest.raises(ValueError, match="pair_weighting"):
+        SiameseModule(**CONV_SNN, hardness=1.0)  # pair_weighting 'none'
+    with pytest.raises(ValueError, match="hardness"):
+        SiameseModule(**CONV_SNN, pair_weighting="kind", hardness=-1.0)
+
+
+def test_siamese_hardness_weights_the_training_loss_only() -> None:
+    (batch,) = pair_batches(1, seed=5)
+    kind = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING, pair_weighting="kind")
+    hard = SiameseModule(
+        **CONV_SNN, preprocessing=PREPROCESSING, pair_weighting="kind", hardness=2.0
+    )
+    hard.load_state_dict(kind.state_dict())
+    kind.eval(), hard.eval()
+    assert hard._step(batch)["loss"].item() == pytest.approx(kind._step(batch)["loss"].item())
+    hard.train()
+    torch.manual_seed(0)
+    out = hard._step(batch)
+    logits = hard.net.head.logits(out["distances"])
+    expected = F.binary_cross_entropy_with_logits(
+        logits, batch["target"], kind_weights(batch["kind"], logits, 2.0), reduction="sum"
+    )
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_siamese_cosine_writer_head_is_a_margin_softmax_over_proxies() -> None:
+    (batch,) = pair_batches(1, seed=5)
+    writers = torch.arange(4).repeat_interleave(2)
+    batch = {**batch, "writer": writers}
+    aux = SiameseModule(
+        **CONV_SNN, preprocessing=PREPROCESSING, writer_loss=0.5, num_writers=4,
+        writer_head="cosine", writer_scale=10.0, writer_margin=0.2,
+    )  # fmt: skip
+    plain = SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING)
+    plain.load_state_dict(aux.state_dict(), strict=False)
+    aux.train(), plain.train()
+    out = aux._step(batch)
+    embeddings = F.normalize(out["embeddings"], dim=1)
+    proxies = F.normalize(aux.writer_head.proxies, dim=1)
+    cosine = embeddings @ proxies.T - 0.2 * F.one_hot(writers, 4)
+    expected = plain._step(batch)["loss"] + 0.5 * F.cross_entropy(10.0 * cosine, writers)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    # the length of an embedding does not change its writer logits
+    head = aux.writer_head
+    assert torch.allclose(head(3.0 * out["embeddings"]), head(out["embeddings"]), atol=1e-5)
+    with pytest.raises(ValueError, match="writer_head"):
+        SiameseModule(**CONV_SNN, writer_head="arcface")

@@ -9,6 +9,7 @@ from sigid.models.siamese import (
     SiameseNetwork,
     SimilarityHead,
     WriterFeatures,
+    WriterProxies,
     build_embedding,
     build_siamese,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "SiameseNetwork",
     "SimilarityHead",
     "WriterFeatures",
+    "WriterProxies",
     "build_classifier",
     "build_embedding",
     "build_siamese",

@@ -211,6 +211,31 @@ class SimilarityHead(nn.Module):
         return torch.sigmoid(self.logits(distance))
 
 
+class WriterProxies(nn.Module):
+    """A cosine classifier of writers, one learned proxy each (CosFace, Wang et al. 2018):
+    logits ``scale * (cos(e, p_c) - margin [c = label])``. Unlike a linear softmax head, it
+    cannot lower the loss by growing the embedding's length, only by turning each embedding
+    towards its writer's proxy and away from the others'; `margin` (given labels) asks for a
+    gap between them."""
+
+    def __init__(self, dim: int, classes: int, scale: float = 16.0, margin: float = 0.1) -> None:
+        super().__init__()
+        if scale <= 0 or margin < 0:
+            raise ValueError(f"proxies need scale > 0 and margin >= 0, got {scale}, {margin}")
+        self.scale, self.margin = float(scale), float(margin)
+        self.proxies = nn.Parameter(torch.randn(classes, dim) / math.sqrt(dim))
+
+    @property
+    def out_features(self) -> int:
+        return self.proxies.shape[0]
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cosine = F.normalize(features, dim=1) @ F.normalize(self.proxies, dim=1).T
+        if labels is not None and self.margin > 0:
+            cosine = cosine - self.margin * F.one_hot(labels, cosine.shape[1]).to(cosine.dtype)
+        return self.scale * cosine
+
+
 class SiameseNetwork(nn.Module):
     """One embedding shared by both branches; pairs index into a batch of distinct images."""
 

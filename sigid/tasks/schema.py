@@ -32,7 +32,7 @@ from sigid.models.cnn import MAX_DEPTH, MIN_DEPTH
 from sigid.models.siamese import EMBEDDINGS
 from sigid.tasks.classifier import ClassifierModule
 from sigid.tasks.common import OPTIMIZERS
-from sigid.tasks.siamese import LOSSES, PAIR_WEIGHTINGS, SiameseModule
+from sigid.tasks.siamese import LOSSES, PAIR_WEIGHTINGS, WRITER_HEADS, SiameseModule
 
 
 def rule(
@@ -100,6 +100,10 @@ class Siamese(Model):
     writer_loss: float = field(metadata=rule(low=0))
     members: int = field(metadata=rule(low=1))
     pair_weighting: str = field(metadata=rule(choices=PAIR_WEIGHTINGS))
+    hardness: float = field(metadata=rule(low=0))
+    writer_head: str = field(metadata=rule(choices=WRITER_HEADS))
+    writer_scale: float = field(metadata=rule(above=0))
+    writer_margin: float = field(metadata=rule(low=0))
     depth: int = field(metadata=rule(MIN_DEPTH, MAX_DEPTH))
     channels: list[int] = field(metadata=rule(low=1))
     batch_norm: bool

@@ -32,6 +32,7 @@ from sigid.models.siamese import (
     EnsembleEmbedding,
     FusedEmbedding,
     SimilarityHead,
+    WriterProxies,
     distances_of,
 )
 from sigid.tasks.common import (
@@ -51,6 +52,7 @@ from sigid.tasks.common import (
 # Pair kind codes of the batches (sigid.data.pairs.KINDS).
 LOSSES = ("bce", "contrastive")
 PAIR_WEIGHTINGS = ("none", "kind")
+WRITER_HEADS = ("linear", "cosine")
 # Images sent to the TensorBoard projector at test time, and their thumbnail height.
 MAX_PROJECTOR_IMAGES, THUMBNAIL_HEIGHT = 1000, 32
 
@@ -64,17 +66,29 @@ def contrastive_loss(
     return per_pair.mean() if weight is None else (weight * per_pair).sum()
 
 
-def kind_weights(kind: torch.Tensor) -> torch.Tensor:
+def kind_weights(
+    kind: torch.Tensor, logits: torch.Tensor | None = None, hardness: float = 0.0
+) -> torch.Tensor:
     """Pair weights summing to 1: half on the positives, half shared equally by the negative
     kinds present, so that the ~10x more random than skilled negatives inside a writer batch
-    do not drown the skilled ones."""
+    do not drown the skilled ones.
+
+    With `hardness` > 0 (and the pairs' `logits`), a kind's share goes to its pairs in
+    proportion to ``exp(hardness * logit)`` for negatives and ``exp(-hardness * logit)`` for
+    positives: soft hard-example mining, the look-alike writers and the best forgeries of a
+    batch weighing most; no gradient flows through the weights. 0: equal shares."""
     weight = torch.zeros(kind.shape, dtype=torch.float32, device=kind.device)
     negatives = [k for k in range(1, len(KINDS)) if bool((kind == k).any())]
+    hard = hardness > 0 and logits is not None
     for code in range(len(KINDS)):
         mask = kind == code
         if bool(mask.any()):
             share = 0.5 if code == 0 else 0.5 / len(negatives)
-            weight[mask] = share / int(mask.sum())
+            if hard:
+                sign = -hardness if code == 0 else hardness
+                weight[mask] = share * torch.softmax(sign * logits[mask].detach().float(), 0)
+            else:
+                weight[mask] = share / int(mask.sum())
     return weight / weight.sum()  # one kind alone (all positives, say) gets all the weight
 
 
@@ -118,6 +132,10 @@ class SiameseModule(FastPath):
         writer_loss: float = 0.0,
         num_writers: int = 0,
         branch_writers: int = 0,
+        hardness: float = 0.0,
+        writer_head: str = "linear",
+        writer_scale: float = 16.0,
+        writer_margin: float = 0.1,
         **net: Any,
     ) -> None:
         super().__init__()
@@ -138,6 +156,15 @@ class SiameseModule(FastPath):
             )
         if margin <= 0:
             raise ValueError(f"margin must be positive, got {margin}")
+        if hardness < 0 or (hardness > 0 and pair_weighting != "kind"):
+            raise ValueError(
+                f"hardness must be >= 0 and, when > 0, needs pair_weighting='kind'; got "
+                f"hardness={hardness}, pair_weighting={pair_weighting!r}"
+            )
+        if hardness > 0 and (int(net.get("members", 1) or 1) > 1 or net.get("writer_branch")):
+            raise ValueError("hardness > 0 is for a single embedding (members=1, no writer_branch)")
+        if writer_head not in WRITER_HEADS:
+            raise ValueError(f"unknown writer_head {writer_head!r}; expected one of {WRITER_HEADS}")
         check_optimizer(optimizer)
         check_scheduler(scheduler)
         check_preprocessing(preprocessing, net_config.get("image_size", (128, 128)))
@@ -153,6 +180,10 @@ class SiameseModule(FastPath):
                 "writer_loss": float(writer_loss),
                 "num_writers": int(num_writers),
                 "branch_writers": int(branch_writers),
+                "hardness": float(hardness),
+                "writer_head": writer_head,
+                "writer_scale": float(writer_scale),
+                "writer_margin": float(writer_margin),
             },
             logger=False,
         )
@@ -163,16 +194,20 @@ class SiameseModule(FastPath):
             self.net.head.requires_grad_(False)
         fused = isinstance(self.net.embedding, FusedEmbedding)
         pair_embedding = self.net.embedding.pair if fused else self.net.embedding
+
         # Training only: classify the training writers (Hafemann et al.'s writer features) from
         # the pair embedding, so that it separates writers, not only the batch's pairs; an
         # ensemble's members each from their own embedding.
+        def classifier(dim: int) -> nn.Module:
+            if writer_head == "cosine":
+                return WriterProxies(dim, num_writers, writer_scale, writer_margin)
+            return nn.Linear(dim, num_writers)
+
         self.writer_head: nn.Module | None = None
         if writer_loss > 0 and isinstance(pair_embedding, EnsembleEmbedding):
-            self.writer_head = nn.ModuleList(
-                nn.Linear(m.dim, num_writers) for m in pair_embedding.members
-            )
+            self.writer_head = nn.ModuleList(classifier(m.dim) for m in pair_embedding.members)
         elif writer_loss > 0:
-            self.writer_head = nn.Linear(pair_embedding.dim, num_writers)
+            self.writer_head = classifier(pair_embedding.dim)
         # Training only, with a writer branch: the pair embedding's own similarity head, and,
         # unless the branch is pretrained (then frozen), the branch's classifier of the training
         # writers' genuine signatures (all that trains it).
@@ -231,7 +266,8 @@ class SiameseModule(FastPath):
     def _step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         target = batch["target"].float()
         weight = None
-        if self.hparams.get("pair_weighting", "none") == "kind":
+        kind_weighting = self.hparams.get("pair_weighting", "none") == "kind"
+        if kind_weighting:
             weight = kind_weights(batch["kind"])
         left, right, writers = batch["left"], batch["right"], batch.get("writer")
         images = self.laid_out(batch["images"])
@@ -270,8 +306,12 @@ class SiameseModule(FastPath):
             embeddings = pair_part = self.net.embed(images).float()
             distance = distances_of(embeddings, left, right)
             logits = self.net.head.logits(distance)
+            hardness = self.hparams.get("hardness", 0.0)
+            if kind_weighting and hardness > 0 and self.training:
+                weight = kind_weights(batch["kind"], logits, hardness)
             loss = self._loss(distance, target, weight, logits)
-        if isinstance(self.writer_head, nn.Linear) and self.training and writers is not None:
+        single_head = isinstance(self.writer_head, nn.Linear | WriterProxies)
+        if single_head and self.training and writers is not None:
             loss = loss + self._classify(
                 self.writer_head, pair_part, writers, writers >= 0, self.hparams.writer_loss
             )
@@ -319,7 +359,11 @@ class SiameseModule(FastPath):
         """`scale` x the cross-entropy of the labelled rows (0 when there are none)."""
         if not bool(known.any()):
             return features.new_zeros(())
-        return scale * F.cross_entropy(head(features[known]).float(), labels[known])
+        if isinstance(head, WriterProxies):  # the margin needs the labels
+            logits = head(features[known].float(), labels[known])
+        else:
+            logits = head(features[known]).float()
+        return scale * F.cross_entropy(logits, labels[known])
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self._step(batch)

@@ -32,7 +32,8 @@ from sigid.training.callbacks import tensor_to_float
 # SiameseModule arguments that shape the training, not the network (everything else must agree).
 TRAINING_KEYS = (
     "preprocessing", "optimizer", "scheduler", "loss", "margin", "pair_weighting", "writer_loss",
-    "num_writers", "branch_writers", "members",
+    "num_writers", "branch_writers", "members", "hardness", "writer_head", "writer_scale",
+    "writer_margin",
 )  # fmt: skip
 SPLITS = ("train", "val", "test")
 
