@@ -214,3 +214,46 @@ def test_variants_cover_extra_collections_and_identification_runs(tmp_path):
     copies = ClassFolderDataModule(**common, materialize=10)
     copies.setup("fit")
     assert copies.dataset("train").acquire is None and copies.variant_pools is None
+
+
+_BUILD_UNDER_A_FLAG_HANDLER = """
+import signal, sys
+from pathlib import Path
+from sigid.data.variants import variant_pool
+# as Lightning's trainer does: SIGTERM only sets a flag that its loop reads between steps
+signal.signal(signal.SIGTERM, lambda *_: None)
+paths = sorted(Path(sys.argv[1]).rglob("*.png"))
+print("building", flush=True)
+variant_pool(paths, {"mode": "normalized", "size": [64, 96]}, ["stamp", "jpeg", "ruling"],
+             ["low", "middle"], 3, sys.argv[2], workers=2)
+print("built", flush=True)
+"""
+
+
+def test_sigterm_stops_a_pool_build_under_a_flag_handler_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from sigid.data.synthetic import generate
+
+    root = generate(tmp_path / "synthetic", writers=8, per_writer=40, forgeries=0)
+    script = tmp_path / "build.py"
+    script.write_text(_BUILD_UNDER_A_FLAG_HANDLER)
+    cache = tmp_path / "cache"
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(root), str(cache)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout.readline().strip() == "building"
+    time.sleep(2.0)  # the workers are making variants (320 images: far longer than this)
+    child.terminate()
+    try:
+        code = child.wait(timeout=30)
+    finally:
+        child.kill()
+    assert code == 128 + 15
+    assert "built" not in child.stdout.read()
+    assert not list(cache.rglob("*.npy"))  # no pool, not even a partial one

@@ -17,12 +17,15 @@ The trade against live changes: N fixed versions per image instead of a fresh dr
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -221,10 +224,40 @@ def _run(tasks: list[tuple], workers: int):
             for task in tasks:
                 yield make_variants(*task)
         return
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context(), initializer=_worker_init
-    ) as executor:
-        yield from executor.map(_make_task, tasks, chunksize=4)
+    with (
+        _stopped_by_sigterm(),
+        concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(), initializer=_worker_init
+        ) as executor,
+    ):
+        try:
+            yield from executor.map(_make_task, tasks, chunksize=4)
+        except BaseException:
+            # leaving the block would otherwise wait for every queued image to be made
+            executor.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm():
+    """SIGTERM stops the pool's build (SystemExit 143), whatever handler was there.
+
+    Lightning's trainer handles SIGTERM by setting a flag that its loop reads between steps; a
+    pool built inside the trainer's setup blocks that loop for minutes, so a plain ``kill``
+    would wait for the whole build. Nothing is written: the pool's files come after the build.
+    Outside the main thread (where signals cannot be handled) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _make_task(task: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -232,9 +265,11 @@ def _make_task(task: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _worker_init() -> None:
-    """One torch thread per worker process: the processes already fill the cores."""
+    """One torch thread per worker process: the processes already fill the cores. SIGTERM back
+    to its default (end the process): a forked worker inherits its parent's handlers."""
     import torch
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(1)
 
 
