@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import sigid_cli
 
 from sigid.data import synthetic
+from sigid.data.datamodules import PairDataModule
 from sigid.data.images import load_image
 from sigid.data.layouts import scan
 from sigid.data.pairs import GENUINE, RANDOM, SKILLED, WriterBatchSampler, pairs_within
@@ -196,3 +198,41 @@ def test_a_set_with_another_script_is_refused_naming_it(tmp_path: Path) -> None:
     out = generate(tmp_path / "set", 2, 1, 0)
     with pytest.raises(ValueError, match=r"script: None there, 'blocks' asked"):
         generate(out, 2, 1, 0, script="blocks")
+
+
+def test_the_default_set_keeps_its_cache_folder_and_new_options_get_their_own(
+    tmp_path: Path,
+) -> None:
+    def root(**synthetic: object) -> Path:
+        dm = PairDataModule(
+            root=None, layout="paired", synthetic=synthetic, cache_dir=str(tmp_path),
+            preprocess={"mode": "normalized", "size": [32, 64]},
+            split={"folds": 2, "fold": 0, "val_writers": 0},
+        )  # fmt: skip
+        return dm.dataset_root()
+
+    base = {"writers": 2, "per_writer": 2, "forgeries": 1, "seed": 0}
+    # the tag a run made before these options existed gave its set (main at 38c4516)
+    old_tag = hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:12]
+    assert root(**base) == tmp_path / "synthetic" / old_tag
+    assert root(**base, script="latin", name_sharing=1) == tmp_path / "synthetic" / old_tag
+    blocks = root(**base, script="blocks", name_sharing=2)
+    assert blocks.parent == tmp_path / "synthetic" and blocks.name != old_tag
+    assert json.loads((blocks / "synthetic.json").read_text())["script"] == "blocks"
+
+
+def test_sigid_synth_takes_the_script_and_name_sharing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "set"
+    code, text, _ = sigid_cli(
+        capsys, "synth", "--out", str(out), "--writers", "4", "--per-writer", "2",
+        "--forgeries", "1", "--script", "mixed", "--name-sharing", "2", "--json",
+    )  # fmt: skip
+    made = json.loads(text)
+    assert code == 0 and (made["script"], made["name_sharing"]) == ("mixed", 2)
+    meta = json.loads((out / "synthetic.json").read_text())
+    assert (meta["script"], meta["name_sharing"]) == ("mixed", 2)
+    code, _, err = sigid_cli(capsys, "synth", "--out", str(tmp_path / "b"), "--name-sharing", "0")
+    assert code == 1 and "name_sharing must be an integer >= 1, got 0" in err
+    assert not (tmp_path / "b").exists()

@@ -179,9 +179,24 @@ _STROKE_KINDS = ("h", "v", "pie", "na", "hook", "dot", "turn", "box")
 _STROKE_P = np.array([0.26, 0.18, 0.12, 0.08, 0.08, 0.12, 0.08, 0.08])
 
 
-def _stroke(kind: str, box: tuple[float, float, float, float], rng: np.random.Generator) -> list:
+def _spaced(rng: np.random.Generator, used: list[float], low: float, high: float) -> float:
+    """A position in [low, high] away from those `used` (the best of a few draws), recorded:
+    parallel strokes of a character keep a regular spacing instead of piling up."""
+    tries = rng.uniform(low, high, 5)
+    best = float(tries[np.argmax([min((abs(t - v) for v in used), default=1.0) for t in tries])])
+    used.append(best)
+    return best
+
+
+def _stroke(
+    kind: str,
+    box: tuple[float, float, float, float],
+    rng: np.random.Generator,
+    used: dict[str, list[float]],
+) -> list:
     """Control points of one stroke kind (or a box's three) inside `box` = (x0, y0, x1, y1) of
-    the unit cell, y up, in writing direction (top to bottom, left to right)."""
+    the unit cell, y up, in writing direction (top to bottom, left to right). `used`: the
+    positions of the part's horizontals ("h") and verticals ("v") so far, in 0..1 of the box."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
 
@@ -189,10 +204,12 @@ def _stroke(kind: str, box: tuple[float, float, float, float], rng: np.random.Ge
         return float(rng.uniform(a, b))
 
     if kind == "h":  # rising a little to the right, as a brush horizontal does
-        y, a, b = y0 + h * u(0.1, 0.9), x0 + w * u(0.0, 0.25), x1 - w * u(0.0, 0.25)
+        y = y0 + h * _spaced(rng, used["h"], 0.08, 0.92)
+        a, b = x0 + w * u(0.0, 0.2), x1 - w * u(0.0, 0.2)
         return [np.array([(a, y), (0.5 * (a + b), y + 0.02 * h), (b, y + 0.05 * h)])]
     if kind == "v":
-        x, a, b = x0 + w * u(0.15, 0.85), y1 - h * u(0.0, 0.2), y0 + h * u(0.0, 0.25)
+        x = x0 + w * _spaced(rng, used["v"], 0.15, 0.85)
+        a, b = y1 - h * u(0.0, 0.15), y0 + h * u(0.0, 0.2)
         return [np.array([(x, a), (x + 0.01, 0.5 * (a + b)), (x, b)])]
     if kind == "pie":  # left-falling, curving out
         a, b = (
@@ -244,11 +261,29 @@ def _char(rng: np.random.Generator) -> list[np.ndarray]:
     strokes: list[np.ndarray] = []
     for box, count in zip(parts, counts, strict=True):
         mine: list[np.ndarray] = []
-        while len(mine) < count:
-            kind = str(rng.choice(_STROKE_KINDS, p=_STROKE_P))
-            if kind == "box" and count - len(mine) < 3:
+        used: dict[str, list[float]] = {"h": [], "v": []}
+        kinds = [str(k) for k in rng.choice(_STROKE_KINDS, size=count, p=_STROKE_P)]
+        if not {"v", "hook", "pie", "na", "turn", "box"} & set(kinds):  # not all flat
+            kinds[int(rng.integers(count))] = "v"
+        boxed = False
+        for kind in kinds:
+            if len(mine) >= count:
+                break
+            if kind == "box" and (boxed or count - len(mine) < 3):  # one box a part, whole
                 kind = "h"
-            mine += _stroke(kind, box, rng)
+            where = box
+            if kind == "box":  # the whole part, or its upper or lower half (口 over or under)
+                boxed, x0, y0, x1, y1 = True, *box
+                half = rng.choice(3)
+                mid = 0.5 * (y0 + y1)
+                where = (
+                    (x0, y0, x1, y1)
+                    if half == 0
+                    else (x0, mid, x1, y1)
+                    if half == 1
+                    else (x0, y0, x1, mid)
+                )
+            mine += _stroke(kind, where, rng, used)
         # top to bottom, then left to right: roughly the order a hand writes them in
         mine.sort(key=lambda p: (-round(float(p[0, 1]) * 4), float(p[0, 0])))
         strokes += mine
@@ -262,7 +297,7 @@ def _blocks_style(seed: int, w: int, sharing: int) -> _Style:
     chars = [_char(name_rng) for _ in range(int(name_rng.integers(2, 5)))]
     rng = np.random.default_rng(np.random.SeedSequence([seed, w, 0, 1]))
     lh, lv = rng.uniform(0.8, 1.2, 2)  # habits: long or short horizontals and verticals
-    cursive = rng.uniform(0.0, 0.7)  # how often strokes run into one another
+    cursive = rng.uniform(0.0, 0.55)  # how often strokes run into one another
     own, joins = [], []
     for strokes in chars:
         mine = []
