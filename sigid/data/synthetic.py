@@ -311,7 +311,7 @@ def _blocks_style(seed: int, w: int, sharing: int) -> _Style:
     return _Style(
         name=[f"char{i}" for i in range(len(chars))], ctrl=[], lifts={},
         slant=rng.uniform(-0.12, 0.25), width=1.0, asc=1.0, desc=1.0,
-        taper=rng.uniform(0.8, 1.1), xh=float(xh), pen=rng.uniform(1.6, 4.0),
+        taper=rng.uniform(0.8, 1.1), xh=float(xh), pen=rng.uniform(1.8, 5.0),
         c_dir=rng.uniform(0.0, 0.4), c_speed=rng.uniform(0.0, 0.3),
         taper_len=(rng.uniform(1, 5), rng.uniform(2, 10)),
         drift=tuple(rng.uniform((-0.06, 0.0, 3.0, 0.0), (0.06, 0.08, 8.0, 6.3)).tolist()),
