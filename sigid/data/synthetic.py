@@ -2,10 +2,13 @@
 
 Each writer has a consistent style that every sample varies around; skilled forgeries copy the
 writer's glyphs with a forger's dynamics, and paper and ink levels share one distribution for
-genuine and forged images (docs/design.md, "The embedded dataset"). Layout (paired folders):
-``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png`` and
-``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
-alone, so files are byte-identical across runs whatever the generation order.
+genuine and forged images (docs/design.md, "The embedded dataset"). Names are Latin cursive,
+or with ``script`` "blocks" square characters of separate strokes, or "mixed" either; with
+``name_sharing`` N, groups of N writers write one name (docs/synthetic-scripts.md). Layout
+(paired folders): ``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png``
+and ``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
+alone, a shared name by (seed, group), so files are byte-identical across runs whatever the
+generation order.
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ def _stroke(
     box: tuple[float, float, float, float],
     rng: np.random.Generator,
     used: dict[str, list[float]],
-) -> list:
+) -> list[np.ndarray]:
     """Control points of one stroke kind (or a box's three) inside `box` = (x0, y0, x1, y1) of
     the unit cell, y up, in writing direction (top to bottom, left to right). `used`: the
     positions of the part's horizontals ("h") and verticals ("v") so far, in 0..1 of the box."""
@@ -296,14 +299,14 @@ def _blocks_style(seed: int, w: int, sharing: int) -> _Style:
     name_rng = _group_rng(seed, w // sharing, 1)
     chars = [_char(name_rng) for _ in range(int(name_rng.integers(2, 5)))]
     rng = np.random.default_rng(np.random.SeedSequence([seed, w, 0, 1]))
-    lh, lv = rng.uniform(0.8, 1.2, 2)  # habits: long or short horizontals and verticals
+    lh, lv = rng.uniform(0.75, 1.3, 2)  # habits: long or short horizontals and verticals
     cursive = rng.uniform(0.0, 0.55)  # how often strokes run into one another
     own, joins = [], []
     for strokes in chars:
         mine = []
         for p in strokes:
             c = p.mean(0)
-            q = c + (p - c) * (lh, lv) + rng.normal(0, 0.035, p.shape)
+            q = c + (p - c) * (lh, lv) + rng.normal(0, 0.05, p.shape)
             mine.append(q)
         own.append(mine)
         joins.append([bool(rng.random() < cursive) for _ in strokes[1:]])
