@@ -19,6 +19,7 @@ from sigid.bench import options as bench
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS
 from sigid.data.layouts import LAYOUTS, SampleTable, scan
 from sigid.data.preprocess import OPTIONS, check_options
+from sigid.data.synthetic import SCRIPTS
 from sigid.errors import hide_dependency_noise
 from sigid.evaluation.choices import PROTOCOLS, check_applies
 from sigid.inference.gallery.scores import SCORES
@@ -124,11 +125,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.preview:
         check_preview_path(args.preview)  # before the set is drawn, not after
     start = time.perf_counter()
-    out = generate(out, args.writers, args.per_writer, args.forgeries, args.seed)
+    out = generate(
+        out, args.writers, args.per_writer, args.forgeries, args.seed, args.script,
+        args.name_sharing,
+    )  # fmt: skip
     took = time.perf_counter() - start
     data: dict[str, Any] = {
         "out": str(out), "writers": args.writers, "per_writer": args.per_writer,
-        "forgeries": args.forgeries, "seed": args.seed, "wall_time_s": round(took, 2),
+        "forgeries": args.forgeries, "seed": args.seed, "script": args.script,
+        "name_sharing": args.name_sharing, "wall_time_s": round(took, 2),
     }  # fmt: skip
     lines = [
         f"synthetic set: {args.writers} writers x {args.per_writer} genuine + "
@@ -633,6 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-writer", type=int, default=88, help="genuine signatures per writer")
     p.add_argument("--forgeries", type=int, default=24, help="skilled forgeries per writer")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same set)")
+    p.add_argument(
+        "--script", choices=SCRIPTS, default="latin",
+        help="latin cursive names, blocks (square characters of strokes) or mixed",
+    )  # fmt: skip
+    p.add_argument(
+        "--name-sharing", type=int, default=1, metavar="N",
+        help="groups of N writers write the same name (default 1: every name its own)",
+    )  # fmt: skip
     p.add_argument("--preview", type=_path, metavar="PNG", help="also save a grid of samples")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_synth)

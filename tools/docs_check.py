@@ -52,6 +52,11 @@ RUN: dict[str, str | None] = {
     "--preview grid.png": (
         "sigid synth --out OUT --writers 3 --per-writer 4 --forgeries 2 --seed 0 --preview grid.png"
     ),
+    "sigid synth --out OUT --writers 12 --per-writer 6 --forgeries 2 --script mixed "
+    "--name-sharing 3 --preview grid.png": (
+        "sigid synth --out OUT --writers 6 --per-writer 2 --forgeries 1 --script mixed "
+        "--name-sharing 3 --preview grid.png"
+    ),
     "sigid augment SRC --out DST --per-writer 2000 --seed 0 --preset paper": (
         "sigid synth --out OUT --writers 3 --per-writer 4 --forgeries 2 --json > /dev/null && "
         "sigid augment OUT --out DST --per-writer 6 --seed 0 --preset paper"
@@ -237,6 +242,11 @@ EXERCISED_BY: dict[str, list[str]] = {
     ],
     # docs/reproducing.md
     "sigid-train experiment=synth_pretrain hydra.run.dir=outputs/synth_pretrain": [PRETRAIN],
+    "sigid-train experiment=synth_pretrain data.synthetic.script=mixed "
+    "data.synthetic.name_sharing=3": [
+        "tests/test_synthetic_scripts.py::"
+        "test_the_pretraining_run_with_shared_names_trains_on_same_name_negatives"
+    ],
     "sigid-train experiment=synth_pretrain data.synthetic.writers=600 trainer.max_epochs=4 "
     "hydra.run.dir=outputs/synth_pretrain600": [PRETRAIN],
     "sigid-train experiment=paper_cnn": [

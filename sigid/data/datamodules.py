@@ -36,7 +36,7 @@ from sigid.data.splits import (
     split_per_writer,
     split_writers,
 )
-from sigid.data.synthetic import generate
+from sigid.data.synthetic import SYNTHETIC_DEFAULTS, generate
 from sigid.data.transforms import augment_preset, build_transform_from_config, to_tensor
 from sigid.data.variants import VariantAcquisition, VariantPool, variant_pool
 
@@ -236,7 +236,14 @@ class SignatureDataModule(L.LightningDataModule):
                 f"data.root is not set: point it at your dataset (layout {self.layout!r}), "
                 "e.g. data.root=/path/to/scans"
             )
-        tag = hashlib.sha256(json.dumps(self.synthetic, sort_keys=True).encode()).hexdigest()[:12]
+        # The newer options at their defaults are left out of the tag: the default set keeps
+        # the cache folder it always had.
+        keyed = {
+            k: v
+            for k, v in self.synthetic.items()
+            if k not in SYNTHETIC_DEFAULTS or v != SYNTHETIC_DEFAULTS[k]
+        }
+        tag = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
         return generate(self.cache_dir / "synthetic" / tag, **self.synthetic)
 
     @property

@@ -3,7 +3,9 @@
 Layouts:
 - ``folders``: ``ROOT/<writer>/<image>``, one folder per person, genuine only (the paper's);
 - ``cedar``: ``full_org/original_<w>_<n>.png`` + ``full_forg/forgeries_<w>_<n>.png``;
-- ``paired``: ``ROOT/<writer>/`` genuine + ``ROOT/<writer>_forg/`` forgeries;
+- ``paired``: ``ROOT/<writer>/`` genuine + ``ROOT/<writer>_forg/`` forgeries; in a generated set
+  whose writers share names (``writer_texts`` of its synthetic.json), each sample's ``text`` is
+  its writer's name, as in chinese_names;
 - ``manifest``: a CSV ``path,writer,label[,forger]``, paths relative to the CSV's folder;
 - ``chinese_names``: ``ROOT/<writer>/<k>.png|jpg``, k = 1..40, every writer writing the same ten
   names on four media (name = (k-1) mod 10, medium = (k-1) div 10, 0 paper, 1..3 electronic).
@@ -15,9 +17,10 @@ Layouts:
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +248,34 @@ def _scan_paired(root: Path) -> SampleTable:
             _scan_writer_folder(path, writer, not forged, table)
         else:
             table.skipped.append(Skipped(path, "not inside a writer folder"))
+    texts = _synthetic_texts(root)
+    if texts:
+        table.samples = [
+            replace(s, text=texts[s.writer]) if s.writer in texts else s for s in table.samples
+        ]
     return table
+
+
+def _synthetic_texts(root: Path) -> dict[str, str]:
+    """Writer -> the text it writes, where `root` is a generated set whose writers share names
+    (``writer_texts`` of its synthetic.json, `sigid.data.synthetic`); else empty. Those samples
+    then carry a ``text``, and other writers' renderings of it are a writer's skilled negatives
+    (`sigid.data.pairs.same_text_forgeries`), as chinese_names' are."""
+    path = root / "synthetic.json"
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: not readable JSON ({err})") from err
+    if not isinstance(found, dict) or found.get("generator") != "sigid.data.synthetic":
+        return {}
+    texts = found.get("writer_texts", {})
+    if not isinstance(texts, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in texts.items()
+    ):
+        raise DatasetError(f"{path}: writer_texts must map writer names to texts")
+    return texts
 
 
 def _scan_cedar(root: Path) -> SampleTable:

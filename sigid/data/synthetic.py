@@ -2,10 +2,13 @@
 
 Each writer has a consistent style that every sample varies around; skilled forgeries copy the
 writer's glyphs with a forger's dynamics, and paper and ink levels share one distribution for
-genuine and forged images (docs/design.md, "The embedded dataset"). Layout (paired folders):
-``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png`` and
-``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
-alone, so files are byte-identical across runs whatever the generation order.
+genuine and forged images (docs/design.md, "The embedded dataset"). Names are Latin cursive,
+or with ``script`` "blocks" square characters of separate strokes, or "mixed" either; with
+``name_sharing`` N, groups of N writers write one name (docs/synthetic-scripts.md). Layout
+(paired folders): ``OUT/writer01/writer01_g001.png``, ``OUT/writer01_forg/writer01_f001.png``
+and ``OUT/synthetic.json`` (the parameters). Each image is seeded by (seed, writer, kind, index)
+alone, a shared name by (seed, group), so files are byte-identical across runs whatever the
+generation order.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from sigid.data.images import is_image_file, load_image
 
 GENERATOR = "sigid.data.synthetic"
 VERSION = 1  # bump when the pixels change, so an old folder is never silently reused
+SCRIPTS: tuple[str, ...] = ("latin", "blocks", "mixed")  # data.synthetic.script
+# The newer options' defaults, under which a set is the one made before they existed.
+SYNTHETIC_DEFAULTS: dict[str, Any] = {"script": "latin", "name_sharing": 1}
 SUPERSAMPLE = 3  # strokes are drawn at this scale, then box-downsampled: antialiasing
 
 # Glyphs as control points in hundredths of the x-height (x right, y up, baseline 0): the first
@@ -97,29 +103,53 @@ class _Style:
     flourish: str
     fp: np.ndarray  # flourish shape parameters in 0..1
     dots: float  # i-dot / t-bar length (0: none)
+    blocks: _Blocks | None = None  # script "blocks": the square characters (None: Latin cursive)
 
 
-def _style(seed: int, w: int) -> _Style:
-    """Draw writer `w`'s style; seeded by (seed, w) alone."""
+@dataclass
+class _Blocks:
+    """A blocks writer's characters and the habits a latin writer does not have."""
+
+    chars: list[list[np.ndarray]]  # per character, its strokes in the unit cell (y up), own version
+    joins: list[list[bool]]  # per character, stroke k runs into k + 1 without a lift (cursive)
+    aspect: float  # cell width / height
+    gap: float  # space between cells, in cell heights
+
+
+def _style(seed: int, w: int, script: str = "latin", sharing: int = 1) -> _Style:
+    """Draw writer `w`'s style; seeded by (seed, w) alone, and its name by (seed, w // sharing):
+    the `sharing` writers of a group write the same name, each in a style of their own.
+
+    ``script="latin", sharing=1`` is the original draw, number for number.
+    """
+    if script == "blocks":
+        return _blocks_style(seed, w, sharing)
     rng = np.random.default_rng(np.random.SeedSequence([seed, w, 0, 0]))
+    group = w // sharing
+    # The name's own stream where a group shares it; the writer's, as it always was, otherwise.
+    name_rng = rng if sharing == 1 else _group_rng(seed, group, 0)
     # Surname capitals and flourishes are dealt from shuffled decks, so neighbours always differ.
     deck = np.random.default_rng(np.random.SeedSequence([seed, 0, 3, 0]))
     caps, flourishes = deck.permutation(sorted(_UPPER)), deck.permutation(FLOURISHES)
     lower = sorted(_LOWER)
-    name, lifts = [str(caps[w % len(caps)])], {}
-    if rng.random() < 0.4:  # a first initial, then the surname
-        name.insert(0, str(rng.choice(caps)))
-        lifts[1] = rng.uniform(0.5, 1.0)
-    if rng.random() < 0.5:  # the capital is not joined to the first small letter
-        lifts[len(name)] = rng.uniform(0.0, 0.3)
-    name += [str(rng.choice(lower)) for _ in range(int(rng.integers(5, 12 - len(name))))]
+    name, lifts = [str(caps[group % len(caps)])], {}
+    if name_rng.random() < 0.4:  # a first initial, then the surname
+        name.insert(0, str(name_rng.choice(caps)))
+        lifts[1] = name_rng.uniform(0.5, 1.0)
+    if name_rng.random() < 0.5:  # the capital is not joined to the first small letter
+        lifts[len(name)] = name_rng.uniform(0.0, 0.3)
+    name += [str(name_rng.choice(lower)) for _ in range(int(name_rng.integers(5, 12 - len(name))))]
     width, target = rng.uniform(0.85, 1.5), rng.uniform(340, 540)  # target: ink width, pixels
+    # A shared name is lengthened for the group's nominal hand, not for one writer's.
+    n_width, n_target = (
+        (width, target) if sharing == 1 else name_rng.uniform((0.85, 340), (1.5, 540))
+    )
 
-    def units() -> float:  # estimated ink width in x-heights
+    def units(width: float = width) -> float:  # estimated ink width in x-heights
         return sum(GLYPHS[k][:, 0].max() for k in name) * width + sum(lifts.values()) + 1.5
 
-    while units() * 32 < target and len(name) < 14:  # a short name gets a longer surname
-        name.append(str(rng.choice(lower)))
+    while units(n_width) * 32 < n_target and len(name) < 14:  # a short name: a longer surname
+        name.append(str(name_rng.choice(lower)))
     ctrl = [GLYPHS[k] + rng.normal(0, 0.07, GLYPHS[k].shape) for k in name]
     drift = tuple(rng.uniform((-0.08, 0.0, 4.0, 0.0), (0.08, 0.25, 12.0, 6.3)).tolist())
     return _Style(
@@ -133,6 +163,203 @@ def _style(seed: int, w: int) -> _Style:
     )  # fmt: skip
 
 
+def _group_rng(seed: int, group: int, part: int) -> np.random.Generator:
+    """The stream of a name group's shared draws (part 0: the Latin name, 1: the blocks
+    characters, 2: the script under ``mixed``); disjoint from every writer's and image's."""
+    return np.random.default_rng(np.random.SeedSequence([seed, group, 4, part]))
+
+
+def writer_script(seed: int, w: int, script: str = "latin", sharing: int = 1) -> str:
+    """The script writer `w` writes in: `script` itself, or under ``mixed`` latin or blocks at
+    random, drawn once per name group (a shared name is written in one script)."""
+    if script != "mixed":
+        return script
+    return "blocks" if _group_rng(seed, w // sharing, 2).random() < 0.5 else "latin"
+
+
+# Stroke kinds of the blocks script and how often each is drawn; a "box" is three strokes.
+_STROKE_KINDS = ("h", "v", "pie", "na", "hook", "dot", "turn", "box")
+_STROKE_P = np.array([0.26, 0.18, 0.12, 0.08, 0.08, 0.12, 0.08, 0.08])
+
+
+def _spaced(rng: np.random.Generator, used: list[float], low: float, high: float) -> float:
+    """A position in [low, high] away from those `used` (the best of a few draws), recorded:
+    parallel strokes of a character keep a regular spacing instead of piling up."""
+    tries = rng.uniform(low, high, 5)
+    best = float(tries[np.argmax([min((abs(t - v) for v in used), default=1.0) for t in tries])])
+    used.append(best)
+    return best
+
+
+def _stroke(
+    kind: str,
+    box: tuple[float, float, float, float],
+    rng: np.random.Generator,
+    used: dict[str, list[float]],
+) -> list[np.ndarray]:
+    """Control points of one stroke kind (or a box's three) inside `box` = (x0, y0, x1, y1) of
+    the unit cell, y up, in writing direction (top to bottom, left to right). `used`: the
+    positions of the part's horizontals ("h") and verticals ("v") so far, in 0..1 of the box."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+
+    def u(a: float, b: float) -> float:
+        return float(rng.uniform(a, b))
+
+    if kind == "h":  # rising a little to the right, as a brush horizontal does
+        y = y0 + h * _spaced(rng, used["h"], 0.08, 0.92)
+        a, b = x0 + w * u(0.0, 0.2), x1 - w * u(0.0, 0.2)
+        return [np.array([(a, y), (0.5 * (a + b), y + 0.02 * h), (b, y + 0.05 * h)])]
+    if kind == "v":
+        x = x0 + w * _spaced(rng, used["v"], 0.15, 0.85)
+        a, b = y1 - h * u(0.0, 0.15), y0 + h * u(0.0, 0.2)
+        return [np.array([(x, a), (x + 0.01, 0.5 * (a + b)), (x, b)])]
+    if kind == "pie":  # left-falling, curving out
+        a, b = (
+            (x0 + w * u(0.45, 0.9), y1 - h * u(0.0, 0.2)),
+            (x0 + w * u(0.0, 0.3), y0 + h * u(0.0, 0.3)),
+        )
+        mid = (0.5 * (a[0] + b[0]) + 0.08 * w, 0.5 * (a[1] + b[1]))
+        return [np.array([a, mid, b])]
+    if kind == "na":  # right-falling, with a flat foot
+        a, b = (
+            (x0 + w * u(0.1, 0.5), y1 - h * u(0.1, 0.4)),
+            (x1 - w * u(0.0, 0.1), y0 + h * u(0.0, 0.2)),
+        )
+        mid, foot = (0.6 * a[0] + 0.4 * b[0], 0.5 * (a[1] + b[1])), (b[0] + 0.08 * w, b[1] + 0.02)
+        return [np.array([a, mid, b, foot])]
+    if kind == "hook":  # down, then a flick up and left
+        x, a, b = x0 + w * u(0.3, 0.9), y1 - h * u(0.0, 0.15), y0 + h * u(0.05, 0.2)
+        return [np.array([(x, a), (x, 0.5 * (a + b)), (x - 0.02, b), (x - 0.15 * w, b + 0.12 * h)])]
+    if kind == "dot":
+        x, y = x0 + w * u(0.15, 0.85), y0 + h * u(0.3, 0.95)
+        return [np.array([(x, y), (x + 0.06 * w + 0.03, y - 0.08 * h - 0.04)])]
+    top, bottom = y1 - h * u(0.0, 0.25), y0 + h * u(0.0, 0.25)
+    left, right = x0 + w * u(0.0, 0.25), x1 - w * u(0.0, 0.25)
+    turn = np.array(
+        [(left, top), (right, top + 0.02), (right + 0.005, top - 0.02), (right, bottom)]
+    )
+    if kind == "turn":  # across, then down (the corner kept sharp by a close pair of points)
+        return [turn]
+    return [
+        np.array([(left, top), (left, 0.5 * (top + bottom)), (left + 0.01, bottom)]), turn,
+        np.array([(left, bottom + 0.01), (0.5 * (left + right), bottom), (right, bottom + 0.01)]),
+    ]  # fmt: skip
+
+
+def _char(rng: np.random.Generator) -> list[np.ndarray]:
+    """One square character: 3-9 strokes, in one cell or in two parts (left-right, top-bottom),
+    each part's strokes in writing order."""
+    n = int(rng.integers(3, 10))
+    parts = [(0.0, 0.0, 1.0, 1.0)]
+    split = rng.choice(3, p=(0.35, 0.45, 0.2)) if n >= 5 else 0
+    if split == 1:
+        cut = rng.uniform(0.35, 0.5)
+        parts = [(0.0, 0.0, cut - 0.03, 1.0), (cut + 0.03, 0.0, 1.0, 1.0)]
+    elif split == 2:
+        cut = rng.uniform(0.4, 0.6)
+        parts = [(0.0, cut + 0.03, 1.0, 1.0), (0.0, 0.0, 1.0, cut - 0.03)]
+    counts = [n] if len(parts) == 1 else [int(rng.integers(2, n - 1)), 0]
+    counts[-1] = n - sum(counts[:-1])
+    strokes: list[np.ndarray] = []
+    for box, count in zip(parts, counts, strict=True):
+        mine: list[np.ndarray] = []
+        used: dict[str, list[float]] = {"h": [], "v": []}
+        kinds = [str(k) for k in rng.choice(_STROKE_KINDS, size=count, p=_STROKE_P)]
+        if not {"v", "hook", "pie", "na", "turn", "box"} & set(kinds):  # not all flat
+            kinds[int(rng.integers(count))] = "v"
+        boxed = False
+        for kind in kinds:
+            if len(mine) >= count:
+                break
+            if kind == "box" and (boxed or count - len(mine) < 3):  # one box a part, whole
+                kind = "h"
+            where = box
+            if kind == "box":  # the whole part, or its upper or lower half (口 over or under)
+                boxed, x0, y0, x1, y1 = True, *box
+                half = rng.choice(3)
+                mid = 0.5 * (y0 + y1)
+                where = (
+                    (x0, y0, x1, y1)
+                    if half == 0
+                    else (x0, mid, x1, y1)
+                    if half == 1
+                    else (x0, y0, x1, mid)
+                )
+            mine += _stroke(kind, where, rng, used)
+        # top to bottom, then left to right: roughly the order a hand writes them in
+        mine.sort(key=lambda p: (-round(float(p[0, 1]) * 4), float(p[0, 0])))
+        strokes += mine
+    return strokes
+
+
+def _blocks_style(seed: int, w: int, sharing: int) -> _Style:
+    """A blocks writer: the group's name of 2-4 square characters (seeded by the group), in the
+    writer's own version and habits (seeded by (seed, w))."""
+    name_rng = _group_rng(seed, w // sharing, 1)
+    chars = [_char(name_rng) for _ in range(int(name_rng.integers(2, 5)))]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, w, 0, 1]))
+    lh, lv = rng.uniform(0.75, 1.3, 2)  # habits: long or short horizontals and verticals
+    cursive = rng.uniform(0.0, 0.55)  # how often strokes run into one another
+    own, joins = [], []
+    for strokes in chars:
+        mine = []
+        for p in strokes:
+            c = p.mean(0)
+            q = c + (p - c) * (lh, lv) + rng.normal(0, 0.05, p.shape)
+            mine.append(q)
+        own.append(mine)
+        joins.append([bool(rng.random() < cursive) for _ in strokes[1:]])
+    xh = rng.uniform(34, 60)
+    return _Style(
+        name=[f"char{i}" for i in range(len(chars))], ctrl=[], lifts={},
+        slant=rng.uniform(-0.12, 0.25), width=1.0, asc=1.0, desc=1.0,
+        taper=rng.uniform(0.8, 1.1), xh=float(xh), pen=rng.uniform(1.8, 5.0),
+        c_dir=rng.uniform(0.0, 0.4), c_speed=rng.uniform(0.0, 0.3),
+        taper_len=(rng.uniform(1, 5), rng.uniform(2, 10)),
+        drift=tuple(rng.uniform((-0.06, 0.0, 3.0, 0.0), (0.06, 0.08, 8.0, 6.3)).tolist()),
+        flourish="", fp=np.zeros(8), dots=0.0,
+        blocks=_Blocks(own, joins, aspect=rng.uniform(0.8, 1.2), gap=rng.uniform(0.05, 0.5)),
+    )  # fmt: skip
+
+
+def _layout_blocks(
+    st: _Style, rng: np.random.Generator, forged: bool
+) -> tuple[list[np.ndarray], float]:
+    """Control polygons of one blocks sample (cell-height units, y up) and its slant: the
+    writer's characters cell after cell, strokes joined where the hand runs on."""
+    assert st.blocks is not None
+    b, jit = st.blocks, 0.045 if forged else 0.025
+    wscale, hscale = b.aspect * (1 + rng.normal(0, 0.04)), 1 + rng.normal(0, 0.04)
+    slant, gap = st.slant + rng.normal(0, 0.025), b.gap * (1 + rng.normal(0, 0.1))
+    flip = 0.1
+    if forged:  # the forger copies the shapes but misjudges proportions, slant and spacing
+        wscale *= 1 + _sign(rng, 0.04, 0.13)
+        hscale *= 1 + _sign(rng, 0.04, 0.13)
+        slant += _sign(rng, 0.06, 0.16)
+        gap = max(0.0, gap + _sign(rng, 0.08, 0.25))
+        flip = 0.25  # and runs strokes together where the writer would not, or lifts
+    out, x, n = [], 0.0, len(b.chars)
+    for i, (strokes, joins) in enumerate(zip(b.chars, b.joins, strict=True)):
+        size = 1 + (st.taper - 1) * i / max(1, n - 1)
+        size *= 1 + rng.normal(0, 0.05 if forged else 0.02)
+        dy = rng.normal(0, 0.03)
+        cur: np.ndarray | None = None
+        for k, p in enumerate(strokes):
+            q = (p + rng.normal(0, jit, p.shape)) * (wscale * size, hscale * size) + (x, dy)
+            joined = k > 0 and (joins[k - 1] != (rng.random() < flip))
+            if cur is not None and joined:  # the pen runs on: a connecting stroke
+                cur = np.vstack([cur, q])
+            else:
+                if cur is not None:
+                    out.append(cur)
+                cur = q
+        if cur is not None:
+            out.append(cur)
+        x += wscale * size + gap
+    return [s + rng.normal(0, jit * 0.3, s.shape) for s in out], slant
+
+
 def _sign(rng: np.random.Generator, low: float, high: float) -> float:
     """A moderate error of random sign: a forger errs either way."""
     return float(rng.choice((-1.0, 1.0)) * rng.uniform(low, high))
@@ -140,6 +367,8 @@ def _sign(rng: np.random.Generator, low: float, high: float) -> float:
 
 def _layout(st: _Style, rng: np.random.Generator, forged: bool) -> tuple[list[np.ndarray], float]:
     """Control polygons of one sample (x-height units, y up) and its slant."""
+    if st.blocks is not None:
+        return _layout_blocks(st, rng, forged)
     jit = 0.045 if forged else 0.03
     wscale, hscale = st.width * (1 + rng.normal(0, 0.04)), 1 + rng.normal(0, 0.04)
     slant = st.slant + rng.normal(0, 0.025)
@@ -315,12 +544,40 @@ def _render(st: _Style, seed: int, w: int, forged: bool, j: int) -> np.ndarray:
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
-def _params(writers: int, per_writer: int, forgeries: int, seed: int) -> dict[str, Any]:
-    """The content of synthetic.json: what the folder holds and how it was made."""
+def _params(
+    writers: int, per_writer: int, forgeries: int, seed: int, script: str = "latin",
+    name_sharing: int = 1,
+) -> dict[str, Any]:  # fmt: skip
+    """The content of synthetic.json: what the folder holds and how it was made.
+
+    The keys of the newer options appear only where they are not the default, so a default set's
+    file (and so its folder's reuse) is what it always was. ``writer_texts`` (with name_sharing)
+    names the text each writer writes: the paired layout attaches it to the samples
+    (`sigid.data.layouts`), whose other writers' renderings become skilled negatives.
+    """
     names = [f"writer{w + 1:0{max(2, len(str(writers)))}d}" for w in range(writers)]
-    return {"generator": GENERATOR, "version": VERSION, "writers": writers,
-            "per_writer": per_writer, "forgeries": forgeries, "seed": seed,
-            "layout": "paired_folders", "writer_names": names}  # fmt: skip
+    params = {"generator": GENERATOR, "version": VERSION, "writers": writers,
+              "per_writer": per_writer, "forgeries": forgeries, "seed": seed,
+              "layout": "paired_folders", "writer_names": names}  # fmt: skip
+    if script != "latin":
+        params["script"] = script
+    if script == "mixed":
+        params["writer_scripts"] = {
+            n: writer_script(seed, w, script, name_sharing) for w, n in enumerate(names)
+        }
+    if name_sharing != 1:
+        params["name_sharing"] = name_sharing
+        width = len(str((writers - 1) // name_sharing + 1))
+        params["writer_texts"] = {
+            n: f"name{w // name_sharing + 1:0{width}d}" for w, n in enumerate(names)
+        }
+    return params
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _check_int(name: str, value: object, low: int) -> int:
@@ -360,16 +617,26 @@ def _write(job: tuple[_Style, int, int, bool, int, Path]) -> None:
 
 
 def generate(
-    out: str | Path, writers: int = 8, per_writer: int = 88, forgeries: int = 24, seed: int = 0
+    out: str | Path,
+    writers: int = 8,
+    per_writer: int = 88,
+    forgeries: int = 24,
+    seed: int = 0,
+    script: str = "latin",
+    name_sharing: int = 1,
 ) -> Path:
     """Write the synthetic set to `out` atomically and return `out`.
 
-    An `out` that already holds the same parameters is reused as it is (no work); one that holds
-    anything else is refused with a ValueError, never deleted.
+    `script`: latin (cursive names), blocks (names of 2-4 square characters of separate strokes)
+    or mixed (each name group one or the other at random). `name_sharing`: groups of that many
+    consecutive writers write the same name, each in a style of their own. An `out` that already
+    holds the same parameters is reused as it is (no work); one that holds anything else is
+    refused with a ValueError, never deleted.
     """
     params = _params(
         _check_int("writers", writers, 1), _check_int("per_writer", per_writer, 1),
         _check_int("forgeries", forgeries, 0), _check_int("seed", seed, 0),
+        _check_choice("script", script, SCRIPTS), _check_int("name_sharing", name_sharing, 1),
     )  # fmt: skip
     out = Path(out)
     if _existing(out, params):
@@ -398,7 +665,9 @@ def _fill(tmp: Path, params: dict[str, Any]) -> None:
     """Write every image of the set, then synthetic.json, into the folder `tmp`."""
     jobs = []
     for w, writer in enumerate(params["writer_names"]):
-        st = _style(params["seed"], w)
+        sharing = params.get("name_sharing", 1)
+        script = writer_script(params["seed"], w, params.get("script", "latin"), sharing)
+        st = _style(params["seed"], w, script, sharing)
         for forged, count in ((False, params["per_writer"]), (True, params["forgeries"])):
             folder = tmp / (f"{writer}_forg" if forged else writer)
             stem = f"{writer}_{'f' if forged else 'g'}"

@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from sigid.data.acquisition import SettingError, acquisition_settings
 from sigid.data.layouts import LAYOUTS
 from sigid.data.preprocess import MODES
+from sigid.data.synthetic import SCRIPTS
 from sigid.data.transforms import augment_preset, augment_settings
 from sigid.errors import one_line
 from sigid.models.cnn import MAX_DEPTH, MIN_DEPTH
@@ -124,6 +125,8 @@ class Synthetic:
     per_writer: int = field(metadata=rule(low=1))
     forgeries: int = field(metadata=rule(low=0))
     seed: int = field(metadata=rule(low=0))
+    script: str = field(metadata=rule(choices=SCRIPTS))
+    name_sharing: int = field(metadata=rule(low=1))
 
 
 @dataclass
