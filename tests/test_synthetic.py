@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from shapes import shape_distance, shape_vectors, within_and_between
 from test_atomic import read_only_folder
 
 from sigid.data import synthetic
 from sigid.data.images import load_image
-from sigid.data.preprocess import background_level, ink_mask, preprocess
+from sigid.data.preprocess import background_level, ink_mask
 from sigid.data.synthetic import generate, preview
 
 WRITERS, GENUINE, FORGED = 3, 6, 3
@@ -30,18 +31,6 @@ def _files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
-
-
-def _vectors(folder: Path) -> list[np.ndarray]:
-    """Ink-cropped, size-normalised 64x128 images, so distances compare shapes, not paper."""
-    return [
-        preprocess(load_image(p), "normalized", (64, 128)).astype(np.float32).ravel() / 255
-        for p in sorted(folder.glob("*.png"))
-    ]
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).mean())
 
 
 def test_paired_folder_layout_and_counts(small_set: Path) -> None:
@@ -197,18 +186,8 @@ def test_invalid_arguments_are_refused(tmp_path: Path, kwargs: dict, field: str)
 
 
 def test_writers_differ_more_than_samples_of_one_writer(small_set: Path) -> None:
-    genuine = {name: _vectors(small_set / name) for name in NAMES}
-    within = np.mean(
-        [_distance(a, b) for v in genuine.values() for a, b in itertools.combinations(v, 2)]
-    )
-    between = np.mean(
-        [
-            _distance(a, b)
-            for n1, n2 in itertools.combinations(NAMES, 2)
-            for a in genuine[n1]
-            for b in genuine[n2]
-        ]
-    )
+    genuine = {name: shape_vectors(small_set / name) for name in NAMES}
+    within, between = within_and_between(genuine)
     assert within < 0.85 * between, (within, between)
 
 
@@ -219,15 +198,13 @@ def _log_aspect(path: Path) -> float:
 
 
 def test_forgeries_copy_the_shapes_with_proportion_errors(small_set: Path) -> None:
-    genuine = {name: _vectors(small_set / name) for name in NAMES}
-    forged = {name: _vectors(small_set / f"{name}_forg") for name in NAMES}
-    within = np.mean(
-        [_distance(a, b) for v in genuine.values() for a, b in itertools.combinations(v, 2)]
-    )
-    own = np.mean([_distance(f, g) for n in NAMES for f in forged[n] for g in genuine[n]])
+    genuine = {name: shape_vectors(small_set / name) for name in NAMES}
+    forged = {name: shape_vectors(small_set / f"{name}_forg") for name in NAMES}
+    within, _ = within_and_between(genuine)
+    own = np.mean([shape_distance(f, g) for n in NAMES for f in forged[n] for g in genuine[n]])
     other = np.mean(
         [
-            _distance(f, g)
+            shape_distance(f, g)
             for n, m in itertools.permutations(NAMES, 2)
             for f in forged[n]
             for g in genuine[m]

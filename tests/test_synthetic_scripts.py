@@ -4,7 +4,6 @@ of writers (whose renderings of one name become each other's skilled negatives).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from pathlib import Path
 
@@ -12,13 +11,14 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from runs import sigid_cli
+from shapes import shape_distance, shape_vectors, within_and_between
 
 from sigid.data import synthetic
 from sigid.data.datamodules import PairDataModule
 from sigid.data.images import load_image
 from sigid.data.layouts import scan
 from sigid.data.pairs import GENUINE, RANDOM, SKILLED, WriterBatchSampler, pairs_within
-from sigid.data.preprocess import background_level, ink_mask, preprocess
+from sigid.data.preprocess import background_level, ink_mask
 from sigid.data.synthetic import generate
 from sigid.tasks.build import build_datamodule
 
@@ -98,33 +98,12 @@ def test_blocks_are_separate_strokes_in_square_cells() -> None:
         assert len(chars) < len(polygons) <= sum(len(s) for s in chars)
 
 
-def _vectors(folder: Path) -> list[np.ndarray]:
-    return [
-        preprocess(load_image(p), "normalized", (64, 128)).astype(np.float32).ravel() / 255
-        for p in sorted(folder.glob("*.png"))
-    ]
-
-
 def test_blocks_writers_keep_a_style_and_forgers_copy_the_shapes(blocks_set: Path) -> None:
     names = [f"writer{i:02d}" for i in range(1, 5)]
-    genuine = {n: _vectors(blocks_set / n) for n in names}
-    forged = {n: _vectors(blocks_set / f"{n}_forg") for n in names}
-
-    def dist(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.abs(a - b).mean())
-
-    within = np.mean(
-        [dist(a, b) for v in genuine.values() for a, b in itertools.combinations(v, 2)]
-    )
-    between = np.mean(
-        [
-            dist(a, b)
-            for n, m in itertools.combinations(names, 2)
-            for a in genuine[n]
-            for b in genuine[m]
-        ]
-    )
-    own = np.mean([dist(f, g) for n in names for f in forged[n] for g in genuine[n]])
+    genuine = {n: shape_vectors(blocks_set / n) for n in names}
+    forged = {n: shape_vectors(blocks_set / f"{n}_forg") for n in names}
+    within, between = within_and_between(genuine)
+    own = np.mean([shape_distance(f, g) for n in names for f in forged[n] for g in genuine[n]])
     assert within < 0.85 * between, (within, between)
     assert within < own < between, (within, own, between)
 
