@@ -91,3 +91,18 @@ def test_bad_gallery_sizes_are_refused_by_the_parser(capsys):
         main(["bench", "--gallery-sizes", "many"])
     assert done.value.code == 2
     assert "--gallery-sizes: gallery sizes 'many'" in capsys.readouterr().err
+
+
+def test_a_cpu_without_native_bf16_is_held_to_float32_not_emulated_bf16():
+    import torch
+
+    from sigid.bench.peak import matmul_gflops
+    from sigid.bench.train_step import best_settings
+
+    cpu, plain, bf16 = torch.device("cpu"), "flags\t: fpu sse avx2", "flags\t: avx2 avx512_bf16"
+    assert best_settings(cpu, plain)[0] is torch.float32
+    assert "float32" in best_settings(cpu, plain)[1]
+    assert best_settings(cpu, bf16)[0] is torch.bfloat16
+    # one untimed and one timed float32 product, no bf16 one (minutes where it is emulated)
+    rates = matmul_gflops(cpu, 1, lambda _: None, plain)
+    assert list(rates) == ["fp32"] and positive(rates["fp32"])

@@ -153,10 +153,8 @@ def gallery_lines(galleries: list[dict[str, Any]]) -> list[str]:
 def _peak_lines(peak: dict[str, Any]) -> list[str]:
     rates = peak["matmul_gflops"]
     side = peak["matmul_side"]
-    lines = [
-        f"arithmetic, GFLOP/s (median): matmul {side}x{side} fp32 {rates['fp32']:.0f}, "
-        f"bf16 {rates['bf16']:.0f}"
-    ]
+    measured = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+    lines = [f"arithmetic, GFLOP/s (median): matmul {side}x{side} {measured}"]
     for name, entry in peak["steps"].items():
         lines.append(f"  {name} step: {entry['gflop_per_step']:.1f} GFLOP (forward + backward)")
         shares, against = entry.get("fraction_of_peak", {}), entry.get("peak_of", {})

@@ -34,6 +34,7 @@ from sigid.bench.timing import global_torch_settings, median, now, quiet_fit, ro
 from sigid.bench.workloads import Workload
 from sigid.tasks.build import build_module
 from sigid.tasks.common import build_optimizer
+from sigid.training.precision import native_bf16
 from sigid.training.run import build_trainer
 
 CONTENDERS = ("sigid", "plain_fp32", "plain_best")
@@ -41,10 +42,14 @@ CONTENDERS = ("sigid", "plain_fp32", "plain_best")
 BATCHES = 4
 
 
-def best_settings(device: torch.device) -> tuple[torch.dtype, str]:
-    """The autocast dtype of `plain_best` on `device`, and the settings in words."""
+def best_settings(device: torch.device, cpuinfo: str | None = None) -> tuple[torch.dtype, str]:
+    """The autocast dtype of `plain_best` on `device`, and the settings in words. A CPU without
+    native bfloat16 (`native_bf16` of `cpuinfo`, read when None) would emulate it, far slower
+    than float32: there the best is float32."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16, "channels_last + fp16 autocast + cudnn.benchmark"
+    if device.type == "cpu" and not native_bf16(cpuinfo):
+        return torch.float32, "channels_last, float32 (no native bf16 on this CPU)"
     extra = " + cudnn.benchmark" if device.type == "cuda" else ""
     return torch.bfloat16, f"channels_last + bf16 autocast{extra}"
 
@@ -162,7 +167,8 @@ class PlainStep:
                 if index == self.warmup:
                     start = now(self.device)
                 batch = self.batches[index % len(self.batches)]
-                with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.fast):
+                autocast = self.fast and self.dtype != torch.float32
+                with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
                     loss = self.loss(self.net, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
