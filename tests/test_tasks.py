@@ -517,5 +517,9 @@ def test_siamese_cosine_writer_head_is_a_margin_softmax_over_proxies() -> None:
     # the length of an embedding does not change its writer logits
     head = aux.writer_head
     assert torch.allclose(head(3.0 * out["embeddings"]), head(out["embeddings"]), atol=1e-5)
+    # checkpointed only when used, so that default checkpoints keep the settings they had
+    assert "writer_head" not in SiameseModule(**CONV_SNN, preprocessing=PREPROCESSING).hparams
+    again = SiameseModule(**aux.hparams)
+    assert isinstance(again.writer_head, type(aux.writer_head)) and again.writer_head.margin == 0.2
     with pytest.raises(ValueError, match="writer_head"):
         SiameseModule(**CONV_SNN, writer_head="arcface")

@@ -92,6 +92,24 @@ def kind_weights(
     return weight / weight.sum()  # one kind alone (all positives, say) gets all the weight
 
 
+def _newer_settings(
+    hardness: float, writer_head: str, writer_scale: float, writer_margin: float
+) -> dict[str, Any]:
+    """The training settings added after checkpoints were first written, only where they are
+    not at their defaults: a checkpoint trained without them keeps the hyperparameters it had,
+    and an old one loads to equal ones."""
+    found: dict[str, Any] = {}
+    if hardness:
+        found["hardness"] = float(hardness)
+    if writer_head != "linear":
+        found.update(
+            writer_head=writer_head,
+            writer_scale=float(writer_scale),
+            writer_margin=float(writer_margin),
+        )
+    return found
+
+
 class SiameseModule(FastPath):
     """Siamese verifier; every constructor argument is a plain builtin saved in the checkpoint,
     so ``SiameseModule.load_from_checkpoint(path)`` works without config files.
@@ -180,10 +198,7 @@ class SiameseModule(FastPath):
                 "writer_loss": float(writer_loss),
                 "num_writers": int(num_writers),
                 "branch_writers": int(branch_writers),
-                "hardness": float(hardness),
-                "writer_head": writer_head,
-                "writer_scale": float(writer_scale),
-                "writer_margin": float(writer_margin),
+                **_newer_settings(hardness, writer_head, writer_scale, writer_margin),
             },
             logger=False,
         )
