@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from sigid.bench.timing import median, timed
-from sigid.training.precision import native_bf16
+from sigid.training.precision import BF16_MIXED, default_precision
 
 # Matrix side: large enough for the BLAS to reach its peak, short enough to time in rounds.
 SIDE = {"cpu": 4096, "cuda": 8192}
@@ -22,12 +22,12 @@ def matmul_gflops(
     progress: Callable[[str], None],
     cpuinfo: str | None = None,
 ) -> dict[str, float]:
-    """Median GFLOP/s over `rounds` of an n x n product per dtype (`DTYPES`; on a CPU without
-    native bfloat16, `native_bf16` of `cpuinfo`, float32 only), the dtypes alternating; one
-    untimed product of each first."""
+    """Median GFLOP/s over `rounds` of an n x n product per dtype (`DTYPES`; float32 only on a
+    CPU that sigid's trainer keeps in float32, `default_precision` of `cpuinfo`), the dtypes
+    alternating; one untimed product of each first."""
     n = SIDE[device.type]
     generator = torch.Generator().manual_seed(0)
-    native = device.type != "cpu" or native_bf16(cpuinfo)
+    native = device.type != "cpu" or default_precision(cpuinfo) == BF16_MIXED
     dtypes = DTYPES if native else {"fp32": torch.float32}
     operands = {
         name: [torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2)]

@@ -34,7 +34,7 @@ from sigid.bench.timing import global_torch_settings, median, now, quiet_fit, ro
 from sigid.bench.workloads import Workload
 from sigid.tasks.build import build_module
 from sigid.tasks.common import build_optimizer
-from sigid.training.precision import native_bf16
+from sigid.training.precision import BF16_MIXED, default_precision
 from sigid.training.run import build_trainer
 
 CONTENDERS = ("sigid", "plain_fp32", "plain_best")
@@ -43,12 +43,12 @@ BATCHES = 4
 
 
 def best_settings(device: torch.device, cpuinfo: str | None = None) -> tuple[torch.dtype, str]:
-    """The autocast dtype of `plain_best` on `device`, and the settings in words. A CPU without
-    native bfloat16 (`native_bf16` of `cpuinfo`, read when None) would emulate it, far slower
-    than float32: there the best is float32."""
+    """The autocast dtype of `plain_best` on `device`, and the settings in words. A CPU that
+    sigid's trainer keeps in float32 (`default_precision` of `cpuinfo`, read when None: no
+    native bfloat16) would emulate bfloat16, far slower than float32: there the best is float32."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16, "channels_last + fp16 autocast + cudnn.benchmark"
-    if device.type == "cpu" and not native_bf16(cpuinfo):
+    if device.type == "cpu" and default_precision(cpuinfo) != BF16_MIXED:
         return torch.float32, "channels_last, float32 (no native bf16 on this CPU)"
     extra = " + cudnn.benchmark" if device.type == "cuda" else ""
     return torch.bfloat16, f"channels_last + bf16 autocast{extra}"

@@ -281,8 +281,7 @@ class SiameseModule(FastPath):
     def _step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         target = batch["target"].float()
         weight = None
-        kind_weighting = self.hparams.get("pair_weighting", "none") == "kind"
-        if kind_weighting:
+        if self.hparams.get("pair_weighting", "none") == "kind":
             weight = kind_weights(batch["kind"])
         left, right, writers = batch["left"], batch["right"], batch.get("writer")
         images = self.laid_out(batch["images"])
@@ -321,8 +320,8 @@ class SiameseModule(FastPath):
             embeddings = pair_part = self.net.embed(images).float()
             distance = distances_of(embeddings, left, right)
             logits = self.net.head.logits(distance)
-            hardness = self.hparams.get("hardness", 0.0)
-            if kind_weighting and hardness > 0 and self.training:
+            hardness = self.hparams.get("hardness", 0.0)  # > 0 only with pair_weighting 'kind'
+            if hardness > 0 and self.training:
                 weight = kind_weights(batch["kind"], logits, hardness)
             loss = self._loss(distance, target, weight, logits)
         single_head = isinstance(self.writer_head, nn.Linear | WriterProxies)
