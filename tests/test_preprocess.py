@@ -108,14 +108,15 @@ def test_unknown_mode_raises_value_error(mode):
         np.zeros((20, 30), dtype=np.float64),
         np.zeros((20, 30), dtype=np.uint16),
         np.zeros((20, 30), dtype=bool),
-        np.zeros((20, 30, 3), dtype=np.uint8),
+        np.zeros((20, 30, 4), dtype=np.uint8),
+        np.zeros((20, 30, 3), dtype=np.float32),
         np.zeros((20, 30, 1), dtype=np.uint8),
         np.zeros(30, dtype=np.uint8),
     ],
-    ids=["float32", "float64", "uint16", "bool", "rgb", "hw1", "1d"],
+    ids=["float32", "float64", "uint16", "bool", "rgba", "rgb-float", "hw1", "1d"],
 )
 @pytest.mark.parametrize("mode", MODES)
-def test_non_uint8_or_non_2d_input_raises_value_error(bad, mode):
+def test_input_other_than_uint8_grey_or_rgb_raises_value_error(bad, mode):
     with pytest.raises(ValueError, match="uint8"):
         preprocess(bad, mode)
 

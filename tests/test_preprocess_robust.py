@@ -26,6 +26,7 @@ from sigid.data.preprocess import (
     line_mask,
     prepare,
     preprocess,
+    without_lines,
 )
 from sigid.evaluation.protocols.robustness import robustness, transformed_images
 from sigid.evaluation.protocols.writer_dependent import EmbeddedSplit
@@ -141,6 +142,32 @@ def test_line_pixels_leave_the_ink_and_the_strokes_stay(slant):
         away &= np.abs(ys - row - xs * math.tan(math.radians(slant))) > 9
     assert (strokes & away).sum() > 0.45 * strokes.sum()
     assert not (strokes & away & lines).any()
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_strokes_crossing_a_line_keep_their_ink_across_it(transpose):
+    """remove_lines on a 2-pixel printed line crossed by a stroke at 90 and one at 70 degrees
+    (a ruling line; transposed, a box's side): the line leaves the ink away from the strokes,
+    and each stroke's ink runs unbroken across it, no wider than the stroke."""
+    page = Image.new("L", (PAGE[1], PAGE[0]), 255)
+    draw = ImageDraw.Draw(page)
+    draw.line([(0, 150), (PAGE[1], 150)], fill=60, width=2)
+    draw.line([(200, 110), (200, 190)], fill=30, width=3)
+    draw.line([(300, 110), (330, 190)], fill=30, width=3)
+    draw.ellipse([420, 60, 470, 240], outline=30, width=3)  # the ink's height: strokes, no lines
+    grey = _grey(page)
+    grey = grey.T.copy() if transpose else grey
+    mask = ink_mask(grey)
+    kept = without_lines(mask)
+    kept = kept.T if transpose else kept
+    for away in (slice(0, 180), slice(360, 410), slice(480, PAGE[1])):
+        assert not kept[140:160, away].any()
+    for row in range(112, 189):  # both strokes, every row through the line
+        straight = kept[row, 195:206]
+        slanted_x = 300 + (row - 110) * 30 / 80
+        slanted = kept[row, round(slanted_x) - 6 : round(slanted_x) + 7]
+        assert straight.any() and slanted.any(), row
+        assert straight.sum() <= 6 and slanted.sum() <= 8, row
 
 
 def test_a_clean_signature_keeps_its_ink():

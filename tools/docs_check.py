@@ -54,7 +54,7 @@ RUN: dict[str, str | None] = {
     ),
     "sigid synth --out OUT --writers 12 --per-writer 6 --forgeries 2 --script mixed "
     "--name-sharing 3 --preview grid.png": (
-        "sigid synth --out OUT --writers 6 --per-writer 2 --forgeries 1 --script mixed "
+        "sigid synth --out MIXED --writers 6 --per-writer 2 --forgeries 1 --script mixed "
         "--name-sharing 3 --preview grid.png"
     ),
     "sigid augment SRC --out DST --per-writer 2000 --seed 0 --preset paper": (

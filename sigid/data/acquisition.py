@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from sigid.data.inks import as_grey
 from sigid.data.preprocess import ink_mask, no_ink_reason, prepare, skeleton
 
 if TYPE_CHECKING:
@@ -402,11 +403,12 @@ def apply(image: np.ndarray, transform: str, strength: str, seed: Seed = 0) -> n
 def prepared_change(
     grey: np.ndarray, transform: str, strength: str, seed: Seed, preprocessing: Mapping[str, Any]
 ) -> tuple[np.ndarray, bool]:
-    """`grey` changed by `transform` at `strength` (`apply`) and preprocessed as
-    `preprocessing` says: (the image, whether the normaliser still finds ink in it)."""
+    """`grey` (or an RGB scan) changed by `transform` at `strength` (`apply`) and preprocessed
+    as `preprocessing` says: (the image, whether the normaliser still finds ink in it)."""
     changed = apply(grey, transform, strength, seed)
     prepared = prepare(changed, preprocessing)
-    return prepared, no_ink_reason(changed, str(preprocessing["mode"]), prepared) is None
+    reason = no_ink_reason(as_grey(changed), str(preprocessing["mode"]), prepared)
+    return prepared, reason is None
 
 
 # --- training augmentation -------------------------------------------------------------------

@@ -19,6 +19,7 @@ import platformdirs
 
 from sigid.atomic import atomic_path
 from sigid.data.images import ImageLoadError, load_image
+from sigid.data.inks import as_grey
 from sigid.data.layouts import Sample, Skipped
 from sigid.data.preprocess import no_ink_reason, preprocess
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Bump when preprocessing changes its output or what it refuses, so stale entries are never read
 # (2: images without ink are refused).
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 
 
 def default_cache_dir() -> Path:
@@ -95,12 +96,14 @@ def _prepared(
     path: Path, mode: str | None, size: tuple[int, int], options: Mapping[str, bool]
 ) -> np.ndarray:
     """One file as training sees it; `ImageLoadError` if it cannot be read or holds no ink."""
-    grey = load_image(path)
     if mode is None:
+        grey = load_image(path)
         if grey.shape != size:
             raise ValueError(f"{path}: {grey.shape} image among preprocessed {size} images")
         return grey
-    prepared = preprocess(grey, mode, size, **options)
+    scan = load_image(path, colour=bool(options.get("remove_stamps")))
+    grey = as_grey(scan)
+    prepared = preprocess(scan, mode, size, **options)
     if (reason := no_ink_reason(grey, mode, prepared)) is not None:
         raise ImageLoadError(path, reason)
     return prepared

@@ -1,4 +1,5 @@
-"""Read any signature scan into one 8-bit grey array, or fail with a reason that names the file."""
+"""Read any signature scan into one 8-bit grey array (or, asked, its colour), or fail with a
+reason that names the file."""
 
 from __future__ import annotations
 
@@ -38,12 +39,15 @@ def is_image_file(path: str | Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    path: str | Path, max_pixels: int = MAX_PIXELS, *, colour: bool = False
+) -> np.ndarray:
     """Decode `path` to an HxW uint8 grey array: white paper is 255, ink is dark.
 
     Palette images go through their palette, transparency is composited on white, 16/32-bit
     images are scaled to 8 bits and EXIF orientation is applied, so that the file's mode and
-    format never leak into the pixels.
+    format never leak into the pixels. `colour`: a colour file is kept as HxWx3 RGB (its grey,
+    `sigid.data.inks.luminance`, is the array read without it); a grey one stays HxW.
     """
     path = Path(path)
     try:
@@ -71,7 +75,9 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                         f"limit {max_pixels}); refusing to decode",
                     )
                 img.load()
-                grey = _to_grey(ImageOps.exif_transpose(img))
+                upright = ImageOps.exif_transpose(img)
+                pixels = _to_rgb(upright) if colour else None
+                pixels = _to_grey(upright) if pixels is None else pixels
     except ImageLoadError:
         raise
     except UnidentifiedImageError as err:
@@ -80,9 +86,22 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageLoadError(path, f"image too large (decompression bomb): {err}") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageLoadError(path, f"truncated or corrupt image data ({err})") from err
-    if grey.size == 0:
+    if pixels.size == 0:
         raise ImageLoadError(path, "image has no pixels")
-    return grey
+    return pixels
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray | None:
+    """A colour image's RGB pixels (palette and transparency as `_to_grey` takes them), or None
+    for a grey or 16/32-bit one."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode not in ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return None
+    if img.mode in ("RGBA", "RGBa"):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img.convert("RGBA"))
+    return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
 def _to_grey(img: Image.Image) -> np.ndarray:

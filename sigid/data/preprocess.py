@@ -6,7 +6,7 @@ Two modes:
   canvas of the target aspect ratio, inverted (ink bright on a 0 background) and resized; ink
   darkness is measured against the page's own paper level (docs/design.md, "Preprocessing").
 
-Four options of ``normalized`` make it robust to what a real document adds (docs/data.md,
+Five options of ``normalized`` make it robust to what a real document adds (docs/data.md,
 "Robust normalisation"); each is off unless its key is true, and a settings mapping without the
 keys (every checkpoint made before them) preprocesses exactly as before:
 - ``remove_lines``: long straight ink runs (ruling lines, a box's sides) leave the ink mask;
@@ -14,7 +14,12 @@ keys (every checkpoint made before them) preprocesses exactly as before:
 - ``ink_contrast``: the ink's darkness is stretched so its dark end is full ink (faint pens);
 - ``uniform_strokes``: the ink is redrawn from its skeleton at one width (in output pixels) and
   one darkness, so pen width, pressure, ink darkness and scan resolution no longer reach the
-  network.
+  network;
+- ``remove_stamps``: on a colour scan, ink of a second colour (a stamp, a coloured form's print)
+  becomes paper (`sigid.data.inks`); a grey scan is left as it is.
+
+`preprocess` takes a grey (HxW) or colour (HxWx3 RGB) scan; a colour one is read as its grey
+(`sigid.data.inks.luminance`, as `load_image` reads a colour file) unless ``remove_stamps``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
+from sigid.data.inks import luminance, pen_grey
+
 Mode = Literal["paper", "normalized"]
 MODES: tuple[str, ...] = ("paper", "normalized")
 
@@ -39,7 +46,9 @@ MIN_INK_CONTRAST = 40
 CANVAS_MARGIN = 0.04
 
 # The robustness options of ``normalized`` (all off by default) and their settings' keys.
-OPTIONS: tuple[str, ...] = ("remove_lines", "crop_main", "ink_contrast", "uniform_strokes")
+OPTIONS: tuple[str, ...] = (
+    "remove_lines", "crop_main", "ink_contrast", "uniform_strokes", "remove_stamps",
+)  # fmt: skip
 # remove_lines: a horizontal (vertical) ink run at least this fraction of the ink's width
 # (height), straight at one of the slants (degrees), is a printed line; runs are measured on the
 # mask widened by LINE_WIDEN pixels across the line (a line between two slants still runs on)
@@ -49,6 +58,16 @@ LINE_MIN_PIXELS = 25
 LINE_GAP = 2  # on the halved mask (line_mask): 4 pixels of the scan
 LINE_WIDEN = 1  # on the halved mask: 2 pixels of the scan
 LINE_SLANTS_DEG = (-3.0, -2.25, -1.5, -0.75, 0.0, 0.75, 1.5, 2.25, 3.0)
+# remove_lines: of the band `line_mask` finds, only the line itself leaves the ink (`line_core`):
+# the band's pixels on a run along the line of at least CORE_RUN pixels, measured with the band
+# widened by one pixel across it (a line slanted by 3 degrees still runs on); a stroke crossing
+# the band keeps its ink beside the line. Where it crosses the line itself it keeps its ink
+# there too (`crossings`): a run of line pixels across the line at most CROSSING_RUN pixels long,
+# with the stroke's ink touching both of its ends within CROSSING_REACH pixels along the line
+# (strokes at 45 degrees or steeper).
+CORE_RUN = 24
+CROSSING_RUN = 8
+CROSSING_REACH = 6
 # crop_main: a speck is an ink pixel with fewer ink pixels than this in its 5x5 neighbourhood.
 SPECK_NEIGHBOURS = 6
 # crop_main: the mask is labelled on a grid of cells of about this fraction of its longer side;
@@ -215,12 +234,20 @@ def preprocess(
     crop_main: bool = False,
     ink_contrast: bool = False,
     uniform_strokes: bool = False,
+    remove_stamps: bool = False,
 ) -> np.ndarray:
-    """Turn a grey scan (HxW uint8, dark ink on light paper) into a `size` (height, width) array,
-    with the robustness options of ``normalized`` (module docstring) as asked."""
+    """Turn a scan (HxW uint8 grey or HxWx3 RGB, dark ink on light paper) into a `size`
+    (height, width) array, with the robustness options of ``normalized`` (module docstring) as
+    asked."""
     _check_mode(mode)
-    if grey.ndim != 2 or grey.dtype != np.uint8:
-        raise ValueError(f"expected an HxW uint8 grey array, got {grey.dtype} {grey.shape}")
+    if grey.dtype != np.uint8 or not (grey.ndim == 2 or (grey.ndim == 3 and grey.shape[2] == 3)):
+        raise ValueError(
+            f"expected an HxW uint8 grey or HxWx3 RGB array, got {grey.dtype} {grey.shape}"
+        )
+    if grey.ndim == 3:
+        rgb, grey = grey, luminance(grey)
+        if remove_stamps and mode == "normalized":
+            grey = pen_grey(rgb, ink_mask(grey))
     height, width = int(size[0]), int(size[1])
     if mode == "paper":
         return _resize(grey, height, width)
@@ -250,7 +277,7 @@ def normalize(
         return np.zeros((height, width), dtype=np.uint8)
     paper = float(np.median(grey[~mask])) if (~mask).any() else 255.0
     if remove_lines:
-        mask &= ~line_mask(mask)
+        mask = without_lines(mask)
     if crop_main:
         mask = main_mass(mask)
     if not mask.any():
@@ -295,6 +322,60 @@ def line_mask(mask: np.ndarray) -> np.ndarray:
         bands |= found if axis == 0 else found.T
     full = np.repeat(np.repeat(bands, 2, axis=0), 2, axis=1)[:h, :w]
     return mask & full
+
+
+def without_lines(mask: np.ndarray) -> np.ndarray:
+    """`mask` with its printed lines taken out (``remove_lines``): the lines themselves
+    (`line_core` of `line_mask`), but where a stroke crosses them (`crossings`)."""
+    lines = line_core(line_mask(mask))
+    kept = mask & ~lines
+    return kept | crossings(kept, lines)
+
+
+def line_core(band: np.ndarray) -> np.ndarray:
+    """The pixels of `band` (`line_mask`'s) on the lines themselves, not on strokes crossing
+    them: on a horizontal (vertical) run of at least `CORE_RUN` pixels of the band widened by
+    one pixel across the run's direction."""
+    core = np.zeros_like(band)
+    for axis in (0, 1):
+        along = band if axis == 0 else band.T
+        widened = along.copy()
+        widened[1:] |= along[:-1]
+        widened[:-1] |= along[1:]
+        runs = _long_runs(widened, CORE_RUN) & along
+        core |= runs if axis == 0 else runs.T
+    return core
+
+
+def crossings(kept: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The pixels of `lines` where a stroke of `kept` crosses a line: runs of line pixels
+    across the line (down a column for a horizontal line, along a row for a vertical one) no
+    longer than `CROSSING_RUN`, with ink of `kept` just past both ends (within
+    `CROSSING_REACH` pixels along the line), so a removed line leaves no gap in the strokes."""
+    found = np.zeros_like(lines)
+    for axis in (0, 1):
+        across, ink = (lines.T, kept.T) if axis == 0 else (lines, kept)
+        # `across`'s rows run across the line: for axis 0 they are the columns of the page
+        h, w = across.shape
+        padded = np.zeros((h, w + 2), dtype=np.int8)
+        padded[:, 1:-1] = across
+        steps = np.diff(padded, axis=1)
+        starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)
+        short = (ends[:, 1] - starts[:, 1]) <= CROSSING_RUN
+        row, first, past = starts[short, 0], starts[short, 1], ends[short, 1]
+        inside = (first > 0) & (past < w)
+        row, first, past = row[inside], first[inside], past[inside]
+        near = np.zeros_like(ink)
+        for step in range(-CROSSING_REACH, CROSSING_REACH + 1):
+            lo, hi = max(step, 0), h + min(step, 0)
+            near[lo:hi] |= ink[lo - step : hi - step]
+        bridged = near[row, first - 1] & near[row, past]
+        marks = np.zeros((h, w + 1), dtype=np.int32)
+        np.add.at(marks, (row[bridged], first[bridged]), 1)
+        np.add.at(marks, (row[bridged], past[bridged]), -1)
+        runs = (np.cumsum(marks, axis=1)[:, :w] > 0) & across
+        found |= runs.T if axis == 0 else runs
+    return found
 
 
 def _slanted_band(mask: np.ndarray, length: int, slope: float) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The one input step of every trained-model tool: a signature (file or grey array) -> a tensor,
-prepared exactly as in training; and the checks on what a checkpoint stores and its network gives.
+"""The one input step of every trained-model tool: a signature (file, grey or RGB array) -> a
+tensor, prepared exactly as in training; and the checks on what a checkpoint stores and its
+network gives.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 
 from sigid.data import load_image
+from sigid.data.inks import as_grey
 from sigid.data.preprocess import blank_reason, check_preprocessing, no_ink_reason
 from sigid.data.preprocess import prepare as prepare_grey
 from sigid.data.transforms import to_tensor
 
-# A signature as the tools accept it: a path to an image file, or an HxW uint8 grey scan.
+# A signature as the tools accept it: a path to an image file, an HxW uint8 grey or HxWx3 RGB scan.
 Signature = str | os.PathLike | np.ndarray
 
 # What the tools say when a network's output is NaN or infinite.
@@ -52,25 +54,30 @@ def describe(image: Signature) -> str:
 
 
 def prepare(image: Signature, preprocessing: Mapping[str, Any]) -> np.ndarray:
-    """A path or an HxW uint8 grey array -> the preprocessed uint8 array the network was fed."""
+    """A path, an HxW uint8 grey or an HxWx3 uint8 RGB array -> the preprocessed uint8 array
+    the network was fed. A file is read in colour where the preprocessing uses colour
+    (``remove_stamps``)."""
     if isinstance(image, np.ndarray):
-        if image.ndim != 2 or image.dtype != np.uint8:
+        if image.dtype != np.uint8 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)
+        ):
             raise ValueError(
-                f"a signature array must be HxW uint8 grey (ink dark on white), got "
-                f"{image.dtype} {image.shape}"
+                f"a signature array must be HxW uint8 grey or HxWx3 uint8 RGB (ink dark on "
+                f"white), got {image.dtype} {image.shape}"
             )
-        grey = image
+        scan = image
     elif isinstance(image, (str, os.PathLike)):
-        grey = load_image(image)
+        scan = load_image(image, colour=bool(preprocessing.get("remove_stamps")))
     else:
         raise ValueError(
             f"a signature is a file path or an HxW uint8 array, not {type(image).__name__}"
         )
     # preprocessing would make an image of a blank page all the same, and the network would
     # score it: refused by the rule training's data use (`no_ink_reason`)
+    grey = as_grey(scan)
     if reason := blank_reason(grey):
         raise ValueError(f"{describe(image)}: {reason}")
-    prepared = prepare_grey(grey, preprocessing)
+    prepared = prepare_grey(scan, preprocessing)
     if reason := no_ink_reason(grey, preprocessing["mode"], prepared):
         raise ValueError(f"{describe(image)}: {reason}")
     return prepared

@@ -138,6 +138,7 @@ class Preprocess:
     crop_main: bool
     ink_contrast: bool
     uniform_strokes: bool
+    remove_stamps: bool
 
 
 @dataclass

@@ -86,12 +86,17 @@ def transformed_images(
 ) -> tuple[np.ndarray, int]:
     """(the split's scans read from disk, changed by `transform` at `strength` and preprocessed
     as `preprocessing` says, how many of them the normaliser found no ink in). Each scan's draw
-    is seeded by `seed` and its file name, so a scan changes alike in every run."""
+    is seeded by `seed` and its file name, so a scan changes alike in every run. With
+    ``remove_stamps`` each scan is changed in colour (a grey one as RGB), so a stamp or a pen
+    keeps its colour for the preprocessing to see; otherwise in grey, as it is read."""
     prepared, refused = [], 0
+    colour = bool(preprocessing.get("remove_stamps"))
     for sample in split.samples:
-        grey = load_image(sample.path)
+        scan = load_image(sample.path, colour=colour)
+        if colour and scan.ndim == 2:
+            scan = np.repeat(scan[..., None], 3, axis=2)
         draw = [seed, zlib.crc32(sample.path.name.encode())]
-        image, inked = prepared_change(grey, transform, strength, draw, preprocessing)
+        image, inked = prepared_change(scan, transform, strength, draw, preprocessing)
         refused += not inked
         prepared.append(image)
     return np.stack(prepared), refused
