@@ -693,8 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--clean", metavar="OPTION[,OPTION]",
         help="a pair: add normaliser options to the checkpoint's preprocessing for scans of "
-        f"documents ({', '.join(OPTIONS)}; e.g. crop_main,ink_contrast: specks, faint or "
-        "coloured ink)",
+        f"documents ({', '.join(OPTIONS)}; e.g. remove_lines,crop_main,ink_contrast,"
+        "remove_stamps: lines, boxes, specks, faint or coloured ink, stamps on colour scans)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.add_argument("--format", choices=ROW_FORMATS, help=ROWS_HELP)
