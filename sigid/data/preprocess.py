@@ -357,12 +357,9 @@ def crossings(kept: np.ndarray, lines: np.ndarray) -> np.ndarray:
         across, ink = (lines.T, kept.T) if axis == 0 else (lines, kept)
         # `across`'s rows run across the line: for axis 0 they are the columns of the page
         h, w = across.shape
-        padded = np.zeros((h, w + 2), dtype=np.int8)
-        padded[:, 1:-1] = across
-        steps = np.diff(padded, axis=1)
-        starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)
-        short = (ends[:, 1] - starts[:, 1]) <= CROSSING_RUN
-        row, first, past = starts[short, 0], starts[short, 1], ends[short, 1]
+        row, first, past = _runs(across)
+        short = (past - first) <= CROSSING_RUN
+        row, first, past = row[short], first[short], past[short]
         inside = (first > 0) & (past < w)
         row, first, past = row[inside], first[inside], past[inside]
         near = np.zeros_like(ink)
@@ -407,17 +404,24 @@ def _slanted_band(mask: np.ndarray, length: int, slope: float) -> np.ndarray:
     return band[grid_y + shift[grid_x], grid_x]
 
 
-def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
-    """The pixels of `mask` in a run of at least `length` True pixels along a row."""
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True pixels along `mask`'s rows: (row, first pixel, one past the last)."""
     h, w = mask.shape
     padded = np.zeros((h, w + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     steps = np.diff(padded, axis=1)  # +1 at a run's first pixel, -1 just past its last
     starts, ends = np.argwhere(steps == 1), np.argwhere(steps == -1)
-    long = (ends[:, 1] - starts[:, 1]) >= length  # argwhere is row-major: the pairs line up
+    return starts[:, 0], starts[:, 1], ends[:, 1]  # argwhere is row-major: the pairs line up
+
+
+def _long_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of `mask` in a run of at least `length` True pixels along a row."""
+    h, w = mask.shape
+    row, first, past = _runs(mask)
+    long = (past - first) >= length
     marks = np.zeros((h, w + 1), dtype=np.int32)
-    np.add.at(marks, (starts[long, 0], starts[long, 1]), 1)
-    np.add.at(marks, (ends[long, 0], ends[long, 1]), -1)
+    np.add.at(marks, (row[long], first[long]), 1)
+    np.add.at(marks, (row[long], past[long]), -1)
     return np.cumsum(marks, axis=1)[:, :w] > 0
 
 
