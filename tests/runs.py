@@ -53,6 +53,17 @@ SMALL_DATA = [
     "data.pairs.test=24",
     "data.batch_size=16",
 ]
+
+
+def cedar_subset_data(root: Any, *overrides: str) -> list[str]:
+    """Data overrides for the `cedar_subset` fixture's folder: 3 folds, 2 validation writers,
+    24 pairs per split, plus `overrides`."""
+    return [
+        "data=cedar", f"data.root={root}", "data.split.folds=3", "data.split.val_writers=2",
+        "data.pairs.train=24", "data.pairs.val=24", "data.pairs.test=24", *overrides,
+    ]  # fmt: skip
+
+
 SMALL = [*SMALL_DATA, "trainer.max_epochs=2", "+trainer.limit_train_batches=3"]
 # Small networks; a test picks the model group (model=cnn, model=siamese_conv, ...).
 SMALL_NET = ["model.depth=2", "model.channels=[8,16,16,16,16]"]

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from runs import cedar_subset_data
 
 from sigid.data.acquisition import apply
 from sigid.data.images import load_image
@@ -62,7 +63,7 @@ def test_a_coloured_stamp_over_a_black_signature_becomes_paper(name):
     stamped = _stamp(_page(BLACK), STAMPS[name])
     strokes = _ink(clean)
     stamp_only = _ink(stamped) & ~strokes
-    grey = pen_grey(stamped, _ink(stamped))
+    grey = pen_grey(stamped, luminance(stamped), _ink(stamped))
     # the stamp's ink away from the strokes is paper again, all but its last anti-aliased edge
     assert stamp_only.sum() > 2000
     assert (grey[stamp_only] >= 250).mean() > 0.98
@@ -91,7 +92,7 @@ def test_one_ink_is_left_as_it_is(pen, paper):
     """A single ink, black or coloured, on white or tinted paper: nothing to take out."""
     rgb = np.asarray(_page(pen, paper))
     assert not second_ink(rgb, _ink(rgb)).any()
-    assert (pen_grey(rgb, _ink(rgb)) == luminance(rgb)).all()
+    assert (pen_grey(rgb, luminance(rgb), _ink(rgb)) == luminance(rgb)).all()
 
 
 def test_a_mark_of_another_colour_below_the_minimum_share_is_no_second_ink():
@@ -136,7 +137,7 @@ def test_load_image_reads_colour_when_asked(tmp_path):
     Image.fromarray(stamped).save(rgb_file)
     Image.fromarray(luminance(stamped)).save(grey_file)
     rgba = np.dstack([stamped, np.full(stamped.shape[:2], 255, np.uint8)])
-    rgba[:10, :10, 3] = 0  # a transparent corner reads as white paper
+    rgba[:10, :10] = (0, 0, 0, 0)  # a transparent black corner reads as white paper
     Image.fromarray(rgba, "RGBA").save(rgba_file)
     colour = load_image(rgb_file, colour=True)
     assert colour.shape == (*PAGE, 3) and (colour == stamped).all()
@@ -180,11 +181,7 @@ def test_real_cedar_scans_stamped_in_colour_come_back_near_clean(cedar_root):
 
 
 def test_the_robustness_protocol_stamps_in_colour_with_the_option(cedar_subset):
-    data = [
-        "data=cedar", f"data.root={cedar_subset}", "data.split.folds=3",
-        "data.split.val_writers=2", "data.pairs.train=24", "data.pairs.val=24",
-        "data.pairs.test=24", "data.preprocess.remove_stamps=true",
-    ]  # fmt: skip
+    data = cedar_subset_data(cedar_subset, "data.preprocess.remove_stamps=true")
     result = robustness(
         SHIPPED_CHECKPOINT, data, references=[2], transforms=["stamp"], strengths=["middle"]
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from PIL import Image, ImageDraw
-from runs import SMALL
+from runs import SMALL, cedar_subset_data
 
 from sigid.data.acquisition import apply
 from sigid.data.cache import preprocess_samples
@@ -263,11 +263,7 @@ def test_evaluation_adds_an_option_to_a_checkpoint_without_the_keys(cedar_root):
 def test_the_robustness_protocol_prepares_with_the_added_option(cedar_subset):
     """`sigid evaluate --protocol robustness ... data.preprocess.remove_lines=true`: the shipped
     verifier's clean and changed scans are prepared with the option, and the result says so."""
-    data = [
-        "data=cedar", f"data.root={cedar_subset}", "data.split.folds=3",
-        "data.split.val_writers=2", "data.pairs.train=24", "data.pairs.val=24",
-        "data.pairs.test=24", "data.preprocess.remove_lines=true",
-    ]  # fmt: skip
+    data = cedar_subset_data(cedar_subset, "data.preprocess.remove_lines=true")
     result = robustness(
         SHIPPED_CHECKPOINT, data, references=[2], transforms=["box"], strengths=["middle"]
     )

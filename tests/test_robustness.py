@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from runs import SMALL_DATA, sigid_cli
+from runs import SMALL_DATA, cedar_subset_data, sigid_cli
 
 import sigid
 from sigid.data.acquisition import STRENGTHS, TRANSFORMS
@@ -68,11 +68,7 @@ def test_references_too_transforms_the_enrolled_signatures(siamese_ckpt, stamped
 def test_the_command_on_real_cedar_scans(capsys, siamese_ckpt, cedar_subset, tmp_path):
     """Scans read from disk, changed, preprocessed as the checkpoint says: one row per transform
     and strength asked, in the table and in the JSON, and evaluation.json with --out."""
-    data = [
-        "data=cedar", f"data.root={cedar_subset}", "data.split.folds=3",
-        "data.split.val_writers=2", "data.pairs.train=24", "data.pairs.val=24",
-        "data.pairs.test=24",
-    ]  # fmt: skip
+    data = cedar_subset_data(cedar_subset)
     base = ["evaluate", "--protocol", "robustness", "--ckpt", siamese_ckpt,
             "--transforms", "jpeg,resolution", "--strengths", "middle,high",
             "--references", "2", "5"]  # fmt: skip

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from sigid.data.inks import as_grey
+from sigid.data.inks import as_grey, as_rgb
 from sigid.data.preprocess import ink_mask, no_ink_reason, prepare, skeleton
 
 if TYPE_CHECKING:
@@ -68,10 +68,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if min(image.shape[:2]) < 2:
         raise ValueError(f"an acquisition transform needs at least 2x2 pixels, got {image.shape}")
     return image
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
 def _like(rgb: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -174,8 +170,8 @@ def _pen(image: np.ndarray, setting: tuple, rng: np.random.Generator) -> np.ndar
 
 def _faint(image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """A pale pen or a light scan: the ink's darkness against its paper scaled by `strength`."""
-    rgb = _rgb(image).astype(np.float32)
-    paper = np.asarray(_paper(_rgb(image)), np.float32)
+    rgb = as_rgb(image).astype(np.float32)
+    paper = np.asarray(_paper(as_rgb(image)), np.float32)
     return _like(paper - (paper - rgb) * strength, image)
 
 
@@ -191,7 +187,7 @@ def _tablet(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     if size > 1:
         big = big.filter(ImageFilter.MinFilter(size))
     grey = np.asarray(big.resize((width, height), Image.Resampling.BOX), dtype=np.uint8)
-    return _like(_rgb(grey).astype(np.float32), image)
+    return _like(as_rgb(grey).astype(np.float32), image)
 
 
 def _jpeg(image: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
@@ -209,7 +205,7 @@ def _draw(image: np.ndarray, paint: Callable[[ImageDraw.ImageDraw], None]) -> np
     layer = Image.new("RGB", (image.shape[1], image.shape[0]), (255, 255, 255))
     paint(ImageDraw.Draw(layer))
     marks = np.asarray(layer, dtype=np.float32) / 255.0
-    return _like(_rgb(image).astype(np.float32) * marks, image)
+    return _like(as_rgb(image).astype(np.float32) * marks, image)
 
 
 def _ruling(image: np.ndarray, setting: tuple, rng: np.random.Generator) -> np.ndarray:

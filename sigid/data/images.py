@@ -91,17 +91,28 @@ def load_image(
     return pixels
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray | None:
-    """A colour image's RGB pixels (palette and transparency as `_to_grey` takes them), or None
-    for a grey or 16/32-bit one."""
+# Modes `load_image(colour=True)` keeps in colour (a palette image too).
+COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P")
+
+
+def _opaque(img: Image.Image) -> Image.Image:
+    """`img` with its palette applied and its transparency composited on white paper."""
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode not in ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+    elif img.mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return img
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray | None:
+    """A colour image's RGB pixels (`COLOUR_MODES`, made `_opaque`), or None for another."""
+    if img.mode not in COLOUR_MODES:
         return None
-    if img.mode in ("RGBA", "RGBa"):
-        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, img.convert("RGBA"))
-    return np.array(img.convert("RGB"), dtype=np.uint8)
+    return np.array(_opaque(img).convert("RGB"), dtype=np.uint8)
 
 
 def _to_grey(img: Image.Image) -> np.ndarray:
@@ -115,14 +126,7 @@ def _to_grey(img: Image.Image) -> np.ndarray:
         values = np.asarray(img, dtype=np.float64)
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
         return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode == "PA":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "La", "RGBa"):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
+    img = _opaque(img)
     if img.mode != "L":
         img = img.convert("RGB").convert("L") if img.mode not in ("1", "RGB") else img.convert("L")
     return np.array(img, dtype=np.uint8)

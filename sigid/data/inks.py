@@ -39,16 +39,21 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else luminance(image)
 
 
-def pen_grey(rgb: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """`rgb`'s grey (`luminance`) with the pixels of a second ink colour painted as paper.
-    `ink`: the grey's ink mask (`sigid.data.preprocess.ink_mask`)."""
-    grey = luminance(rgb)
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A colour array as it is, a grey one as RGB (its value in every channel)."""
+    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+
+
+def pen_grey(rgb: np.ndarray, grey: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """`grey` (`rgb`'s `luminance`) with the pixels of a second ink colour painted as paper, as
+    a new array. `ink`: the grey's ink mask (`sigid.data.preprocess.ink_mask`)."""
     second = second_ink(rgb, ink)
     if not second.any():
         return grey
-    paper = float(np.median(grey[~ink])) if (~ink).any() else 255.0
-    grey[second] = np.uint8(round(paper))
-    return grey
+    paper = float(np.median(grey[~ink]))  # second_ink finds none on a page without paper
+    painted = grey.copy()
+    painted[second] = np.uint8(round(paper))
+    return painted
 
 
 def second_ink(rgb: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -63,10 +68,9 @@ def second_ink(rgb: np.ndarray, ink: np.ndarray) -> np.ndarray:
     density = -np.log(np.clip(pixels / np.maximum(paper, 1.0), 1e-3, 1.0))
     total = density.sum(axis=1)
     inked = total > 0.05  # lighter than this, a pixel's colour is noise
-    chroma = np.zeros((pixels.shape[0], 2))
     shares = density[inked] / total[inked, None]
-    chroma[inked] = shares[:, :2] - 1 / 3  # the third share is fixed by the other two
-    labels, centres = _two_groups(chroma[inked])
+    # the third share is fixed by the other two
+    labels, centres = _two_groups(shares[:, :2] - 1 / 3)
     sizes = np.bincount(labels, minlength=2)
     if (
         np.linalg.norm(centres[0] - centres[1]) < SEPARATION
@@ -84,15 +88,13 @@ def second_ink(rgb: np.ndarray, ink: np.ndarray) -> np.ndarray:
     other[np.flatnonzero(inked)[labels != pen]] = True
     found = none.copy()
     found[ink] = other
-    # the stamp's edge: paper-side neighbours, not the pen's ink
+    # the stamp's edge: its paper-side neighbours, never the pen's ink
     grown = found.copy()
     grown[1:] |= found[:-1]
     grown[:-1] |= found[1:]
     grown[:, 1:] |= found[:, :-1]
     grown[:, :-1] |= found[:, 1:]
-    pen_pixels = none.copy()
-    pen_pixels[ink] = ~other
-    return grown & ~pen_pixels
+    return grown & (found | ~ink)
 
 
 def _full(chroma: np.ndarray) -> np.ndarray:

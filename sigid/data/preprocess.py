@@ -247,7 +247,7 @@ def preprocess(
     if grey.ndim == 3:
         rgb, grey = grey, luminance(grey)
         if remove_stamps and mode == "normalized":
-            grey = pen_grey(rgb, ink_mask(grey))
+            grey = pen_grey(rgb, grey, ink_mask(grey))
     height, width = int(size[0]), int(size[1])
     if mode == "paper":
         return _resize(grey, height, width)

@@ -32,6 +32,7 @@ import numpy as np
 from sigid import metrics
 from sigid.data.acquisition import TRANSFORMS, check_names, prepared_change
 from sigid.data.images import load_image
+from sigid.data.inks import as_rgb
 from sigid.data.pairs import KINDS, Pair
 from sigid.errors import quiet_dependency_noise
 from sigid.evaluation.protocols.output import write_outputs
@@ -93,8 +94,7 @@ def transformed_images(
     colour = bool(preprocessing.get("remove_stamps"))
     for sample in split.samples:
         scan = load_image(sample.path, colour=colour)
-        if colour and scan.ndim == 2:
-            scan = np.repeat(scan[..., None], 3, axis=2)
+        scan = as_rgb(scan) if colour else scan
         draw = [seed, zlib.crc32(sample.path.name.encode())]
         image, inked = prepared_change(scan, transform, strength, draw, preprocessing)
         refused += not inked
