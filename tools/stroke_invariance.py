@@ -8,7 +8,8 @@ For the first `--per-writer` genuine scans of each of `--writers` (fixed files, 
 do not depend on a fold), each of thinner, thicker, tablet, pen, faint and resolution
 (`sigid.data.acquisition.apply` at `--strength`, seed 0) changes the scan, and the clean and the
 changed scan are both preprocessed at 128x128 with each setting: no option, crop_main +
-ink_contrast, and crop_main + ink_contrast + uniform_strokes. Per transform and setting:
+ink_contrast, and crop_main + ink_contrast with uniform_strokes or with match_width. Per
+transform and setting:
 
 - ``mad``: the mean absolute difference of the two outputs (grey levels, 0..255);
 - ``moved``: that difference summed, over the clean output's sum (the share of its ink that
@@ -43,6 +44,7 @@ SETTINGS = {
     "off": {},
     "crop_main+ink_contrast": {"crop_main": True, "ink_contrast": True},
     "+uniform_strokes": {"crop_main": True, "ink_contrast": True, "uniform_strokes": True},
+    "+match_width": {"crop_main": True, "ink_contrast": True, "match_width": True},
 }
 SIZE = (128, 128)
 

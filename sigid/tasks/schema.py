@@ -139,6 +139,7 @@ class Preprocess:
     ink_contrast: bool
     uniform_strokes: bool
     remove_stamps: bool
+    match_width: bool
 
 
 @dataclass
