@@ -165,3 +165,15 @@ def test_settings_keep_the_option_only_when_true_and_prepare_with_it(cedar_root)
     on = prepare(grey, {**plain, "match_width": True})
     assert (on == preprocess(grey, "normalized", SIZE, match_width=True)).all()
     assert not (on == prepare(grey, plain)).all()
+
+
+def test_ink_contrast_stretches_the_width_matched_ink(cedar_root):
+    """With `ink_contrast` too (as every document measurement used them), the stretch reads the
+    grown or eroded ink, not the mask from before: a thinner scan (grown, so its ink array is
+    larger than the mask) and a thicker one (eroded) both prepare, each unlike the option alone."""
+    for transform in ("thinner", "thicker"):
+        grey = apply(load_image(cedar_root / "signatures" / SCANS[0]), transform, "middle", 0)
+        both = preprocess(grey, "normalized", SIZE, match_width=True, ink_contrast=True)
+        alone = preprocess(grey, "normalized", SIZE, match_width=True)
+        assert both.shape == SIZE and both.any(), transform
+        assert not (both == alone).all(), transform
