@@ -304,8 +304,8 @@ def normalize(
     crop = grey[top:bottom, left:right].astype(np.float32)
     # Ink strength relative to this page's paper: 0 for paper, 255 for black ink.
     ink = np.clip((paper - crop) / max(paper, 1.0) * 255.0, 0, 255)
-    ink[~mask[top:bottom, left:right]] = 0
     crop_mask = mask[top:bottom, left:right]
+    ink[~crop_mask] = 0
     if match_width:
         ink = width_matched(ink, crop_mask)
         crop_mask = ink > 0
