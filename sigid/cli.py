@@ -244,7 +244,10 @@ def _or_shipped(args: argparse.Namespace) -> Path:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if args.clean is not None and args.gallery is not None:
-        raise ValueError("--clean: for a pair; a gallery prepares as its checkpoint says")
+        raise ValueError(
+            "--clean: for a pair; a gallery prepares scans as it was created (its options are "
+            "set at its first enrolment: sigid enroll --clean; sigid gallery info shows them)"
+        )
     if args.gallery is not None:
         if args.writer is None:
             raise ValueError("with --gallery, give --writer NAME and the questioned signatures")
@@ -363,8 +366,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 f"{args.gallery.with_suffix('.sqlite')}"
             )
         new = not args.gallery.exists()
+    options = _clean_options(args.clean) if args.clean is not None else None
     checkpoint = _or_shipped(args) if new else args.ckpt  # a new gallery's
-    gallery = Gallery.open(args.gallery, checkpoint, score=args.score)
+    gallery = Gallery.open(args.gallery, checkpoint, score=args.score, options=options)
     count = gallery.enroll(args.writer, args.images)
     path = gallery.save()  # nothing to write: the enrolment is in the store
     data = {
@@ -375,10 +379,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         "writers": len(gallery),
         "checkpoint": str(gallery.verifier.checkpoint),
         "score": gallery.score,
+        "options": gallery.options,
     }
     lines = [
         f"enrolled {len(args.images)} signature(s) of {data['writer']} in {path}: {count} "
         f"reference(s) for this writer, {len(gallery)} writer(s) in the gallery"
+        + (f" (normaliser options {', '.join(gallery.options)})" if gallery.options else "")
     ]
     return _emit(args, data, lines)
 
@@ -396,6 +402,7 @@ def cmd_gallery(args: argparse.Namespace) -> int:
             f"  writers: {data['writers']}   references: {data['references']}   "
             f"dim: {data['dim']}   score: {data['score']}",
             f"  checkpoint: {data['checkpoint']} (fingerprint {str(data['fingerprint'])[:12]})",
+            f"  normaliser options: {', '.join(data['options']) or 'none'}",
         ]
         return _emit(args, data, lines)
     if args.action == "list":
@@ -723,7 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "enroll",
         help="add a writer's reference signatures to a gallery (no retraining)",
-        usage="sigid enroll [--ckpt C] --gallery G --writer NAME IMG [IMG ...] [--json]",
+        usage="sigid enroll [--ckpt C] [--clean OPTION[,OPTION]] --gallery G --writer NAME "
+        "IMG [IMG ...] [--json]",
     )
     p.add_argument("images", type=_path, nargs="+", metavar="IMG", help="reference signatures")
     p.add_argument(
@@ -739,6 +747,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--score", choices=SCORES,
         help="a new gallery's score (default: normalized; mean for older checkpoints)",
+    )  # fmt: skip
+    p.add_argument(
+        "--clean", metavar="OPTION[,OPTION]",
+        help="a new gallery: add normaliser options to the checkpoint's preprocessing, for "
+        f"scans of documents ({', '.join(OPTIONS)}); the gallery keeps them, and enrols, "
+        "identifies and verifies every later scan with them",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=cmd_enroll)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sigid.data.preprocess import check_options, options_of
 from sigid.inference.gallery import storage
 from sigid.inference.gallery.ann import references_wanted
 from sigid.inference.gallery.manage import copy_store, describe_store
@@ -25,7 +26,7 @@ from sigid.inference.gallery.ranking import References, rescore
 from sigid.inference.gallery.scores import SCORES, check_score, writer_score
 from sigid.inference.gallery.store import ReferenceStore, open_store
 from sigid.inference.identifier import check_top_k
-from sigid.inference.inputs import Signature, as_list, describe
+from sigid.inference.inputs import Signature, as_list, describe, read_preprocessing
 from sigid.inference.verifier import Verdict, Verifier
 
 # Enrolled writers named in an error message before "...".
@@ -159,11 +160,16 @@ class Gallery:
         checkpoint: str | Path | None = None,
         threshold: float | None = None,
         score: str | None = None,
+        options: Sequence[str] | None = None,
     ) -> Gallery:
         """The gallery stored at `path`, or a new empty one for `checkpoint` if there is none
-        (`score` only applies to a new one: a stored gallery keeps its own). A new gallery's
-        file is made at its first enrolment."""
+        (`score` and `options`, the normaliser options added to the checkpoint's preprocessing
+        as `Verifier` adds them, only apply to a new one: a stored gallery keeps its own and
+        prepares every later scan as it prepared its first). A new gallery's file is made at
+        its first enrolment."""
         location = _location(path)
+        if options is not None:
+            options = check_options(options)
         if not isinstance(location, Path) or location.exists():
             store = _open(location)
             recorded = store.metadata() is not None
@@ -175,12 +181,28 @@ class Gallery:
                         f"{location}: this gallery scores by {gallery.score!r}, not {score!r}; "
                         "a gallery keeps the score it was created with"
                     )
+                kept = gallery.options
+                own = options_of(read_preprocessing(gallery.verifier.module))  # trained with
+                if options is not None and set(options) | set(own) != set(kept):
+                    gallery.close()
+                    raise ValueError(
+                        f"{location}: this gallery prepares scans with {_named(kept)}, not "
+                        f"{_named(options)}; a gallery keeps the preprocessing it was created "
+                        "with (its references were embedded so)"
+                    )
                 return gallery
         if checkpoint is None:
             raise ValueError(
                 f"{location}: no such gallery file; give a Siamese checkpoint (--ckpt) to create it"
             )
-        return cls(Verifier.from_checkpoint(checkpoint, threshold=threshold), location, score)
+        verifier = Verifier.from_checkpoint(checkpoint, threshold=threshold, options=options or ())
+        return cls(verifier, location, score)
+
+    @property
+    def options(self) -> list[str]:
+        """The normaliser options in the preprocessing this gallery embeds with (the
+        checkpoint's own and any added), in `OPTIONS` order."""
+        return list(options_of(self.verifier.preprocessing))
 
     def save(self, path: str | Path | None = None) -> Path | str:
         """Kept for code written before the store: every `enroll` is in the store when it
@@ -642,9 +664,19 @@ def _verifier_for(
                     f"{location}: {where}; give the checkpoint the gallery was enrolled with "
                     "(--ckpt)"
                 )
-        verifier = Verifier.from_checkpoint(checkpoint, threshold=threshold)
+        verifier = Verifier.from_checkpoint(
+            checkpoint, threshold=threshold, options=_recorded_options(location, meta)
+        )
     if verifier.fingerprint != meta["fingerprint"]:
         model = verifier.checkpoint or "the given model"
+        recorded = _recorded_options(location, meta)
+        if set(recorded) != set(options_of(verifier.preprocessing)):
+            raise ValueError(
+                f"{location}: this gallery prepares scans with {_named(recorded)}, but the "
+                f"given model with {_named(list(options_of(verifier.preprocessing)))}; give "
+                f"Verifier.from_checkpoint(..., options={recorded!r}), or load the gallery with "
+                "its checkpoint (Gallery.load(path, ckpt)), which adds them"
+            )
         raise ValueError(
             f"{location}: this gallery was enrolled with checkpoint {meta['checkpoint']} "
             f"(fingerprint {meta['fingerprint'][:12]}), but {model} has different weights "
@@ -666,6 +698,19 @@ def _verifier_for(
     if meta.get("score") not in SCORES:
         raise ValueError(f"{location}: damaged gallery file (unknown score {meta.get('score')!r})")
     return verifier
+
+
+def _recorded_options(location: Path | str, meta: dict[str, Any]) -> list[str]:
+    """The normaliser options of the preprocessing a gallery's references were embedded with."""
+    try:
+        return list(options_of(meta["preprocessing"]))
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{location}: damaged gallery file (its preprocessing: {err})") from err
+
+
+def _named(options: Sequence[str]) -> str:
+    """Options as a message names them."""
+    return f"normaliser options {', '.join(options)}" if options else "no normaliser options"
 
 
 def _tta_note(verifier: Verifier) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sigid.atomic import atomic_path, check_target
+from sigid.data.preprocess import OPTIONS
 from sigid.inference.gallery.store import ReferenceStore, is_milvus, open_store
 
 
@@ -40,6 +41,9 @@ def describe_store(store: ReferenceStore) -> dict[str, Any]:
     found["read_only"] = store.read_only
     for key in ("checkpoint", "fingerprint", "dim", "score"):
         found[key] = meta.get(key)
+    # the normaliser options the references were prepared with (a gallery keeps them)
+    prepared = meta.get("preprocessing") or {}
+    found["options"] = [name for name in OPTIONS if prepared.get(name) is True]
     files = [Path(store.location + suffix) for suffix in ("", "-wal")]
     if not is_milvus(store.location) and files[0].is_file():
         found["bytes"] = sum(f.stat().st_size for f in files if f.is_file())
