@@ -149,45 +149,20 @@ def test_sigid_enroll_clean_makes_a_gallery_that_keeps_its_options(capsys, tmp_p
 
 def test_a_gallery_refuses_other_options_in_one_line(capsys, tmp_path, cedar_root):
     store = tmp_path / "people.sqlite"
-    code, _, err = sigid_cli(
-        capsys,
-        "enroll",
-        "--gallery",
-        store,
-        "--writer",
-        "w1",
-        "--clean",
-        "crop_main",
-        *_scans(cedar_root, 1, range(1, 3)),
-    )
-    assert code == 0, err
+
+    def enroll(writer: int, clean: str) -> tuple[int, str]:
+        scans = _scans(cedar_root, writer, range(1, 3))
+        code, _, err = sigid_cli(capsys, "enroll", "--gallery", store, "--writer", f"w{writer}",
+                                 "--clean", clean, *scans)  # fmt: skip
+        return code, err
+
+    assert enroll(1, "crop_main")[0] == 0
     for other in ("remove_lines", "crop_main,ink_contrast"):
-        code, _, err = sigid_cli(
-            capsys,
-            "enroll",
-            "--gallery",
-            store,
-            "--writer",
-            "w2",
-            "--clean",
-            other,
-            *_scans(cedar_root, 2, range(1, 3)),
-        )
+        code, err = enroll(2, other)
         assert code != 0 and "Traceback" not in err
         assert (f"{store}: this gallery prepares scans with normaliser options crop_main, not "
                 f"normaliser options {other.replace(',', ', ')}") in err  # fmt: skip
-    code, _, err = sigid_cli(
-        capsys,
-        "enroll",
-        "--gallery",
-        store,
-        "--writer",
-        "w2",
-        "--clean",
-        "crop_main",
-        *_scans(cedar_root, 2, range(1, 3)),
-    )
-    assert code == 0, err  # the same options again: accepted
+    assert enroll(2, "crop_main")[0] == 0  # the same options again: accepted
     plain = Verifier.from_checkpoint(SHIPPED_CHECKPOINT)
     with pytest.raises(
         ValueError,
