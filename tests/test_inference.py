@@ -491,7 +491,7 @@ def test_cli_enroll_then_identify_and_verify_with_the_gallery(
         assert code == 0
     assert json.loads(out) == {
         "gallery": str(gallery), "writer": "cyd", "added": 5, "references": 5, "writers": 3,
-        "checkpoint": str(siamese_ckpt.resolve()), "score": "normalized",
+        "checkpoint": str(siamese_ckpt.resolve()), "score": "normalized", "options": [],
     }  # fmt: skip
     code, out, _ = sigid_cli(capsys, "enroll", "--gallery", gallery, "--writer", "ann",
                         genuine(cedar_root, 1, 6), "--json")  # fmt: skip
