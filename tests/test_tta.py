@@ -5,6 +5,7 @@ a bad N is refused in one line. On real CEDAR scans with the session's tiny Siam
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +150,36 @@ def test_a_gallery_of_plain_embeddings_refuses_a_tta_verifier(plain, scans, tmp_
     path = gallery.save(tmp_path / "plain.sqlite")
     gallery.close()
     tta = Verifier(plain.module, plain.checkpoint, tta=3)
-    with pytest.raises(ValueError, match=r"different weights or preprocessing .*test-time augm"):
+    with pytest.raises(ValueError, match=r"embedded with test-time augmentation 1, but the given "
+                       r"model embeds with 3; give a Verifier with tta=1"):  # fmt: skip
         Gallery.load(path, verifier=tta)
     Gallery.load(path, verifier=Verifier(plain.module, plain.checkpoint, tta=1)).close()
     augmented = Gallery(tta)
     augmented.enroll("ann", scans[:2])
     np.testing.assert_array_equal(augmented.references("ann"), tta.embed(scans[:2]))
+
+
+def _model_record(path: Path) -> dict:
+    """The model record a SQLite gallery keeps, read from the file itself."""
+    with sqlite3.connect(path) as db:
+        return json.loads(db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()[0])
+
+
+def test_a_gallery_enrolled_with_tta_is_read_back_with_it(plain, scans, tmp_path):
+    """The store records the TTA its references were embedded with (only where it is not 1, so
+    a plain gallery's record is as before), and loading it from its checkpoint embeds with it
+    again: the same scores, not a refusal of its own model."""
+    tta = Verifier(plain.module, plain.checkpoint, tta=3)
+    gallery = Gallery(tta, tmp_path / "tta.sqlite")
+    gallery.enroll("ann", scans[:2])
+    expected = gallery.verify("ann", scans[2]).score
+    gallery.close()
+    assert _model_record(tmp_path / "tta.sqlite")["tta"] == 3
+    for loaded in (Gallery.load(tmp_path / "tta.sqlite"), Gallery.open(tmp_path / "tta.sqlite")):
+        assert loaded.verifier.tta == 3
+        assert loaded.verify("ann", scans[2]).score == pytest.approx(expected, abs=1e-6)
+        loaded.close()
+    plain_gallery = Gallery(plain, tmp_path / "plain.sqlite")
+    plain_gallery.enroll("ann", scans[:2])
+    plain_gallery.close()
+    assert "tta" not in _model_record(tmp_path / "plain.sqlite")

@@ -27,6 +27,7 @@ from sigid.inference.gallery.scores import SCORES, check_score, writer_score
 from sigid.inference.gallery.store import ReferenceStore, open_store
 from sigid.inference.identifier import check_top_k
 from sigid.inference.inputs import Signature, as_list, describe, read_preprocessing
+from sigid.inference.tta import check_tta
 from sigid.inference.verifier import Verdict, Verifier
 
 # Enrolled writers named in an error message before "...".
@@ -289,6 +290,7 @@ class Gallery:
             "preprocessing": verifier.preprocessing,
             "dim": verifier.dim,
             "score": self.score,
+            **({"tta": verifier.tta} if verifier.tta != 1 else {}),
         }
 
     def _writable(self) -> ReferenceStore:
@@ -665,10 +667,20 @@ def _verifier_for(
                     "(--ckpt)"
                 )
         verifier = Verifier.from_checkpoint(
-            checkpoint, threshold=threshold, options=_recorded_options(location, meta)
+            checkpoint,
+            threshold=threshold,
+            tta=_recorded_tta(location, meta),
+            options=_recorded_options(location, meta),
         )
     if verifier.fingerprint != meta["fingerprint"]:
         model = verifier.checkpoint or "the given model"
+        if verifier.tta != _recorded_tta(location, meta):
+            raise ValueError(
+                f"{location}: this gallery's references were embedded with test-time "
+                f"augmentation {_recorded_tta(location, meta)}, but the given model embeds with "
+                f"{verifier.tta}; give a Verifier with tta={_recorded_tta(location, meta)}, or "
+                "load the gallery with its checkpoint (Gallery.load(path, ckpt)), which sets it"
+            )
         recorded = _recorded_options(location, meta)
         if set(recorded) != set(options_of(verifier.preprocessing)):
             raise ValueError(
@@ -706,6 +718,14 @@ def _recorded_options(location: Path | str, meta: dict[str, Any]) -> list[str]:
         return list(options_of(meta["preprocessing"]))
     except (TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{location}: damaged gallery file (its preprocessing: {err})") from err
+
+
+def _recorded_tta(location: Path | str, meta: dict[str, Any]) -> int:
+    """The test-time augmentation a gallery's references were embedded with (1: none)."""
+    try:
+        return check_tta(meta.get("tta", 1))
+    except ValueError as err:
+        raise ValueError(f"{location}: damaged gallery file ({err})") from err
 
 
 def _named(options: Sequence[str]) -> str:

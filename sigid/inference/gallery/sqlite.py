@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sigid.inference.gallery.store import METADATA_KEYS
+from sigid.inference.gallery.store import METADATA_KEYS, OPTIONAL_KEYS
 
 FORMAT, VERSION = "sigid-gallery-store", 1
 # How long a write waits for another process's write transaction before it gives up.
@@ -160,6 +160,7 @@ class SqliteStore:
         """Record the model; refused if another is recorded (the same again is no change: two
         processes may create one gallery at once)."""
         record = {key: metadata[key] for key in METADATA_KEYS}
+        record.update({key: metadata[key] for key in OPTIONAL_KEYS if key in metadata})
         with self._write():
             found = self.metadata()
             if found is not None:

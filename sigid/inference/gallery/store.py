@@ -27,6 +27,9 @@ import numpy as np
 # sources, which the store holds as rows): checkpoint (str | None), fingerprint (str),
 # preprocessing (dict), dim (int), score (one of SCORES).
 METADATA_KEYS = ("checkpoint", "fingerprint", "preprocessing", "dim", "score")
+# Recorded only where not the default (a store written before them has none): ``tta``, the
+# test-time augmentation the references were embedded with (1 when absent).
+OPTIONAL_KEYS = ("tta",)
 
 
 @runtime_checkable
