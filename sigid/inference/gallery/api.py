@@ -19,7 +19,7 @@ import numpy as np
 from sigid.data.preprocess import check_options, options_of
 from sigid.inference.gallery import storage
 from sigid.inference.gallery.ann import references_wanted
-from sigid.inference.gallery.manage import copy_store, describe_store
+from sigid.inference.gallery.manage import copy_store, describe_store, recorded_options
 from sigid.inference.gallery.names import check_writer_name
 from sigid.inference.gallery.npz import read_only_reason
 from sigid.inference.gallery.ranking import References, rescore
@@ -182,15 +182,16 @@ class Gallery:
                         f"{location}: this gallery scores by {gallery.score!r}, not {score!r}; "
                         "a gallery keeps the score it was created with"
                     )
-                kept = gallery.options
-                own = options_of(read_preprocessing(gallery.verifier.module))  # trained with
-                if options is not None and set(options) | set(own) != set(kept):
-                    gallery.close()
-                    raise ValueError(
-                        f"{location}: this gallery prepares scans with {_named(kept)}, not "
-                        f"{_named(options)}; a gallery keeps the preprocessing it was created "
-                        "with (its references were embedded so)"
-                    )
+                if options is not None:  # the checkpoint's own options count as given
+                    own = options_of(read_preprocessing(gallery.verifier.module))
+                    if set(options) | set(own) != set(gallery.options):
+                        gallery.close()
+                        raise ValueError(
+                            f"{location}: this gallery prepares scans with "
+                            f"{_named(gallery.options)}, not {_named(options)}; a gallery keeps "
+                            "the preprocessing it was created with (its references were "
+                            "embedded so)"
+                        )
                 return gallery
         if checkpoint is None:
             raise ValueError(
@@ -653,6 +654,7 @@ def _verifier_for(
     threshold: float | None,
 ) -> Verifier:
     """The model of a stored gallery (see `Gallery.load`), checked against its record."""
+    tta, recorded = _recorded_tta(location, meta), recorded_options(location, meta)
     if verifier is None:
         if checkpoint is None:
             checkpoint = meta["checkpoint"]
@@ -667,25 +669,22 @@ def _verifier_for(
                     "(--ckpt)"
                 )
         verifier = Verifier.from_checkpoint(
-            checkpoint,
-            threshold=threshold,
-            tta=_recorded_tta(location, meta),
-            options=_recorded_options(location, meta),
+            checkpoint, threshold=threshold, tta=tta, options=recorded
         )
     if verifier.fingerprint != meta["fingerprint"]:
         model = verifier.checkpoint or "the given model"
-        if verifier.tta != _recorded_tta(location, meta):
+        if verifier.tta != tta:
             raise ValueError(
                 f"{location}: this gallery's references were embedded with test-time "
-                f"augmentation {_recorded_tta(location, meta)}, but the given model embeds with "
-                f"{verifier.tta}; give a Verifier with tta={_recorded_tta(location, meta)}, or "
-                "load the gallery with its checkpoint (Gallery.load(path, ckpt)), which sets it"
+                f"augmentation {tta}, but the given model embeds with {verifier.tta}; give a "
+                f"Verifier with tta={tta}, or load the gallery with its checkpoint "
+                "(Gallery.load(path, ckpt)), which sets it"
             )
-        recorded = _recorded_options(location, meta)
-        if set(recorded) != set(options_of(verifier.preprocessing)):
+        given = list(options_of(verifier.preprocessing))
+        if set(recorded) != set(given):
             raise ValueError(
                 f"{location}: this gallery prepares scans with {_named(recorded)}, but the "
-                f"given model with {_named(list(options_of(verifier.preprocessing)))}; give "
+                f"given model with {_named(given)}; give "
                 f"Verifier.from_checkpoint(..., options={recorded!r}), or load the gallery with "
                 "its checkpoint (Gallery.load(path, ckpt)), which adds them"
             )
@@ -710,14 +709,6 @@ def _verifier_for(
     if meta.get("score") not in SCORES:
         raise ValueError(f"{location}: damaged gallery file (unknown score {meta.get('score')!r})")
     return verifier
-
-
-def _recorded_options(location: Path | str, meta: dict[str, Any]) -> list[str]:
-    """The normaliser options of the preprocessing a gallery's references were embedded with."""
-    try:
-        return list(options_of(meta["preprocessing"]))
-    except (TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"{location}: damaged gallery file (its preprocessing: {err})") from err
 
 
 def _recorded_tta(location: Path | str, meta: dict[str, Any]) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sigid.atomic import atomic_path, check_target
-from sigid.data.preprocess import OPTIONS
+from sigid.data.preprocess import options_of
 from sigid.inference.gallery.store import ReferenceStore, is_milvus, open_store
 
 
@@ -41,13 +41,20 @@ def describe_store(store: ReferenceStore) -> dict[str, Any]:
     found["read_only"] = store.read_only
     for key in ("checkpoint", "fingerprint", "dim", "score"):
         found[key] = meta.get(key)
-    # the normaliser options the references were prepared with (a gallery keeps them)
-    prepared = meta.get("preprocessing") or {}
-    found["options"] = [name for name in OPTIONS if prepared.get(name) is True]
+    found["options"] = recorded_options(store.location, meta) if meta else []
     files = [Path(store.location + suffix) for suffix in ("", "-wal")]
     if not is_milvus(store.location) and files[0].is_file():
         found["bytes"] = sum(f.stat().st_size for f in files if f.is_file())
     return found
+
+
+def recorded_options(location: str | Path, meta: dict[str, Any]) -> list[str]:
+    """The normaliser options of the preprocessing a gallery's references were embedded with
+    (a gallery keeps them)."""
+    try:
+        return list(options_of(meta["preprocessing"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{location}: damaged gallery file (its preprocessing: {err})") from err
 
 
 def info(location: str | Path) -> dict[str, Any]:
