@@ -183,3 +183,30 @@ def test_a_gallery_enrolled_with_tta_is_read_back_with_it(plain, scans, tmp_path
     plain_gallery.enroll("ann", scans[:2])
     plain_gallery.close()
     assert "tta" not in _model_record(tmp_path / "plain.sqlite")
+
+
+def test_an_npz_export_of_a_tta_gallery_keeps_its_tta(plain, scans, tmp_path, capsys):
+    """An ``.npz`` export records the TTA as the store does (only where it is not 1): the file
+    opens with its own checkpoint and scores as the store did, and `sigid gallery convert`
+    carries it into a new store."""
+    tta = Verifier(plain.module, plain.checkpoint, tta=3)
+    gallery = Gallery(tta, tmp_path / "tta.sqlite")
+    gallery.enroll("ann", scans[:2])
+    expected = gallery.verify("ann", scans[2]).score
+    exported = gallery.save(tmp_path / "tta.npz")
+    gallery.close()
+    loaded = Gallery.load(exported)
+    assert loaded.verifier.tta == 3
+    assert loaded.verify("ann", scans[2]).score == pytest.approx(expected, abs=1e-6)
+    loaded.close()
+    code, _, err = sigid_cli(
+        capsys, "gallery", "convert", str(exported), str(tmp_path / "back.sqlite")
+    )
+    assert code == 0, err
+    assert _model_record(tmp_path / "back.sqlite")["tta"] == 3
+    plain_gallery = Gallery(plain, tmp_path / "plain.sqlite")
+    plain_gallery.enroll("ann", scans[:2])
+    plain_export = plain_gallery.save(tmp_path / "plain.npz")
+    plain_gallery.close()
+    with np.load(plain_export) as data:
+        assert "tta" not in json.loads(bytes(data["metadata"]).decode("utf-8"))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from sigid.inference.gallery import storage
-from sigid.inference.gallery.store import METADATA_KEYS
+from sigid.inference.gallery.store import METADATA_KEYS, OPTIONAL_KEYS
 
 
 def read_only_reason(location: str) -> str:
@@ -38,6 +38,7 @@ class NpzStore:
             meta = {**meta, "sources": [meta["sources"][i] for i in order]}
         self._meta = {key: meta[key] for key in METADATA_KEYS if key != "score"}
         self._meta["score"] = storage.stored_score(path, meta)
+        self._meta.update({key: meta[key] for key in OPTIONAL_KEYS if key in meta})
         self._writers: list[str] = list(meta["writers"])
         self._matrix = embeddings
         self._counts = np.bincount(index, minlength=len(self._writers)).astype(np.int64)

@@ -6,7 +6,8 @@ atomically and checked field by field when read.
 - ``metadata``: uint8 bytes of a UTF-8 JSON object: ``format`` ("sigid-gallery"), ``version``,
   ``checkpoint`` (absolute path), ``fingerprint`` (`verifier.fingerprint` of the embedding
   branch and its preprocessing), ``preprocessing``, ``dim``, ``score`` (one of `SCORES`),
-  ``writers`` and ``sources`` (each row's image file by absolute path, or "<array>").
+  ``writers`` and ``sources`` (each row's image file by absolute path, or "<array>"); and
+  ``tta`` (the test-time augmentation of the embeddings) only where it is not 1.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def write(
         "writers": writers,
         "sources": [s for w in writers for s in sources[w]],
     }
+    if verifier.tta != 1:  # as the store records it: a plain file is as before
+        meta["tta"] = verifier.tta
     arrays = {
         "embeddings": (
             np.concatenate(embeddings).astype(np.float32)
