@@ -87,14 +87,20 @@ def _out(args: argparse.Namespace) -> Path:
 def _print_table(table: SampleTable) -> None:
     summary = table.summary()
     print(f"{summary['root']}  (layout: {summary['layout']})")
+    units = summary["people"] != summary["writers"]  # chinese_names: (writer, name) units
+    who = (
+        f"writers: {summary['people']} in {summary['writers']} units (writer, name)"
+        if units
+        else f"writers: {summary['writers']}"
+    )
     print(
-        f"  writers: {summary['writers']}   genuine: {summary['genuine']}   "
+        f"  {who}   genuine: {summary['genuine']}   "
         f"forged: {summary['forged']}   skipped: {len(summary['skipped'])}"
     )
     for reason, count in Counter(s.reason for s in table.skipped).most_common():
         example = next(s.path.name for s in table.skipped if s.reason == reason)
         print(f"  skipped {count} x {reason} (e.g. {example})")
-    print("  per writer (genuine/forged):")
+    print(f"  per {'unit' if units else 'writer'} (genuine/forged):")
     cells = [f"{w}: {c['genuine']}/{c['forged']}" for w, c in summary["per_writer"].items()]
     for start in range(0, len(cells), 6):
         print("    " + "   ".join(cells[start : start + 6]))

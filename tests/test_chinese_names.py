@@ -57,6 +57,28 @@ def test_files_are_units_of_writer_and_name_with_their_medium(tmp_path):
     ]
 
 
+def test_scan_counts_people_apart_from_their_units(tmp_path, capsys):
+    """`sigid scan` says how many people wrote a chinese_names set, not only how many (writer,
+    name) units they make; a set of plain writers reads as before."""
+    write_chinese_names(tmp_path / "names", writers=3)
+    assert main(["scan", str(tmp_path / "names"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["people"], report["writers"], len(report["per_writer"])) == (3, 30, 30)
+    assert main(["scan", str(tmp_path / "names")]) == 0
+    text = capsys.readouterr().out
+    assert "writers: 3 in 30 units (writer, name)" in text and "per unit" in text
+    plain = tmp_path / "plain"
+    for writer in ("ann", "bob"):
+        (plain / writer).mkdir(parents=True)
+        draw_signature(len(writer), 0).save(plain / writer / "1.png")
+    assert main(["scan", str(plain), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["people"] == report["writers"] == 2
+    assert main(["scan", str(plain)]) == 0
+    text = capsys.readouterr().out
+    assert "writers: 2   genuine: 2" in text and "per writer" in text
+
+
 def test_misfiled_names_are_listed_and_the_layout_is_then_asked_for(tmp_path):
     write_chinese_names(tmp_path, writers=2)
     for name in ("41.png", "0.png", "abc.png", "07.png"):

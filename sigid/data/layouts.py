@@ -83,6 +83,12 @@ class SampleTable:
         return sorted({s.writer for s in self.samples}, key=natural_key)
 
     @property
+    def people(self) -> list[str]:
+        """The real writers: the writers themselves, except where each claims several
+        identities (chinese_names' (writer, name) units)."""
+        return sorted({s.person for s in self.samples}, key=natural_key)
+
+    @property
     def genuine(self) -> list[Sample]:
         return [s for s in self.samples if s.genuine]
 
@@ -97,7 +103,8 @@ class SampleTable:
         return {
             "root": str(self.root),
             "layout": self.layout,
-            "writers": len(self.writers),
+            "writers": len(self.writers),  # the claimed identities, as `per_writer` keys them
+            "people": len(self.people),
             "genuine": sum(genuine.values()),
             "forged": sum(forged.values()),
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
