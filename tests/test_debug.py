@@ -26,7 +26,9 @@ def test_a_debug_run_runs_in_its_own_folder_and_is_marked(tmp_path, mode):
     assert len(runs) == 1 and not list((tmp_path / "outputs").glob("20*"))  # not with results
     run = runs[0]
     assert json.loads((run / "status.json").read_text()) | {"wall_time_s": 0} == {
-        "status": "ok", "debug_run": mode, "wall_time_s": 0
+        "status": "ok",
+        "debug_run": mode,
+        "wall_time_s": 0,
     }
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["debug_run"] == mode and "test/acc" in metrics
