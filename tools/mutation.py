@@ -95,7 +95,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "preprocess-paper-kept",
         "sigid/data/preprocess.py",
-        "    ink[~mask[top:bottom, left:right]] = 0\n",
+        "    ink[~crop_mask] = 0\n",
         "",
         PREPROCESS,
         "normalized mode keeps paper noise inside the ink's box (background not exactly 0)",
@@ -128,8 +128,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "pairs-within-label-flipped",
         "sigid/data/pairs.py",
-        "Pair(int(a), int(b), int(same), GENUINE if same else RANDOM)",
-        "Pair(int(a), int(b), int(not same), GENUINE if same else RANDOM)",
+        "Pair(int(a), int(b), int(same), GENUINE if same else kind)",
+        "Pair(int(a), int(b), int(not same), GENUINE if same else kind)",
         PAIRS,
         "in-batch pairs of one writer are labelled different, and of two writers same",
     ),
@@ -328,8 +328,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "gallery-rank-by-enrolment",
         "sigid/inference/gallery/api.py",
-        "key=lambda c: -c.score,",
-        "key=lambda c: 0,",
+        "key=lambda c: -c.score\n",
+        "key=lambda c: 0\n",
         GALLERY,
         "identify lists writers in enrolment order instead of ranking them",
     ),
