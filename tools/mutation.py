@@ -387,7 +387,20 @@ def _check(mutants: list[Mutant]) -> list[str]:
         count = path.read_text(encoding="utf-8").count(m.original)
         if count != 1:
             problems.append(f"{m.name}: its snippet occurs {count} times in {m.file}, not once")
+        problems += [f"{m.name}: {why}" for test in m.tests if (why := _missing(test))]
     return problems
+
+
+def _missing(test: str) -> str | None:
+    """Why pytest would select nothing for `test` (a file, or file::function[params]), if so."""
+    file, _, function = test.partition("::")
+    path = ROOT / file
+    if not path.is_file():
+        return f"its test file {file} does not exist"
+    name = function.split("[")[0]
+    if name and not re.search(rf"^def {re.escape(name)}\(", path.read_text("utf-8"), re.M):
+        return f"its test {name} is not in {file}"
+    return None
 
 
 def _pytest(tests: list[str], timeout: float) -> tuple[int | None, str, float]:
