@@ -197,3 +197,20 @@ def test_the_robustness_protocol_stamps_in_colour_with_the_option(cedar_subset):
     # a stamp applied to the grey scan is grey: nothing for the option to take out
     greyed = prepare(apply(grey, "stamp", "middle", draw), result["preprocessing"])
     assert np.abs(images[0].astype(int) - greyed).mean() > 3
+
+
+def test_a_palette_image_with_alpha_is_read_in_colour_as_its_colours(tmp_path):
+    """A PA file (palette plus alpha, as TIFF keeps it) holds colours like a P one: read in
+    colour it is the palette's RGB, composited on white, and its grey is the plain read's."""
+    palette = Image.new("P", (40, 30), 0)
+    palette.putpalette([255, 255, 255, 0, 0, 0, *STAMPS["red"]] + [0] * (256 * 3 - 9))
+    ImageDraw.Draw(palette).line([(2, 5), (37, 5)], fill=1, width=3)  # black ink
+    ImageDraw.Draw(palette).line([(2, 20), (37, 20)], fill=2, width=3)  # a red stamp's line
+    alpha = Image.new("L", palette.size, 255)
+    alpha.paste(0, (0, 25, 40, 30))  # a transparent strip reads as white paper
+    Image.merge("PA", (palette, alpha)).save(tmp_path / "pa.tiff")
+    colour = load_image(tmp_path / "pa.tiff", colour=True)
+    assert colour.shape == (30, 40, 3)
+    assert tuple(colour[20, 20]) == STAMPS["red"] and tuple(colour[5, 20]) == (0, 0, 0)
+    assert (colour[25:] == 255).all()
+    assert (luminance(colour) == load_image(tmp_path / "pa.tiff")).all()

@@ -92,7 +92,7 @@ def load_image(
 
 
 # Modes `load_image(colour=True)` keeps in colour (a palette image too).
-COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P")
+COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA")
 
 
 def _opaque(img: Image.Image) -> Image.Image:
