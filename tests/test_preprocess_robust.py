@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import shutil
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ from hydra import compose, initialize_config_module
 from PIL import Image, ImageDraw
 from runs import SMALL, cedar_subset_data
 
+import sigid
 from sigid.data.acquisition import apply
 from sigid.data.cache import preprocess_samples
 from sigid.data.images import load_image
@@ -302,3 +308,50 @@ def test_a_run_stores_the_options_it_was_trained_with(tmp_path):
     }
     with pytest.raises(ValueError, match=r"data\.preprocess\.crop_main=3"):
         check_config(bad, task_class(bad))
+
+
+CACHED = """
+import sys
+import numpy as np
+import sigid
+from sigid.data.cache import preprocess_samples
+from sigid.data.layouts import Sample
+assert sigid.__file__.startswith(sys.argv[1]), sigid.__file__
+samples = [Sample(__import__("pathlib").Path(p), "w", True) for p in sys.argv[3:]]
+images, _, _ = preprocess_samples(samples, "normalized", (64, 96), sys.argv[2])
+np.save(sys.argv[2] + "/out.npy", images)
+"""
+
+
+def test_the_cache_is_not_read_by_code_that_prepares_otherwise(cedar_root, tmp_path):
+    """An entry made by one preprocessing code is not read by another that prepares otherwise
+    (an edited constant, with PREPROCESS_VERSION as it was), and is read by the same code
+    installed elsewhere. Each copy of sigid runs in its own process, as an upgrade would."""
+    paths = [str(cedar_root / "signatures" / "full_org" / f"original_{w}_1.png") for w in (3, 9)]
+    cache = tmp_path / "cache"
+    made, _, _ = preprocess_samples(
+        [Sample(Path(p), "w", True) for p in paths], "normalized", (64, 96), cache
+    )
+    package = Path(sigid.__file__).parent
+
+    def run_copy(name: str, edit: tuple[str, str] | None) -> np.ndarray:
+        root = tmp_path / name
+        shutil.copytree(package, root / "sigid", ignore=shutil.ignore_patterns("__pycache__"))
+        if edit is not None:
+            source = root / "sigid" / "data" / "preprocess.py"
+            text = source.read_text()
+            assert text.count(edit[0]) == 1
+            source.write_text(text.replace(*edit))
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        done = subprocess.run(
+            [sys.executable, "-c", CACHED, str(root), str(cache), *paths],
+            env=env, cwd=root, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return np.load(cache / "out.npy")
+
+    assert (run_copy("same", None) == made).all()
+    assert len(list((cache / "preprocessed").iterdir())) == 1
+    wider = run_copy("edited", ("CANVAS_MARGIN = 0.04", "CANVAS_MARGIN = 0.2"))
+    assert len(list((cache / "preprocessed").iterdir())) == 2
+    assert not (wider == made).all()

@@ -1,12 +1,15 @@
 """Decode and preprocess each source image once, and keep the result as uint8 on disk.
 
 A sweep runs many jobs over the same files; the cache key covers every file's path, size and
-modification time plus the preprocessing settings, so a changed file or setting is a new entry.
+modification time, the preprocessing settings and the preprocessing code itself
+(`code_digest`), so a changed file, setting or constant is a new entry.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -26,8 +29,22 @@ from sigid.data.preprocess import no_ink_reason, preprocess
 log = logging.getLogger(__name__)
 
 # Bump when preprocessing changes its output or what it refuses, so stale entries are never read
-# (2: images without ink are refused).
+# (2: images without ink are refused). The keys also hold `code_digest`, so an edit that forgets
+# the bump (an option's constant) still starts new entries.
 PREPROCESS_VERSION = 3
+# The modules whose code makes a cached image: decoding, the ink colours, the normaliser.
+PREPROCESS_MODULES = ("sigid.data.images", "sigid.data.inks", "sigid.data.preprocess")
+
+
+@functools.cache
+def code_digest(modules: tuple[str, ...] = PREPROCESS_MODULES) -> str:
+    """A digest of the source of `modules`: what a cache key holds so that entries made by
+    other code (an older sigid, an edited constant) are not read."""
+    digest = hashlib.sha256()
+    for name in modules:
+        source = importlib.import_module(name).__file__
+        digest.update(name.encode() + b"\0" + Path(str(source)).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:
@@ -112,10 +129,10 @@ def _prepared(
 def _key(
     samples: Sequence[Sample], mode: str | None, size: tuple[int, int], options: Mapping[str, bool]
 ) -> str:
-    """The cache entry's name; options only when some are set, so entries made before them are
-    still found."""
+    """The cache entry's name."""
     payload: dict[str, Any] = {
         "version": PREPROCESS_VERSION,
+        "code": code_digest(),
         "mode": mode,
         "size": list(size),
         "files": file_fingerprint([s.path for s in samples]),

@@ -35,7 +35,7 @@ import numpy as np
 
 from sigid.atomic import atomic_path
 from sigid.data.acquisition import prepared_change
-from sigid.data.cache import PREPROCESS_VERSION, file_fingerprint
+from sigid.data.cache import PREPROCESS_MODULES, PREPROCESS_VERSION, code_digest, file_fingerprint
 from sigid.data.preprocess import options_of
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,12 @@ def pool_key(
     count: int,
 ) -> str:
     """The pool's cache name: the files (path, size, mtime), the preprocessing (mode, size,
-    robustness options), the transforms and strengths, N and the versions; never a split."""
+    robustness options), the transforms and strengths, N, the versions and a digest of the code
+    that makes a variant (`code_digest`); never a split."""
     payload = {
         "version": VARIANTS_VERSION,
         "preprocess_version": PREPROCESS_VERSION,
+        "code": code_digest((*PREPROCESS_MODULES, "sigid.data.acquisition", __name__)),
         "mode": str(preprocess["mode"]),
         "size": [int(v) for v in preprocess["size"]],
         "options": sorted(options_of(preprocess)),
