@@ -24,7 +24,7 @@ from sigid.inference.gallery.names import check_writer_name
 from sigid.inference.gallery.npz import read_only_reason
 from sigid.inference.gallery.ranking import References, rescore
 from sigid.inference.gallery.scores import SCORES, check_score, writer_score
-from sigid.inference.gallery.store import ReferenceStore, open_store
+from sigid.inference.gallery.store import ReferenceStore, model_record, open_store
 from sigid.inference.identifier import check_top_k
 from sigid.inference.inputs import Signature, as_list, describe, read_preprocessing
 from sigid.inference.tta import check_tta
@@ -104,7 +104,7 @@ class Gallery:
         self._store: ReferenceStore | None = None
         if self.path is None:
             self._store = open_store(":memory:")
-            self._store.create(self._record())
+            self._store.create(model_record(self.verifier, self.score))
         empty = np.zeros((0, verifier.dim), np.float32)
         # every writer's references in one matrix, as of store generation `_generation`
         self._table = References([], empty, [])
@@ -282,18 +282,6 @@ class Gallery:
         if self._store is not None:
             self._store.close()
 
-    def _record(self) -> dict[str, Any]:
-        """The model record of a new store (`store.METADATA_KEYS`)."""
-        verifier = self.verifier
-        return {
-            "checkpoint": str(verifier.checkpoint) if verifier.checkpoint else None,
-            "fingerprint": verifier.fingerprint,
-            "preprocessing": verifier.preprocessing,
-            "dim": verifier.dim,
-            "score": self.score,
-            **({"tta": verifier.tta} if verifier.tta != 1 else {}),
-        }
-
     def _writable(self) -> ReferenceStore:
         """The store, opened (a new gallery's created) for writing; one line if it cannot be:
         an .npz gallery, or a new one named .npz."""
@@ -308,7 +296,7 @@ class Gallery:
             try:
                 meta = store.metadata()
                 if meta is None:
-                    store.create(self._record())
+                    store.create(model_record(self.verifier, self.score))
                 else:
                     _verifier_for(self.path, meta, None, self.verifier, None)
                     if meta["score"] != self.score:

@@ -24,6 +24,7 @@ import numpy as np
 from sigid.atomic import atomic_path
 from sigid.errors import os_reason
 from sigid.inference.gallery.scores import SCORES
+from sigid.inference.gallery.store import model_record
 
 if TYPE_CHECKING:
     from sigid.inference.verifier import Verifier
@@ -82,16 +83,10 @@ def write(
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "checkpoint": str(verifier.checkpoint) if verifier.checkpoint else None,
-        "fingerprint": verifier.fingerprint,
-        "preprocessing": verifier.preprocessing,
-        "dim": verifier.dim,
-        "score": score,
+        **model_record(verifier, score),
         "writers": writers,
         "sources": [s for w in writers for s in sources[w]],
     }
-    if verifier.tta != 1:  # as the store records it: a plain file is as before
-        meta["tta"] = verifier.tta
     arrays = {
         "embeddings": (
             np.concatenate(embeddings).astype(np.float32)

@@ -19,9 +19,12 @@ import importlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sigid.inference.verifier import Verifier
 
 # The metadata every store keeps (the fields of the .npz gallery's metadata, less writers and
 # sources, which the store holds as rows): checkpoint (str | None), fingerprint (str),
@@ -30,6 +33,19 @@ METADATA_KEYS = ("checkpoint", "fingerprint", "preprocessing", "dim", "score")
 # Recorded only where not the default (a store written before them has none): ``tta``, the
 # test-time augmentation the references were embedded with (1 when absent).
 OPTIONAL_KEYS = ("tta",)
+
+
+def model_record(verifier: Verifier, score: str) -> dict[str, Any]:
+    """The record of the model a gallery's references were embedded with: `METADATA_KEYS`, and
+    `OPTIONAL_KEYS` where not the default (a plain gallery's record is as before them)."""
+    return {
+        "checkpoint": str(verifier.checkpoint) if verifier.checkpoint else None,
+        "fingerprint": verifier.fingerprint,
+        "preprocessing": verifier.preprocessing,
+        "dim": verifier.dim,
+        "score": score,
+        **({"tta": verifier.tta} if verifier.tta != 1 else {}),
+    }
 
 
 @runtime_checkable
