@@ -15,7 +15,6 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import platformdirs
@@ -130,15 +129,14 @@ def _key(
     samples: Sequence[Sample], mode: str | None, size: tuple[int, int], options: Mapping[str, bool]
 ) -> str:
     """The cache entry's name."""
-    payload: dict[str, Any] = {
+    payload = {
         "version": PREPROCESS_VERSION,
         "code": code_digest(),
         "mode": mode,
         "size": list(size),
         "files": file_fingerprint([s.path for s in samples]),
+        "options": sorted(options),
     }
-    if options:
-        payload["options"] = sorted(options)
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:32]
 
 
