@@ -102,3 +102,10 @@ SHORT = list(dict.fromkeys(c.text for c in FOUND if c.text in docs_check.RUN))
 def test_the_short_commands_run(text, tmp_path):
     ok, report = docs_check.run_one(text, tmp_path)
     assert ok, report
+
+
+def test_a_command_past_its_limit_is_stopped_and_reported_as_failed(tmp_path, monkeypatch):
+    monkeypatch.setitem(docs_check.RUN, "sleep 30", None)
+    ok, report = docs_check.run_one("sleep 30", tmp_path, timeout_s=1)
+    assert not ok
+    assert report == "timed out after 1 s: sleep 30"
