@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,3 +111,24 @@ def test_a_command_past_its_limit_is_stopped_and_reported_as_failed(tmp_path, mo
     ok, report = docs_check.run_one("sleep 30", tmp_path, timeout_s=1)
     assert not ok
     assert report == "timed out after 1 s: sleep 30"
+
+
+def _running(pid: int) -> bool:
+    """Whether pid is a live process (not gone, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_command_past_its_limit_leaves_none_of_its_processes_running(tmp_path, monkeypatch):
+    # the child lets go of the output pipe, so nothing waits for it to end by itself
+    command = "sleep 300 > /dev/null 2>&1 & echo $! > child.pid; wait"
+    monkeypatch.setitem(docs_check.RUN, command, None)
+    ok, _ = docs_check.run_one(command, tmp_path, timeout_s=1)
+    child = int((tmp_path / "child.pid").read_text())
+    running = _running(child)
+    if running:
+        os.kill(child, signal.SIGKILL)
+    assert not ok
+    assert not running

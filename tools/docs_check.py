@@ -22,6 +22,7 @@ import ast
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -676,27 +677,32 @@ def short_form(text: str) -> str | None:
 
 def run_one(text: str, workdir: Path, timeout_s: float = RUN_TIMEOUT_S) -> tuple[bool, str]:
     """Run one RUN command in workdir, with the environment's own sigid first on PATH; one that
-    runs past timeout_s is stopped and reported as failed."""
+    runs past timeout_s is stopped, with every process it started (its own session), and
+    reported as failed."""
     line = short_form(text)
     if line is None:
         return True, "skipped: no CEDAR here (set SIGID_CEDAR)"
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("SIGID_CACHE", str(workdir / "cache"))
-    try:
-        done = subprocess.run(
-            ["bash", "-c", line],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout_s:g} s: {line}"
-    tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-    return done.returncode == 0, f"exit {done.returncode}: {line}\n    " + "\n    ".join(tail)
+    with subprocess.Popen(
+        ["bash", "-c", line],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            output, _ = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return False, f"timed out after {timeout_s:g} s: {line}"
+    tail = output.strip().splitlines()[-5:]
+    report = f"exit {process.returncode}: {line}\n    " + "\n    ".join(tail)
+    return process.returncode == 0, report
 
 
 def main(argv: list[str] | None = None) -> int:
