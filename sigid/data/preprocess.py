@@ -6,7 +6,7 @@ Two modes:
   canvas of the target aspect ratio, inverted (ink bright on a 0 background) and resized; ink
   darkness is measured against the page's own paper level (docs/design.md, "Preprocessing").
 
-Six options of ``normalized`` make it robust to what a real document adds (docs/data.md,
+Seven options of ``normalized`` make it robust to what a real document adds (docs/data.md,
 "Robust normalisation"); each is off unless its key is true, and a settings mapping without the
 keys (every checkpoint made before them) preprocesses exactly as before:
 - ``remove_lines``: long straight ink runs (ruling lines, a box's sides) leave the ink mask;
@@ -19,7 +19,9 @@ keys (every checkpoint made before them) preprocesses exactly as before:
   becomes paper (`sigid.data.inks`); a grey scan is left as it is;
 - ``match_width``: the strokes are thinned or thickened (grey erosion or dilation of the ink)
   to CEDAR's mean stroke width in scan pixels, so a fine pen, a tablet or a felt-tip reaches the
-  network near CEDAR's width while the strokes keep their shape and darkness.
+  network near CEDAR's width while the strokes keep their shape and darkness;
+- ``deslant``: the writing's slant (`slant`: the horizontal shear that stands its strokes most
+  upright) is sheared back, so a slanted hand or a skewed scan reaches the network upright.
 
 `preprocess` takes a grey (HxW) or colour (HxWx3 RGB) scan; a colour one is read as its grey
 (`sigid.data.inks.luminance`, as `load_image` reads a colour file) unless ``remove_stamps``.
@@ -51,7 +53,7 @@ CANVAS_MARGIN = 0.04
 # The robustness options of ``normalized`` (all off by default) and their settings' keys.
 OPTIONS: tuple[str, ...] = (
     "remove_lines", "crop_main", "ink_contrast", "uniform_strokes", "remove_stamps",
-    "match_width",
+    "match_width", "deslant",
 )  # fmt: skip
 # remove_lines: a horizontal (vertical) ink run at least this fraction of the ink's width
 # (height), straight at one of the slants (degrees), is a printed line; runs are measured on the
@@ -100,6 +102,13 @@ STROKE_SUPERSAMPLE = 4
 WIDTH_TARGET = 4.7
 WIDTH_TOLERANCE = 0.1
 WIDTH_MAX_STEP = 2.0
+# deslant: the slant (horizontal shift per row up, the tangent of the strokes' angle from
+# upright) is the strength-weighted mean lean of the edges of the ink mask blurred by SLANT_BLUR
+# pixels whose gradient is at least SLANT_EDGE of the largest, among leans up to SLANT_MAX (two
+# pixels across per pixel up: 63 degrees).
+SLANT_BLUR = 1.5
+SLANT_EDGE = 0.2
+SLANT_MAX = 2.0
 
 
 def check_preprocessing(settings: Any) -> dict[str, Any]:
@@ -247,6 +256,7 @@ def preprocess(
     uniform_strokes: bool = False,
     remove_stamps: bool = False,
     match_width: bool = False,
+    deslant: bool = False,
 ) -> np.ndarray:
     """Turn a scan (HxW uint8 grey or HxWx3 RGB, dark ink on light paper) into a `size`
     (height, width) array, with the robustness options of ``normalized`` (module docstring) as
@@ -271,6 +281,7 @@ def preprocess(
         ink_contrast=ink_contrast,
         uniform_strokes=uniform_strokes,
         match_width=match_width,
+        deslant=deslant,
     )
 
 
@@ -283,6 +294,7 @@ def normalize(
     ink_contrast: bool = False,
     uniform_strokes: bool = False,
     match_width: bool = False,
+    deslant: bool = False,
 ) -> np.ndarray:
     """The ``normalized`` mode: paper removed, ink cropped, centred, inverted, resized."""
     height, width = size
@@ -299,13 +311,19 @@ def normalize(
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    crop_mask = mask[top:bottom, left:right]
+    shear = slant(crop_mask) if deslant else 0.0
     if uniform_strokes:
-        return uniform_ink(mask[top:bottom, left:right], (height, width))
+        if shear:
+            crop_mask = _cropped(sheared(crop_mask.astype(np.float32), -shear) >= 0.5)
+        return uniform_ink(crop_mask, (height, width))
     crop = grey[top:bottom, left:right].astype(np.float32)
     # Ink strength relative to this page's paper: 0 for paper, 255 for black ink.
     ink = np.clip((paper - crop) / max(paper, 1.0) * 255.0, 0, 255)
-    crop_mask = mask[top:bottom, left:right]
     ink[~crop_mask] = 0
+    if shear:
+        ink = _cropped(sheared(ink, -shear))
+        crop_mask = ink > 0
     if match_width:
         ink = width_matched(ink, crop_mask)
         crop_mask = ink > 0
@@ -691,6 +709,52 @@ def _canvas_box(h: int, w: int, aspect: float) -> tuple[int, int, int, int]:
     canvas_h, canvas_w = canvas_h + 2 * pad, canvas_w + 2 * round(pad / aspect)
     y, x = (canvas_h - h) // 2, (canvas_w - w) // 2
     return canvas_h, canvas_w, y, x
+
+
+def slant(mask: np.ndarray) -> float:
+    """The writing's slant in `mask`: its strokes' mean lean, as the shift per row upwards
+    (positive: leaning right). Each edge pixel of the mask blurred by `SLANT_BLUR` (its gradient
+    at least `SLANT_EDGE` of the largest) gives its stroke's direction, perpendicular to the
+    gradient; the leans within `SLANT_MAX` (strokes nearer upright than level: a level stroke
+    says nothing of slant) are averaged, weighted by the gradient's strength. 0.0 for a mask
+    without such edges."""
+    if not mask.any():
+        return 0.0
+    blurred = Image.fromarray(mask.astype(np.uint8) * 255).filter(
+        ImageFilter.GaussianBlur(SLANT_BLUR)
+    )
+    gy, gx = np.gradient(np.asarray(blurred, dtype=np.float32))
+    strength = np.hypot(gx, gy)
+    edges = (strength >= SLANT_EDGE * float(strength.max())) & (np.abs(gx) > 1e-6)
+    # a stroke leaning right by t (x grows by t per row up) has its gradient along (1, t)
+    lean = gy[edges] / gx[edges]
+    near_upright = np.abs(lean) <= SLANT_MAX
+    if not near_upright.any():
+        return 0.0
+    return float(np.average(lean[near_upright], weights=strength[edges][near_upright]))
+
+
+def sheared(image: np.ndarray, shift: float) -> np.ndarray:
+    """`image` (float) sheared horizontally: each row moved by `shift` times its height above
+    the bottom row (bilinear), on a canvas widened to hold it all."""
+    h, w = image.shape
+    extra = abs(shift) * (h - 1)
+    out_w = w + math.ceil(extra)
+    # out(x, y) = in(x - shift * (h - 1 - y) - offset, y), offset keeping every row on the canvas
+    offset = extra if shift < 0 else 0.0
+    coefficients = (1.0, shift, -shift * (h - 1) - offset, 0.0, 1.0, 0.0)
+    out = Image.fromarray(image.astype(np.float32), mode="F").transform(
+        (out_w, h), Image.Transform.AFFINE, coefficients, resample=Image.Resampling.BILINEAR
+    )
+    return np.asarray(out, dtype=np.float32)
+
+
+def _cropped(image: np.ndarray) -> np.ndarray:
+    """`image` cropped to the box of its nonzero pixels (as it is when it has none)."""
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    if rows.size == 0:
+        return image
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:

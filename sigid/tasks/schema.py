@@ -140,6 +140,7 @@ class Preprocess:
     uniform_strokes: bool
     remove_stamps: bool
     match_width: bool
+    deslant: bool
 
 
 @dataclass
