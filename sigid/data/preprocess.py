@@ -20,8 +20,8 @@ keys (every checkpoint made before them) preprocesses exactly as before:
 - ``match_width``: the strokes are thinned or thickened (grey erosion or dilation of the ink)
   to CEDAR's mean stroke width in scan pixels, so a fine pen, a tablet or a felt-tip reaches the
   network near CEDAR's width while the strokes keep their shape and darkness;
-- ``deslant``: the writing's slant (`slant`: the horizontal shear that stands its strokes most
-  upright) is sheared back, so a slanted hand or a skewed scan reaches the network upright.
+- ``deslant``: the writing's slant (`slant`: the mean lean of its near-upright strokes) is
+  sheared back, so a slanted hand or a skewed scan reaches the network upright.
 
 `preprocess` takes a grey (HxW) or colour (HxWx3 RGB) scan; a colour one is read as its grey
 (`sigid.data.inks.luminance`, as `load_image` reads a colour file) unless ``remove_stamps``.
@@ -743,7 +743,7 @@ def sheared(image: np.ndarray, shift: float) -> np.ndarray:
     # out(x, y) = in(x - shift * (h - 1 - y) - offset, y), offset keeping every row on the canvas
     offset = extra if shift < 0 else 0.0
     coefficients = (1.0, shift, -shift * (h - 1) - offset, 0.0, 1.0, 0.0)
-    out = Image.fromarray(image.astype(np.float32), mode="F").transform(
+    out = Image.fromarray(image.astype(np.float32)).transform(  # a float32 array: mode F
         (out_w, h), Image.Transform.AFFINE, coefficients, resample=Image.Resampling.BILINEAR
     )
     return np.asarray(out, dtype=np.float32)
