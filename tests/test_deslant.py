@@ -1,6 +1,6 @@
-"""The ``deslant`` option of the ``normalized`` preprocessing: the writing's slant (the shear that
-stands its strokes most upright) is measured and sheared back, so a slanted hand or a skewed
-scan reaches the network as the upright writing would."""
+"""The ``deslant`` option of the ``normalized`` preprocessing: the writing's slant (the mean lean
+of its near-upright strokes) is measured and sheared back, so a slanted hand or a skewed scan
+reaches the network as the upright writing would."""
 
 from __future__ import annotations
 

@@ -308,21 +308,21 @@ def normalize(
         mask = main_mass(mask)
     if not mask.any():
         return np.zeros((height, width), dtype=np.uint8)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    crop_mask = mask[top:bottom, left:right]
+    box = _box(mask)
+    crop_mask = mask[box]
     shear = slant(crop_mask) if deslant else 0.0
     if uniform_strokes:
         if shear:
-            crop_mask = _cropped(sheared(crop_mask.astype(np.float32), -shear) >= 0.5)
+            upright = sheared(crop_mask.astype(np.float32), -shear) >= 0.5
+            crop_mask = upright[_box(upright)]
         return uniform_ink(crop_mask, (height, width))
-    crop = grey[top:bottom, left:right].astype(np.float32)
+    crop = grey[box].astype(np.float32)
     # Ink strength relative to this page's paper: 0 for paper, 255 for black ink.
     ink = np.clip((paper - crop) / max(paper, 1.0) * 255.0, 0, 255)
     ink[~crop_mask] = 0
     if shear:
-        ink = _cropped(sheared(ink, -shear))
+        ink = sheared(ink, -shear)
+        ink = ink[_box(ink)]
         crop_mask = ink > 0
     if match_width:
         ink = width_matched(ink, crop_mask)
@@ -652,8 +652,7 @@ def uniform_ink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     lines = skeleton(mask)
     if not lines.any():
         return out
-    rows, cols = np.flatnonzero(lines.any(axis=1)), np.flatnonzero(lines.any(axis=0))
-    lines = lines[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    lines = lines[_box(lines)]
     # the skeleton's box in the scan's pixels, from its first pixel's centre to its last's
     box = [(n - 1) * pool + 1 for n in lines.shape]
     canvas_h, canvas_w, y0, x0 = _canvas_box(*box, height / width)
@@ -749,12 +748,12 @@ def sheared(image: np.ndarray, shift: float) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _cropped(image: np.ndarray) -> np.ndarray:
-    """`image` cropped to the box of its nonzero pixels (as it is when it has none)."""
+def _box(image: np.ndarray) -> tuple[slice, slice]:
+    """The (rows, columns) slices of the box of `image`'s nonzero pixels (all of it if none)."""
     rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
     if rows.size == 0:
-        return image
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        return slice(None), slice(None)
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def _centre_on_canvas(ink: np.ndarray, aspect: float) -> np.ndarray:
