@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from runs import QUIET, SMALL, SMALL_NET, tiny_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_chinese_names import write_chinese_names
 
 import sigid
 from sigid.runs.folder import check_new_run_dir, check_new_sweep_dir
@@ -32,7 +33,7 @@ from sigid.training.writer_branch import pretrain_writer_branch
 
 EXPERIMENTS = [
     "paper_cnn", "paper_snn", "cedar_cnn", "cedar_snn", "cedar_snn_pixel", "synth_pretrain",
-    "cedar_snn_pretrained",
+    "cedar_snn_pretrained", "chinese_names_pretrained",
 ]  # fmt: skip
 SMALL_CNN = ["model.channels=[8,16,16,16,16]", "model.hidden=32"]
 TESTS = Path(__file__).resolve().parent
@@ -44,10 +45,13 @@ def _cfg(*overrides):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_instantiates(experiment, request):
+def test_every_experiment_composes_and_instantiates(experiment, request, tmp_path):
     # only the CEDAR experiments need CEDAR: the others run (and are checked) without it
-    cedar = experiment.startswith("cedar")
-    extra = [f"data.root={request.getfixturevalue('cedar_root')}"] if cedar else SMALL
+    extra = SMALL
+    if experiment.startswith("cedar"):
+        extra = [f"data.root={request.getfixturevalue('cedar_root')}"]
+    elif experiment.startswith("chinese_names"):  # a generated collection of 20 writers
+        extra = [f"data.root={write_chinese_names(tmp_path / 'names', writers=20)}"]
     cfg = _cfg(f"experiment={experiment}", *extra)
     datamodule = build_datamodule(cfg)
     datamodule.setup("fit")
@@ -57,6 +61,10 @@ def test_every_experiment_composes_and_instantiates(experiment, request):
     assert module.preprocessing == datamodule.preprocess
     if experiment == "cedar_snn":  # classifies each training writer and their forgeries
         assert module.writer_head.out_features == 2 * len(datamodule.train_writers) == 70
+    if experiment == "chinese_names_pretrained":  # identities are (writer, name) units
+        assert datamodule.table.layout == "chinese_names" and cfg.trainer.max_epochs == 40
+        people = {unit.split("/")[0] for unit in datamodule.train_writers}
+        assert len(datamodule.train_writers) == 10 * len(people) == 130  # 20 - 4 test - 3 val
 
 
 def _train(tmp_path, *overrides):

@@ -283,6 +283,8 @@ EXERCISED_BY: dict[str, list[str]] = {
     ],
     "sigid-train -m experiment=cedar_snn_pretrained data.root=/path/to/cedar "
     "data.split.fold=0,1,2,3,4 hydra.sweep.dir=outputs/ft300": [RECOMMENDED, FOLD_SWEEP],
+    "sigid-train -m experiment=chinese_names_pretrained data.root=/path/to/chinese_names "
+    "data.split.fold=0,1,2,3,4": [EXPERIMENTS, INIT_FROM, FOLD_SWEEP],
     "sigid-train -m experiment=cedar_snn data.root=PATH "
     "init_from=outputs/synth_pretrain600/checkpoints/best.ckpt data.split.fold=0,1,2,3,4 "
     "hydra.sweep.dir=outputs/ft600": [PRETRAIN, INIT_FROM, FOLD_SWEEP],
